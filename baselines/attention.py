@@ -1,0 +1,120 @@
+"""The attention function every memory method runs through, registered with `transformers`.
+
+Per layer and chunk: concatenate kept and new keys, attend with the method's visibility (plus any memory keys),
+hand evicted tokens to the method, add what it reads out, and keep what later queries need. The reference
+attention is SDPA with an explicit boolean mask; `baselines.flex` is the GPU fast path for the same masks.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines.interface import (
+    ATTENTION_NAME,
+    ChunkPlan,
+    MemoryMethod,
+    active_context,
+    method_of,
+)
+
+_REGISTERED = False
+
+
+def register_attention() -> None:
+    """Register `memory_attention` under ATTENTION_NAME (idempotent)."""
+    global _REGISTERED
+    if not _REGISTERED:
+        from transformers import AttentionInterface
+
+        AttentionInterface.register(ATTENTION_NAME, memory_attention)
+        _REGISTERED = True
+
+
+def masked_attention(
+    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, visible: torch.Tensor, scaling: float
+) -> torch.Tensor:
+    """Reference: softmax attention of query [B,H,c,dh] over keys [B,Hkv,n,dh] where visible [c,n] is True."""
+    return F.scaled_dot_product_attention(
+        query, keys, values, attn_mask=visible[None, None], scale=scaling, enable_gqa=query.shape[1] != keys.shape[1]
+    )
+
+
+def _attend(query, keys, values, visible, scaling, plan: ChunkPlan, method: MemoryMethod) -> torch.Tensor:
+    from baselines import flex
+
+    if flex.usable(query) and plan.extra.get("memory_slots", 0) == 0:
+        return flex.sink_window_attention(query, keys, values, plan, method, scaling)
+    return masked_attention(query, keys, values, visible, scaling)
+
+
+def memory_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """query [B,H,c,dh], key/value [B,Hkv,c,dh] of the c new tokens (the model runs without an HF cache)."""
+    method = method_of(module)
+    if method is None:
+        raise RuntimeError("harness_memory attention called on a module with no memory method attached")
+    scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
+    if method._bypass:  # the teacher: plain causal attention over this forward's tokens
+        out = F.scaled_dot_product_attention(
+            query, key, value, is_causal=True, scale=scaling, enable_gqa=query.shape[1] != key.shape[1]
+        )
+        return out.transpose(1, 2).contiguous(), None
+
+    ctx = active_context()
+    if ctx is None:  # stateless one-shot pass (training, or a plain model(...) call)
+        ctx = method._stateless_context(query.shape[2])
+    layer_idx = module.layer_idx
+    lm = ctx.cache.layers[layer_idx]
+    plan = ctx.plan(method, query.device)
+    x = method._hidden.get(layer_idx)
+
+    keys = key if lm.keys is None else torch.cat([lm.keys, key], dim=2)
+    values = value if lm.values is None else torch.cat([lm.values, value], dim=2)
+    visible = plan.visible
+    memory = method.memory_keys(lm, plan, keys, values, ctx.start)
+    new_memory = dict(lm.memory)
+    if memory is not None:
+        mem_k, mem_v, mem_visible, mem_state = memory
+        new_memory.update(mem_state)
+        out = masked_attention(
+            query, torch.cat([mem_k, keys], 2), torch.cat([mem_v, values], 2),
+            torch.cat([mem_visible, visible], 1), scaling,
+        )
+    else:
+        out = _attend(query, keys, values, visible, scaling, plan, method)
+    out = out.transpose(1, 2)  # [B, c, H, dh]
+
+    nonsink = plan.positions >= method.sinks
+    new_nonsink = nonsink[plan.n_old :]
+    data = {}
+    for name, new in method.token_data(layer_idx, x).items():
+        new = new[:, new_nonsink]
+        data[name] = new if name not in lm.token_data else torch.cat([lm.token_data[name], new], dim=1)
+    evicted_nonsink = plan.evicted[nonsink]
+    evicted = {"keys": keys[:, :, plan.evicted], "values": values[:, :, plan.evicted],
+               "positions": plan.positions[plan.evicted]}
+    evicted.update({name: d[:, evicted_nonsink] for name, d in data.items()})
+
+    added = method.absorb(layer_idx, lm, plan, evicted, query, x, ctx.start, new_memory)
+    if added is not None:
+        rows, first = added
+        b, c, h, dh = out.shape
+        out = torch.cat([out[:, :first], out[:, first:] + rows.view(b, c - first, h, dh).to(out.dtype)], dim=1)
+
+    if ctx.store:
+        lm.keys = keys[:, :, plan.keep]
+        lm.values = values[:, :, plan.keep]
+        keep_nonsink = plan.keep[nonsink]
+        lm.token_data = {name: d[:, keep_nonsink] for name, d in data.items()}
+        lm.memory = new_memory
+    return out.contiguous(), None

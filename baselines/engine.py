@@ -1,0 +1,162 @@
+"""Streaming engine: chunked prefill, one-token decode and greedy generation through a memory method.
+
+Each prefill chunk attends to the kept tokens plus itself; tokens it pushes out of the window go into the
+method's memory. Memory stays bounded by sinks + window + chunk, whatever the prompt length, and the result
+equals a one-shot prefill. Logits are computed for the last prompt position only (the LM head never sees the
+other prompt positions: defect D2 of the official code).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from baselines.cache import MemoryCache
+from baselines.interface import MemoryMethod, forward_context, is_attached
+
+
+@dataclass
+class GenerationResult:
+    tokens: list[list[int]]  # generated ids per row, stop token excluded
+    prefill_s: float
+    decode_s: float
+    prompt_tokens: int
+    cache_bytes_after_prefill: int
+    cache_bytes_final: int
+    peak_mem_bytes: int | None
+    stopped_by_eos: list[bool] = field(default_factory=list)
+
+    @property
+    def n_generated(self) -> int:
+        return max((len(t) for t in self.tokens), default=0)
+
+
+def _check(model: nn.Module, method: MemoryMethod, chunk_size: int) -> None:
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk size must be an integer >= 1, got {chunk_size!r}")
+    if not is_attached(model, method):
+        raise RuntimeError(f"{method!r} is not attached to this model: use `with attach(model, method):`")
+
+
+def _forward(model: nn.Module, cache: MemoryCache, ids: torch.Tensor, want_logits: bool) -> torch.Tensor | None:
+    start = cache.seen
+    positions = torch.arange(start, start + ids.shape[1], device=ids.device).expand(ids.shape[0], -1)
+    with forward_context(cache, ids.shape[1]):
+        if want_logits:
+            out = model(input_ids=ids, position_ids=positions, use_cache=False, logits_to_keep=1)
+            return out.logits[:, -1].float()
+        model.base_model(input_ids=ids, position_ids=positions, use_cache=False)
+        return None
+
+
+@torch.no_grad()
+def prefill(
+    model: nn.Module, method: MemoryMethod, cache: MemoryCache, input_ids: torch.Tensor, chunk_size: int = 4096,
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """Feed `input_ids` [B, T] in chunks; return the logits [B, V] of the last position."""
+    _check(model, method, chunk_size)
+    total = input_ids.shape[1]
+    if total == 0:
+        raise ValueError("cannot prefill an empty prompt")
+    logits = None
+    for begin in range(0, total, chunk_size):
+        end = min(begin + chunk_size, total)
+        logits = _forward(model, cache, input_ids[:, begin:end], want_logits=end == total)
+        if progress is not None:
+            progress(end, total)
+    return logits
+
+
+@torch.no_grad()
+def decode_step(model: nn.Module, method: MemoryMethod, cache: MemoryCache, token_ids: torch.Tensor) -> torch.Tensor:
+    """One new token per row ([B] or [B, 1]); returns its next-token logits [B, V]."""
+    _check(model, method, 1)
+    return _forward(model, cache, token_ids.view(-1, 1), want_logits=True)
+
+
+def apply_repetition_penalty(logits: torch.Tensor, seen_ids: torch.Tensor, penalty: float) -> torch.Tensor:
+    """HF semantics: logits of already-seen tokens are divided by `penalty` if positive, else multiplied."""
+    if penalty == 1.0:
+        return logits
+    picked = logits.gather(1, seen_ids)
+    picked = torch.where(picked < 0, picked * penalty, picked / penalty)
+    return logits.scatter(1, seen_ids, picked)
+
+
+def generation_defaults(model: nn.Module) -> tuple[list[int], float]:
+    """EOS ids and repetition penalty from the model's generation_config (Qwen2.5-Instruct: 1.05)."""
+    cfg = getattr(model, "generation_config", None)
+    eos = getattr(cfg, "eos_token_id", None) if cfg is not None else None
+    if eos is None:
+        eos = getattr(model.config, "eos_token_id", None)
+    eos_ids = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
+    penalty = getattr(cfg, "repetition_penalty", None) if cfg is not None else None
+    return eos_ids, float(penalty) if penalty else 1.0
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def generate(
+    model: nn.Module,
+    method: MemoryMethod,
+    input_ids: torch.Tensor,
+    max_new_tokens: int,
+    chunk_size: int = 4096,
+    eos_token_id: int | list[int] | None = None,
+    repetition_penalty: float | None = None,
+    cache: MemoryCache | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> GenerationResult:
+    """Greedy generation; EOS ids and repetition penalty default to the model's generation_config."""
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    default_eos, default_penalty = generation_defaults(model)
+    eos_ids = default_eos if eos_token_id is None else ([eos_token_id] if isinstance(eos_token_id, int)
+                                                        else list(eos_token_id))
+    penalty = default_penalty if repetition_penalty is None else float(repetition_penalty)
+    cache = cache if cache is not None else method.new_cache(model)
+    device = input_ids.device
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    _sync(device)
+    t0 = time.perf_counter()
+    logits = prefill(model, method, cache, input_ids, chunk_size, progress)
+    _sync(device)
+    prefill_s = time.perf_counter() - t0
+    after_prefill = cache.nbytes()
+
+    batch = input_ids.shape[0]
+    seen = input_ids
+    out: list[list[int]] = [[] for _ in range(batch)]
+    done = torch.zeros(batch, dtype=torch.bool, device=device)
+    eos_tensor = torch.tensor(eos_ids, device=device, dtype=torch.long)
+    t1 = time.perf_counter()
+    for step in range(max_new_tokens):
+        next_ids = apply_repetition_penalty(logits, seen, penalty).argmax(-1)
+        is_eos = torch.isin(next_ids, eos_tensor) if eos_ids else torch.zeros_like(done)
+        for row in range(batch):
+            if not done[row] and not is_eos[row]:
+                out[row].append(int(next_ids[row]))
+        done |= is_eos
+        if bool(done.all()) or step == max_new_tokens - 1:
+            break
+        seen = torch.cat([seen, next_ids[:, None]], dim=1)
+        logits = decode_step(model, method, cache, next_ids)
+    _sync(device)
+    decode_s = time.perf_counter() - t1
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+    return GenerationResult(
+        tokens=out, prefill_s=prefill_s, decode_s=decode_s, prompt_tokens=int(input_ids.shape[1]),
+        cache_bytes_after_prefill=after_prefill, cache_bytes_final=cache.nbytes(), peak_mem_bytes=peak,
+        stopped_by_eos=[bool(d) for d in done],
+    )

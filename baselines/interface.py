@@ -1,0 +1,286 @@
+"""The memory-method interface and how a method attaches to an unmodified `transformers` causal LM.
+
+Every method answers the same three questions (DESIGN.md): what attention sees (sinks plus the last `window`
+tokens, or everything), what happens to a token that leaves the window, and what it costs. The base class owns
+the common machinery (which tokens are visible, which are kept, which are evicted); subclasses only say what
+they do with evicted tokens.
+
+Attaching registers one attention function and a pre-hook on every attention module that hands the layer's
+input-layernormed hidden state to the method. The model is always run without an HF cache: per-request state is
+a `MemoryCache` made active for one forward by `forward_context`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from baselines.cache import LayerMemory, MemoryCache
+
+ATTENTION_NAME = "harness_memory"
+SUPPORTED_MODEL_TYPES = ("qwen2", "qwen3", "llama", "mistral")
+
+# attention module -> the method attached to it (a weak map: no attribute is added to the module)
+_METHOD_OF_MODULE: weakref.WeakKeyDictionary[nn.Module, MemoryMethod] = weakref.WeakKeyDictionary()
+
+
+@dataclass
+class ForwardContext:
+    """One forward over `length` new tokens starting at absolute position `start`."""
+
+    cache: MemoryCache
+    start: int
+    length: int
+    store: bool  # write the kept state back (False for stateless one-shot passes, e.g. training)
+    _plan: ChunkPlan | None = None
+
+    def plan(self, method: MemoryMethod, device: torch.device) -> ChunkPlan:
+        """Visibility and keep masks are the same for every layer: compute them once per forward."""
+        if self._plan is None:
+            self._plan = method.plan_chunk(self.cache, self.start, self.length, device)
+        return self._plan
+
+
+@dataclass
+class ChunkPlan:
+    """Which raw (kept + new) tokens each new query sees, and which of them survive the chunk."""
+
+    positions: torch.Tensor  # [n] absolute positions of old kept + new tokens
+    visible: torch.Tensor  # [c, n] bool
+    keep: torch.Tensor  # [n] bool
+    evicted: torch.Tensor  # [n] bool: non-sink tokens that leave the raw store in this chunk
+    n_old: int
+    extra: dict = field(default_factory=dict)
+
+
+_ACTIVE: ContextVar[ForwardContext | None] = ContextVar("harness_memory_forward", default=None)
+
+
+class MemoryMethod:
+    """Base class: sinks + a sliding window of `window` tokens (None = unbounded) over a stock model.
+
+    `window` never counts the sinks (paper inference default: sinks 128, window 32,640).
+    """
+
+    name = "base"
+
+    def __init__(self, sinks: int = 128, window: int | None = 32640) -> None:
+        self.sinks, self.window = self._validated(sinks, window)
+        self._hidden: dict[int, torch.Tensor] = {}  # transient: this forward's layer inputs
+        self._bypass = False
+
+    # ---- configuration -------------------------------------------------------------------------------
+    @staticmethod
+    def _validated(sinks: int, window: int | None) -> tuple[int, int | None]:
+        if not isinstance(sinks, int) or sinks < 0:
+            raise ValueError(f"sinks must be an integer >= 0, got {sinks!r}")
+        if window is not None and (not isinstance(window, int) or window < 1):
+            raise ValueError(f"window must be an integer >= 1 (tokens, sinks not counted), got {window!r}")
+        return sinks, window
+
+    @contextlib.contextmanager
+    def configured(self, sinks: int, window: int | None) -> Iterator[MemoryMethod]:
+        """Temporarily use other sinks / window (training draws them per step). Keep backward inside."""
+        old = (self.sinks, self.window)
+        self.sinks, self.window = self._validated(sinks, window)
+        try:
+            yield self
+        finally:
+            self.sinks, self.window = old
+
+    @contextlib.contextmanager
+    def bypassed(self) -> Iterator[None]:
+        """Plain causal attention with no memory: the frozen teacher of self-distillation."""
+        old, self._bypass = self._bypass, True
+        try:
+            yield
+        finally:
+            self._bypass = old
+
+    def describe(self) -> dict:
+        return {"method": self.name, "sinks": self.sinks, "window": self.window}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "method")
+        return f"{type(self).__name__}({args})"
+
+    # ---- lifecycle -----------------------------------------------------------------------------------
+    def install(self, model: nn.Module) -> None:
+        """Add the method's modules to the model (AHN). Training-free methods add nothing."""
+
+    def uninstall(self, model: nn.Module) -> None:
+        """Remove what `install` added."""
+
+    def new_cache(self, model: nn.Module) -> MemoryCache:
+        return MemoryCache(model.config.num_hidden_layers)
+
+    def _stateless_context(self, length: int) -> ForwardContext:
+        """A one-shot pass from position 0 that stores nothing; its plan is shared by all layers."""
+        key = (length, self.sinks, self.window)
+        cached = getattr(self, "_stateless", None)
+        if cached is None or cached[0] != key:
+            cached = (key, ForwardContext(cache=_EmptyCache(), start=0, length=length, store=False))
+            self._stateless = cached
+        return cached[1]
+
+    # ---- which tokens are seen, kept, evicted --------------------------------------------------------
+    def raw_visible(self, t: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """Query at position t sees raw token at position a: causal, and a sink or inside the window."""
+        vis = a <= t
+        if self.window is not None:
+            vis = vis & ((a < self.sinks) | (t - a < self.window))
+        return vis
+
+    def keep_from(self, next_query: int) -> int:
+        """Smallest non-sink position still needed by queries at `next_query` and later."""
+        if self.window is None:
+            return 0
+        return max(self.sinks, next_query - self.window)
+
+    def plan_chunk(self, cache: MemoryCache, start: int, length: int, device: torch.device) -> ChunkPlan:
+        new = torch.arange(start, start + length, device=device)
+        old = cache.positions.to(device) if cache.positions is not None else new[:0]
+        positions = torch.cat([old, new])
+        visible = self.raw_visible(new[:, None], positions[None, :])
+        keep = (positions < self.sinks) | (positions >= self.keep_from(start + length))
+        evicted = ~keep
+        return ChunkPlan(positions, visible, keep, evicted, int(old.numel()))
+
+    # ---- what a layer does ----------------------------------------------------------------------------
+    def token_data(self, layer_idx: int, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-token data to remember for window tokens (AHN: write gates). Shapes [B, c, ...]."""
+        return {}
+
+    def memory_keys(
+        self, layer: LayerMemory, plan: ChunkPlan, keys: torch.Tensor, values: torch.Tensor, start: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict] | None:
+        """Extra keys/values/visibility [c, m] the queries attend besides raw tokens (CT slots)."""
+        return None
+
+    def absorb(
+        self,
+        layer_idx: int,
+        layer: LayerMemory,
+        plan: ChunkPlan,
+        evicted: dict[str, torch.Tensor],
+        query: torch.Tensor,
+        x: torch.Tensor,
+        start: int,
+        new_memory: dict,
+    ) -> tuple[torch.Tensor, int] | None:
+        """Take the evicted tokens into memory. May return (rows [B, n, H*dh], first row) to add to the
+        attention output before o_proj (AHN's read-out). `new_memory` collects what to store."""
+        return None
+
+
+class _EmptyCache(MemoryCache):
+    """A cache with nothing kept, for stateless passes: every layer reads an empty LayerMemory."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.positions = None
+
+    class _Layers:
+        def __getitem__(self, idx: int) -> LayerMemory:
+            return LayerMemory()
+
+    layers = _Layers()  # type: ignore[assignment]
+
+
+def active_context() -> ForwardContext | None:
+    return _ACTIVE.get()
+
+
+@contextlib.contextmanager
+def forward_context(cache: MemoryCache, length: int, store: bool = True) -> Iterator[ForwardContext]:
+    """Make `cache` the state of the next forward over `length` new tokens."""
+    ctx = ForwardContext(cache=cache, start=cache.seen, length=length, store=store)
+    token = _ACTIVE.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _ACTIVE.reset(token)
+    if store:
+        plan = ctx._plan
+        if plan is not None:
+            cache.positions = plan.positions[plan.keep]
+        else:  # a model with no attention layer called: nothing to keep
+            cache.positions = None
+        cache.seen += length
+
+
+def decoder_layers(model: nn.Module) -> list[nn.Module]:
+    """The decoder layers of a supported causal LM (Qwen2 / Qwen3 / Llama / Mistral)."""
+    check_supported(model)
+    return list(model.base_model.layers)
+
+
+def check_supported(model: nn.Module) -> None:
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ValueError(
+            f"unsupported model family {model_type!r}: memory methods attach to decoder-only models with "
+            f"standard rotary attention; supported model types: {', '.join(SUPPORTED_MODEL_TYPES)}"
+        )
+
+
+def _capture_hidden(module: nn.Module, args: tuple, kwargs: dict) -> None:
+    method = _METHOD_OF_MODULE.get(module)
+    if method is None:
+        return
+    hidden = kwargs.get("hidden_states", args[0] if args else None)
+    method._hidden[module.layer_idx] = hidden
+
+
+@contextlib.contextmanager
+def attach(model: nn.Module, method: MemoryMethod) -> Iterator[MemoryMethod]:
+    """Install `method` on `model`; on exit the model is exactly as before (modules, hooks, attention)."""
+    from baselines.attention import register_attention
+
+    layers = decoder_layers(model)
+    register_attention()
+    previous = model.config._attn_implementation
+    handles = []
+    method.install(model)
+    try:
+        for layer in layers:
+            attn = layer.self_attn
+            if attn in _METHOD_OF_MODULE:
+                raise RuntimeError("a memory method is already attached to this model; detach it first")
+            _METHOD_OF_MODULE[attn] = method
+            handles.append(attn.register_forward_pre_hook(_capture_hidden, with_kwargs=True))
+        _set_attn_implementation(model, ATTENTION_NAME)
+        yield method
+    finally:
+        for h in handles:
+            h.remove()
+        for layer in layers:
+            _METHOD_OF_MODULE.pop(layer.self_attn, None)
+        _set_attn_implementation(model, previous)
+        method.uninstall(model)
+        method._hidden.clear()
+
+
+def _set_attn_implementation(model: nn.Module, name: str) -> None:
+    try:
+        model.set_attn_implementation(name)
+    except (ValueError, AttributeError, TypeError):
+        model.config._attn_implementation = name
+
+
+def is_attached(model: nn.Module, method: MemoryMethod | None = None) -> bool:
+    """True when a method (or this one) is live on every attention module: runs assert it (defect D6)."""
+    layers = decoder_layers(model)
+    live = [_METHOD_OF_MODULE.get(layer.self_attn) for layer in layers]
+    ok = all(m is not None for m in live) and model.config._attn_implementation == ATTENTION_NAME
+    return ok and (method is None or all(m is method for m in live))
+
+
+def method_of(module: nn.Module) -> MemoryMethod | None:
+    return _METHOD_OF_MODULE.get(module)

@@ -1,0 +1,198 @@
+"""Memory methods over stock tiny Qwen2 / Qwen3 / Llama models (issue: foundation, Must show 1, 2, 3, 8)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ahn.method import AHNMethod
+from baselines import attach, is_attached, make_method
+from baselines.engine import decode_step, generate, prefill
+from tests.tiny_models import FAMILIES, randomize_ahn, tiny_model
+
+METHODS = ["full", "swa", "ct-max", "ct-avg", "ahn-gdn", "ahn-dn", "ahn-mamba2"]
+
+
+def _method(name: str, sinks: int, window: int):
+    if name == "full":
+        return make_method("full")
+    if name.startswith("ct"):
+        return make_method(name, sinks=sinks, window=window, slots=3)
+    return make_method(name, sinks=sinks, window=window)
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def family_model(request):
+    return request.param, tiny_model(request.param)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_equals_stock_model_when_window_covers_prompt(family_model, name):
+    """Must show 1: s + W >= T, so every method is the stock model (max abs diff <= 1e-5)."""
+    _, model = family_model
+    ids = torch.randint(0, 300, (2, 24), generator=torch.Generator().manual_seed(0))
+    stock = model(ids).logits
+    method = _method(name, sinks=4, window=20)
+    with attach(model, method):
+        if isinstance(method, AHNMethod):
+            randomize_ahn(method)  # memory is never read while s + W >= T, whatever the weights
+        one_shot = model(ids).logits
+        cache = method.new_cache(model)
+        last = prefill(model, method, cache, ids, chunk_size=7)
+    assert (one_shot - stock).abs().max().item() <= 1e-5
+    assert (last - stock[:, -1]).abs().max().item() <= 1e-5
+    assert model.config._attn_implementation == "sdpa" and not hasattr(model.model.layers[0], "ahn")
+
+
+def _sink_window_mask(T: int, sinks: int, window: int) -> torch.Tensor:
+    t = torch.arange(T)[:, None]
+    j = torch.arange(T)[None, :]
+    return (j <= t) & ((t - j < window) | (j < sinks))
+
+
+def test_swa_equals_explicit_masked_attention_reference(family_model):
+    """Must show 2b: swa == the stock model's own eager attention under an explicit sink+window 4-D mask."""
+    family, _ = family_model
+    model = tiny_model(family, attn="eager")
+    T, sinks, window = 40, 3, 7
+    ids = torch.randint(0, 300, (1, T), generator=torch.Generator().manual_seed(1))
+    allowed = _sink_window_mask(T, sinks, window)
+    additive = torch.zeros(1, 1, T, T).masked_fill(~allowed, torch.finfo(torch.float32).min)
+    reference = model(ids, attention_mask=additive).logits
+    method = make_method("swa", sinks=sinks, window=window)
+    with attach(model, method):
+        ours = model(ids).logits
+        cache = method.new_cache(model)
+        last = prefill(model, method, cache, ids, chunk_size=5)
+    assert (ours - reference).abs().max().item() <= 1e-5
+    assert (last - reference[:, -1]).abs().max().item() <= 1e-5
+    assert (ours - model(ids).logits).abs().max().item() > 1e-3  # the window really cuts something
+
+
+@pytest.mark.parametrize("cell", ["gdn", "dn", "mamba2"])
+def test_ahn_with_zero_output_maps_is_exactly_swa(family_model, cell):
+    """Must show 2a: at initialisation (o_proj = 0) AHN equals sinks + sliding window bit for bit."""
+    _, model = family_model
+    ids = torch.randint(0, 300, (1, 37), generator=torch.Generator().manual_seed(2))
+    swa = make_method("swa", sinks=2, window=8)
+    with attach(model, swa):
+        expected = model(ids).logits
+        swa_last = prefill(model, swa, swa.new_cache(model), ids, chunk_size=5)
+    ahn = make_method("ahn", cell=cell, sinks=2, window=8)
+    with attach(model, ahn):
+        got = model(ids).logits
+        ahn_last = prefill(model, ahn, ahn.new_cache(model), ids, chunk_size=5)
+    assert torch.equal(got, expected)
+    assert torch.equal(ahn_last, swa_last)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_chunked_prefill_and_decode_equal_one_shot(family_model, name):
+    """Must show 3: chunk sizes straddling the window edge, and token-by-token decode, equal one shot."""
+    _, model = family_model
+    T, sinks, window = 45, 3, 10
+    ids = torch.randint(0, 300, (1, T), generator=torch.Generator().manual_seed(3))
+    method = _method(name, sinks, window)
+    with attach(model, method):
+        if isinstance(method, AHNMethod):
+            randomize_ahn(method)
+        reference = model(ids).logits  # one-shot, all positions
+        for chunk in (1, 4, 9, 13, 16, T):  # 13 = sinks + window: chunks end just inside / outside the edge
+            last = prefill(model, method, method.new_cache(model), ids, chunk_size=chunk)
+            assert (last - reference[:, -1]).abs().max().item() <= 2e-5, chunk
+        cache = method.new_cache(model)
+        prefill(model, method, cache, ids[:, :11], chunk_size=4)
+        for pos in range(11, T):
+            logits = decode_step(model, method, cache, ids[:, pos])
+            assert (logits - reference[:, pos]).abs().max().item() <= 2e-5, pos
+    if name != "full":  # bounded: sinks + window (+ at most ratio-1 pending tokens for CT)
+        assert cache.num_kept <= sinks + window + 3
+
+
+def test_ahn_memory_alignment_matches_spec_worked_example():
+    """ahn.md §2.3 (s=2, W=3): t=5 attends {0,1,3,4,5} with memory {2}; t=9 attends {0,1,7,8,9}, memory {2..6}."""
+    model = tiny_model("qwen2")
+    method = make_method("ahn", cell="gdn", sinks=2, window=3)
+    written: dict[int, list[int]] = {}
+    original = method.absorb
+
+    def spy(layer_idx, layer, plan, evicted, query, x, start, new_memory):
+        if layer_idx == 0:
+            written[start] = evicted["positions"].tolist()
+            visible = plan.positions[plan.visible[-1]].tolist()
+            written[("visible", start)] = visible
+        return original(layer_idx, layer, plan, evicted, query, x, start, new_memory)
+
+    method.absorb = spy
+    ids = torch.randint(0, 300, (1, 10))
+    with attach(model, method):
+        cache = method.new_cache(model)
+        for pos in range(10):
+            decode_step(model, method, cache, ids[:, pos])
+    assert written[4] == [] and written[("visible", 4)] == [0, 1, 2, 3, 4]
+    assert written[5] == [2] and written[("visible", 5)] == [0, 1, 3, 4, 5]
+    assert sum((written[t] for t in range(10)), []) == [2, 3, 4, 5, 6]
+    assert written[("visible", 9)] == [0, 1, 7, 8, 9]
+    assert cache.positions.tolist() == [0, 1, 7, 8, 9]  # s + W entries kept after step 9
+
+
+def test_generate_honours_eos_penalty_and_bound():
+    model = tiny_model("qwen2")
+    ids = torch.randint(0, 300, (1, 12), generator=torch.Generator().manual_seed(4))
+    method = make_method("swa", sinks=2, window=6)
+    with attach(model, method):
+        free = generate(model, method, ids, max_new_tokens=8, eos_token_id=[], repetition_penalty=1.0)
+        assert len(free.tokens[0]) == 8
+        first = free.tokens[0][0]
+        stopped = generate(model, method, ids, max_new_tokens=8, eos_token_id=first, repetition_penalty=1.0)
+        assert stopped.tokens[0] == [] and stopped.stopped_by_eos == [True]
+        # greedy decode equals argmax over a one-shot forward of the growing sequence
+        seq = ids
+        for tok in free.tokens[0][:4]:
+            assert int(model(seq).logits[0, -1].argmax()) == tok
+            seq = torch.cat([seq, torch.tensor([[tok]])], 1)
+        penalised = generate(model, method, ids, max_new_tokens=8, eos_token_id=[], repetition_penalty=50.0)
+        assert penalised.tokens[0][0] not in ids[0].tolist() or penalised.tokens[0] != free.tokens[0]
+
+
+def test_attach_is_clean_and_asserted():
+    model = tiny_model("qwen2")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    method = make_method("ahn", cell="gdn", sinks=2, window=4)
+    with attach(model, method):
+        assert is_attached(model, method)
+        assert any(".ahn.fn." in k for k in model.state_dict())
+        with pytest.raises(RuntimeError, match="already attached"), attach(model, make_method("swa", sinks=1, window=2)):
+            pass
+    assert not is_attached(model)
+    assert model.state_dict().keys() == before.keys()
+    with pytest.raises(RuntimeError, match="not attached"):
+        prefill(model, method, method.new_cache(model), torch.zeros(1, 3, dtype=torch.long))
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: make_method("h2o"), "unknown memory method 'h2o'.*valid methods: ahn"),
+        (lambda: make_method("ahn", cell="lstm"), "unknown AHN cell 'lstm'.*gdn, dn, mamba2"),
+        (lambda: make_method("swa", window=0), "window must be an integer >= 1.*0"),
+        (lambda: make_method("swa", sinks=-1, window=4), "sinks must be an integer >= 0.*-1"),
+        (lambda: make_method("ct-max", window=4, slots=0), "slots must be an integer >= 1"),
+    ],
+)
+def test_bad_configuration_is_named(call, match):
+    """Must show 8: a clear error naming the bad value and the valid ones."""
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_bad_chunk_and_unsupported_family():
+    model = tiny_model("qwen2")
+    method = make_method("swa", sinks=1, window=4)
+    with attach(model, method), pytest.raises(ValueError, match="chunk size must be an integer >= 1, got 0"):
+        prefill(model, method, method.new_cache(model), torch.zeros(1, 3, dtype=torch.long), chunk_size=0)
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))
+    with pytest.raises(ValueError, match="unsupported model family 'gpt2'.*qwen2, qwen3, llama"), attach(gpt2, method):
+        pass
