@@ -1,0 +1,224 @@
+"""``harness score``: score a prediction file (JSON lines) with a task's official-parity scorer.
+
+Accepted line formats (fields looked up in this order):
+
+* InfiniteBench results: ``{"id", "prediction" | "pred", "ground_truth" | "label"}``
+* LV-Eval predictions: ``{"pred", "answers", "gold_ans" | "answer_keywords"}``
+* the harness's own records: ``{"prediction", "answers", "extra"}``
+
+A line that cannot be read (bad JSON, missing field, bytes that are not UTF-8) is reported with its number
+and skipped; the others are scored. The printed mean is ``round(100 × mean, 2)`` over the scored lines, as the
+official tools print it. Official per-model quirks (InfiniteBench math_calc drops GPT-4's first number) follow
+``--model-name``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from tasks.scoring import resolve_task, score_detailed
+
+PREDICTION_KEYS = ("prediction", "pred")
+REFERENCE_KEYS = ("answers", "ground_truth", "label")
+EXTRA_KEYS = ("gold_ans", "answer_keywords", "options", "model_name", "all_classes")
+
+
+class ScoreFileError(ValueError):
+    """A prediction file that cannot be scored at all (missing, empty, no readable line)."""
+
+
+@dataclass
+class ScoreReport:
+    """Outcome of scoring one file: ``mean`` is ×100 and rounded to 2 decimals."""
+
+    task: str
+    path: str
+    mean: float
+    n_scored: int
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    n_official_would_raise: int = 0
+    model_name: str | None = None
+
+    def summary(self) -> str:
+        """One line for the terminal."""
+        parts = [f"{self.n_scored} scored"]
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped")
+        if self.n_official_would_raise:
+            parts.append(f"{self.n_official_would_raise} where the official scorer would raise (scored 0)")
+        return f"{self.task}: {self.mean:.2f}  ({', '.join(parts)})"
+
+
+class _BadLine(Exception):  # noqa: N818
+    def __init__(self, reason: str, record_id: Any = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.record_id = record_id
+
+
+def _read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Non-blank physical lines with their 1-based numbers; decoding is per line so one bad byte costs one
+    line, not the file."""
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        if raw.strip():
+            yield number, raw
+
+
+def _parse(raw: bytes) -> dict[str, Any]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _BadLine(f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _BadLine(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(record, dict):
+        raise _BadLine(f"not a JSON object ({type(record).__name__})")
+    return record
+
+
+def _fields(record: dict[str, Any], model_name: str | None) -> tuple[Any, Any, dict[str, Any]]:
+    """(prediction, references, extra) of one record."""
+    record_id = record.get("id")
+    prediction_key = next((k for k in PREDICTION_KEYS if k in record), None)
+    if prediction_key is None:
+        raise _BadLine("missing field 'prediction' (or 'pred')", record_id)
+    reference_key = next((k for k in REFERENCE_KEYS if k in record), None)
+    if reference_key is None:
+        raise _BadLine("missing field 'answers' (or 'ground_truth' / 'label')", record_id)
+    extra = record.get("extra") or {}
+    if not isinstance(extra, dict):
+        raise _BadLine("field 'extra' is not a JSON object", record_id)
+    extra = dict(extra)
+    for key in EXTRA_KEYS:
+        if key in record and key not in extra:
+            extra[key] = record[key]
+    if model_name is not None:
+        extra["model_name"] = model_name
+    return record[prediction_key], record[reference_key], extra
+
+
+def score_predictions(
+    task: str, path: str | Path, output: str | Path | IO[str] | None = None, model_name: str | None = None
+) -> ScoreReport:
+    """Score every line of ``path`` with ``task``'s scorer; write one JSON line per input line to ``output``
+    (a path, ``"-"`` for stdout, or an open text stream) when given.
+
+    Raises ``ValueError`` for an unknown task and :class:`ScoreFileError` for a missing or empty file or one
+    with no readable line; bad lines are skipped and listed in ``ScoreReport.skipped``.
+    """
+    resolve_task(task)  # unknown task: fail before touching the file
+    path = Path(path)
+    if not path.exists():
+        raise ScoreFileError(f"predictions file not found: {path}")
+    if not path.is_file():
+        raise ScoreFileError(f"predictions path is not a file: {path}")
+    try:
+        lines = list(_read_lines(path))
+    except OSError as exc:
+        raise ScoreFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not lines:
+        raise ScoreFileError(f"predictions file is empty (no JSON lines): {path}")
+
+    out_lines: list[str] = []
+    scores: list[float] = []
+    skipped: list[tuple[int, str]] = []
+    n_raise = 0
+    for number, raw in lines:
+        row: dict[str, Any] = {"line": number}
+        try:
+            record = _parse(raw)
+            if "id" in record:
+                row["id"] = record["id"]
+            prediction, references, extra = _fields(record, model_name)
+        except _BadLine as bad:
+            skipped.append((number, bad.reason))
+            row.update(score=None, skipped=bad.reason)
+            out_lines.append(json.dumps(row, ensure_ascii=False))
+            continue
+        result = score_detailed(task, prediction, references, extra)
+        scores.append(result.score)
+        row["score"] = result.score
+        if result.note:
+            n_raise += 1
+            row["note"] = result.note
+        out_lines.append(json.dumps(row, ensure_ascii=False))
+
+    if output is not None:
+        _write(output, out_lines)
+    if not scores:
+        first = "; ".join(f"line {n}: {why}" for n, why in skipped[:3])
+        raise ScoreFileError(f"no line of {path} could be scored ({first})")
+    mean = round(100 * sum(scores) / len(scores), 2)
+    return ScoreReport(task, str(path), mean, len(scores), skipped, n_raise, model_name)
+
+
+def _write(output: str | Path | IO[str], lines: list[str]) -> None:
+    text = "".join(line + "\n" for line in lines)
+    if hasattr(output, "write"):
+        output.write(text)  # type: ignore[union-attr]
+    elif str(output) == "-":
+        sys.stdout.write(text)
+    else:
+        target = Path(output)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The ``score`` command's arguments (pass a sub-parser to mount it under ``python -m harness``)."""
+    if parser is None:
+        parser = argparse.ArgumentParser(
+            prog="harness score", description="Score a prediction file with a task's official-parity scorer."
+        )
+    parser.add_argument(
+        "--task", required=True, help="family/task, e.g. infinitebench/passkey, lveval/cmrc_mixup"
+    )
+    parser.add_argument("--predictions", required=True, help="JSON-lines prediction file")
+    parser.add_argument("--output", help="write one JSON line per input line here ('-' for stdout)")
+    parser.add_argument(
+        "--model-name", help="model name for per-model official quirks (InfiniteBench math_calc: gpt4)"
+    )
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute a parsed ``score`` command; 0 on success, 2 on an input error (message on stderr)."""
+    try:
+        report = score_predictions(args.task, args.predictions, args.output, args.model_name)
+    except ScoreFileError as exc:
+        print(f"harness score: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # unknown task
+        print(f"harness score: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the output could not be written
+        print(f"harness score: error: {exc}", file=sys.stderr)
+        return 2
+    for number, reason in report.skipped:
+        print(f"harness score: line {number} skipped: {reason}", file=sys.stderr)
+    print(report.summary(), file=sys.stderr if str(args.output) == "-" else sys.stdout)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``harness score --task T --predictions FILE [--output FILE] [--model-name NAME]``."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed usage / help
+        return int(exc.code) if isinstance(exc.code, int) else 2
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
