@@ -1,0 +1,305 @@
+"""Compare two runs sample by sample: the regression gate for CI.
+
+``harness compare RUN_A RUN_B --max-drop 1.0`` pairs the samples of the two runs by key (only keys present
+in both), and reports per task × bucket the change B − A in score points (×100) with a paired bootstrap CI.
+A bucket is a regression when its drop is larger than ``--max-drop`` points *and* significant (the CI's
+upper bound is below 0): a fixed tolerance alone either misses real drops on large buckets or flags noise on
+small ones (the loose ±0.3-on-10-samples gate of other harnesses). Aggregate rows (a task over its buckets,
+a family at one level, everything) are gated the same way, so a drop spread thinly across buckets is caught
+too.
+
+A sample that scored in A and failed in B (an OOM, a crash) cannot be paired on score; it is reported as a
+new failure and, by default, fails the gate as well: excluding it silently would reward a method for
+failing on the hard samples.
+
+Exit codes: 0 no regression, 1 regressions (named on stdout), 2 bad input (message on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.buckets import ALL, record_bucket, sort_buckets
+from harness.store import Run, RunError, load_run
+from harness.summary import bootstrap_ci, is_scored, row_seed, task_family
+
+DEFAULT_MAX_DROP = 1.0
+_SHOW_KEYS = 10
+
+
+@dataclass
+class Comparison:
+    """The outcome of ``compare_runs``: per-row deltas, the regressions among them, unpaired keys."""
+
+    label_a: str
+    label_b: str
+    max_drop: float
+    ci_level: float
+    n_boot: int
+    rows: list[dict[str, Any]]
+    regressions: list[dict[str, Any]]
+    only_in_a: list[str] = field(default_factory=list)
+    only_in_b: list[str] = field(default_factory=list)
+    new_failures: list[str] = field(default_factory=list)
+    fixed_failures: list[str] = field(default_factory=list)
+    fail_on_new_failures: bool = True
+    path_a: str | None = None
+    path_b: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        """True when the gate passes: no regression (and no new failure, unless allowed)."""
+        return not self.regressions and not (self.fail_on_new_failures and self.new_failures)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``--json``)."""
+        return {**asdict(self), "passed": self.passed}
+
+
+def _as_run(run: Run | str | Path) -> Run:
+    return run if isinstance(run, Run) else load_run(run)
+
+
+def _delta_row(
+    task: str,
+    bucket: str,
+    scope: str,
+    groups: dict[str, list[tuple[float, float]]],
+    n_new_failures: int,
+    max_drop: float,
+    n_boot: int,
+    seed: int,
+    ci_level: float,
+) -> dict[str, Any]:
+    """One comparison row; ``groups`` maps each task in the row to its (a, b) score pairs (×100)."""
+    pairs = {t: np.array(p, dtype=np.float64) for t, p in groups.items() if p}
+    n = sum(len(p) for p in pairs.values())
+    row: dict[str, Any] = {
+        "task": task, "bucket": bucket, "scope": scope, "n_pairs": n, "n_tasks": len(pairs),
+        "n_new_failures": n_new_failures, "score_a": None, "score_b": None, "delta": None,
+        "ci_low": None, "ci_high": None, "regression": False,
+    }
+    if not pairs:
+        return row
+    if scope in ("cell", "task"):
+        strata = [np.concatenate(list(pairs.values()))]
+    else:  # unweighted over tasks, as in the summary; the bootstrap is stratified by task
+        strata = list(pairs.values())
+    row["score_a"] = float(np.mean([s[:, 0].mean() for s in strata]))
+    row["score_b"] = float(np.mean([s[:, 1].mean() for s in strata]))
+    diffs = [s[:, 1] - s[:, 0] for s in strata]
+    row["delta"] = float(np.mean([d.mean() for d in diffs]))
+    lo, hi = bootstrap_ci(diffs, n_boot=n_boot, seed=row_seed(seed, task, bucket), level=ci_level)
+    row["ci_low"], row["ci_high"] = lo, hi
+    row["regression"] = bool(row["delta"] < -max_drop and hi < 0)
+    return row
+
+
+def compare_runs(
+    run_a: Run | str | Path,
+    run_b: Run | str | Path,
+    max_drop: float = DEFAULT_MAX_DROP,
+    n_boot: int = 2000,
+    seed: int = 0,
+    *,
+    ci_level: float = 0.95,
+    fail_on_new_failures: bool = True,
+) -> Comparison:
+    """Paired comparison of run B against baseline run A.
+
+    Deltas are B − A in points (×100) over samples scored in both runs. A row is a regression when
+    ``delta < -max_drop`` and the paired bootstrap CI's upper bound is below 0. Raises RunError when the
+    runs share no sample key.
+    """
+    a, b = _as_run(run_a), _as_run(run_b)
+    by_a = {r["key"]: r for r in a.records}
+    by_b = {r["key"]: r for r in b.records}
+    common = [k for k in by_a if k in by_b]  # A's stable order
+    if not common:
+        raise RunError(f"nothing to compare: {a.path or a.label} and {b.path or b.label} share no sample key")
+
+    pairs: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    new_fail: dict[tuple[str, str], list[str]] = defaultdict(list)
+    fixed: list[str] = []
+    for key in common:
+        ra, rb = by_a[key], by_b[key]
+        cell = (str(ra.get("task") or "unknown"), record_bucket(ra))
+        ok_a, ok_b = is_scored(ra), is_scored(rb)
+        if ok_a and ok_b:
+            pairs[cell].append((100.0 * float(ra["score"]), 100.0 * float(rb["score"])))
+        elif ok_a:
+            new_fail[cell].append(key)
+        elif ok_b:
+            fixed.append(key)
+
+    cells = set(pairs) | set(new_fail)
+    tasks = sorted({t for t, _ in cells})
+    buckets_of = {t: sort_buckets(bk for tt, bk in cells if tt == t) for t in tasks}
+    args = (max_drop, n_boot, seed, ci_level)
+
+    def nf(pred: Any) -> int:
+        return sum(len(v) for c, v in new_fail.items() if pred(c))
+
+    def all_of(t: str) -> list[tuple[float, float]]:
+        return [p for bk in buckets_of[t] for p in pairs.get((t, bk), [])]
+
+    rows: list[dict[str, Any]] = []
+    for t in tasks:
+        for bk in buckets_of[t]:
+            rows.append(_delta_row(t, bk, "cell", {t: pairs.get((t, bk), [])}, len(new_fail.get((t, bk), [])), *args))
+        rows.append(_delta_row(t, ALL, "task", {t: all_of(t)}, nf(lambda c, t=t: c[0] == t), *args))
+    families = sorted({task_family(t) for t in tasks})
+    for fam in families:
+        ftasks = [t for t in tasks if task_family(t) == fam]
+        if len(ftasks) < 2:
+            continue  # would repeat the task's own rows
+        for bk in sort_buckets(bk for t in ftasks for bk in buckets_of[t]):
+            groups = {t: pairs.get((t, bk), []) for t in ftasks}
+            n_f = nf(lambda c, bk=bk, ft=ftasks: c[1] == bk and c[0] in ft)
+            rows.append(_delta_row(f"{fam}/*", bk, "family-bucket", groups, n_f, *args))
+        if len(families) > 1:  # with one family its total is the overall row
+            groups = {t: all_of(t) for t in ftasks}
+            rows.append(_delta_row(f"{fam}/*", ALL, "family", groups, nf(lambda c, ft=ftasks: c[0] in ft), *args))
+    if len(tasks) > 1:
+        rows.append(_delta_row(ALL, ALL, "overall", {t: all_of(t) for t in tasks}, nf(lambda c: True), *args))
+
+    return Comparison(
+        label_a=a.label,
+        label_b=b.label,
+        max_drop=max_drop,
+        ci_level=ci_level,
+        n_boot=n_boot,
+        rows=rows,
+        regressions=[r for r in rows if r["regression"]],
+        only_in_a=[k for k in by_a if k not in by_b],
+        only_in_b=[k for k in by_b if k not in by_a],
+        new_failures=[k for v in new_fail.values() for k in v],
+        fixed_failures=fixed,
+        fail_on_new_failures=fail_on_new_failures,
+        path_a=str(a.path) if a.path else None,
+        path_b=str(b.path) if b.path else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+def _f(x: float | None, fmt: str = ".2f") -> str:
+    return "–" if x is None else format(x, fmt)
+
+
+def _keys(keys: list[str]) -> str:
+    shown = ", ".join(keys[:_SHOW_KEYS])
+    return shown + (f", … ({len(keys) - _SHOW_KEYS} more)" if len(keys) > _SHOW_KEYS else "")
+
+
+def describe_regression(row: dict[str, Any]) -> str:
+    """``lveval/x @ 16k: -30.00 points (95% CI -38.1 to -22.0, n=50)``."""
+    return (
+        f"{row['task']} @ {row['bucket']}: {row['delta']:+.2f} points "
+        f"(CI {row['ci_low']:+.2f} to {row['ci_high']:+.2f}, n={row['n_pairs']}; "
+        f"{row['score_a']:.2f} -> {row['score_b']:.2f})"
+    )
+
+
+def format_comparison(cmp: Comparison) -> str:
+    """A readable report: header, the delta table, unpaired keys, then the verdict."""
+    pct = f"{cmp.ci_level * 100:g}%"
+    lines = [
+        f"A (baseline): {cmp.label_a}" + (f"  [{cmp.path_a}]" if cmp.path_a else ""),
+        f"B (candidate): {cmp.label_b}" + (f"  [{cmp.path_b}]" if cmp.path_b else ""),
+        f"delta = B - A in score points (x100), paired by sample key; {pct} paired bootstrap CI "
+        f"({cmp.n_boot} resamples); regression = drop > {cmp.max_drop:g} points and CI entirely below 0",
+        "",
+    ]
+    header = ["task", "bucket", "n", "A", "B", "delta", f"{pct} CI", "new fail", ""]
+    table = [header]
+    for r in cmp.rows:
+        ci = "–" if r["ci_low"] is None else f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
+        table.append([
+            r["task"], r["bucket"], str(r["n_pairs"]), _f(r["score_a"]), _f(r["score_b"]),
+            _f(r["delta"], "+.2f"), ci, str(r["n_new_failures"] or ""), "REGRESSION" if r["regression"] else "",
+        ])
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    right = {2, 3, 4, 5, 6, 7}
+    for i, row in enumerate(table):
+        cells = [c.rjust(w) if j in right else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lines.append("")
+    if cmp.only_in_a:
+        lines.append(f"keys only in A ({len(cmp.only_in_a)}, not compared): {_keys(cmp.only_in_a)}")
+    if cmp.only_in_b:
+        lines.append(f"keys only in B ({len(cmp.only_in_b)}, not compared): {_keys(cmp.only_in_b)}")
+    if cmp.fixed_failures:
+        lines.append(f"failed in A, scored in B ({len(cmp.fixed_failures)}): {_keys(cmp.fixed_failures)}")
+    if cmp.new_failures:
+        lines.append(f"scored in A, FAILED in B ({len(cmp.new_failures)}): {_keys(cmp.new_failures)}")
+    if cmp.passed:
+        lines.append(f"PASS: no bucket dropped by more than {cmp.max_drop:g} points with significance.")
+    else:
+        if cmp.regressions:
+            lines.append(f"FAIL: {len(cmp.regressions)} regression(s):")
+            lines.extend(f"  {describe_regression(r)}" for r in cmp.regressions)
+        if cmp.fail_on_new_failures and cmp.new_failures:
+            lines.append(f"FAIL: {len(cmp.new_failures)} sample(s) that scored in A failed in B.")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``harness compare`` arguments (the CLI mounts this as a subcommand)."""
+    p = argparse.ArgumentParser(
+        prog="harness compare",
+        description="Paired comparison of two runs; exits 1 when B regresses significantly against A.",
+    )
+    p.add_argument("run_a", type=Path, help="baseline run folder")
+    p.add_argument("run_b", type=Path, help="candidate run folder")
+    p.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP,
+                   help="largest tolerated drop in score points (x100) per bucket (default %(default)s)")
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default %(default)s)")
+    p.add_argument("--ci-level", type=float, default=0.95,
+                   help="confidence level of the CI (default %(default)s); raise it when gating many buckets")
+    p.add_argument("--allow-new-failures", action="store_true",
+                   help="do not fail the gate on samples that scored in A and failed in B")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``harness compare RUN_A RUN_B [--max-drop X] [--json]``: 0 pass, 1 regression, 2 bad input."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse already printed the message; --help exits 0
+        return int(e.code or 0)
+    if args.max_drop < 0 or args.n_boot < 1 or not 0 < args.ci_level < 1:
+        print("harness compare: error: need --max-drop >= 0, --n-boot >= 1, 0 < --ci-level < 1", file=sys.stderr)
+        return 2
+    try:
+        cmp = compare_runs(
+            args.run_a, args.run_b, args.max_drop, n_boot=args.n_boot, seed=args.seed,
+            ci_level=args.ci_level, fail_on_new_failures=not args.allow_new_failures,
+        )
+    except (RunError, OSError) as e:
+        print(f"harness compare: error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(cmp.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(format_comparison(cmp))
+    return 0 if cmp.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,482 @@
+"""The results store: a run is a folder of ``manifest.json`` plus one JSON line per sample.
+
+Layout::
+
+    RUN/manifest.json                  what was run (harness.provenance.make_manifest)
+    RUN/samples.jsonl                  one object per sample, unique ``key``
+    RUN/samples.rank{r}-of{w}.jsonl    one file per process of a sharded job, until merge_shards
+
+Why it is shaped like this:
+
+* Append-only lines with flush + fsync after each sample: a ``kill -9`` loses at most the sample in flight.
+  A crash can leave a torn last line (no newline, or garbage); the writer truncates it on resume and readers
+  ignore it, so a sample is never half-counted and never duplicated.
+* Resume is by sample key, independent of the number of processes: every process sees the keys done in every
+  file of the folder, so a job restarted with a different world size skips exactly what is done.
+* Each process writes only its own file (an advisory lock stops two writers on one file), so shards need no
+  coordination; ``merge_shards`` folds them into ``samples.jsonl`` atomically.
+* Duplicate keys (a retried failure, a crash between merge and cleanup) resolve deterministically: the last
+  line wins within a file, later files win over earlier ones, and a failed line never replaces an ok one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.provenance import (
+    collect_provenance,
+    config_hash,
+    diff_configs,
+    manifest_config,
+    manifest_hash,
+    run_label,
+)
+
+try:  # POSIX advisory locks; elsewhere writers are trusted not to collide
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+SAMPLES = "samples.jsonl"
+_SHARD_RE = re.compile(r"^samples\.rank(\d+)-of(\d+)\.jsonl$")
+
+
+class RunError(ValueError):
+    """A run folder that cannot be used as asked (wrong settings, not a run, corrupt manifest)."""
+
+
+class ConfigMismatchError(RunError):
+    """The folder holds a run of different settings; resuming would mix two experiments."""
+
+
+@dataclass
+class Run:
+    """A loaded run: its manifest and its deduplicated per-sample records."""
+
+    manifest: dict[str, Any]
+    records: list[dict[str, Any]]
+    path: Path | None = None
+    torn_lines: int = 0
+    bad_lines: int = 0
+
+    @property
+    def label(self) -> str:
+        """The method name plots and tables show (manifest label / preset / method, else the folder)."""
+        return run_label(self.manifest, fallback=self.path.name if self.path else "run")
+
+
+# ---------------------------------------------------------------------------------------------- records
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: numpy to Python, sets to sorted lists, NaN/inf to None (strict JSON), other objects to str."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, str | int | bool) or value is None:
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return [_clean(v) for v in sorted(value, key=str)]
+    tolist = getattr(value, "tolist", None)  # numpy scalar or array
+    if callable(tolist):
+        return _clean(tolist())
+    # Anything else is kept as its text: losing hours of a run to an odd type in `extra` is worse.
+    return str(value)
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    """One line of samples.jsonl, newline-terminated."""
+    key = record.get("key")
+    if not isinstance(key, str) or not key:
+        raise RunError(f"a sample record needs a non-empty string 'key'; got {key!r}")
+    line = json.dumps(_clean(record), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return line.encode("utf-8") + b"\n"
+
+
+@dataclass
+class _Scan:
+    records: list[dict[str, Any]] = field(default_factory=list)
+    good_end: int = 0  # byte offset just past the last valid line
+    torn: int = 0  # an unterminated or unparsable tail (a crash mid-write)
+    bad: int = 0  # unparsable lines in the middle of the file (skipped)
+
+
+def _scan(path: Path) -> _Scan:
+    """Parse a samples file, separating valid lines from a torn tail left by a crash."""
+    scan = _Scan()
+    if not path.exists():
+        return scan
+    data = path.read_bytes()
+    pos = 0
+    pending_bad: list[int] = []  # offsets of bad lines not yet followed by a good one
+    while pos < len(data):
+        nl = data.find(b"\n", pos)
+        if nl < 0:  # no newline: the write was cut short
+            scan.torn += 1
+            break
+        raw = data[pos:nl]
+        pos = nl + 1
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw.decode("utf-8"))
+            if not isinstance(rec, dict) or not isinstance(rec.get("key"), str):
+                raise ValueError("not a sample record")
+        except (ValueError, UnicodeDecodeError):
+            pending_bad.append(pos)
+            continue
+        scan.bad += len(pending_bad)
+        pending_bad.clear()
+        scan.records.append(rec)
+        scan.good_end = pos
+    # Bad lines after the last good one are the crash's debris (e.g. a zero-filled block), not corruption.
+    scan.torn += len(pending_bad)
+    return scan
+
+
+def _better(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether ``new`` (written later) replaces ``old``: yes, unless it is a failure replacing a success."""
+    return not (_is_ok(old) and not _is_ok(new))
+
+
+def _is_ok(rec: dict[str, Any]) -> bool:
+    return rec.get("status", "ok") == "ok"
+
+
+def _natural(s: str) -> tuple[Any, ...]:
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s))
+
+
+def order_key(record: dict[str, Any]) -> tuple[Any, ...]:
+    """The stable order of records: the runner's sample ``index`` when present, then the key (natural order).
+
+    Both a single process and a merged sharded job therefore list the same samples in the same order.
+    """
+    index = record.get("index")
+    has_index = isinstance(index, int) and not isinstance(index, bool)
+    return (0 if has_index else 1, index if has_index else 0, _natural(record["key"]))
+
+
+def dedupe(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per key (later wins, never failed over ok), sorted by ``order_key``."""
+    best: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        old = best.get(rec["key"])
+        if old is None or _better(old, rec):
+            best[rec["key"]] = rec
+    return sorted(best.values(), key=order_key)
+
+
+def sample_files(path: Path) -> list[Path]:
+    """The samples files of a run in precedence order: the merged file, then shards by (world, rank)."""
+    path = Path(path)
+    shards = []
+    for p in path.glob("samples.rank*-of*.jsonl"):
+        m = _SHARD_RE.match(p.name)
+        if m:
+            shards.append((int(m.group(2)), int(m.group(1)), p))
+    main = [path / SAMPLES] if (path / SAMPLES).exists() else []
+    return main + [p for _, _, p in sorted(shards)]
+
+
+def _read_all(path: Path) -> tuple[list[dict[str, Any]], int, int]:
+    records: list[dict[str, Any]] = []
+    torn = bad = 0
+    for f in sample_files(path):
+        scan = _scan(f)
+        records.extend(scan.records)
+        torn += scan.torn
+        bad += scan.bad
+    return records, torn, bad
+
+
+# ---------------------------------------------------------------------------------------------- manifest
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2, ensure_ascii=False, default=str)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of a run folder; RunError with the reason when absent or unreadable."""
+    mpath = Path(path) / MANIFEST
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise RunError(f"{path}: no {MANIFEST} (not a run folder)") from e
+    except (OSError, ValueError) as e:
+        raise RunError(f"{mpath}: unreadable manifest ({e})") from e
+    if not isinstance(manifest, dict):
+        raise RunError(f"{mpath}: the manifest is not a JSON object")
+    return manifest
+
+
+# ---------------------------------------------------------------------------------------------- store
+
+
+class RunStore:
+    """Writer (and reader) of one run folder, for one process of a possibly sharded job.
+
+    Use ``RunStore.create_or_resume(path, manifest)``; then skip ``done_keys()``, ``append(record)`` per
+    sample and ``close()`` (or use it as a context manager). With ``world > 1`` each rank writes its own
+    ``samples.rank{r}-of{w}.jsonl``; call ``merge_shards(path)`` once every rank has finished.
+    """
+
+    def __init__(self, path: Path, manifest: dict[str, Any], rank: int = 0, world: int = 1):
+        self.path = Path(path)
+        self.manifest = manifest
+        self.rank, self.world = rank, world
+        self.samples_path = self.shard_path(self.path, rank, world)
+        self.resumed = False
+        self.torn_lines_dropped = 0
+        self._done: set[str] = set()
+        self._failed: set[str] = set()
+        self._fh = None
+
+    # -- construction -------------------------------------------------------------------------------
+
+    @staticmethod
+    def shard_path(path: Path | str, rank: int, world: int) -> Path:
+        """Where rank ``rank`` of ``world`` processes writes: ``samples.jsonl`` when not sharded."""
+        if world < 1 or not 0 <= rank < world:
+            raise ValueError(f"bad shard rank {rank} of world {world}")
+        if world == 1:
+            return Path(path) / SAMPLES
+        return Path(path) / f"samples.rank{rank}-of{world}.jsonl"
+
+    @classmethod
+    def create_or_resume(
+        cls, path: Path | str, manifest: dict[str, Any], *, rank: int = 0, world: int = 1
+    ) -> RunStore:
+        """Open a run folder for writing: create it, or resume it when its settings are the same.
+
+        A folder holding a manifest whose config hash differs raises ``ConfigMismatchError`` naming the
+        differing settings (mixing two experiments in one folder would silently corrupt the results). A
+        non-empty folder without a manifest is refused too.
+        """
+        path = Path(path)
+        manifest = dict(manifest)
+        manifest.setdefault("config_hash", manifest_hash(manifest))
+        if manifest["config_hash"] != manifest_hash(manifest):
+            raise RunError("manifest['config_hash'] does not match its config; build it with make_manifest")
+        mpath = path / MANIFEST
+        if mpath.exists():
+            old = read_manifest(path)
+            if manifest_hash(old) != manifest["config_hash"]:
+                diffs = diff_configs(manifest_config(old), manifest_config(manifest))
+                shown = "\n  ".join(diffs[:20]) + ("\n  ..." if len(diffs) > 20 else "")
+                raise ConfigMismatchError(
+                    f"{path} holds a run with different settings (config hash {manifest_hash(old)[:12]} "
+                    f"there, {manifest['config_hash'][:12]} now); differing settings (existing -> new):\n  "
+                    f"{shown}\nUse a new --output folder, or rerun with the original settings to resume."
+                )
+            store = cls(path, old, rank, world)
+            store.resumed = True
+            if rank == 0:  # one writer of the manifest; the resume is recorded with its circumstances
+                entry = manifest.get("provenance") or collect_provenance()
+                old.setdefault("resumes", []).append(
+                    {k: entry.get(k) for k in ("start_time", "command", "versions", "git", "hardware")}
+                )
+                _check_drift(old, entry)
+                _write_json_atomic(mpath, old)
+        else:
+            if path.exists() and not path.is_dir():
+                raise RunError(f"{path} exists and is not a folder")
+            if path.is_dir() and any(sample_files(path)):
+                if mpath.exists():  # another rank of this job created the run a moment ago
+                    return cls.create_or_resume(path, manifest, rank=rank, world=world)
+                raise RunError(f"{path} holds samples but no {MANIFEST}; refusing to mix runs (use a new --output)")
+            path.mkdir(parents=True, exist_ok=True)
+            manifest.setdefault("provenance", collect_provenance())
+            # Every rank may get here at once; the atomic replace makes the race harmless (same config).
+            _write_json_atomic(mpath, manifest)
+            store = cls(path, manifest, rank, world)
+        store._open()
+        return store
+
+    def _open(self) -> None:
+        scan = _scan(self.samples_path)
+        if scan.torn:
+            # Drop the crash debris before appending, or the next line would glue onto it.
+            with open(self.samples_path, "r+b") as f:
+                f.truncate(scan.good_end)
+                f.flush()
+                os.fsync(f.fileno())
+            self.torn_lines_dropped = scan.torn
+            log.warning("%s: dropped %d torn line(s) left by an interrupted write", self.samples_path, scan.torn)
+        self._fh = open(self.samples_path, "ab")
+        if fcntl is not None:
+            try:
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                self._fh.close()
+                self._fh = None
+                raise RunError(f"{self.samples_path} is being written by another process") from e
+        for rec in self._all_records():
+            self._note(rec)
+
+    def _all_records(self) -> list[dict[str, Any]]:
+        return _read_all(self.path)[0]
+
+    def _note(self, rec: dict[str, Any]) -> None:
+        key = rec["key"]
+        if _is_ok(rec):
+            self._failed.discard(key)
+        elif key not in self._done:
+            self._failed.add(key)
+        self._done.add(key)
+
+    # -- use ----------------------------------------------------------------------------------------
+
+    def done_keys(self, retry_failed: bool = False) -> set[str]:
+        """Keys already recorded in any file of the run (with ``retry_failed``, only successful ones)."""
+        return self._done - self._failed if retry_failed else set(self._done)
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one sample durably: one line, flushed and fsynced before returning."""
+        if self._fh is None:
+            raise RunError(f"{self.samples_path}: store is closed")
+        line = encode_record(record)
+        self._fh.write(line)
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._note(record)
+
+    def records(self) -> list[dict[str, Any]]:
+        """All samples of the run so far (every file), one per key, in the stable order."""
+        return dedupe(self._all_records())
+
+    def close(self) -> None:
+        """Release the file (and its lock)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _check_drift(old: dict[str, Any], now: dict[str, Any]) -> None:
+    """Warn when a resume runs under different code or libraries than the start (allowed, but recorded)."""
+    first = old.get("provenance") or {}
+    was, is_ = (first.get("git") or {}).get("revision"), (now.get("git") or {}).get("revision")
+    if was and is_ and was != is_:
+        log.warning("resuming a run started at git %s with git %s", was[:12], is_[:12])
+    vw, vn = first.get("versions") or {}, now.get("versions") or {}
+    changed = [f"{k} {vw.get(k)} -> {vn.get(k)}" for k in sorted(set(vw) | set(vn)) if vw.get(k) != vn.get(k)]
+    if changed:
+        log.warning("resuming with different package versions: %s", ", ".join(changed))
+
+
+# ---------------------------------------------------------------------------------------------- run level
+
+
+def iter_records(path: Path | str) -> Iterator[dict[str, Any]]:
+    """Raw lines of every samples file of a run, in precedence order (duplicates included)."""
+    yield from _read_all(Path(path))[0]
+
+
+def merge_shards(path: Path | str) -> Path:
+    """Fold every shard file into ``samples.jsonl`` (atomic replace), then remove the shards.
+
+    Exact: every valid line of every file contributes, one record per key (``dedupe`` rules), written in
+    the stable order. A crash at any point leaves a folder that loads to the same records. Refuses (RunError)
+    while any rank still has its shard open: close every ``RunStore`` first.
+    """
+    path = Path(path)
+    shards = [f for f in sample_files(path) if f.name != SAMPLES]
+    with contextlib.ExitStack() as held:
+        for shard in shards:  # a rank still writing holds its file's lock: merging now would lose its tail
+            fh = held.enter_context(open(shard, "rb"))
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as e:
+                    raise RunError(f"{shard} is still being written; merge after every rank has finished") from e
+        return _merge_locked(path, shards)
+
+
+def _merge_locked(path: Path, shards: list[Path]) -> Path:
+    records = dedupe(_read_all(path)[0])
+    target = path / SAMPLES
+    tmp = path / f".{SAMPLES}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        for rec in records:
+            f.write(encode_record(rec))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, target)
+    _fsync_dir(path)
+    for shard in shards:
+        shard.unlink()
+    _fsync_dir(path)
+    return target
+
+
+def load_run(path: Path | str) -> Run:
+    """Read a run folder (merged or still sharded) into a ``Run``; RunError when it is not one."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunError(f"{path}: no such run folder")
+    manifest = read_manifest(path)
+    raw, torn, bad = _read_all(path)
+    if bad:
+        log.warning("%s: skipped %d unreadable line(s)", path, bad)
+    return Run(manifest=manifest, records=dedupe(raw), path=path, torn_lines=torn, bad_lines=bad)
+
+
+__all__ = [
+    "ConfigMismatchError",
+    "Run",
+    "RunError",
+    "RunStore",
+    "config_hash",
+    "dedupe",
+    "encode_record",
+    "iter_records",
+    "load_run",
+    "merge_shards",
+    "order_key",
+    "read_manifest",
+    "sample_files",
+]
