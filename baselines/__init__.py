@@ -1,9 +1,28 @@
-"""Memory methods over stock Hugging Face causal LMs: the interface and the training-free baselines."""
+"""Memory methods over stock Hugging Face causal LMs: the interface and the training-free baselines.
 
-from baselines.interface import MemoryMethod, attach, is_attached
-from baselines.methods import CompressivePooling, FullAttention, SinksWindow, make_method, method_names
+Exports are resolved lazily so that torch-free parts (`baselines.costs`, `baselines.model_configs`) import
+instantly, e.g. for `python -m harness info`.
+"""
 
-__all__ = [
-    "MemoryMethod", "attach", "is_attached", "make_method", "method_names",
-    "FullAttention", "SinksWindow", "CompressivePooling",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "MemoryMethod": "baselines.interface",
+    "attach": "baselines.interface",
+    "is_attached": "baselines.interface",
+    "make_method": "baselines.methods",
+    "method_names": "baselines.methods",
+    "FullAttention": "baselines.methods",
+    "SinksWindow": "baselines.methods",
+    "CompressivePooling": "baselines.methods",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'baselines' has no attribute {name!r}")

@@ -44,8 +44,10 @@ def masked_attention(
 def _attend(query, keys, values, visible, scaling, plan: ChunkPlan, method: MemoryMethod) -> torch.Tensor:
     from baselines import flex
 
-    if flex.usable(query) and plan.extra.get("memory_slots", 0) == 0:
-        return flex.sink_window_attention(query, keys, values, plan, method, scaling)
+    if flex.usable(query):
+        out = flex.sink_window_attention(query, keys, values, plan, method, scaling)
+        if out is not None:
+            return out
     return masked_attention(query, keys, values, visible, scaling)
 
 

@@ -1,8 +1,10 @@
 """GPU fast path for sink + window attention: FlexAttention with a block-sparse mask.
 
-The mask is the method's own `raw_visible` rule over absolute positions, so the fast path cannot drift from the
-reference (`baselines.attention.masked_attention`); tests on the GPU hold the two together. Blocks that no query
-sees are skipped, so a chunk costs O(c·(sinks + window + c)) whatever the prompt length.
+Kept keys are laid out as [sinks ; window ; chunk], and window and chunk are contiguous in position, so a key's
+absolute position is `kv` for the `n_sink` sinks and `kv − n_sink + first` after them. The mask is the same rule
+as `MemoryMethod.raw_visible` (causal, and a sink or within `window` of the query), written with scalar tensors
+so one compiled kernel serves every chunk. Blocks no query sees are skipped: a chunk costs
+O(c·(sinks + window + c)) whatever the prompt length. Tests on the GPU hold it to the masked-SDPA reference.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ import torch
 
 from baselines.interface import ChunkPlan, MemoryMethod
 
+BIG = 1 << 40  # "no window" for full attention
+
 
 def usable(query: torch.Tensor) -> bool:
-    """Flex runs on CUDA only, and can be switched off with AHN_HARNESS_FLEX=0 (for A/B checks)."""
-    if not query.is_cuda or os.environ.get("AHN_HARNESS_FLEX", "1") == "0":
+    """On by default on CUDA; AHN_HARNESS_FLEX=0 switches it off, =force also uses it on the CPU (tests)."""
+    setting = os.environ.get("AHN_HARNESS_FLEX", "1")
+    if setting == "0" or (not query.is_cuda and setting != "force"):
         return False
     try:
         from torch.nn.attention import flex_attention  # noqa: F401
@@ -30,39 +35,58 @@ def usable(query: torch.Tensor) -> bool:
 def _compiled():
     from torch.nn.attention.flex_attention import flex_attention
 
-    return torch.compile(flex_attention, dynamic=True)
+    return torch.compile(flex_attention)
 
 
-def _block_mask(plan: ChunkPlan, method: MemoryMethod, q_len: int, kv_len: int, start: int, device):
+def _layout(plan: ChunkPlan, method: MemoryMethod) -> tuple[int, int] | None:
+    """(n_sink, first non-sink position) when kept keys are [sinks ; contiguous run], else None."""
+    pos = plan.positions
+    n_sink = int((pos < method.sinks).sum()) if method.window is not None else 0
+    rest = pos[n_sink:]
+    if rest.numel() == 0:
+        return n_sink, 0
+    first = int(rest[0])
+    if int(rest[-1]) - first + 1 != rest.numel():
+        return None
+    if n_sink and int(pos[n_sink - 1]) != n_sink - 1:
+        return None
+    return n_sink, first
+
+
+def _block_mask(plan: ChunkPlan, method: MemoryMethod, q_len: int, kv_len: int, layout, device):
     from torch.nn.attention.flex_attention import create_block_mask
 
-    key = ("flex_block_mask", q_len, kv_len)
-    if plan.extra.get("flex_key") == key:
-        return plan.extra["flex_block_mask"]
-    positions = plan.positions.to(device)
+    cached = plan.extra.get("flex_block_mask")
+    if cached is not None:
+        return cached
+    n_sink, first = layout
+    start = int(plan.positions[plan.n_old]) if plan.positions.numel() > plan.n_old else 0
+    scalars = torch.tensor([n_sink, first, start, method.sinks if method.window is not None else 0,
+                            method.window if method.window is not None else BIG], device=device)
 
     def mask_mod(b, h, q_idx, kv_idx):
-        return method.raw_visible(q_idx + start, positions[kv_idx])
+        n_s, first_pos, q0, sinks, window = scalars[0], scalars[1], scalars[2], scalars[3], scalars[4]
+        pos = torch.where(kv_idx < n_s, kv_idx, kv_idx - n_s + first_pos)
+        t = q_idx + q0
+        return (pos <= t) & ((pos < sinks) | (t - pos < window))
 
-    block_mask = create_block_mask(mask_mod, B=None, H=None, Q_LEN=q_len, KV_LEN=kv_len, device=device)
-    plan.extra["flex_key"], plan.extra["flex_block_mask"] = key, block_mask
+    block_mask = create_block_mask(mask_mod, B=None, H=None, Q_LEN=q_len, KV_LEN=kv_len, device=device,
+                                   _compile=True)
+    plan.extra["flex_block_mask"] = block_mask
     return block_mask
 
 
 def sink_window_attention(
     query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, plan: ChunkPlan, method: MemoryMethod,
     scaling: float,
-) -> torch.Tensor:
-    """Same result as masked_attention(query, keys, values, plan.visible, scaling), without the dense mask."""
+) -> torch.Tensor | None:
+    """Same result as masked_attention(query, keys, values, plan.visible, scaling); None if not applicable."""
     q_len, kv_len = query.shape[2], keys.shape[2]
-    if q_len == 1:  # decode: every kept key is visible except those the plan hides; SDPA is fastest
-        import torch.nn.functional as F
-
-        return F.scaled_dot_product_attention(
-            query, keys, values, attn_mask=plan.visible[None, None], scale=scaling,
-            enable_gqa=query.shape[1] != keys.shape[1],
-        )
-    start = int(plan.positions[plan.n_old].item()) if plan.positions.numel() > plan.n_old else 0
-    block_mask = _block_mask(plan, method, q_len, kv_len, start, query.device)
+    if q_len < 128:  # decode and tiny chunks: the dense mask is small, SDPA is fastest
+        return None
+    layout = _layout(plan, method)
+    if layout is None:
+        return None
+    block_mask = _block_mask(plan, method, q_len, kv_len, layout, query.device)
     return _compiled()(query, keys, values, block_mask=block_mask, scale=scaling,
                        enable_gqa=query.shape[1] != keys.shape[1])

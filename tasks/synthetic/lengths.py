@@ -135,7 +135,7 @@ def fit_units(
         return units, pad, got
     # the count need not be exactly monotone (random draws differ per unit count): try the neighbours
     candidates = [(target - got, units, pad)]
-    for reach in (2, 8):
+    for reach in (2, 8, 32, 128):
         for u in range(max(min_units, units - reach), units + reach + 1):
             p = best_pad(u)
             if m(u, p) <= target:

@@ -1,0 +1,248 @@
+"""`python -m harness …`: run, list, info, score, compare, table, plot.
+
+Every command explains itself with `--help`; a bad value is reported with the valid ones, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from harness.presets import PRESETS, TINY_DEFAULT, get_preset, resolve_model
+
+DEFAULT_TASKS = "synthetic:passkey@512+1k+2k+4k,synthetic:kv_retrieval@512+1k+2k+4k"
+DEFAULT_LIMIT = 4
+DEFAULT_OUTPUT = Path("runs")
+
+EPILOG = """examples:
+  python -m harness run                                   # the embedded default: tiny presets × synthetic tasks
+  python -m harness run --model ahn-gdn-3b --tasks lveval  # the paper's AHN-GDN on LV-Eval (needs the weights)
+  python -m harness run --model Qwen/Qwen2.5-7B-Instruct --method swa --window 8064 --tasks longbench
+  python -m harness info --model ahn-gdn-3b --length 128000 --json
+  python -m harness compare runs/A runs/B --max-drop 1.0
+  python -m harness table --paper
+"""
+
+
+def _length(text: str) -> int:
+    from tasks.registry import parse_length
+
+    try:
+        return parse_length(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness", description="Score, FLOPs and cache bytes of long-context memory methods, "
+        "per length bucket.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="evaluate presets/models × tasks into resumable run folders",
+                         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    run.add_argument("--model", default=",".join(TINY_DEFAULT),
+                     help="comma-separated presets (`python -m harness list`) or Hub ids / local folders "
+                          "(default: the seven tiny presets)")
+    run.add_argument("--tasks", default=None,
+                     help="task selection, e.g. lveval, lveval:factrecall_en@128k, infinitebench:passkey, "
+                          f"synthetic:passkey@4k+8k (default with tiny presets: {DEFAULT_TASKS})")
+    run.add_argument("--method", help="memory method for a non-preset model: full, swa, ct-max, ct-avg, ahn-gdn, "
+                                      "ahn-dn, ahn-mamba2")
+    run.add_argument("--window", type=int, help="window in tokens, sinks not counted (paper: 32640)")
+    run.add_argument("--sinks", type=int, help="attention sinks (paper: 128)")
+    run.add_argument("--chunk", type=int, help="prefill chunk in tokens (default 4096; 512 for tiny presets)")
+    run.add_argument("--ahn-checkpoint", help="AHN-only checkpoint (Hub id or folder) for a non-preset model")
+    run.add_argument("--limit", type=int, help="first N samples per task and level (synthetic: per length)")
+    run.add_argument("--output", type=Path, help="run folder (one sub-folder per preset when several); "
+                                                 "the same command resumes it")
+    run.add_argument("--data-dir", help="local copy of the benchmark files (no Hub access)")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, …")
+    run.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), bfloat16, float32")
+    run.add_argument("--chat-template", default="auto", choices=["auto", "on", "off"],
+                     help="auto = the task's protocol (never decided from a model name)")
+    run.add_argument("--max-new-tokens", type=int, help="override the benchmark's generation length")
+    run.add_argument("--repetition-penalty", type=float,
+                     help="override the model's generation_config (Qwen2.5-Instruct ships 1.05)")
+    run.add_argument("--prompt-set", default="open", choices=["open", "chat"], help="InfiniteBench prompt set")
+    run.add_argument("--seed", type=int, default=0, help="seed of the synthetic tasks")
+    run.add_argument("--retry-failed", action="store_true", help="rerun samples recorded as failed")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    lst = sub.add_parser("list", help="presets, methods and task families")
+    lst.add_argument("what", nargs="?", default="all", choices=["all", "presets", "methods", "tasks"])
+
+    info = sub.add_parser("info", help="parameters, FLOPs and cache bytes without loading weights")
+    info.add_argument("--model", required=True, help="a preset, or a local folder / cached Hub id with --method")
+    info.add_argument("--method", help="memory method for a non-preset model")
+    info.add_argument("--length", type=_length, required=True, help="sequence length: 128000, 128k, …")
+    info.add_argument("--window", type=int)
+    info.add_argument("--sinks", type=int)
+    info.add_argument("--chunk", type=int, help="prefill chunk for the 'actual' FLOPs (default: the preset's)")
+    info.add_argument("--dtype-bytes", type=int, default=2, help="KV cache bytes per element (actual model)")
+    info.add_argument("--json", action="store_true", help="one JSON object")
+
+    sub.add_parser("score", help="score a predictions file (official formats)", add_help=False)
+    sub.add_parser("compare", help="paired comparison of two runs; a CI regression gate", add_help=False)
+
+    table = sub.add_parser("table", help="the paper's tables regenerated beside the published numbers")
+    table.add_argument("--paper", action="store_true", help="Tables 2, 6, 7, 9 (and 3, 5 as published)")
+    table.add_argument("--runs", nargs="*", default=[], type=Path,
+                       help="run folders of paper presets whose scores go beside the published ones")
+    table.add_argument("--output", type=Path, default=Path("leaderboards/paper_tables.md"))
+
+    plot = sub.add_parser("plot", help="PNG + SVG figures of one or more runs")
+    plot.add_argument("runs", nargs="+", type=Path)
+    plot.add_argument("--output", type=Path, help="folder for the figures (default: <first run>/plots)")
+    return parser
+
+
+def _cmd_list(what: str) -> int:
+    from baselines import method_names
+    from tasks.registry import FAMILIES
+
+    if what in ("all", "presets"):
+        print("presets:")
+        for p in PRESETS.values():
+            print(f"  {p.name:<22} {p.description}")
+    if what in ("all", "methods"):
+        print("methods: " + ", ".join(method_names()))
+    if what in ("all", "tasks"):
+        print("task families: " + ", ".join(FAMILIES) + "  (e.g. lveval:factrecall_en@128k)")
+    return 0
+
+
+def _dims_for(preset):
+    from baselines.model_configs import ModelDims, get_dims
+
+    if preset.base:
+        return get_dims(preset.base)
+    config = Path(preset.model) / "config.json"
+    if config.exists():
+        return ModelDims.from_hf_config(json.loads(config.read_text()))
+    from harness.loading import locate
+
+    folder = locate(preset.model)
+    return ModelDims.from_hf_config(json.loads((Path(folder) / "config.json").read_text()))
+
+
+def _cmd_info(args) -> int:
+    from baselines.costs import estimate
+
+    preset = resolve_model(args.model, args.method, args.sinks, args.window, chunk_size=args.chunk)
+    dims = _dims_for(preset)
+    method = preset.method
+    report = estimate(dims, method, args.length, preset.sinks or 0, preset.window or 1,
+                      chunk_size=preset.chunk_size, dtype_bytes=args.dtype_bytes)
+    doc = {"model": preset.name, "base": preset.base or preset.model, "method": method, "length": args.length,
+           "sinks": preset.sinks, "window": preset.window, **report.as_dict()}
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    from harness.summary import si
+
+    print(f"{preset.name}: {method} on {doc['base']} at {args.length:,} tokens "
+          f"(sinks {preset.sinks}, window {preset.window})")
+    print(f"  extra parameters : {report.params_extra:,}")
+    print(f"  FLOPs mixing     : {si(report.flops_mixing)} (paper)   {si(report.flops_mixing_actual)} (actual)")
+    print(f"  FLOPs model      : {si(report.flops_model)} (paper)   {si(report.flops_model_actual)} (actual)")
+    print(f"  cache            : {si(report.cache_bytes, 'B')} (paper, 4 B/element)   "
+          f"{si(report.cache_bytes_actual, 'B')} (actual)")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from harness.runner import RunSettings, run_presets
+
+    names = [m.strip() for m in args.model.split(",") if m.strip()]
+    presets = [resolve_model(n, args.method, args.sinks, args.window, args.ahn_checkpoint, args.chunk)
+               for n in names]
+    tiny = all(p.name.startswith("tiny-") for p in presets)
+    tasks = args.tasks or (DEFAULT_TASKS if tiny else None)
+    if tasks is None:
+        raise ValueError("--tasks is required for non-tiny models, e.g. --tasks lveval or --tasks infinitebench")
+    from tasks.registry import parse_task_spec
+
+    parse_task_spec(tasks)  # a typo in a task or level fails here, before any weights are loaded
+    limit = args.limit if args.limit is not None else (DEFAULT_LIMIT if tiny and args.tasks is None else None)
+    output = args.output or DEFAULT_OUTPUT / ("tiny-default" if tiny and len(presets) > 1 else presets[0].name)
+    settings = RunSettings(tasks=tasks, output=output, limit=limit, data_dir=args.data_dir, seed=args.seed,
+                           device=args.device, dtype=args.dtype, chat_template=args.chat_template,
+                           max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,
+                           prompt_set=args.prompt_set, retry_failed=args.retry_failed,
+                           progress=not args.no_progress)
+    dirs = run_presets(presets, settings)
+    print(f"results: {output}")
+    for d in dirs:
+        print(f"  {d}/summary.md")
+    if len(dirs) > 1:
+        print(f"  {output}/report.md  (plots in {output}/plots)")
+    return 0
+
+
+def _cmd_table(args) -> int:
+    from harness.tables import paper_tables_markdown
+
+    results = None
+    if args.runs:
+        from harness.paper_results import collect_paper_results
+
+        results = collect_paper_results(args.runs)
+    text = paper_tables_markdown(results)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print(text)
+    print(f"(written to {args.output})", file=sys.stderr)
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from harness.plots import plot_runs
+
+    out = args.output or args.runs[0] / "plots"
+    for p in plot_runs(args.runs, out):
+        print(p)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "score":
+        from tasks.score_file import main as score_main
+
+        return score_main(argv[1:])
+    if argv and argv[0] == "compare":
+        from harness.compare import main as compare_main
+
+        return compare_main(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "list":
+            return _cmd_list(args.what)
+        if args.command == "info":
+            return _cmd_info(args)
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "table":
+            return _cmd_table(args)
+        if args.command == "plot":
+            return _cmd_plot(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        if type(exc).__name__ in ("ModelUnavailableError", "DatasetUnavailableError"):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
+    parser.error(f"unknown command {args.command!r}")
+    return 2
+
+
+__all__ = ["main", "build_parser", "get_preset"]

@@ -1,0 +1,123 @@
+"""Load a preset's tokenizer, base model and memory method, failing fast and clearly when weights are absent.
+
+Hub ids are looked up in the local Hugging Face cache first; offline (`HF_HUB_OFFLINE=1`) a missing model is
+an immediate error that names it and says how to point at a local folder. After loading, the method is attached
+and checked live (the official LV-Eval script could silently run without it: defect D6).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import ahn.method  # noqa: F401  (registers the AHN methods)
+from baselines import attach, is_attached, make_method
+from baselines.interface import MemoryMethod
+from harness.presets import Preset
+
+
+class ModelUnavailableError(RuntimeError):
+    """The weights or tokenizer are neither local nor reachable."""
+
+
+@dataclass
+class Loaded:
+    preset: Preset
+    tokenizer: object
+    model: nn.Module
+    method: MemoryMethod
+    device: torch.device
+    dtype: torch.dtype
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+def locate(name_or_path: str, what: str = "model") -> str:
+    """A local folder, or a Hub id present in the cache (or fetchable when online)."""
+    if Path(name_or_path).exists():
+        return str(Path(name_or_path))
+    if "/" not in name_or_path or name_or_path.startswith(("/", ".")):
+        raise ModelUnavailableError(f"{what} folder {name_or_path!r} does not exist")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(name_or_path, local_files_only=True)
+    except Exception:  # not cached
+        if _offline():
+            raise ModelUnavailableError(
+                f"{what} {name_or_path!r} is not in the local Hugging Face cache and the Hub is offline "
+                f"(HF_HUB_OFFLINE=1). Download it on a connected machine (`huggingface-cli download "
+                f"{name_or_path}`) and copy the cache, or pass a local folder instead of the id."
+            ) from None
+    try:
+        return snapshot_download(name_or_path)
+    except Exception as exc:
+        raise ModelUnavailableError(
+            f"cannot fetch {what} {name_or_path!r} from the Hub ({type(exc).__name__}: {exc}). "
+            "Pass a local folder instead of the id."
+        ) from None
+
+
+def pick_device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        if torch.cuda.is_available():
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            return torch.device(f"cuda:{local}")
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
+    valid = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype in (None, "auto"):
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype not in valid:
+        raise ValueError(f"unknown dtype {dtype!r}; valid: auto, {', '.join(valid)}")
+    return valid[dtype]
+
+
+def build_method(preset: Preset) -> MemoryMethod:
+    if preset.method == "full":
+        return make_method("full")
+    kwargs = {"sinks": preset.sinks, "window": preset.window}
+    return make_method(preset.method, **kwargs)
+
+
+@contextlib.contextmanager
+def loaded(preset: Preset, device: str | None = None, dtype: str | None = None) -> Iterator[Loaded]:
+    """Tokenizer + model + attached method (+ AHN weights), detached again on exit."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dev = pick_device(device)
+    torch_dtype = pick_dtype(dtype, dev)
+    method = build_method(preset)  # validate settings before touching any weights
+    model_dir = locate(preset.model, "model")
+    ahn_dir = locate(preset.ahn_checkpoint, "AHN checkpoint") if preset.ahn_checkpoint else None
+    if preset.method.startswith("ahn") and ahn_dir is None:
+        raise ValueError(f"{preset.name}: method {preset.method} needs an AHN checkpoint (--ahn-checkpoint)")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype, attn_implementation="sdpa")
+    # stock Qwen2 SWA fields are training leftovers in AHN configs: they must not enable HF's own SWA
+    if getattr(model.config, "use_sliding_window", False):
+        model.config.use_sliding_window = False
+    model.to(dev).eval()
+    with attach(model, method):
+        if ahn_dir is not None:
+            from ahn.checkpoint import load_ahn_state_dict, read_ahn_config
+
+            cfg = read_ahn_config(ahn_dir)
+            if getattr(cfg, "cell_kind", method.cell) != method.cell:
+                raise ValueError(f"{preset.name}: checkpoint {preset.ahn_checkpoint} holds a {cfg.cell_kind} "
+                                 f"cell but the method is {preset.method}")
+            load_ahn_state_dict(ahn_dir, model, strict=True)
+        if not is_attached(model, method):
+            raise RuntimeError(f"{preset.name}: the memory method is not active after loading")
+        yield Loaded(preset, tokenizer, model, method, dev, torch_dtype)

@@ -1,0 +1,119 @@
+"""Named presets: the paper's seven rows for each Qwen2.5 base, and the project's tiny world.
+
+A preset fixes the base model, the memory method and its inference settings (paper: 128 sinks + 32,640
+window; 128 + 8,064 for LongBench). Any Hub id or local folder works too, with `--method` and friends.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY_DIR = REPO_ROOT / "leaderboards" / "tiny"
+
+PAPER_SINKS, PAPER_WINDOW, LONGBENCH_WINDOW = 128, 32640, 8064
+TINY_SINKS, TINY_WINDOW = 32, 480
+
+METHOD_ROWS = {  # suffix → (method, paper row name)
+    "full": ("full", "Full Attn"),
+    "swa": ("swa", "Sinks+SWA"),
+    "ct-max": ("ct-max", "CT-Max"),
+    "ct-avg": ("ct-avg", "CT-Average"),
+    "ahn-mamba2": ("ahn-mamba2", "AHN-Mamba2"),
+    "ahn-dn": ("ahn-dn", "AHN-DN"),
+    "ahn-gdn": ("ahn-gdn", "AHN-GDN"),
+}
+AHN_REPO_CELL = {"ahn-mamba2": "Mamba2", "ahn-dn": "DN", "ahn-gdn": "GDN"}
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    model: str  # Hub id or local folder of the base model
+    method: str  # a name for baselines.make_method
+    sinks: int
+    window: int | None
+    ahn_checkpoint: str | None = None  # Hub id or local folder (AHN-only, released format)
+    base: str | None = None  # key of the embedded config for costs without weights (e.g. "Qwen2.5-3B-Instruct")
+    paper_row: str | None = None  # the method's row name in the paper's tables
+    chunk_size: int = 4096
+    description: str = ""
+
+    def with_overrides(self, **kwargs) -> Preset:
+        return replace(self, **{k: v for k, v in kwargs.items() if v is not None})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _paper_presets() -> dict[str, Preset]:
+    presets = {}
+    for size in ("3B", "7B", "14B"):
+        base = f"Qwen2.5-{size}-Instruct"
+        tag = size.lower()
+        for suffix, (method, row) in METHOD_ROWS.items():
+            if suffix.startswith("ahn"):
+                name = f"{suffix}-{tag}"
+                ckpt = f"ByteDance-Seed/AHN-{AHN_REPO_CELL[suffix]}-for-Qwen-2.5-Instruct-{size}"
+            else:
+                name = f"qwen2.5-{tag}" if suffix == "full" else f"qwen2.5-{tag}-{suffix}"
+                ckpt = None
+            full = method == "full"
+            presets[name] = Preset(
+                name=name, model=f"Qwen/{base}", method=method,
+                sinks=0 if full else PAPER_SINKS, window=None if full else PAPER_WINDOW,
+                ahn_checkpoint=ckpt, base=base, paper_row=row,
+                description=f"{row} on {base}" + ("" if full else " (paper setting: 128 sinks + 32,640 window)"),
+            )
+    return presets
+
+
+def _tiny_presets() -> dict[str, Preset]:
+    presets = {}
+    for suffix, (method, row) in METHOD_ROWS.items():
+        full = method == "full"
+        presets[f"tiny-{suffix}"] = Preset(
+            name=f"tiny-{suffix}", model=str(TINY_DIR / "base"), method=method,
+            sinks=0 if full else TINY_SINKS, window=None if full else TINY_WINDOW,
+            ahn_checkpoint=str(TINY_DIR / suffix) if suffix.startswith("ahn") else None,
+            paper_row=row, chunk_size=512,
+            description=f"{row} on the project's tiny byte-level base ({TINY_SINKS} sinks + {TINY_WINDOW} window)",
+        )
+    return presets
+
+
+PRESETS: dict[str, Preset] = {**_paper_presets(), **_tiny_presets()}
+TINY_DEFAULT = [f"tiny-{s}" for s in METHOD_ROWS]
+
+
+def get_preset(name: str) -> Preset:
+    if name in PRESETS:
+        return PRESETS[name]
+    close = difflib.get_close_matches(name, PRESETS, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise ValueError(f"unknown preset {name!r}.{hint} Valid presets: {', '.join(PRESETS)}")
+
+
+def resolve_model(model: str, method: str | None = None, sinks: int | None = None, window: int | None = None,
+                  ahn_checkpoint: str | None = None, chunk_size: int | None = None) -> Preset:
+    """A preset name, or any Hub id / local folder with an explicit method (default: full attention)."""
+    if model in PRESETS:
+        preset = PRESETS[model]
+        if method is not None and method != preset.method:
+            raise ValueError(f"preset {model!r} fixes method {preset.method!r}; pass the base model id "
+                             f"({preset.model}) with --method {method} instead")
+        return preset.with_overrides(sinks=sinks, window=window, ahn_checkpoint=ahn_checkpoint,
+                                     chunk_size=chunk_size)
+    looks_like_path = Path(model).exists() or "/" in model
+    if not looks_like_path:
+        get_preset(model)  # raises with the valid names
+    method = method or "full"
+    full = method == "full"
+    return Preset(
+        name=f"{Path(model).name}:{method}", model=model, method=method,
+        sinks=0 if full else (PAPER_SINKS if sinks is None else sinks),
+        window=None if full else (PAPER_WINDOW if window is None else window),
+        ahn_checkpoint=ahn_checkpoint, chunk_size=chunk_size or 4096,
+    )

@@ -1,0 +1,186 @@
+"""`harness run`: evaluate presets × tasks, one resumable run folder per preset.
+
+Each sample: prompt prepared exactly as its benchmark says (format → truncate → chat template), greedy
+generation through the memory method, the official-parity score, analytic costs (paper convention and this
+implementation's), the cache bytes measured on the live cache, times and peak memory. Every result line is
+fsynced before the next sample starts, so a crash loses at most the sample in flight; the same command
+resumes. Under `torchrun`, rank r takes samples r, r+world, … and rank 0 merges the shards.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from baselines.costs import estimate
+from baselines.engine import generate
+from baselines.model_configs import ModelDims
+from harness.buckets import bucket_of
+from harness.loading import Loaded, loaded
+from harness.presets import Preset
+from harness.provenance import make_manifest
+from harness.store import RunStore, merge_shards
+from harness.summary import write_summary
+from tasks.prompting import prepare
+from tasks.registry import load_samples, task_settings
+from tasks.sample import Sample
+from tasks.scoring import score_detailed
+
+
+@dataclass
+class RunSettings:
+    tasks: str
+    output: Path
+    limit: int | None = None
+    data_dir: str | None = None
+    seed: int = 0
+    device: str | None = None
+    dtype: str | None = None
+    chat_template: str = "auto"  # auto (the task's protocol) | on | off
+    max_new_tokens: int | None = None
+    repetition_penalty: float | None = None  # None: the model's generation_config
+    prompt_set: str = "open"
+    retry_failed: bool = False
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _dist() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    return rank, world
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.barrier()
+
+
+def _chat(setting: str, default: bool) -> bool:
+    if setting == "auto":
+        return default
+    if setting in ("on", "off"):
+        return setting == "on"
+    raise ValueError(f"chat_template must be auto, on or off, got {setting!r}")
+
+
+def _cost_method(preset: Preset) -> str:
+    return preset.method if preset.method != "ahn" else "ahn-gdn"
+
+
+def _dims(model) -> ModelDims:
+    return ModelDims.from_hf_config(model.config)
+
+
+def run_sample(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDims) -> dict[str, Any]:
+    """One sample end to end; never raises for a sample-level failure (recorded as status=failed)."""
+    task = task_settings(sample)
+    chat = _chat(settings.chat_template, task.chat_template)
+    prepared = prepare(sample, lo.tokenizer, task.truncation, chat)
+    max_new = settings.max_new_tokens if settings.max_new_tokens is not None else sample.max_new_tokens
+    record: dict[str, Any] = {
+        "key": sample.key, "task": sample.task, "level": sample.level, "id": sample.id,
+        "prompt_tokens_before": prepared.prompt_tokens_before, "prompt_tokens": prepared.prompt_tokens_after,
+        "truncated": prepared.truncated, "chat_template": chat, "max_new_tokens": max_new,
+        "answers": sample.answers, "extra": sample.extra,
+    }
+    record["bucket"] = bucket_of(record)
+    p = lo.preset
+    method_name = _cost_method(p)
+    cost = estimate(dims, method_name, prepared.prompt_tokens_after, p.sinks or 0, p.window or 1,
+                    ct_slots=getattr(lo.method, "slots", None), chunk_size=p.chunk_size,
+                    dtype_bytes=torch.finfo(lo.dtype).bits // 8)
+    record.update({
+        "flops_paper": cost.flops_model, "flops_actual": cost.flops_model_actual,
+        "flops_mixing_paper": cost.flops_mixing, "flops_mixing_actual": cost.flops_mixing_actual,
+        "cache_bytes_paper": cost.cache_bytes, "cache_bytes_actual": cost.cache_bytes_actual,
+        "params_extra": cost.params_extra,
+    })
+    ids = torch.tensor([prepared.input_ids], device=lo.device)
+    try:
+        result = generate(lo.model, lo.method, ids, max_new_tokens=max_new, chunk_size=p.chunk_size,
+                          repetition_penalty=settings.repetition_penalty)
+    except torch.OutOfMemoryError as exc:
+        if lo.device.type == "cuda":
+            torch.cuda.empty_cache()
+        record.update(status="failed", error=f"out of memory: {str(exc).splitlines()[0]}", score=None,
+                      prediction=None)
+        return record
+    prediction = lo.tokenizer.decode(result.tokens[0], skip_special_tokens=True)
+    scored = score_detailed(sample.task, prediction, sample.answers, sample.extra)
+    record.update({
+        "status": "ok", "error": None, "prediction": prediction, "score": scored.score,
+        "score_note": scored.note, "n_generated": len(result.tokens[0]),
+        "prefill_s": result.prefill_s, "decode_s": result.decode_s,
+        "decode_s_per_token": result.decode_s / max(1, len(result.tokens[0])),
+        "peak_mem_bytes": result.peak_mem_bytes,
+        "cache_bytes_measured": result.cache_bytes_after_prefill,
+        "cache_bytes_measured_final": result.cache_bytes_final,
+    })
+    return record
+
+
+def manifest_for(preset: Preset, lo: Loaded | None, settings: RunSettings) -> dict[str, Any]:
+    config = {
+        "preset": preset.to_dict(),
+        "method": lo.method.describe() if lo is not None else preset.method,
+        "tasks": settings.tasks, "limit": settings.limit, "seed": settings.seed,
+        "chat_template": settings.chat_template, "max_new_tokens": settings.max_new_tokens,
+        "repetition_penalty": settings.repetition_penalty, "prompt_set": settings.prompt_set,
+        "dtype": str(lo.dtype) if lo is not None else settings.dtype,
+    }
+    return make_manifest(config, label=preset.name, datasets={"spec": settings.tasks}, argv=sys.argv)
+
+
+def run_preset(preset: Preset, settings: RunSettings, out_dir: Path) -> Path:
+    """Evaluate one preset into `out_dir`; resumes when the folder holds the same config."""
+    rank, world = _dist()
+    with loaded(preset, settings.device, settings.dtype) as lo:
+        samples = load_samples(settings.tasks, data_dir=settings.data_dir, limit=settings.limit,
+                               tokenizer=lo.tokenizer, seed=settings.seed, prompt_set=settings.prompt_set)
+        mine = samples[rank::world]
+        store = RunStore.create_or_resume(out_dir, manifest_for(preset, lo, settings), rank=rank, world=world)
+        done = store.done_keys(retry_failed=settings.retry_failed)
+        todo = [s for s in mine if s.key not in done]
+        dims = _dims(lo.model)
+        bar = tqdm(todo, desc=preset.name, unit="sample", disable=not settings.progress or rank != 0,
+                   dynamic_ncols=True)
+        with store:
+            for sample in bar:
+                t0 = time.perf_counter()
+                record = run_sample(lo, sample, settings, dims)
+                record["wall_s"] = time.perf_counter() - t0
+                store.append(record)
+                if record["status"] == "ok":
+                    bar.set_postfix(score=f"{record['score']:.2f}", tok=record["prompt_tokens"])
+    _barrier(world)
+    if rank == 0:
+        if world > 1:
+            merge_shards(out_dir)
+        write_summary(out_dir)
+    return out_dir
+
+
+def run_presets(presets: list[Preset], settings: RunSettings) -> list[Path]:
+    """Several presets into `settings.output/<preset>/`; a combined summary and plots at the root."""
+    out_dirs = []
+    for preset in presets:
+        out_dir = settings.output if len(presets) == 1 else settings.output / preset.name
+        out_dirs.append(run_preset(preset, settings, out_dir))
+    rank, _ = _dist()
+    if rank == 0 and len(presets) > 1:
+        from harness.report import write_report
+
+        write_report(out_dirs, settings.output)
+    return out_dirs
