@@ -7,6 +7,10 @@ attention is SDPA with an explicit boolean mask; `baselines.flex` is the GPU fas
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,13 +36,32 @@ def register_attention() -> None:
         _REGISTERED = True
 
 
+_MATH = ContextVar("harness_math_attention", default=False)
+
+
+@contextlib.contextmanager
+def explicit_matmul_attention() -> Iterator[None]:
+    """Compute attention with plain matmuls + softmax (slow, but every op is visible to FLOP counters)."""
+    token = _MATH.set(True)
+    try:
+        yield
+    finally:
+        _MATH.reset(token)
+
+
 def masked_attention(
     query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, visible: torch.Tensor, scaling: float
 ) -> torch.Tensor:
     """Reference: softmax attention of query [B,H,c,dh] over keys [B,Hkv,n,dh] where visible [c,n] is True."""
-    return F.scaled_dot_product_attention(
-        query, keys, values, attn_mask=visible[None, None], scale=scaling, enable_gqa=query.shape[1] != keys.shape[1]
-    )
+    gqa = query.shape[1] != keys.shape[1]
+    if _MATH.get():
+        rep = query.shape[1] // keys.shape[1]
+        keys, values = keys.repeat_interleave(rep, 1), values.repeat_interleave(rep, 1)
+        scores = torch.matmul(query, keys.transpose(-1, -2)) * scaling
+        probs = scores.masked_fill(~visible, float("-inf")).softmax(-1)
+        return torch.matmul(probs, values)
+    return F.scaled_dot_product_attention(query, keys, values, attn_mask=visible[None, None], scale=scaling,
+                                          enable_gqa=gqa)
 
 
 def _attend(query, keys, values, visible, scaling, plan: ChunkPlan, method: MemoryMethod) -> torch.Tensor:
@@ -99,8 +122,8 @@ def memory_attention(
     nonsink = plan.positions >= method.sinks
     new_nonsink = nonsink[plan.n_old :]
     data = {}
-    for name, new in method.token_data(layer_idx, x).items():
-        new = new[:, new_nonsink]
+    x_nonsink = x if bool(new_nonsink.all()) else x[:, new_nonsink]
+    for name, new in method.token_data(layer_idx, x_nonsink).items():
         data[name] = new if name not in lm.token_data else torch.cat([lm.token_data[name], new], dim=1)
     evicted_nonsink = plan.evicted[nonsink]
     evicted = {"keys": keys[:, :, plan.evicted], "values": values[:, :, plan.evicted],

@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+#: integer bookkeeping kept beside the tensors that hold the memory itself; like the kept positions, it is not
+#: counted as cache bytes (it is O(slots) int64 and the analytic models count stored elements only)
+BOOKKEEPING = frozenset({"slot_ids"})
+
 
 @dataclass
 class LayerMemory:
@@ -24,7 +28,7 @@ class LayerMemory:
 
     def tensors(self) -> list[torch.Tensor]:
         out = [t for t in (self.keys, self.values) if t is not None]
-        return out + list(self.token_data.values()) + list(self.memory.values())
+        return out + list(self.token_data.values()) + [t for k, t in self.memory.items() if k not in BOOKKEEPING]
 
 
 class MemoryCache:
@@ -40,7 +44,7 @@ class MemoryCache:
         return 0 if self.positions is None else int(self.positions.numel())
 
     def nbytes(self) -> int:
-        """Bytes held by the live cache tensors (KV, per-token data and method memory; positions excluded)."""
+        """Bytes held by the live cache tensors: KV, per-token data and method memory (not the bookkeeping)."""
         return sum(t.numel() * t.element_size() for layer in self.layers for t in layer.tensors())
 
     def nbytes_by_kind(self) -> dict[str, int]:
@@ -51,5 +55,6 @@ class MemoryCache:
                 if t is not None:
                     kinds["kv"] += t.numel() * t.element_size()
             kinds["token_data"] += sum(t.numel() * t.element_size() for t in layer.token_data.values())
-            kinds["memory"] += sum(t.numel() * t.element_size() for t in layer.memory.values())
+            kinds["memory"] += sum(t.numel() * t.element_size() for k, t in layer.memory.items()
+                                   if k not in BOOKKEEPING)
         return kinds

@@ -356,6 +356,25 @@ def _ct_keys(end: int, sinks: int, window: int, slots: int) -> int:
     return ct_slot_counts(end, sinks, window, slots)[0]
 
 
+def _ct_pairs(length: int, sinks: int, window: int, chunk: int, slots: int) -> int:
+    """Query-key pairs of CT prefill as the implementation attends them: per chunk, the raw tokens kept
+    before it (sinks, window and the <4 evicted tokens of an incomplete group), the FIFO slots kept before
+    it plus the slots its own queries complete, and the chunk itself."""
+
+    def complete(t: int) -> int:  # pooled groups complete once the query at position t has evicted its token
+        return max(0, t - window - sinks + 1) // CT_POOL
+
+    pairs, pos = 0, 0
+    while pos < length:
+        c = min(chunk, length - pos)
+        done_before = complete(pos - 1)
+        raw_before = min(pos, sinks) + max(0, pos - (sinks + CT_POOL * done_before))
+        slot_keys = min(slots, done_before) + complete(pos + c - 1) - done_before
+        pairs += c * (raw_before + c + slot_keys)
+        pos += c
+    return pairs
+
+
 def _attention_prefill(dims: ModelDims, method: str, length: int, sinks: int, window: int,
                        chunk: int, slots: int) -> int:
     """Sum over chunks of dense attention over [kept before the chunk ; CT slots ; the chunk itself]."""
@@ -367,6 +386,8 @@ def _attention_prefill(dims: ModelDims, method: str, length: int, sinks: int, wi
         return attention_flops(dims, 1, pairs)
     bound = sinks + window
     is_ct = method in CT_METHODS
+    if is_ct:
+        return attention_flops(dims, 1, _ct_pairs(length, sinks, window, chunk, slots))
     pairs = 0
     pos = 0
     while pos < length:

@@ -276,7 +276,7 @@ def _simulate(dims: ModelDims, method: str, length: int, s: int, w: int, chunk: 
     return mixing
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [m for m in METHODS if not m.startswith("ct")])  # CT: see test_costs_measured
 @pytest.mark.parametrize("chunk", [1, 3, 4, 7, 64, None])
 def test_actual_prefill_flops_match_a_token_level_simulation(method: str, chunk: int | None) -> None:
     s, w = 3, 5
