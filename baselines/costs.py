@@ -350,12 +350,6 @@ def _ahn_flops(dims: ModelDims, method: str, length: int, sinks: int, window: in
             + ahn_output_flops(dims, n_moved))
 
 
-def _ct_keys(end: int, sinks: int, window: int, slots: int) -> int:
-    """Compressed slots present at the end of a chunk ending at position `end` (upper bound: the dense mask
-    covers every slot present in the chunk, even those filled by the chunk's own evictions)."""
-    return ct_slot_counts(end, sinks, window, slots)[0]
-
-
 def _ct_pairs(length: int, sinks: int, window: int, chunk: int, slots: int) -> int:
     """Query-key pairs of CT prefill as the implementation attends them: per chunk, the raw tokens kept
     before it (sinks, window and the <4 evicted tokens of an incomplete group), the FIFO slots kept before
@@ -385,20 +379,17 @@ def _attention_prefill(dims: ModelDims, method: str, length: int, sinks: int, wi
         pairs = chunk * chunk * full_chunks * (full_chunks + 1) // 2 + rest * length
         return attention_flops(dims, 1, pairs)
     bound = sinks + window
-    is_ct = method in CT_METHODS
-    if is_ct:
+    if method in CT_METHODS:
         return attention_flops(dims, 1, _ct_pairs(length, sinks, window, chunk, slots))
     pairs = 0
     pos = 0
     while pos < length:
         c = min(chunk, length - pos)
         kept_before = min(pos, bound)
-        extra = _ct_keys(pos + c, sinks, window, slots) if is_ct else 0
-        pairs += c * (kept_before + c + extra)
+        pairs += c * (kept_before + c)
         pos += c
-        saturated = pos >= bound and (not is_ct or (pos - bound) // CT_POOL >= slots)
-        if saturated and length - pos >= chunk:  # every further full chunk costs the same
-            steady = chunk * (bound + chunk + (slots if is_ct else 0))
+        if pos >= bound and length - pos >= chunk:  # every further full chunk costs the same
+            steady = chunk * (bound + chunk)
             k = (length - pos) // chunk
             pairs += k * steady
             pos += k * chunk
@@ -434,8 +425,9 @@ def decode_flops(dims: ModelDims, method: str, position: int, sinks: int, window
         keys = position + 1
     else:
         keys = min(position, sinks + window) + 1
-        if method in CT_METHODS:
-            keys += _ct_keys(position + 1, sinks, window, slots)
+        if method in CT_METHODS:  # the pairs of a one-token chunk at this position
+            keys = (_ct_pairs(position + 1, sinks, window, 1, slots)
+                    - _ct_pairs(position, sinks, window, 1, slots))
     total = projection_flops(dims, 1) + attention_flops(dims, 1, keys) + mlp_flops(dims, 1) + lm_head_flops(dims)
     if method in AHN_METHODS:
         gated = 1 if position >= sinks else 0
