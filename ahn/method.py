@@ -93,7 +93,7 @@ class AHNMethod(MemoryMethod):
             return None
         c = query.shape[2]
         first = c - n
-        first_pos = int(evicted["positions"][0])
+        first_pos = evicted["first_position"]
         if first_pos + self.window != start + first:  # the alignment rule of ahn.md §2.3
             raise AssertionError(f"AHN alignment broken: token {first_pos} read at {start + first}")
         fn = self.blocks[layer_idx].fn
@@ -101,7 +101,7 @@ class AHNMethod(MemoryMethod):
         k = evicted["keys"].repeat_interleave(rep, dim=1).transpose(1, 2)
         v = evicted["values"].repeat_interleave(rep, dim=1).transpose(1, 2)
         q = query[:, :, first:].transpose(1, 2)
-        gates = {name: t for name, t in evicted.items() if name not in ("keys", "values", "positions")}
+        gates = {name: t for name, t in evicted.items() if name not in ("keys", "values", "first_position")}
         r, state = fn.scan(q, k, v, gates, layer.memory.get("state"), backend=self.backend)
         new_memory["state"] = state
         return fn.output(r, x[:, first:]), first

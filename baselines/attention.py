@@ -50,28 +50,40 @@ def explicit_matmul_attention() -> Iterator[None]:
 
 
 def masked_attention(
-    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, visible: torch.Tensor, scaling: float
+    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, visible: torch.Tensor | None, scaling: float
 ) -> torch.Tensor:
-    """Reference: softmax attention of query [B,H,c,dh] over keys [B,Hkv,n,dh] where visible [c,n] is True."""
+    """Reference: softmax attention of query [B,H,c,dh] over keys [B,Hkv,n,dh] where visible [c,n] is True
+    (every key when `visible` is None)."""
     gqa = query.shape[1] != keys.shape[1]
     if _MATH.get():
         rep = query.shape[1] // keys.shape[1]
         keys, values = keys.repeat_interleave(rep, 1), values.repeat_interleave(rep, 1)
         scores = torch.matmul(query, keys.transpose(-1, -2)) * scaling
-        probs = scores.masked_fill(~visible, float("-inf")).softmax(-1)
-        return torch.matmul(probs, values)
-    return F.scaled_dot_product_attention(query, keys, values, attn_mask=visible[None, None], scale=scaling,
-                                          enable_gqa=gqa)
+        if visible is not None:
+            scores = scores.masked_fill(~visible, float("-inf"))
+        return torch.matmul(scores.softmax(-1), values)
+    mask = None if visible is None else visible[None, None]
+    return F.scaled_dot_product_attention(query, keys, values, attn_mask=mask, scale=scaling, enable_gqa=gqa)
 
 
-def _attend(query, keys, values, visible, scaling, plan: ChunkPlan, method: MemoryMethod) -> torch.Tensor:
+def _attend(query, keys, values, plan: ChunkPlan, method: MemoryMethod, scaling) -> torch.Tensor:
     from baselines import flex
 
     if flex.usable(query):
         out = flex.sink_window_attention(query, keys, values, plan, method, scaling)
         if out is not None:
             return out
-    return masked_attention(query, keys, values, visible, scaling)
+    return masked_attention(query, keys, values, plan.visible(query.device), scaling)
+
+
+def _keep(t: torch.Tensor, plan: ChunkPlan, dim: int) -> torch.Tensor:
+    """Raw tokens that survive the chunk: [0, n_sink_after) and [keep_idx, n_raw) along `dim`."""
+    if plan.n_sink_after == 0:
+        return t.narrow(dim, plan.keep_idx, t.shape[dim] - plan.keep_idx)
+    if plan.keep_idx == plan.n_sink_after:
+        return t
+    return torch.cat([t.narrow(dim, 0, plan.n_sink_after), t.narrow(dim, plan.keep_idx, t.shape[dim] - plan.keep_idx)],
+                     dim)
 
 
 def memory_attention(
@@ -105,7 +117,7 @@ def memory_attention(
 
     keys = key if lm.keys is None else torch.cat([lm.keys, key], dim=2)
     values = value if lm.values is None else torch.cat([lm.values, value], dim=2)
-    visible = plan.visible
+    kept_keys, kept_values = _keep(keys, plan, 2), _keep(values, plan, 2)
     memory = method.memory_keys(lm, plan, keys, values, ctx.start)
     new_memory = dict(lm.memory)
     if memory is not None:
@@ -113,22 +125,24 @@ def memory_attention(
         new_memory.update(mem_state)
         out = masked_attention(
             query, torch.cat([mem_k, keys], 2), torch.cat([mem_v, values], 2),
-            torch.cat([mem_visible, visible], 1), scaling,
+            torch.cat([mem_visible, plan.visible(query.device)], 1), scaling,
         )
+    elif plan.length == 1:  # decode: the query sees exactly the tokens kept after this step, no mask needed
+        out = masked_attention(query, kept_keys, kept_values, None, scaling)
     else:
-        out = _attend(query, keys, values, visible, scaling, plan, method)
+        out = _attend(query, keys, values, plan, method, scaling)
     out = out.transpose(1, 2)  # [B, c, H, dh]
 
-    nonsink = plan.positions >= method.sinks
-    new_nonsink = nonsink[plan.n_old :]
+    # per-token data (AHN write gates) of the non-sink raw tokens, aligned with them
+    n_new_sinks = plan.n_new_sinks
+    x_nonsink = x if n_new_sinks == 0 else x[:, n_new_sinks:]
     data = {}
-    x_nonsink = x if bool(new_nonsink.all()) else x[:, new_nonsink]
     for name, new in method.token_data(layer_idx, x_nonsink).items():
         data[name] = new if name not in lm.token_data else torch.cat([lm.token_data[name], new], dim=1)
-    evicted_nonsink = plan.evicted[nonsink]
-    evicted = {"keys": keys[:, :, plan.evicted], "values": values[:, :, plan.evicted],
-               "positions": plan.positions[plan.evicted]}
-    evicted.update({name: d[:, evicted_nonsink] for name, d in data.items()})
+    n_ev = plan.n_evicted
+    evicted = {"keys": keys.narrow(2, plan.n_sink_after, n_ev), "values": values.narrow(2, plan.n_sink_after, n_ev),
+               "first_position": plan.first_nonsink}
+    evicted.update({name: d[:, :n_ev] for name, d in data.items()})
 
     added = method.absorb(layer_idx, lm, plan, evicted, query, x, ctx.start, new_memory)
     if added is not None:
@@ -137,9 +151,7 @@ def memory_attention(
         out = torch.cat([out[:, :first], out[:, first:] + rows.view(b, c - first, h, dh).to(out.dtype)], dim=1)
 
     if ctx.store:
-        lm.keys = keys[:, :, plan.keep]
-        lm.values = values[:, :, plan.keep]
-        keep_nonsink = plan.keep[nonsink]
-        lm.token_data = {name: d[:, keep_nonsink] for name, d in data.items()}
+        lm.keys, lm.values = kept_keys, kept_values
+        lm.token_data = {name: d[:, n_ev:] for name, d in data.items()}
         lm.memory = new_memory
     return out.contiguous(), None

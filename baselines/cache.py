@@ -32,16 +32,26 @@ class LayerMemory:
 
 
 class MemoryCache:
-    """What one request keeps: `seen` tokens so far, the positions of the kept ones, one `LayerMemory` per layer."""
+    """What one request keeps: `seen` tokens so far and one `LayerMemory` per layer.
+
+    The kept raw tokens are always the sinks seen so far followed by one contiguous run of positions
+    `first .. seen-1` (window, plus CT's pending tokens), so two integers describe them for every layer.
+    """
 
     def __init__(self, num_layers: int) -> None:
         self.seen = 0
-        self.positions: torch.Tensor | None = None  # [n_kept] int64, shared by all layers
+        self.sinks_kept = 0  # positions 0 .. sinks_kept-1
+        self.first = 0  # first position of the contiguous run of non-sink kept tokens (== seen when none)
         self.layers = [LayerMemory() for _ in range(num_layers)]
 
     @property
     def num_kept(self) -> int:
-        return 0 if self.positions is None else int(self.positions.numel())
+        return self.sinks_kept + self.seen - self.first
+
+    @property
+    def positions(self) -> torch.Tensor:
+        """Absolute positions of the kept tokens (for reports and tests; the engine never needs them)."""
+        return torch.cat([torch.arange(self.sinks_kept), torch.arange(self.first, self.seen)])
 
     def nbytes(self) -> int:
         """Bytes held by the live cache tensors: KV, per-token data and method memory (not the bookkeeping)."""

@@ -385,11 +385,11 @@ def _attention_prefill(dims: ModelDims, method: str, length: int, sinks: int, wi
     pos = 0
     while pos < length:
         c = min(chunk, length - pos)
-        kept_before = min(pos, bound)
-        pairs += c * (kept_before + c)
+        # a one-token chunk (decode) attends only the tokens kept after it: the evicted one is skipped
+        pairs += min(pos + 1, bound) if c == 1 else c * (min(pos, bound) + c)
         pos += c
         if pos >= bound and length - pos >= chunk:  # every further full chunk costs the same
-            steady = chunk * (bound + chunk)
+            steady = bound if chunk == 1 else chunk * (bound + chunk)
             k = (length - pos) // chunk
             pairs += k * steady
             pos += k * chunk
@@ -424,7 +424,7 @@ def decode_flops(dims: ModelDims, method: str, position: int, sinks: int, window
     if method == "full":
         keys = position + 1
     else:
-        keys = min(position, sinks + window) + 1
+        keys = min(position + 1, sinks + window)  # the token leaving the window is not attended
         if method in CT_METHODS:  # the pairs of a one-token chunk at this position
             keys = (_ct_pairs(position + 1, sinks, window, 1, slots)
                     - _ct_pairs(position, sinks, window, 1, slots))

@@ -38,31 +38,15 @@ def _compiled():
     return torch.compile(flex_attention)
 
 
-def _layout(plan: ChunkPlan, method: MemoryMethod) -> tuple[int, int] | None:
-    """(n_sink, first non-sink position) when kept keys are [sinks ; contiguous run], else None."""
-    pos = plan.positions
-    n_sink = int((pos < method.sinks).sum()) if method.window is not None else 0
-    rest = pos[n_sink:]
-    if rest.numel() == 0:
-        return n_sink, 0
-    first = int(rest[0])
-    if int(rest[-1]) - first + 1 != rest.numel():
-        return None
-    if n_sink and int(pos[n_sink - 1]) != n_sink - 1:
-        return None
-    return n_sink, first
-
-
-def _block_mask(plan: ChunkPlan, method: MemoryMethod, q_len: int, kv_len: int, layout, device):
+def _block_mask(plan: ChunkPlan, method: MemoryMethod, q_len: int, kv_len: int, device):
     from torch.nn.attention.flex_attention import create_block_mask
 
     cached = plan.extra.get("flex_block_mask")
     if cached is not None:
         return cached
-    n_sink, first = layout
-    start = int(plan.positions[plan.n_old]) if plan.positions.numel() > plan.n_old else 0
-    scalars = torch.tensor([n_sink, first, start, method.sinks if method.window is not None else 0,
-                            method.window if method.window is not None else BIG], device=device)
+    windowed = method.window is not None
+    scalars = torch.tensor([plan.n_sink_old, plan.first_old, plan.start, method.sinks if windowed else 0,
+                            method.window if windowed else BIG], device=device)
 
     def mask_mod(b, h, q_idx, kv_idx):
         n_s, first_pos, q0, sinks, window = scalars[0], scalars[1], scalars[2], scalars[3], scalars[4]
@@ -82,11 +66,8 @@ def sink_window_attention(
 ) -> torch.Tensor | None:
     """Same result as masked_attention(query, keys, values, plan.visible, scaling); None if not applicable."""
     q_len, kv_len = query.shape[2], keys.shape[2]
-    if q_len < 128:  # decode and tiny chunks: the dense mask is small, SDPA is fastest
-        return None
-    layout = _layout(plan, method)
-    if layout is None:
-        return None
-    block_mask = _block_mask(plan, method, q_len, kv_len, layout, query.device)
+    if q_len < 128 or type(method).raw_visible is not MemoryMethod.raw_visible:
+        return None  # tiny chunks: the dense mask is small; other visibility rules: the reference path
+    block_mask = _block_mask(plan, method, q_len, kv_len, query.device)
     return _compiled()(query, keys, values, block_mask=block_mask, scale=scaling,
                        enable_gqa=query.shape[1] != keys.shape[1])

@@ -49,14 +49,58 @@ class ForwardContext:
 
 @dataclass
 class ChunkPlan:
-    """Which raw (kept + new) tokens each new query sees, and which of them survive the chunk."""
+    """Where the raw tokens of a forward come from and go to, as integers (no device syncs).
 
-    positions: torch.Tensor  # [n] absolute positions of old kept + new tokens
-    visible: torch.Tensor  # [c, n] bool
-    keep: torch.Tensor  # [n] bool
-    evicted: torch.Tensor  # [n] bool: non-sink tokens that leave the raw store in this chunk
-    n_old: int
+    Raw tokens = the kept ones ([sinks ; contiguous run from `first_old`]) then the `length` new ones. After
+    the forward, raw indices [0, n_sink_after) and [keep_idx, n_raw) stay; [n_sink_after, keep_idx) are
+    evicted (positions `first_nonsink` .. `first_nonsink + n_evicted - 1`, in order).
+    """
+
+    start: int
+    length: int
+    n_sink_old: int
+    first_old: int
+    n_sink_after: int
+    first_nonsink: int
+    keep_idx: int
+    first_after: int
+    method: MemoryMethod
     extra: dict = field(default_factory=dict)
+
+    @property
+    def n_old(self) -> int:
+        return self.n_sink_old + self.start - self.first_old
+
+    @property
+    def n_raw(self) -> int:
+        return self.n_old + self.length
+
+    @property
+    def n_evicted(self) -> int:
+        return self.keep_idx - self.n_sink_after
+
+    @property
+    def n_new_sinks(self) -> int:
+        return self.n_sink_after - self.n_sink_old
+
+    def raw_index(self, position: int) -> int:
+        """Index among raw tokens of a non-sink (or new) position."""
+        return self.n_sink_old + position - self.first_old
+
+    def positions(self, device: torch.device) -> torch.Tensor:
+        key = ("positions", str(device))
+        if key not in self.extra:
+            self.extra[key] = torch.cat([torch.arange(self.n_sink_old, device=device),
+                                         torch.arange(self.first_old, self.start + self.length, device=device)])
+        return self.extra[key]
+
+    def visible(self, device: torch.device) -> torch.Tensor:
+        """[length, n_raw] bool: which raw tokens each new query sees (the reference path's mask)."""
+        key = ("visible", str(device))
+        if key not in self.extra:
+            t = torch.arange(self.start, self.start + self.length, device=device)[:, None]
+            self.extra[key] = self.method.raw_visible(t, self.positions(device)[None, :])
+        return self.extra[key]
 
 
 _ACTIVE: ContextVar[ForwardContext | None] = ContextVar("harness_memory_forward", default=None)
@@ -144,13 +188,18 @@ class MemoryMethod:
         return max(self.sinks, next_query - self.window)
 
     def plan_chunk(self, cache: MemoryCache, start: int, length: int, device: torch.device) -> ChunkPlan:
-        new = torch.arange(start, start + length, device=device)
-        old = cache.positions.to(device) if cache.positions is not None else new[:0]
-        positions = torch.cat([old, new])
-        visible = self.raw_visible(new[:, None], positions[None, :])
-        keep = (positions < self.sinks) | (positions >= self.keep_from(start + length))
-        evicted = ~keep
-        return ChunkPlan(positions, visible, keep, evicted, int(old.numel()))
+        sinks = self.sinks if self.window is not None else 0
+        end = start + length
+        n_sink_after = min(sinks, end)
+        first_nonsink = max(cache.first, sinks)
+        keep_from = max(sinks, self.keep_from(end))
+        n_sink_old = cache.sinks_kept
+        base = n_sink_old - cache.first  # raw index = base + position, for positions >= first_old
+        keep_idx = min(max(n_sink_after, base + keep_from), base + end)
+        first_after = min(max(keep_from, first_nonsink), end)
+        return ChunkPlan(start=start, length=length, n_sink_old=n_sink_old, first_old=cache.first,
+                         n_sink_after=n_sink_after, first_nonsink=first_nonsink, keep_idx=keep_idx,
+                         first_after=first_after, method=self)
 
     # ---- what a layer does ----------------------------------------------------------------------------
     def token_data(self, layer_idx: int, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -183,8 +232,7 @@ class _EmptyCache(MemoryCache):
     """A cache with nothing kept, for stateless passes: every layer reads an empty LayerMemory."""
 
     def __init__(self) -> None:
-        self.seen = 0
-        self.positions = None
+        self.seen = self.sinks_kept = self.first = 0
 
     class _Layers:
         def __getitem__(self, idx: int) -> LayerMemory:
@@ -209,9 +257,7 @@ def forward_context(cache: MemoryCache, length: int, store: bool = True) -> Iter
     if store:
         plan = ctx._plan
         if plan is not None:
-            cache.positions = plan.positions[plan.keep]
-        else:  # a model with no attention layer called: nothing to keep
-            cache.positions = None
+            cache.sinks_kept, cache.first = plan.n_sink_after, plan.first_after
         cache.seen += length
 
 

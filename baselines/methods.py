@@ -110,16 +110,15 @@ class CompressivePooling(MemoryMethod):
     ):
         if self.slots is None:
             raise RuntimeError("CompressivePooling must be attached (install sets the slot count)")
-        c = plan.visible.shape[0]
+        c = plan.length
         g_lo, g_hi = self.complete_groups(start - 1), self.complete_groups(start + c - 1)
         old_ids = layer.memory.get("slot_ids")
         b, hkv, _, dh = keys.shape
-        if g_hi > g_lo:  # groups completed by this chunk's queries: pool their raw tokens
-            first_pos = self.sinks + self.ratio * torch.arange(g_lo, g_hi, device=keys.device)
-            first_idx = torch.searchsorted(plan.positions, first_pos)
-            idx = (first_idx[:, None] + torch.arange(self.ratio, device=keys.device)).reshape(-1)
-            gk = keys[:, :, idx].view(b, hkv, g_hi - g_lo, self.ratio, dh)
-            gv = values[:, :, idx].view(b, hkv, g_hi - g_lo, self.ratio, dh)
+        if g_hi > g_lo:  # groups completed by this chunk's queries: pool their raw tokens (contiguous)
+            first_idx = plan.raw_index(self.sinks + self.ratio * g_lo)
+            n = (g_hi - g_lo) * self.ratio
+            gk = keys.narrow(2, first_idx, n).view(b, hkv, g_hi - g_lo, self.ratio, dh)
+            gv = values.narrow(2, first_idx, n).view(b, hkv, g_hi - g_lo, self.ratio, dh)
             new_k, new_v = (gk.amax(3), gv.amax(3)) if self.pool == "max" else (gk.mean(3), gv.mean(3))
             new_ids = torch.arange(g_lo, g_hi, device=keys.device)
         else:

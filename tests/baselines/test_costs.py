@@ -265,7 +265,10 @@ def _simulate(dims: ModelDims, method: str, length: int, s: int, w: int, chunk: 
         else:
             raw_after = raw
         slots = min(slots_cap, len(evicted) // 4) if method.startswith("ct") else 0
-        pairs += len(new) * (len(kept) + len(new) + slots)
+        if len(new) == 1 and method != "full":  # decode: only the tokens kept after the step are attended
+            pairs += len(raw_after) + slots
+        else:
+            pairs += len(new) * (len(kept) + len(new) + slots)
         kept = raw_after
     mixing = n * length * (2 * d * hq * dh * 2 + 2 * d * hkv * dh * 2) + n * 4 * hq * dh * pairs
     if method.startswith("ahn"):

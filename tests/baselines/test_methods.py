@@ -118,8 +118,9 @@ def test_ahn_memory_alignment_matches_spec_worked_example():
 
     def spy(layer_idx, layer, plan, evicted, query, x, start, new_memory):
         if layer_idx == 0:
-            written[start] = evicted["positions"].tolist()
-            visible = plan.positions[plan.visible[-1]].tolist()
+            n = evicted["keys"].shape[2]
+            written[start] = list(range(evicted["first_position"], evicted["first_position"] + n))
+            visible = plan.positions(query.device)[plan.visible(query.device)[-1]].tolist()
             written[("visible", start)] = visible
         return original(layer_idx, layer, plan, evicted, query, x, start, new_memory)
 
