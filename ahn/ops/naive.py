@@ -1,0 +1,99 @@
+"""Readable sequential references for the two recurrences every AHN cell reduces to.
+
+Layout: inputs ``[B, T, H, D]`` (T = time), per-token scalars ``[B, T, H]``, state ``[B, H, K, V]``
+(key-major, the fla convention). Everything is computed in fp32, or fp64 when any of q/k/v is fp64,
+so these functions are the ground truth the chunked forms and the GPU kernels are held to. The output
+is cast to ``v.dtype``; the final state stays in the compute dtype.
+
+The ops are pure: no q/k normalisation, no gating beyond what is passed in (the cells do that).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def compute_dtype(*tensors: Tensor | None) -> torch.dtype:
+    """fp64 if any input is fp64, else fp32: the precision the reference recurrences run in."""
+    return torch.float64 if any(t is not None and t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+def check_shapes(q: Tensor, k: Tensor, v: Tensor, *per_token: Tensor | None, initial_state: Tensor | None) -> None:
+    """Fail early with a readable message instead of a broadcasting error deep in an einsum."""
+    if q.ndim != 4 or k.shape != q.shape or v.shape[:3] != q.shape[:3]:
+        raise ValueError(f"expected q, k [B,T,H,K] and v [B,T,H,V]; got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    for x in per_token:
+        if x is not None and tuple(x.shape) != tuple(q.shape[:3]):
+            raise ValueError(f"per-token gates must be [B,T,H] = {tuple(q.shape[:3])}; got {tuple(x.shape)}")
+    B, _, H, K = q.shape
+    if initial_state is not None and tuple(initial_state.shape) != (B, H, K, v.shape[-1]):
+        raise ValueError(f"initial_state must be [B,H,K,V] = {(B, H, K, v.shape[-1])}; got {tuple(initial_state.shape)}")
+
+
+def initial(q: Tensor, v: Tensor, initial_state: Tensor | None, dtype: torch.dtype) -> Tensor:
+    """The starting state in the compute dtype (zeros when none is given)."""
+    B, _, H, K = q.shape
+    if initial_state is None:
+        return torch.zeros(B, H, K, v.shape[-1], dtype=dtype, device=q.device)
+    return initial_state.to(dtype)
+
+
+def delta_rule_recurrent(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    beta: Tensor,
+    g: Tensor | None = None,
+    *,
+    scale: float | None = None,
+    initial_state: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Gated delta rule, one token at a time (``g=None``: plain DeltaNet).
+
+    Per token t: ``S <- exp(g_t) S``; ``v' = beta_t (v_t - S^T k_t)``; ``S <- S + k_t v'^T``;
+    ``o_t = scale * S^T q_t``. Row t of the output reads the state after write t.
+    """
+    check_shapes(q, k, v, beta, g, initial_state=initial_state)
+    cdt = compute_dtype(q, k, v)
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    S = initial(q, v, initial_state, cdt)
+    qc, kc, vc, bc = q.to(cdt), k.to(cdt), v.to(cdt), beta.to(cdt)
+    gc = None if g is None else g.to(cdt)
+    outs = []
+    for t in range(q.shape[1]):
+        if gc is not None:
+            S = S * gc[:, t].exp()[..., None, None]
+        k_t = kc[:, t]
+        pred = torch.einsum("bhkv,bhk->bhv", S, k_t)
+        delta = bc[:, t, :, None] * (vc[:, t] - pred)
+        S = S + k_t[..., :, None] * delta[..., None, :]
+        outs.append(torch.einsum("bhkv,bhk->bhv", S, qc[:, t]) * scale)
+    o = torch.stack(outs, dim=1) if outs else vc.new_zeros(vc.shape)
+    return o.to(v.dtype), S
+
+
+def scalar_decay_recurrent(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    g: Tensor,
+    *,
+    scale: float | None = None,
+    initial_state: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Linear attention with one scalar decay per head and token (simple GLA / Mamba2 SSD).
+
+    Per token t: ``S <- exp(g_t) S + k_t v_t^T``; ``o_t = scale * S^T q_t``.
+    """
+    check_shapes(q, k, v, g, initial_state=initial_state)
+    cdt = compute_dtype(q, k, v)
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    S = initial(q, v, initial_state, cdt)
+    qc, kc, vc, gc = q.to(cdt), k.to(cdt), v.to(cdt), g.to(cdt)
+    outs = []
+    for t in range(q.shape[1]):
+        S = S * gc[:, t].exp()[..., None, None] + kc[:, t][..., :, None] * vc[:, t][..., None, :]
+        outs.append(torch.einsum("bhkv,bhk->bhv", S, qc[:, t]) * scale)
+    o = torch.stack(outs, dim=1) if outs else vc.new_zeros(vc.shape)
+    return o.to(v.dtype), S
