@@ -1,0 +1,323 @@
+"""The lm-eval bridge: a tiny local task run offline through lm-eval on full attention and sinks+SWA, with the
+predictions reproduced independently (own truncation arithmetic + `baselines.engine.generate`), plus the
+truncation, stop-string, greedy-only and loglikelihood contracts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+pytest.importorskip("lm_eval")
+
+from baselines import attach, make_method  # noqa: E402
+from baselines.engine import generate  # noqa: E402
+from harness import lm_eval_bridge as bridge  # noqa: E402
+from tests.tiny_models import tiny_model  # noqa: E402
+
+DATA = Path(__file__).resolve().parent / "lm_eval_data"
+JSONL = DATA / "tiny_recall.jsonl"
+GEN_TASK, MC_TASK = "ahn_tiny_recall", "ahn_tiny_recall_mc"
+MAX_LENGTH, MAX_GEN = 96, 5  # every doc is longer than 96 - 5 bytes: all prompts are cut
+SWA = {"sinks": 4, "window": 16}  # far below the prompt length: the window really drops tokens
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    """A random tiny Qwen2 with the byte tokenizer, saved as a local model folder (no Hub)."""
+    from tasks.byte_tokenizer import save_byte_tokenizer
+
+    path = tmp_path_factory.mktemp("tiny-model")
+    tiny_model("qwen2", vocab=259).save_pretrained(path)
+    save_byte_tokenizer(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def task_dir(tmp_path_factory) -> Path:
+    """The committed task YAMLs with the data path made absolute (the YAMLs name it relative to the repo)."""
+    out = tmp_path_factory.mktemp("lm-eval-tasks")
+    for yaml in DATA.glob("*.yaml"):
+        text = yaml.read_text().replace("tests/harness/lm_eval_data/tiny_recall.jsonl", str(JSONL))
+        assert str(JSONL) in text
+        (out / yaml.name).write_text(text)
+    return out
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny matmuls gain nothing from threads, and on a busy 2-core box intra-op threads cost ~100x."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _datasets_cache(tmp_path, monkeypatch):
+    """Keep `datasets`' cache of the local json task out of the user's home."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets")
+
+
+def model_args(tiny_dir: Path, method: str, **extra) -> str:
+    args = {"pretrained": tiny_dir, "method": method, "chunk": 32, "max_length": MAX_LENGTH,
+            "truncation": "middle", "device": "cpu", "dtype": "float32", **extra}
+    if method == "swa":
+        args |= SWA
+    return ",".join(f"{k}={v}" for k, v in args.items())
+
+
+def make_lm(tiny_dir: Path, method: str = "swa", **extra):
+    args = bridge._parse_model_args(model_args(tiny_dir, method, **extra))
+    return bridge.lm_class()(**args)
+
+
+def docs() -> list[dict]:
+    return [json.loads(line) for line in JSONL.read_text().splitlines() if line.strip()]
+
+
+def expected_predictions(tiny_dir: Path, method: str) -> list[str]:
+    """What the bridge should answer, computed without it: the byte tokenizer makes tokens = bytes, so the
+    LV-Eval middle cut is plain byte slicing; then greedy generation straight through the engine."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32).eval()
+    mem = make_method("swa", **SWA) if method == "swa" else make_method("full")
+    budget = MAX_LENGTH - MAX_GEN
+    out = []
+    with attach(model, mem):
+        for doc in docs():
+            raw = f"{doc['context']}\nQuestion: {doc['question']}\nAnswer:".encode()
+            assert len(raw) > budget
+            ids = list(raw[: budget // 2] + raw[-(budget // 2):])
+            result = generate(model, mem, torch.tensor([ids]), max_new_tokens=MAX_GEN, chunk_size=32)
+            text = tokenizer.decode(result.tokens[0], skip_special_tokens=True)
+            out.append(text.split("\n")[0])
+    return out
+
+
+# ---- pure helpers ----------------------------------------------------------------------------------------
+def test_cut_at_stop_cuts_at_the_earliest_stop_string():
+    assert bridge.cut_at_stop("answer\nmore</s>tail", ["</s>", "\n"]) == "answer"
+    assert bridge.cut_at_stop("a</s>b\nc", ["\n", "</s>"]) == "a"
+    assert bridge.cut_at_stop("no stop here", ["\n"]) == "no stop here"
+    assert bridge.cut_at_stop("keep all", ["", "zzz"]) == "keep all"  # empty stop strings never cut
+    assert bridge.cut_at_stop("\nleading", ["\n"]) == ""
+
+
+def test_greedy_settings_accept_greedy_and_refuse_sampling():
+    assert bridge.greedy_settings({"until": "\n", "max_gen_toks": 7}) == (["\n"], 7, None)
+    assert bridge.greedy_settings({}) == ([], bridge.DEFAULT_MAX_GEN_TOKS, None)
+    # LongBench's YAMLs: temperature 1 but do_sample false → greedy, as in transformers
+    assert bridge.greedy_settings({"until": [], "max_gen_toks": 64, "temperature": 1, "do_sample": False})[1] == 64
+    assert bridge.greedy_settings({"temperature": 0.0, "repetition_penalty": 1.05})[2] == 1.05
+    with pytest.raises(ValueError, match="greedily"):
+        bridge.greedy_settings({"do_sample": True})
+    with pytest.raises(ValueError, match="temperature"):
+        bridge.greedy_settings({"temperature": 0.7})
+    with pytest.raises(ValueError, match="beam"):
+        bridge.greedy_settings({"num_beams": 4})
+    with pytest.raises(ValueError, match="max_gen_toks"):
+        bridge.greedy_settings({"max_gen_toks": 0})
+
+
+def test_missing_lm_eval_gives_an_install_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "lm_eval.api.model", None)
+    with pytest.raises(ImportError, match=r"pip install 'ahn-harness\[lmeval\]'"):
+        bridge._lm_eval_api()
+
+
+# ---- registration and construction ----------------------------------------------------------------------
+def test_registered_under_its_name_without_hiding_lm_evals_models():
+    from lm_eval.api.model import LM
+    from lm_eval.api.registry import get_model
+
+    cls = bridge.register()
+    assert issubclass(cls, LM) and get_model("ahn-harness") is cls
+    assert bridge.HarnessLM is cls
+    get_model("dummy")  # the built-in models are still there (lm-eval 0.4.10+ fills its registry lazily)
+    assert "hf" in bridge._model_table()
+    bridge._register(cls, None)  # a second registration is a no-op, not a clash
+
+
+def test_model_args_are_checked(tiny_dir):
+    cls = bridge.lm_class()
+    with pytest.raises(TypeError, match="unknown model_args"):
+        cls(pretrained=str(tiny_dir), bogus=1)
+    with pytest.raises(ValueError, match="exactly one of"):
+        cls(preset="tiny-swa", pretrained=str(tiny_dir))
+    with pytest.raises(ValueError, match="truncation"):
+        cls(pretrained=str(tiny_dir), truncation="right")
+    lm = make_lm(tiny_dir, "full", truncation="none")  # lm-eval parses "none" as None
+    assert lm.truncation_kind == "none"
+    lm.close()
+
+
+# ---- truncation -------------------------------------------------------------------------------------------
+def test_middle_truncation_keeps_the_question_at_the_end(tiny_dir):
+    lm = make_lm(tiny_dir, max_length=64)
+    try:
+        question = "Question: what is the pass key?\nAnswer:"
+        context = "The pass key is 7361. " + "filler text. " * 40 + question
+        ids = lm.prompt_ids(context, reserve=8)  # budget 56 tokens = 56 bytes
+        text = lm.tokenizer.decode(ids)
+        assert len(ids) == 56
+        assert text == context[:28] + context[-28:]
+        assert text.startswith("The pass key is 7361.") and text.endswith(question[-28:])
+        assert lm.truncated_count == 1
+        short = "short prompt " + question
+        assert lm.tokenizer.decode(lm.prompt_ids(short, reserve=8)) == short  # under budget: untouched
+
+        lm.truncation_kind = "left"
+        assert lm.tokenizer.decode(lm.prompt_ids(context, reserve=8)) == context[-56:]
+        lm.truncation_kind = "none"
+        assert len(lm.prompt_ids(context, reserve=8)) == len(context.encode())
+        assert lm.get_model_info()["truncation"]["kind"] == "none"
+    finally:
+        lm.close()
+
+
+def test_chat_template_is_applied_after_truncating_the_user_message(tiny_dir):
+    from tasks.byte_tokenizer import IM_END, IM_START
+
+    lm = make_lm(tiny_dir, max_length=64)
+    try:
+        content = "HEAD " + "x" * 200 + " what is the key?"
+        rendered = lm.apply_chat_template([{"role": "user", "content": content}])
+        assert rendered == f"{IM_START}user\n{content}{IM_END}\n{IM_START}assistant\n"
+        assert lm.chat_template(True) and lm.tokenizer_name
+        ids = lm.prompt_ids(rendered, reserve=8)
+        cut = content[:28] + content[-28:]
+        assert lm.tokenizer.decode(ids) == f"{IM_START}user\n{cut}{IM_END}\n{IM_START}assistant\n"
+        assert ids[0] == lm.tokenizer.convert_tokens_to_ids(IM_START)  # the template's special tokens survive
+    finally:
+        lm.close()
+
+
+# ---- lm-eval end to end -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["full", "swa"])
+def test_simple_evaluate_offline_matches_the_engine(tiny_dir, task_dir, method):
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    n_docs = len(docs())
+    if method == "full":  # the LM instance straight into lm_eval.simple_evaluate
+        lm = make_lm(tiny_dir, method)
+        try:
+            results = lm_eval.simple_evaluate(
+                model=lm, tasks=[GEN_TASK], log_samples=True,
+                task_manager=TaskManager(include_path=str(task_dir), include_defaults=False))
+        finally:
+            lm.close()
+        assert lm.request_counts["generate_until"] == n_docs
+        assert lm.truncated_count == n_docs
+    else:  # the evaluate() helper, with the multiple-choice task too (loglikelihood requests)
+        results = bridge.evaluate(model_args(tiny_dir, method), [GEN_TASK, MC_TASK], include_path=str(task_dir),
+                                  log_samples=True)
+        assert 0.0 <= results["results"][MC_TASK]["acc,none"] <= 1.0
+        assert len(results["samples"][MC_TASK]) == n_docs
+
+    assert "exact_match,none" in results["results"][GEN_TASK]
+    assert results["n-samples"][GEN_TASK]["effective"] == n_docs
+    samples = sorted(results["samples"][GEN_TASK], key=lambda s: s["doc_id"])
+    assert len(samples) == n_docs
+    predictions = [s["resps"][0][0] for s in samples]
+    assert predictions == expected_predictions(tiny_dir, method)
+
+    config = results["config"]
+    assert config["memory_method"] == ({"method": "swa", **SWA} if method == "swa"
+                                       else {"method": "full", "sinks": 0, "window": None})
+    assert config["truncation"]["kind"] == "middle" and config["truncation"]["max_length"] == MAX_LENGTH
+    assert config["decoding"] == "greedy"
+    if method == "swa":
+        # 2 layers × a 16-token window + 4 sinks see only the prompts' identical last 32 bytes: same answer
+        assert len(set(predictions)) == 1
+
+
+# ---- loglikelihoods -----------------------------------------------------------------------------------------
+def _one_shot_logprobs(lm, ids: list[int]) -> torch.Tensor:
+    """Log-probs of every next token from one stateless forward under the attached method (no streaming)."""
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        logits = lm.model(input_ids=x, position_ids=torch.arange(len(ids))[None], use_cache=False).logits[0]
+    return torch.log_softmax(logits.float(), -1)
+
+
+@pytest.mark.parametrize("method", ["full", "swa"])
+def test_loglikelihood_streams_like_a_one_shot_forward(tiny_dir, method):
+    lm = make_lm(tiny_dir, method, max_length=4096)  # no truncation here: 90-byte contexts, 32-token chunks
+    try:
+        context = "The secret word is kilo. " + "echo mike bravo " * 5 + "\nAnswer:"
+        continuation = " kilo"
+        (logprob, greedy), = lm.loglikelihood([SimpleNamespace(args=(context, continuation))])
+        ctx_ids = list(context.encode())
+        cont_ids = list(continuation.encode())
+        ref = _one_shot_logprobs(lm, ctx_ids + cont_ids)
+        want = sum(float(ref[len(ctx_ids) - 1 + i, t]) for i, t in enumerate(cont_ids))
+        assert logprob == pytest.approx(want, abs=1e-4)
+        assert greedy == all(int(ref[len(ctx_ids) - 1 + i].argmax()) == t for i, t in enumerate(cont_ids))
+
+        # the greedy next two tokens are reported as greedy (ids: a random model's bytes need not be UTF-8)
+        first = int(ref[len(ctx_ids) - 1].argmax())
+        second = int(_one_shot_logprobs(lm, [*ctx_ids, first])[-1].argmax())
+        assert lm._score(ctx_ids, [first, second])[1] is True
+        assert lm._score(ctx_ids, [first, (second + 1) % 256])[1] is False
+
+        (rolling,) = lm.loglikelihood_rolling([SimpleNamespace(args=(context,))])
+        prefix = lm.tokenizer.eos_token_id  # the byte tokenizer has no BOS
+        ref = _one_shot_logprobs(lm, [prefix, *ctx_ids])
+        assert rolling == pytest.approx(sum(float(ref[i, t]) for i, t in enumerate(ctx_ids)), abs=1e-3)
+        assert lm.request_counts == {"loglikelihood": 1, "loglikelihood_rolling": 1}
+    finally:
+        lm.close()
+
+
+def test_generate_until_refuses_sampling_requests(tiny_dir):
+    lm = make_lm(tiny_dir, "full")
+    try:
+        with pytest.raises(ValueError, match="greedily"):
+            lm.generate_until([SimpleNamespace(args=("hello", {"do_sample": True, "max_gen_toks": 2}))])
+        assert lm.generate_until([]) == []
+    finally:
+        lm.close()
+
+
+def test_ahn_method_through_the_bridge(tiny_dir, tmp_path):
+    """An AHN checkpoint loads through model_args; its memory is used by both request kinds."""
+    from transformers import AutoModelForCausalLM
+
+    from ahn.checkpoint import save_ahn_checkpoint
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir)
+    ahn = make_method("ahn-gdn", **SWA)
+    with attach(model, ahn), torch.no_grad():
+        torch.manual_seed(0)
+        for block in ahn.blocks:
+            block.fn.o_proj.weight.normal_(0, 0.05)  # non-zero read-out: the memory changes the output
+        save_ahn_checkpoint(model, tmp_path / "ahn", "gdn", model.config.to_dict(), dtype=None)
+
+    lm = make_lm(tiny_dir, "ahn-gdn", ahn_checkpoint=tmp_path / "ahn", **SWA)
+    try:
+        assert lm.get_model_info()["memory_method"]["method"].startswith("ahn")
+        doc = docs()[-1]
+        context = f"{doc['context']}\nQuestion: {doc['question']}\nAnswer:"
+        (got,) = lm.generate_until([SimpleNamespace(args=(context, {"until": ["\n"], "max_gen_toks": MAX_GEN}))])
+        raw = context.encode()
+        half = (MAX_LENGTH - MAX_GEN) // 2
+        result = generate(lm.model, lm.method, torch.tensor([list(raw[:half] + raw[-half:])]),
+                          max_new_tokens=MAX_GEN, chunk_size=32)
+        assert got == lm.tokenizer.decode(result.tokens[0], skip_special_tokens=True).split("\n")[0]
+
+        ids = list(raw[:80])
+        ref = _one_shot_logprobs(lm, ids)  # stateless pass: AHN writes evicted tokens within the forward
+        assert lm._score(ids[:40], ids[40:])[0] == pytest.approx(
+            sum(float(ref[i - 1, ids[i]]) for i in range(40, 80)), abs=1e-4)
+    finally:
+        lm.close()
