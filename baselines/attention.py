@@ -63,6 +63,9 @@ def masked_attention(
             scores = scores.masked_fill(~visible, float("-inf"))
         return torch.matmul(scores.softmax(-1), values)
     mask = None if visible is None else visible[None, None]
+    if gqa and mask is not None and query.is_cuda:  # CUDA SDPA does GQA only in flash/math: expand for mem-efficient
+        rep = query.shape[1] // keys.shape[1]
+        keys, values, gqa = keys.repeat_interleave(rep, 1), values.repeat_interleave(rep, 1), False
     return F.scaled_dot_product_attention(query, keys, values, attn_mask=mask, scale=scaling, enable_gqa=gqa)
 
 

@@ -277,15 +277,15 @@ def cache_bytes_actual(dims: ModelDims, method: str, length: int, sinks: int, wi
                        ct_slots: int | None = None, dtype_bytes: int = 2) -> int:
     """Bytes the method's cache holds after a prefill of `length` tokens (batch 1).
 
-    The AHN state buffer exists from the first non-sink token on (our cache allocates it when the first token
-    enters the window), so it is counted whenever `length > sinks`, not only once the memory is written.
+    The fp32 AHN state is allocated when the first token leaves the window (before that the model is exactly
+    sinks + window attention), so it is counted once `length > sinks + window`.
     """
     method = canonical_method(method)
     _check(length, sinks, window, ct_slots, None, dtype_bytes)
     kept = length if method == "full" else min(length, sinks + window)
     total = kv_cache_bytes(dims, kept, dtype_bytes)
     if method in AHN_METHODS:
-        if length > sinks:
+        if length > sinks + window:
             total += ahn_state_bytes(dims)
         n_window = min(max(length - sinks, 0), window)
         total += ahn_gate_cache_bytes(dims, method, n_window, dtype_bytes)

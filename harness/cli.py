@@ -157,7 +157,9 @@ def _cmd_run(args) -> int:
     from harness.runner import RunSettings, run_presets
 
     names = [m.strip() for m in args.model.split(",") if m.strip()]
-    presets = [resolve_model(n, args.method, args.sinks, args.window, args.ahn_checkpoint, args.chunk)
+    from harness.tiny_seed import resolve_tiny
+
+    presets = [resolve_tiny(resolve_model(n, args.method, args.sinks, args.window, args.ahn_checkpoint, args.chunk))
                for n in names]
     tiny = all(p.name.startswith("tiny-") for p in presets)
     tasks = args.tasks or (DEFAULT_TASKS if tiny else None)

@@ -232,7 +232,8 @@ def test_actual_cache_small_lengths_and_dtype() -> None:
     state = 4 * 16 * 16 * 4 * 2
     assert cache_bytes_actual(dims, "ahn-gdn", 0, s, w) == 0
     assert cache_bytes_actual(dims, "ahn-gdn", 3, s, w) == 3 * per_tok  # only sinks: no state yet
-    assert cache_bytes_actual(dims, "ahn-gdn", 4, s, w) == 4 * per_tok + state + 4 * 1 * 6 * 2
+    assert cache_bytes_actual(dims, "ahn-gdn", 4, s, w) == 4 * per_tok + 4 * 1 * 6 * 2  # no eviction: no state
+    assert cache_bytes_actual(dims, "ahn-gdn", 9, s, w) == 8 * per_tok + state + 4 * 5 * 6 * 2
     assert cache_bytes_actual(dims, "ahn-dn", 20, s, w) == 8 * per_tok + state + 4 * 5 * 2 * 2
     assert cache_bytes_actual(dims, "ahn-mamba2", 20, s, w) == 8 * per_tok + state + 4 * 5 * 4 * 2
     # fp32 KV doubles the KV and the β gate, not the fp32 state or the fp32 g

@@ -40,7 +40,7 @@ def test_live_cache_bytes_equal_model_and_stay_flat(model, name, dtype):
     model = model.to(dtype)
     dims = ModelDims.from_hf_config(model.config)
     measured = {}
-    for factor in (2, 3, 5, 8):
+    for factor in (1, 2, 3, 5, 8):
         T = factor * (SINKS + WINDOW) + (factor % 3)  # also lengths that leave a CT group incomplete
         ids = torch.randint(0, 300, (1, T), generator=torch.Generator().manual_seed(factor))
         method = _method(name)
@@ -56,11 +56,11 @@ def test_live_cache_bytes_equal_model_and_stay_flat(model, name, dtype):
         (t2, b2), (t8, b8) = measured[2], measured[8]
         assert b8 * t2 == b2 * t8
     elif name.startswith("ct"):  # flat once the FIFO is full, up to the <4 pending raw tokens
-        sizes = [b for _, b in measured.values()][1:]
+        sizes = [b for f, (_, b) in measured.items() if f >= 3]
         kv_token = 2 * dims.num_kv_heads * dims.head_dim * dims.num_layers * torch.finfo(dtype).bits // 8
         assert max(sizes) - min(sizes) <= 3 * kv_token
     else:
-        assert len({b for _, b in measured.values()}) == 1
+        assert len({b for f, (_, b) in measured.items() if f >= 2}) == 1
 
 
 @pytest.mark.parametrize("name", ["full", "swa", "ct-max", "ct-avg"])

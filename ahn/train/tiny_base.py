@@ -1,0 +1,400 @@
+"""Pretrain the tiny world's base model: a few-million-parameter Qwen2 over the byte tokenizer.
+
+Why: the tiny world needs a base that really uses long context, so that sinks + window visibly lose what full
+attention keeps and an AHN has something to recover. The base is trained with plain full attention (no AHN) on
+the synthetic corpus (:mod:`tasks.synthetic.corpus`: passkey / number_string / kv_retrieval documents with their
+answers, plus prose), and evaluated on held-out synthetic samples every ``eval_every`` steps: accuracy is the
+share of samples whose whole reference completion is the greedy (arg-max) continuation, checked in one
+teacher-forced forward. Training stops early once every eval task reaches ``target_accuracy``.
+
+RoPE: ``rope_theta`` = 1e6 (Qwen2.5's value). Why large: retrieval needs attention that matches content
+whatever the distance, which RoPE only allows through rotary channel pairs that barely turn over that distance.
+A small theta whose slowest channel turns fully within the training length (the "every phase seen" rule for
+perplexity extrapolation) leaves no such channel, and a needle's score would swing with its distance. With
+head_dim 64 and theta 1e6, 12 of the 32 pairs turn by less than 0.5 rad over 2,048 tokens and 7 still do over
+16,384 (8x): content matching stays possible up to 8x the training length, while the faster pairs keep local
+order (:func:`stationary_pairs` reports the counts in ``eval.json``). The price is the usual one: the pairs in
+between meet phases beyond 2,048 they never saw, so full attention may degrade past the training length (the
+paper's full-attention rows degrade the same way past Qwen's native 32k).
+
+Output (an HF folder): ``config.json``, ``model.safetensors`` (bf16), tokenizer files,
+``generation_config.json`` (eos = ``<|im_end|>``, repetition_penalty 1.0, greedy), ``pretrain_config.json``,
+``train_log.jsonl`` (loss, lr, tokens/s, and eval rows) and ``eval.json`` (final accuracies, also at longer
+lengths when ``final_eval_lengths`` is set).
+
+``python -m ahn.train.tiny_base --output-dir leaderboards/tiny/base [key=value ...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ahn.train.config import ConfigError, apply_overrides, from_dict, parse_override
+
+EVAL_TASKS = ("passkey", "number_string", "kv_retrieval")
+
+
+@dataclass
+class TinyBaseConfig:
+    output_dir: str = "leaderboards/tiny/base"
+    seed: int = 0
+    # model (Qwen2 architecture)
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    head_dim: int = 64
+    intermediate_size: int = 688
+    rope_theta: float = 1e6
+    max_position_embeddings: int = 32768
+    tie_word_embeddings: bool = True
+    # data: each step draws one length from seq_lens and fills tokens_per_step with documents of that length
+    seq_lens: list[int] = field(default_factory=lambda: [512, 1024, 2048])
+    seq_len_weights: list[float] | None = None
+    tokens_per_step: int = 32768
+    tasks: list[str] = field(default_factory=lambda: ["passkey", "number_string", "kv_retrieval", "prose"])
+    task_weights: list[float] | None = None
+    answer_weight: float = 4.0  # loss weight of the answer tokens (the retrieval signal) vs the rest
+    num_workers: int = 0
+    # optimisation
+    steps: int = 2000
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    grad_clip: float = 1.0
+    precision: str = "auto"  # "auto": bf16 autocast on CUDA, fp32 on CPU
+    device: str = "auto"
+    compile: bool = False
+    # evaluation
+    eval_every: int = 100
+    eval_lengths: list[int] = field(default_factory=lambda: [2048])
+    eval_tasks: list[str] = field(default_factory=lambda: list(EVAL_TASKS))
+    eval_samples: int = 16  # per task and length
+    eval_batch: int = 16
+    target_accuracy: float = 0.95
+    final_eval_lengths: list[int] = field(default_factory=list)  # extra lengths checked once at the end
+    time_budget_s: float | None = None  # stop (and save) after this much training time
+    anneal_by_time: bool = False  # schedule progress = max(step/steps, time/time_budget_s): the lr still decays
+    log_every: int = 10
+
+
+def rope_theta_of(config: Any) -> float:
+    """transformers 5 keeps theta in ``rope_parameters``; older configs have ``rope_theta``."""
+    params = getattr(config, "rope_parameters", None) or {}
+    return float(params.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
+
+
+def stationary_pairs(theta: float, head_dim: int, length: int, max_phase: float = 0.5) -> int:
+    """Rotary channel pairs that turn by at most ``max_phase`` radians over ``length`` positions."""
+    return sum(1 for c in range(head_dim // 2) if theta ** (-2 * c / head_dim) * length <= max_phase)
+
+
+def validate(cfg: TinyBaseConfig) -> TinyBaseConfig:
+    from tasks.synthetic.corpus import DEFAULT_TASKS
+
+    if cfg.num_heads % cfg.num_kv_heads:
+        raise ConfigError(f"num_heads={cfg.num_heads} must be a multiple of num_kv_heads={cfg.num_kv_heads}")
+    bad = [t for t in cfg.tasks if t not in DEFAULT_TASKS]
+    if bad:
+        raise ConfigError(f"unknown corpus task(s) {bad}; valid: {', '.join(DEFAULT_TASKS)}")
+    if any(t not in EVAL_TASKS for t in cfg.eval_tasks):
+        raise ConfigError(f"eval_tasks must be among {EVAL_TASKS}, got {cfg.eval_tasks}")
+    if not cfg.seq_lens or min(cfg.seq_lens) < 64 or cfg.tokens_per_step < max(cfg.seq_lens):
+        raise ConfigError("seq_lens must be >= 64 and tokens_per_step at least the longest seq_len")
+    if cfg.rope_theta <= 1:
+        raise ConfigError(f"rope_theta must be > 1, got {cfg.rope_theta}")
+    if cfg.precision not in ("auto", "bf16", "fp32"):
+        raise ConfigError(f"precision must be auto, bf16 or fp32, got {cfg.precision!r}")
+    return cfg
+
+
+def model_config(cfg: TinyBaseConfig):
+    from transformers import Qwen2Config
+
+    from tasks.byte_tokenizer import ENDOFTEXT, IM_END, SPECIAL_TOKENS, VOCAB_SIZE
+
+    theta = float(cfg.rope_theta)
+    ids = {t: 256 + i for i, t in enumerate(SPECIAL_TOKENS)}
+    return Qwen2Config(
+        vocab_size=VOCAB_SIZE, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,
+        head_dim=cfg.head_dim, max_position_embeddings=cfg.max_position_embeddings, rope_theta=theta,
+        rms_norm_eps=1e-6, tie_word_embeddings=cfg.tie_word_embeddings, use_sliding_window=False,
+        bos_token_id=None, eos_token_id=ids[IM_END], pad_token_id=ids[ENDOFTEXT], initializer_range=0.02,
+    )
+
+
+# ------------------------------------------------------------------------------------------------------
+# data
+
+
+class PretrainBatches(torch.utils.data.Dataset):
+    """Batch of step ``s``: one length L from ``seq_lens``, ``tokens_per_step // L`` documents of about L tokens.
+
+    Returns ids [B, L], targets [B, L] (next token, -100 on padding) and loss weights [B, L] (answer tokens
+    weigh ``answer_weight``). A pure function of (seed, step): workers and restarts see the same batches.
+    """
+
+    def __init__(self, cfg: TinyBaseConfig) -> None:
+        from tasks.byte_tokenizer import ENDOFTEXT, IM_END, SPECIAL_TOKENS
+
+        self.cfg = cfg
+        ids = {t: 256 + i for i, t in enumerate(SPECIAL_TOKENS)}
+        self.eos, self.pad = ids[IM_END], ids[ENDOFTEXT]
+
+    def __len__(self) -> int:  # pragma: no cover - the sampler decides
+        return 1 << 62
+
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        from tasks.synthetic.corpus import training_documents
+
+        cfg = self.cfg
+        rng = random.Random(f"tiny-base/{cfg.seed}/{step}")
+        length = rng.choices(cfg.seq_lens, weights=cfg.seq_len_weights)[0]
+        n = max(1, cfg.tokens_per_step // length)
+        ids = torch.full((n, length), self.pad, dtype=torch.long)
+        tgt = torch.full((n, length), -100, dtype=torch.long)
+        w = torch.zeros((n, length), dtype=torch.float32)
+        docs = training_documents(rng.getrandbits(32), int(0.85 * (length - 1)), length - 1, cfg.tasks,
+                                  n_docs=n, weights=cfg.task_weights)
+        for i, doc in enumerate(docs):
+            data = list(doc.text.encode("utf-8"))[: length - 1] + [self.eos]
+            answer = len(doc.text[: doc.answer_start].encode("utf-8"))
+            t = len(data)
+            ids[i, :t] = torch.tensor(data)
+            tgt[i, : t - 1] = ids[i, 1:t]
+            w[i, : t - 1] = 1.0
+            if answer < t:  # position p predicts token p+1: answer tokens are predicted from answer-1 on
+                w[i, max(0, answer - 1): t - 1] = cfg.answer_weight
+        return ids, tgt, w
+
+
+def _identity(x):
+    return x
+
+
+# ------------------------------------------------------------------------------------------------------
+# evaluation
+
+
+@dataclass
+class EvalItem:
+    task: str
+    length: int
+    ids: list[int]
+    answer_start: int  # index of the first completion token
+
+
+def eval_items(tasks: list[str], lengths: list[int], n: int, seed: int) -> list[EvalItem]:
+    """Held-out samples (seeds disjoint from training draws) at evenly spread needle depths."""
+    from tasks.synthetic import default_depths, generate, sample_seed
+
+    items = []
+    for length in lengths:
+        for task in tasks:
+            for i, depth in enumerate(default_depths(n)):
+                gen = generate(task, length, depth, sample_seed(seed + 1_000_003, f"eval/{task}", length, i),
+                               tolerance=None)
+                prompt = list(gen.prompt.encode("utf-8"))
+                completion = list(gen.completion.encode("utf-8"))
+                items.append(EvalItem(task, length, prompt + completion, len(prompt)))
+    return items
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, items: list[EvalItem], batch: int, device: torch.device,
+             amp: torch.dtype | None, pad: int) -> dict[str, float]:
+    """Share of items whose whole completion is the arg-max continuation (= greedy decoding), per task@length."""
+    was = model.training
+    model.eval()
+    hits: dict[str, list[int]] = {}
+    order = sorted(range(len(items)), key=lambda i: len(items[i].ids))
+    for b in range(0, len(order), batch):
+        group = [items[i] for i in order[b: b + batch]]
+        length = max(len(it.ids) for it in group)
+        ids = torch.full((len(group), length), pad, dtype=torch.long)
+        for i, it in enumerate(group):
+            ids[i, : len(it.ids)] = torch.tensor(it.ids)
+        ids = ids.to(device)
+        cast = torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
+        with cast:
+            pred = model(input_ids=ids, use_cache=False).logits.argmax(-1)
+        for i, it in enumerate(group):
+            a, e = it.answer_start, len(it.ids)
+            ok = bool((pred[i, a - 1: e - 1] == ids[i, a:e]).all())
+            hits.setdefault(f"{it.task}@{it.length}", []).append(int(ok))
+    model.train(was)
+    return {k: sum(v) / len(v) for k, v in sorted(hits.items())}
+
+
+# ------------------------------------------------------------------------------------------------------
+# training
+
+
+def build_model(cfg: TinyBaseConfig) -> nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(cfg.seed)
+    return AutoModelForCausalLM.from_config(model_config(cfg), attn_implementation="sdpa")
+
+
+def _lr_factor(cfg: TinyBaseConfig, step: int, elapsed: float = 0.0) -> float:
+    """Linear warm-up, then cosine to ``min_lr_ratio``. With ``anneal_by_time`` the cosine also follows the
+    clock, so a run cut by its time budget on a slower machine still ends at a low learning rate."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / max(1, cfg.warmup_steps)
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    if cfg.anneal_by_time and cfg.time_budget_s:
+        progress = max(progress, elapsed / cfg.time_budget_s)
+    progress = min(1.0, progress)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def save_base(model: nn.Module, out: Path) -> None:
+    """HF folder: bf16 weights, byte tokenizer, greedy generation config ending at <|im_end|>."""
+    from transformers import GenerationConfig
+
+    from tasks.byte_tokenizer import save_byte_tokenizer
+
+    out.mkdir(parents=True, exist_ok=True)
+    model = model.to(torch.bfloat16)
+    model.config.dtype = torch.bfloat16
+    model.save_pretrained(str(out))
+    save_byte_tokenizer(out)
+    GenerationConfig(eos_token_id=model.config.eos_token_id, pad_token_id=model.config.pad_token_id,
+                     do_sample=False, repetition_penalty=1.0).save_pretrained(str(out))
+
+
+def pretrain(cfg: TinyBaseConfig, echo=None) -> dict[str, Any]:
+    """Train, evaluate, save; returns the final summary (also written to ``eval.json``)."""
+    validate(cfg)
+    say = echo or (lambda s: print(f"[tiny_base] {s}", file=sys.stderr, flush=True))
+    device = torch.device(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    amp = None if cfg.precision == "fp32" or (cfg.precision == "auto" and device.type != "cuda") else torch.bfloat16
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = build_model(cfg).to(device)
+    n_params = sum(p.numel() for p in model.parameters())
+    say(f"Qwen2 tiny base: {n_params:,} parameters, rope_theta {rope_theta_of(model.config):g}, device {device}, "
+        f"autocast {amp}")
+    (out / "pretrain_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    fwd = torch.compile(model) if cfg.compile else model
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=tuple(cfg.betas),
+                            **({"fused": True} if device.type == "cuda" else {}))
+    data = PretrainBatches(cfg)
+    if cfg.num_workers > 0:
+        stream = iter(torch.utils.data.DataLoader(data, batch_size=None, sampler=range(cfg.steps),
+                                                  num_workers=cfg.num_workers, collate_fn=_identity,
+                                                  prefetch_factor=4, pin_memory=device.type == "cuda"))
+    else:
+        stream = (data[s] for s in range(cfg.steps))
+    items = eval_items(cfg.eval_tasks, cfg.eval_lengths, cfg.eval_samples, cfg.seed)
+    log = (out / "train_log.jsonl").open("w")
+    cast = torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
+    t_start, t_log, tokens_log, tokens_total = time.time(), time.time(), 0, 0
+    accuracy: dict[str, float] = {}
+    stop_reason = "steps"
+    step = 0
+    model.train()
+    for step in range(cfg.steps):
+        ids, tgt, w = next(stream)
+        ids, tgt, w = ids.to(device, non_blocking=True), tgt.to(device, non_blocking=True), w.to(device)
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * _lr_factor(cfg, step, time.time() - t_start)
+        with cast:
+            logits = fwd(input_ids=ids, use_cache=False).logits
+        ce = F.cross_entropy(logits.float().flatten(0, 1), tgt.flatten(), reduction="none", ignore_index=-100)
+        loss = (ce * w.flatten()).sum() / w.sum().clamp_min(1.0)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        tokens_log += ids.numel()
+        tokens_total += ids.numel()
+        last = step + 1 == cfg.steps
+        if (step + 1) % cfg.log_every == 0 or last:
+            loss_v = float(loss.detach())
+            dt = time.time() - t_log
+            row = {"step": step + 1, "loss": loss_v, "lr": opt.param_groups[0]["lr"], "grad_norm": float(gnorm),
+                   "seq_len": ids.shape[1], "tokens_per_s": tokens_log / max(dt, 1e-9),
+                   "tokens": tokens_total, "elapsed_s": time.time() - t_start}
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            say(f"step {step + 1}/{cfg.steps} loss {loss_v:.4f} L {ids.shape[1]} tok/s {row['tokens_per_s']:.0f}")
+            t_log, tokens_log = time.time(), 0
+        over_time = cfg.time_budget_s is not None and time.time() - t_start > cfg.time_budget_s
+        if (step + 1) % cfg.eval_every == 0 or last or over_time:
+            accuracy = evaluate(model, items, cfg.eval_batch, device, amp, data.pad)
+            log.write(json.dumps({"step": step + 1, "eval": accuracy, "elapsed_s": time.time() - t_start}) + "\n")
+            log.flush()
+            say(f"eval at step {step + 1}: {accuracy}")
+            if accuracy and min(accuracy.values()) >= cfg.target_accuracy:
+                stop_reason = "target_accuracy"
+                break
+        if over_time:
+            stop_reason = "time_budget"
+            break
+    train_s = time.time() - t_start
+    summary: dict[str, Any] = {
+        "steps_done": step + 1, "stop_reason": stop_reason, "train_s": train_s, "tokens": tokens_total,
+        "tokens_per_s": tokens_total / max(train_s, 1e-9), "parameters": n_params,
+        "rope_theta": rope_theta_of(model.config), "accuracy": accuracy, "target_accuracy": cfg.target_accuracy,
+        "stationary_rotary_pairs": {str(n): stationary_pairs(cfg.rope_theta, cfg.head_dim, n)
+                                    for n in (max(cfg.seq_lens), 8 * max(cfg.seq_lens))},
+    }
+    if cfg.final_eval_lengths:
+        extra = eval_items(cfg.eval_tasks, cfg.final_eval_lengths, max(4, cfg.eval_samples // 2), cfg.seed)
+        summary["accuracy_longer"] = evaluate(model, extra, max(1, cfg.eval_batch // 4), device, amp, data.pad)
+        say(f"full attention beyond the training length: {summary['accuracy_longer']}")
+    log.close()
+    save_base(model, out)
+    (out / "eval.json").write_text(json.dumps(summary, indent=2) + "\n")
+    say(f"saved {out} ({stop_reason} after {step + 1} steps, {train_s:.0f}s)")
+    return summary
+
+
+def load_tiny_config(path: str | None, overrides: list[str]) -> TinyBaseConfig:
+    data: dict[str, Any] = {}
+    if path:
+        data = json.loads(Path(path).read_text())
+        data.pop("//", None)
+    data = apply_overrides(data, [parse_override(o) for o in overrides])
+    return validate(from_dict(TinyBaseConfig, data))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ahn.train.tiny_base", description="pretrain the tiny base LM")
+    ap.add_argument("--config", help="JSON file of TinyBaseConfig fields")
+    ap.add_argument("overrides", nargs="*", help="key=value, e.g. steps=200 seq_lens=[256,512]")
+    ap.add_argument("--output-dir")
+    args = ap.parse_intermixed_args(argv)
+    overrides = list(args.overrides) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
+    try:
+        cfg = load_tiny_config(args.config, overrides)
+    except ConfigError as e:
+        print(f"tiny_base: error: {e}", file=sys.stderr)
+        return 2
+    pretrain(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

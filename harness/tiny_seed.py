@@ -1,0 +1,57 @@
+"""Where the tiny presets' weights come from.
+
+The trained tiny world lives in `leaderboards/tiny/` (made by `scripts/train_tiny_world.py` on a GPU). Until it
+exists, the tiny presets run on *untrained* seed models built here deterministically: the same architecture and
+byte tokenizer, random base weights (seed 0) and AHN cells at their initialisation (zero output maps, so AHN
+equals sinks + window). That run is a real job — every cost column (FLOPs, cache bytes, times) is measured —
+but its scores carry no information, and it says so loudly.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from harness.presets import REPO_ROOT, TINY_DEFAULT, TINY_DIR, Preset
+
+UNTRAINED_DIR = REPO_ROOT / "runs" / "tiny-untrained"
+CELLS = ("gdn", "dn", "mamba2")
+
+
+def trained_world_present() -> bool:
+    return (TINY_DIR / "base" / "config.json").exists()
+
+
+def build_untrained_world(out: Path = UNTRAINED_DIR) -> Path:
+    """Seeded random tiny base + initial AHN checkpoints in the released format (idempotent)."""
+    if (out / "done").exists():
+        return out
+    import torch
+
+    from ahn.checkpoint import save_ahn_checkpoint
+    from ahn.train.tiny_base import build_model, load_tiny_config, save_base
+    from baselines import attach, make_method
+
+    cfg = load_tiny_config(str(REPO_ROOT / "ahn" / "train" / "configs" / "tiny_base.json"), [])
+    model = build_model(cfg)
+    save_base(model, out / "base")
+    model = model.to(torch.float32)
+    for cell in CELLS:
+        torch.manual_seed(cfg.seed)
+        method = make_method("ahn", cell=cell, sinks=32, window=480)
+        with attach(model, method):
+            save_ahn_checkpoint(model, out / f"ahn-{cell}", cell, model.config.to_dict())
+    (out / "done").write_text("untrained seed models of the tiny presets; see harness/tiny_seed.py\n")
+    return out
+
+
+def resolve_tiny(preset: Preset) -> Preset:
+    """A tiny preset pointing at the trained world, or at the untrained seed models (with a warning)."""
+    if preset.name not in TINY_DEFAULT or preset.model != str(TINY_DIR / "base") or trained_world_present():
+        return preset
+    root = build_untrained_world()
+    print(f"warning: {TINY_DIR} has no trained tiny models yet; {preset.name} runs on UNTRAINED seed models "
+          f"from {root} (costs are real, scores are not informative)", file=sys.stderr)
+    ckpt = str(root / preset.name.removeprefix("tiny-")) if preset.ahn_checkpoint else None
+    return preset.with_overrides(model=str(root / "base"), ahn_checkpoint=ckpt,
+                                 description="UNTRAINED seed model: " + preset.description)

@@ -1,0 +1,91 @@
+"""The tiny world's base pretraining and the end-to-end script (quick mode)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ahn.train.config import ConfigError
+from ahn.train.tiny_base import (
+    PretrainBatches,
+    TinyBaseConfig,
+    eval_items,
+    load_tiny_config,
+    model_config,
+    pretrain,
+    rope_theta_of,
+    stationary_pairs,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+MICRO = ["hidden_size=32", "intermediate_size=64", "num_layers=1", "num_heads=2", "num_kv_heads=1", "head_dim=16",
+         "seq_lens=[128]", "tokens_per_step=512", "steps=6", "eval_every=3", "eval_lengths=[128]", "eval_samples=2",
+         "log_every=2", "warmup_steps=2"]
+
+
+def test_rope_keeps_stationary_channels_up_to_8x_the_training_length():
+    cfg = model_config(TinyBaseConfig())
+    assert rope_theta_of(cfg) == 1e6
+    assert stationary_pairs(1e6, 64, 2048) == 12 and stationary_pairs(1e6, 64, 8 * 2048) == 7
+    assert stationary_pairs(auto_small := 393.0, 64, 2048) == 0, auto_small  # why not a tiny theta
+    assert (cfg.vocab_size, cfg.eos_token_id, cfg.pad_token_id, cfg.head_dim) == (259, 258, 256, 64)
+
+
+def test_batches_are_deterministic_and_weight_answers():
+    cfg = load_tiny_config(None, MICRO + ["answer_weight=3.0", "tasks=[\"passkey\"]", "seq_lens=[512]", "tokens_per_step=2048"])
+    a, b = PretrainBatches(cfg)[5], PretrainBatches(cfg)[5]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    ids, tgt, w = a
+    assert ids.shape == (4, 512) and tgt.shape == ids.shape
+    assert (w == 3.0).any() and (w == 1.0).any()
+    assert ((tgt == -100) == (w == 0)).all()
+
+
+def test_pretrain_writes_an_hf_folder(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    summary = pretrain(load_tiny_config(None, MICRO + [f"output_dir={tmp_path}"]), echo=lambda s: None)
+    assert summary["steps_done"] == 6 and set(summary["accuracy"]) == {
+        "kv_retrieval@128", "number_string@128", "passkey@128"}
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "generation_config.json", "train_log.jsonl",
+                 "eval.json", "pretrain_config.json"):
+        assert (tmp_path / name).is_file(), name
+    model = AutoModelForCausalLM.from_pretrained(str(tmp_path))
+    assert model.dtype == torch.bfloat16 and model.config.model_type == "qwen2"
+    tok = AutoTokenizer.from_pretrained(str(tmp_path))
+    assert tok.encode("ab", add_special_tokens=False) == [97, 98]
+    gen = GenerationConfig.from_pretrained(str(tmp_path))
+    assert gen.eos_token_id == 258 and gen.repetition_penalty == 1.0 and not gen.do_sample
+    rows = [json.loads(x) for x in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert any("eval" in r for r in rows) and any("tokens_per_s" in r for r in rows)
+
+
+def test_eval_items_are_held_out_and_sized():
+    items = eval_items(["passkey"], [256], 3, seed=0)
+    assert len(items) == 3 and all(len(it.ids) <= 256 + 8 for it in items)
+    assert all(0 < it.answer_start < len(it.ids) for it in items)
+
+
+def test_bad_tiny_config():
+    with pytest.raises(ConfigError, match="num_heads=3 must be a multiple"):
+        load_tiny_config(None, ["num_heads=3"])
+    with pytest.raises(ConfigError, match="unknown corpus task"):
+        load_tiny_config(None, ["tasks=[\"poems\"]"])
+
+
+@pytest.mark.slow
+def test_tiny_world_quick_end_to_end(tmp_path):
+    out = tmp_path / "world"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "train_tiny_world.py"), "--quick", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    world = json.loads((out / "world.json").read_text())
+    assert set(world["check"]["accuracy"]) == {"full", "swa", "ahn-gdn", "ahn-dn", "ahn-mamba2"}
+    for cell in ("gdn", "dn", "mamba2"):
+        assert (out / f"ahn-{cell}" / "model.safetensors").is_file()
+        assert (out / f"ahn-{cell}" / "train_log.jsonl").is_file()
