@@ -23,6 +23,7 @@ EPILOG = """examples:
   python -m harness info --model ahn-gdn-3b --length 128000 --json
   python -m harness compare runs/A runs/B --max-drop 1.0
   python -m harness table --paper
+  python -m harness lm-eval run --model ahn-harness --model_args preset=tiny-ahn-gdn --tasks ...
 """
 
 
@@ -86,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("score", help="score a predictions file (official formats)", add_help=False)
     sub.add_parser("compare", help="paired comparison of two runs; a CI regression gate", add_help=False)
+    sub.add_parser("lm-eval", help="lm-eval's CLI with the methods registered as --model ahn-harness",
+                   add_help=False)
 
     table = sub.add_parser("table", help="the paper's tables regenerated beside the published numbers")
     table.add_argument("--paper", action="store_true", help="Tables 2, 6, 7, 9 (and 3, 5 as published)")
@@ -219,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
         from harness.compare import main as compare_main
 
         return compare_main(argv[1:])
+    if argv and argv[0] == "lm-eval":
+        from harness.lm_eval_bridge import main as lm_eval_main
+
+        lm_eval_main(argv[1:])
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

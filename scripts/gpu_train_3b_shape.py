@@ -29,13 +29,6 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-QWEN25_3B = {  # fallback when baselines.model_configs is unavailable (Qwen2.5-3B-Instruct config.json)
-    "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 2048, "intermediate_size": 11008,
-    "num_hidden_layers": 36, "num_attention_heads": 16, "num_key_value_heads": 2, "vocab_size": 151936,
-    "rope_theta": 1000000.0, "rms_norm_eps": 1e-6, "tie_word_embeddings": True, "max_position_embeddings": 32768,
-    "hidden_act": "silu", "initializer_range": 0.02, "use_sliding_window": False, "bos_token_id": 151643,
-    "eos_token_id": 151645,
-}
 TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
         "num_key_value_heads": 2, "vocab_size": 512}
 
@@ -43,12 +36,9 @@ TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "nu
 def qwen_3b_config(tiny: bool):
     from transformers import Qwen2Config
 
-    try:
-        from baselines.model_configs import hf_config
+    from baselines.model_configs import hf_config
 
-        cfg = hf_config("3B")
-    except Exception:  # another helper's module: fall back to the hard-coded config
-        cfg = dict(QWEN25_3B)
+    cfg = hf_config("3B")
     if tiny:
         cfg.update(TINY)
     cfg = {k: v for k, v in cfg.items() if k not in ("architectures", "model_type", "transformers_version",
