@@ -32,6 +32,7 @@ import contextlib
 import json
 import math
 import random
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -64,10 +65,26 @@ class TinyBaseConfig:
     # data: each step draws one length from seq_lens and fills tokens_per_step with documents of that length
     seq_lens: list[int] = field(default_factory=lambda: [512, 1024, 2048])
     seq_len_weights: list[float] | None = None
+    # length curriculum: over the first length_warmup * steps steps the lengths join one at a time, shortest
+    # first, at even intervals. Retrieval is learnt far faster in short rows (at initialisation attention spreads
+    # over the whole row, so the one token that matters gets ~1/L of it), then extended to longer ones
+    length_warmup: float = 0.0
+    # a row of length L holds one document whose prompt has between min_len_frac * (L - answer_room) and
+    # L - answer_room tokens: the room keeps the completion, its newline and <|im_end|> (kv_retrieval: 38)
+    # whole, so no answer is ever cut. (Cut answers followed by <|im_end|> taught the model to stop instead of
+    # answering once a prompt reached the row length, which is exactly where the evaluation sits.)
+    answer_room: int = 64
+    min_len_frac: float = 0.85
+    # with probability kv_query_prob a kv_retrieval document keeps kv_query_share of the row free and fills it
+    # with up to kv_queries more questions on other keys of the same JSON (0: the corpus document alone)
+    kv_queries: int = 0
+    kv_query_share: float = 0.4
+    kv_query_prob: float = 0.5
     tokens_per_step: int = 32768
     tasks: list[str] = field(default_factory=lambda: ["passkey", "number_string", "kv_retrieval", "prose"])
     task_weights: list[float] | None = None
-    answer_weight: float = 4.0  # loss weight of the answer tokens (the retrieval signal) vs the rest
+    answer_weight: float = 4.0  # loss weight of the answer tokens (the retrieval signal) ...
+    context_weight: float = 1.0  # ... and of every other token
     num_workers: int = 0
     # optimisation
     steps: int = 2000
@@ -116,6 +133,14 @@ def validate(cfg: TinyBaseConfig) -> TinyBaseConfig:
         raise ConfigError(f"eval_tasks must be among {EVAL_TASKS}, got {cfg.eval_tasks}")
     if not cfg.seq_lens or min(cfg.seq_lens) < 64 or cfg.tokens_per_step < max(cfg.seq_lens):
         raise ConfigError("seq_lens must be >= 64 and tokens_per_step at least the longest seq_len")
+    if cfg.seq_len_weights is not None and len(cfg.seq_len_weights) != len(cfg.seq_lens):
+        raise ConfigError("seq_len_weights must have one weight per seq_len")
+    if cfg.context_weight <= 0 or cfg.answer_weight <= 0:
+        raise ConfigError("answer_weight and context_weight must be > 0")
+    if not 0 <= cfg.length_warmup <= 1:
+        raise ConfigError(f"length_warmup must be in [0, 1], got {cfg.length_warmup}")
+    if not 0 <= cfg.answer_room <= min(cfg.seq_lens) // 2 or not 0 < cfg.min_len_frac <= 1:
+        raise ConfigError("answer_room must be in [0, min(seq_lens) / 2] and min_len_frac in (0, 1]")
     if cfg.rope_theta <= 1:
         raise ConfigError(f"rope_theta must be > 1, got {cfg.rope_theta}")
     if cfg.precision not in ("auto", "bf16", "fp32"):
@@ -157,6 +182,19 @@ class PretrainBatches(torch.utils.data.Dataset):
         ids = {t: 256 + i for i, t in enumerate(SPECIAL_TOKENS)}
         self.eos, self.pad = ids[IM_END], ids[ENDOFTEXT]
 
+    def lengths_at(self, step: int) -> tuple[list[int], list[float] | None]:
+        """The lengths (and their weights) drawn from at ``step``. During the length warm-up the lengths join
+        one at a time, shortest first, at even intervals; afterwards all of them are drawn."""
+        cfg = self.cfg
+        warm = cfg.length_warmup * cfg.steps
+        if step >= warm:
+            return list(cfg.seq_lens), cfg.seq_len_weights
+        weights = cfg.seq_len_weights or [1.0] * len(cfg.seq_lens)
+        ranked = sorted(set(cfg.seq_lens))
+        cap = ranked[min(len(ranked) - 1, int(step * len(ranked) / warm))]
+        keep = [(n, x) for n, x in zip(cfg.seq_lens, weights) if n <= cap]
+        return [n for n, _ in keep], [x for _, x in keep]
+
     def __len__(self) -> int:  # pragma: no cover - the sampler decides
         return 1 << 62
 
@@ -165,23 +203,59 @@ class PretrainBatches(torch.utils.data.Dataset):
 
         cfg = self.cfg
         rng = random.Random(f"tiny-base/{cfg.seed}/{step}")
-        length = rng.choices(cfg.seq_lens, weights=cfg.seq_len_weights)[0]
+        length = rng.choices(*self.lengths_at(step))[0]
         n = max(1, cfg.tokens_per_step // length)
         ids = torch.full((n, length), self.pad, dtype=torch.long)
         tgt = torch.full((n, length), -100, dtype=torch.long)
         w = torch.zeros((n, length), dtype=torch.float32)
-        docs = training_documents(rng.getrandbits(32), int(0.85 * (length - 1)), length - 1, cfg.tasks,
-                                  n_docs=n, weights=cfg.task_weights)
-        for i, doc in enumerate(docs):
-            data = list(doc.text.encode("utf-8"))[: length - 1] + [self.eos]
-            answer = len(doc.text[: doc.answer_start].encode("utf-8"))
-            t = len(data)
-            ids[i, :t] = torch.tensor(data)
-            tgt[i, : t - 1] = ids[i, 1:t]
-            w[i, : t - 1] = 1.0
-            if answer < t:  # position p predicts token p+1: answer tokens are predicted from answer-1 on
-                w[i, max(0, answer - 1): t - 1] = cfg.answer_weight
+        hi = length - cfg.answer_room
+        for i in range(n):
+            task = rng.choices(cfg.tasks, weights=cfg.task_weights)[0]
+            top = hi
+            more = task == "kv_retrieval" and cfg.kv_queries > 0 and rng.random() < cfg.kv_query_prob
+            if more:
+                top = max(1, int(hi * (1 - cfg.kv_query_share)))
+            doc = next(training_documents(rng.getrandbits(32), max(1, int(cfg.min_len_frac * top)), top, [task],
+                                          n_docs=1))
+            pieces = [(doc.text[: doc.answer_start], False), (doc.text[doc.answer_start:], True)]
+            if more:
+                pieces += _extra_kv_queries(doc.text[: doc.answer_start], cfg.kv_queries, length - 1 - len(
+                    doc.text.encode("utf-8")), rng)
+            data: list[int] = []
+            weights: list[float] = []
+            for text, is_answer in pieces:
+                b = list(text.encode("utf-8"))
+                data += b
+                weights += [cfg.answer_weight if is_answer else cfg.context_weight] * len(b)
+            data.append(self.eos)
+            weights.append(weights[-1] if weights else cfg.context_weight)
+            t = min(len(data), length)  # a document longer than the row (never with the room) loses its tail
+            ids[i, :t] = torch.tensor(data[:t])
+            tgt[i, : t - 1] = ids[i, 1:t]  # never a stop target inside a cut document
+            # position p predicts token p+1, so it carries the weight of token p+1
+            w[i, : t - 1] = torch.tensor(weights[1:t])
         return ids, tgt, w
+
+
+_KV_PAIR = re.compile(r'"([0-9a-f-]{36})": "([0-9a-f-]{36})"')
+
+
+def _extra_kv_queries(prompt: str, most: int, room: int, rng: random.Random) -> list[tuple[str, bool]]:
+    """More questions on a kv_retrieval document (other keys of its JSON, in the task's own query format),
+    as many as ``room`` bytes allow, up to ``most``: a dozen retrievals a document instead of one."""
+    from tasks.synthetic.infinitebench_style import KV_INPUT
+
+    asked = prompt[prompt.rindex('Key: "') + 6:][:36]
+    pairs = [kv for kv in _KV_PAIR.findall(prompt) if kv[0] != asked]
+    rng.shuffle(pairs)
+    out: list[tuple[str, bool]] = []
+    for key, value in pairs[:most]:
+        q = KV_INPUT.format(key=key)
+        if len(q) + len(value) + 1 > room:
+            break
+        out += [(q, False), (value + "\n", True)]
+        room -= len(q) + len(value) + 1
+    return out
 
 
 def _identity(x):
@@ -218,11 +292,15 @@ def eval_items(tasks: list[str], lengths: list[int], n: int, seed: int) -> list[
 
 @torch.no_grad()
 def evaluate(model: nn.Module, items: list[EvalItem], batch: int, device: torch.device,
-             amp: torch.dtype | None, pad: int) -> dict[str, float]:
-    """Share of items whose whole completion is the arg-max continuation (= greedy decoding), per task@length."""
+             amp: torch.dtype | None, pad: int, nll: dict[str, float] | None = None) -> dict[str, float]:
+    """Share of items whose whole completion is the arg-max continuation (= greedy decoding), per task@length.
+
+    ``nll``, when given, receives the mean per-token NLL of the completions per task@length: it falls long
+    before accuracy rises, so a log shows whether retrieval is being learnt at all."""
     was = model.training
     model.eval()
     hits: dict[str, list[int]] = {}
+    nlls: dict[str, list[float]] = {}
     order = sorted(range(len(items)), key=lambda i: len(items[i].ids))
     for b in range(0, len(order), batch):
         group = [items[i] for i in order[b: b + batch]]
@@ -233,12 +311,18 @@ def evaluate(model: nn.Module, items: list[EvalItem], batch: int, device: torch.
         ids = ids.to(device)
         cast = torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
         with cast:
-            pred = model(input_ids=ids, use_cache=False).logits.argmax(-1)
+            logits = model(input_ids=ids, use_cache=False).logits
+        pred = logits.argmax(-1)
         for i, it in enumerate(group):
             a, e = it.answer_start, len(it.ids)
             ok = bool((pred[i, a - 1: e - 1] == ids[i, a:e]).all())
             hits.setdefault(f"{it.task}@{it.length}", []).append(int(ok))
+            if nll is not None:
+                ce = F.cross_entropy(logits[i, a - 1: e - 1].float(), ids[i, a:e])
+                nlls.setdefault(f"{it.task}@{it.length}", []).append(float(ce))
     model.train(was)
+    if nll is not None:
+        nll.update({k: round(sum(v) / len(v), 4) for k, v in sorted(nlls.items())})
     return {k: sum(v) / len(v) for k, v in sorted(hits.items())}
 
 
@@ -342,10 +426,12 @@ def pretrain(cfg: TinyBaseConfig, echo=None) -> dict[str, Any]:
             t_log, tokens_log = time.time(), 0
         over_time = cfg.time_budget_s is not None and time.time() - t_start > cfg.time_budget_s
         if (step + 1) % cfg.eval_every == 0 or last or over_time:
-            accuracy = evaluate(model, items, cfg.eval_batch, device, amp, data.pad)
-            log.write(json.dumps({"step": step + 1, "eval": accuracy, "elapsed_s": time.time() - t_start}) + "\n")
+            answer_nll: dict[str, float] = {}
+            accuracy = evaluate(model, items, cfg.eval_batch, device, amp, data.pad, nll=answer_nll)
+            log.write(json.dumps({"step": step + 1, "eval": accuracy, "answer_nll": answer_nll,
+                                  "elapsed_s": time.time() - t_start}) + "\n")
             log.flush()
-            say(f"eval at step {step + 1}: {accuracy}")
+            say(f"eval at step {step + 1}: {accuracy} answer nll {answer_nll}")
             if accuracy and min(accuracy.values()) >= cfg.target_accuracy:
                 stop_reason = "target_accuracy"
                 break

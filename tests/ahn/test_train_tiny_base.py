@@ -89,3 +89,65 @@ def test_tiny_world_quick_end_to_end(tmp_path):
     for cell in ("gdn", "dn", "mamba2"):
         assert (out / f"ahn-{cell}" / "model.safetensors").is_file()
         assert (out / f"ahn-{cell}" / "train_log.jsonl").is_file()
+
+
+def _answers(ids: torch.Tensor, w: torch.Tensor, answer_weight: float) -> list[str]:
+    """The answer bytes of each row (targets weighted as answers), one string per answer run."""
+    out = []
+    for row in range(ids.shape[0]):
+        run = []
+        for p in range(ids.shape[1] - 1):
+            if w[row, p] == answer_weight:
+                run.append(int(ids[row, p + 1]))
+            elif run:
+                out.append(bytes(b for b in run if b < 256).decode())
+                run = []
+        if run:
+            out.append(bytes(b for b in run if b < 256).decode())
+    return out
+
+
+@pytest.mark.parametrize("task", ["passkey", "number_string", "kv_retrieval"])
+def test_rows_keep_every_answer_whole_and_end_it_with_eos(task):
+    # a row holds a prompt of at most L - answer_room bytes, so the completion, its newline and <|im_end|> fit:
+    # a cut answer followed by <|im_end|> would teach the model to stop where the evaluation asks it to answer
+    cfg = load_tiny_config(None, MICRO + [f'tasks=["{task}"]', "seq_lens=[512]", "tokens_per_step=4096",
+                                          "answer_weight=5.0", "kv_queries=0"])
+    data = PretrainBatches(cfg)
+    for step in range(4):
+        ids, _, w = data[step]
+        for row in range(ids.shape[0]):
+            text = bytes(int(t) for t in ids[row] if t < 256).decode()
+            eos_at = (ids[row] == data.eos).nonzero().flatten().tolist()
+            assert eos_at, "every row ends its document with <|im_end|>"
+            answer = _answers(ids[row: row + 1], w[row: row + 1], 5.0)
+            assert len(answer) == 1
+            completion = answer[0].rstrip("\n")
+            if task == "kv_retrieval":
+                key = text[text.rindex('Key: "') + 6:][:36]
+                assert f'"{key}": "{completion.split()[-1]}"' in text  # the value the JSON holds for the key
+            else:
+                key = completion.split()[-1]
+                assert len(key) >= 5 and key.isdigit() and text.count(key) >= 3  # needle twice + the answer
+
+
+def test_extra_kv_questions_ask_other_keys_of_the_same_json():
+    cfg = load_tiny_config(None, MICRO + ['tasks=["kv_retrieval"]', "seq_lens=[2048]", "tokens_per_step=8192",
+                                          "answer_weight=5.0", "kv_queries=6", "kv_query_prob=1.0"])
+    ids, _, w = PretrainBatches(cfg)[0]
+    for row in range(ids.shape[0]):
+        text = bytes(int(t) for t in ids[row] if t < 256).decode()
+        answers = [a.strip() for a in _answers(ids[row: row + 1], w[row: row + 1], 5.0)]
+        keys = [text[m + 6: m + 42] for m in range(len(text)) if text.startswith('Key: "', m)]
+        assert len(answers) == len(keys) >= 3 and len(set(keys)) == len(keys)
+        for key, value in zip(keys, answers):
+            assert f'"{key}": "{value}"' in text
+
+
+def test_length_warmup_adds_lengths_shortest_first():
+    cfg = load_tiny_config(None, MICRO + ["seq_lens=[512,128,256]", "steps=300", "length_warmup=0.5"])
+    data = PretrainBatches(cfg)
+    assert data.lengths_at(0)[0] == [128]
+    assert sorted(data.lengths_at(60)[0]) == [128, 256]
+    assert sorted(data.lengths_at(149)[0]) == [128, 256, 512] == sorted(data.lengths_at(299)[0])
+    assert {data[s][0].shape[1] for s in range(10)} == {128}
