@@ -58,6 +58,30 @@ def _git_rev() -> str | None:
         return None
 
 
+def _gpu_for(i: int) -> str | None:
+    """Round-robin over the visible GPUs (None on a CPU machine)."""
+    n = torch.cuda.device_count()
+    if not n:
+        return None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = visible.split(",") if visible else [str(k) for k in range(n)]
+    return ids[i % len(ids)]
+
+
+def _launch(cell: str, overrides: list[str], gpu: str | None, out: Path) -> subprocess.Popen:
+    """``python -m ahn.train`` for one cell, its console output into ``<out>/ahn-<cell>/train_stdout.log``."""
+    env = dict(os.environ)
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
+    log_dir = out / f"ahn-{cell}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "ahn.train", "--config", str(CONFIGS / "tiny_ahn.json"), *overrides]
+    print(f"[tiny-world] ahn-{cell} on {'GPU ' + gpu if gpu is not None else 'CPU'}: {' '.join(cmd)}",
+          file=sys.stderr, flush=True)
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=(log_dir / "train_stdout.log").open("w"),
+                            stderr=subprocess.STDOUT)
+
+
 def check_world(out: Path, cells: list[str], lengths: list[int], n: int, seed: int) -> dict:
     """Teacher-forced accuracy of full attention, sinks + SWA and each AHN at the tiny presets' window."""
     from transformers import AutoModelForCausalLM
@@ -96,8 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check-samples", type=int, default=8)
     args = ap.parse_args(argv)
 
-    from ahn.train.config import load_config
-    from ahn.train.loop import train
     from ahn.train.tiny_base import load_tiny_config, pretrain
 
     out = Path(args.out) if args.out else (REPO / ("runs/tiny-world-quick" if args.quick else "leaderboards/tiny"))
@@ -115,20 +137,33 @@ def main(argv: list[str] | None = None) -> int:
         summary = pretrain(load_tiny_config(str(CONFIGS / "tiny_base.json"), base_overrides))
         manifest["stages"]["base"] = {"seconds": time.time() - t0, "config": "ahn/train/configs/tiny_base.json",
                                       "overrides": base_overrides, "summary": summary}
-    for cell in cells:
-        t0 = time.time()
+    jobs = []
+    for i, cell in enumerate(cells):
         overrides = [f"base={out / 'base'}", f"cell={cell}", f"output_dir={out / f'ahn-{cell}'}",
                      f"checkpoint_dir={ckpt_root / f'ahn-{cell}'}", "resume=never"]
         overrides += QUICK_AHN if args.quick else []
-        result = train(load_config(CONFIGS / "tiny_ahn.json", overrides))
-        last = result.history[-1] if result.history else {}
-        manifest["stages"][f"ahn-{cell}"] = {
-            "seconds": time.time() - t0, "config": "ahn/train/configs/tiny_ahn.json", "overrides": overrides,
-            "steps": result.steps_done, "final_kl": last.get("loss"),
-            "first_kl": result.history[0]["loss"] if result.history else None,
-            "tokens_per_s": result.tokens_per_s,
-        }
-        print(f"[tiny-world] ahn-{cell}: {manifest['stages'][f'ahn-{cell}']}", file=sys.stderr, flush=True)
+        jobs.append((cell, overrides, _gpu_for(i)))
+    t0 = time.time()
+    # The cells are independent: they train side by side, one process each, spread over the visible GPUs (a
+    # tiny model leaves an H100 mostly idle, so two on one GPU still finish sooner than one after the other).
+    procs = [(cell, ov, _launch(cell, ov, gpu, out)) for cell, ov, gpu in jobs]
+    failed = []
+    for cell, overrides, proc in procs:
+        code = proc.wait()
+        stage = {"seconds": time.time() - t0, "config": "ahn/train/configs/tiny_ahn.json", "overrides": overrides,
+                 "exit_code": code, "log": f"ahn-{cell}/train_stdout.log"}
+        summary_file = out / f"ahn-{cell}" / "train_summary.json"
+        if code == 0 and summary_file.exists():
+            stage["summary"] = json.loads(summary_file.read_text())
+        else:
+            failed.append(cell)
+        manifest["stages"][f"ahn-{cell}"] = stage
+        print(f"[tiny-world] ahn-{cell}: exit {code}, {stage.get('summary', {}).get('final_loss')}", file=sys.stderr,
+              flush=True)
+    if failed:
+        (out / "world.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+        print(f"[tiny-world] failed: {failed}; see their train_stdout.log", file=sys.stderr, flush=True)
+        return 1
     t0 = time.time()
     lengths = [int(x) for x in args.check_lengths.split(",")] if not args.quick else [256, 512]
     manifest["check"] = check_world(out, cells, lengths, args.check_samples if not args.quick else 2, seed=0)
