@@ -49,6 +49,7 @@ class DataConfig:
     tasks: list[str] = field(default_factory=lambda: ["passkey", "number_string", "kv_retrieval", "prose"])
     task_weights: list[float] | None = None
     append_eos: bool = True  # end every synthetic document with the tokenizer's EOS
+    labels: str = "all"  # synthetic: loss on "all" tokens, or only on each "answer" (like SFT response tokens)
     shuffle: bool = True  # finite sources: a seeded permutation per epoch
     num_workers: int = 0  # DataLoader workers (run control: does not change the batches)
 

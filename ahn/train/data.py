@@ -268,14 +268,21 @@ class SyntheticSource(Source):
     seed, so any document can be made without the ones before it (resume, data workers).
 
     Each document is one sequence: its tokens (plus EOS), padded to ``seq_len`` with ``-100`` labels.
+    ``labels="answer"`` keeps labels only on each document's answer and its EOS, as chat SFT data keeps them only
+    on the response: the loss then sits where the retrieval happens instead of being spread over filler text.
     """
 
     size = None
 
     def __init__(self, tokenizer: Any, seq_len: int, *, min_len: int | None = None,
                  tasks: Sequence[str] = ("passkey", "number_string", "kv_retrieval", "prose"),
-                 weights: Sequence[float] | None = None, seed: int = 0, append_eos: bool = True) -> None:
+                 weights: Sequence[float] | None = None, seed: int = 0, append_eos: bool = True,
+                 labels: str = "all") -> None:
         from tasks.synthetic.corpus import DEFAULT_TASKS
+
+        if labels not in ("all", "answer"):
+            raise DataError(f"synthetic labels must be 'all' or 'answer', got {labels!r}")
+        self.labels = labels
 
         unknown = [t for t in tasks if t not in DEFAULT_TASKS]
         if unknown:
@@ -297,13 +304,19 @@ class SyntheticSource(Source):
                                             weights=self.weights, count_tokens=self._count)))
 
     def get(self, index: int) -> Example:
-        ids = _encode(self.tokenizer, self.document(index).text)[: self.max_len]
+        doc = self.document(index)
+        ids = _encode(self.tokenizer, doc.text)[: self.max_len]
         if self.eos is not None:
             ids.append(self.eos)
-        return {"input_ids": ids, "labels": list(ids)}
+        labels = list(ids)
+        if self.labels == "answer":
+            start = len(_encode(self.tokenizer, doc.text[: doc.answer_start]))
+            labels = [IGNORE] * min(start, len(ids)) + labels[start:]
+        return {"input_ids": ids, "labels": labels}
 
     def describe(self) -> dict[str, Any]:
         return {"source": "synthetic", "seq_len": self.seq_len, "min_len": self.min_len, "tasks": self.tasks,
+                "labels": self.labels,
                 "weights": self.weights, "seed": self.seed}
 
 
@@ -311,7 +324,8 @@ def build_source(cfg: Any, tokenizer: Any, seed: int = 0) -> Source:
     """The Source named by a :class:`ahn.train.config.DataConfig`."""
     if cfg.source == "synthetic":
         return SyntheticSource(tokenizer, cfg.seq_len, min_len=cfg.min_len, tasks=cfg.tasks,
-                               weights=cfg.task_weights, seed=seed, append_eos=cfg.append_eos)
+                               weights=cfg.task_weights, seed=seed, append_eos=cfg.append_eos,
+                               labels=cfg.labels)
     if cfg.source == "jsonl":
         return read_jsonl(cfg.path, tokenizer, fmt=cfg.format, filter_len=cfg.filter_len,
                           cutoff_len=cfg.cutoff_len, truncation=cfg.truncation, max_samples=cfg.max_samples)

@@ -106,6 +106,21 @@ def test_synthetic_source_is_indexable_and_sized(tok):
         SyntheticSource(tok, 256, tasks=["passkey", "nope"])
 
 
+def test_synthetic_answer_labels_cover_exactly_the_answer(tok):
+    # the tiny world's distillation puts its loss on the answers, as SFT data puts it on the responses
+    src = SyntheticSource(tok, 512, tasks=["passkey", "number_string"], labels="answer")
+    full = SyntheticSource(tok, 512, tasks=["passkey", "number_string"])
+    for i in range(6):
+        ex, doc = src.get(i), src.document(i)
+        assert ex["input_ids"] == full.get(i)["input_ids"]
+        kept = tok.decode([t for t, lab in zip(ex["input_ids"], ex["labels"]) if lab != IGNORE])
+        assert kept == doc.text[doc.answer_start:] + "<|im_end|>"
+        key = kept.replace("<|im_end|>", "").split()[-1]
+        assert key.isdigit() and doc.text.count(key) >= 3  # the needle (twice) and the answer
+    with pytest.raises(DataError, match="'all' or 'answer'"):
+        SyntheticSource(tok, 256, labels="responses")
+
+
 def test_micro_batches_pad_and_shuffle_deterministically():
     src = ListSource([{"input_ids": [i] * (i + 1), "labels": [i] * (i + 1)} for i in range(5)])
     mb = MicroBatches(src, 2, pad_id=99, seed=0)
