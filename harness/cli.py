@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.presets import PRESETS, TINY_DEFAULT, get_preset, resolve_model
 
-DEFAULT_TASKS = "synthetic:passkey@512+1k+2k+4k,synthetic:kv_retrieval@512+1k+2k+4k"
+DEFAULT_TASKS = "synthetic:passkey@512+1k+2k+4k,synthetic:number_string@512+1k+2k+4k"
 DEFAULT_LIMIT = 4
 DEFAULT_OUTPUT = Path("runs")
 

@@ -145,21 +145,32 @@ def plot_score_by_length(methods: list[_Method], out_dir: Path, formats: Sequenc
         for ax, fam in zip(axes.flat, families):
             buckets = sort_buckets(r["bucket"] for rows in fam_rows[fam].values() for r in rows)
             pos = {b: i for i, b in enumerate(buckets)}
+            same: dict[tuple, list[str]] = defaultdict(list)  # identical lines hide each other: say so
             for m in methods:
                 rows = [r for r in fam_rows[fam].get(m.label, []) if r["score"] is not None]
                 if not rows:
                     continue
                 rows.sort(key=lambda r: pos[r["bucket"]])
+                same[tuple((r["bucket"], round(r["score"], 6)) for r in rows)].append(m.label)
                 x = np.array([pos[r["bucket"]] for r in rows], dtype=float)
                 y = np.array([r["score"] for r in rows])
                 lo = np.array([r["ci_low"] for r in rows])
                 hi = np.array([r["ci_high"] for r in rows])
                 ax.fill_between(x, lo, hi, color=m.color, alpha=_BAND_ALPHA, lw=0)
                 ax.plot(x, y, "o-", color=m.color, lw=2, ms=5)
+            hidden = [labels for labels in same.values() if len(labels) > 1]
+            note = ""
+            if hidden:  # under the axis, where it covers no data
+                note = "\nidentical scores, drawn as one line:"
+                for labels in hidden:
+                    note += "".join("\n" + " = ".join(labels[i: i + 3]) + (" =" if i + 3 < len(labels) else "")
+                                    for i in range(0, len(labels), 3))
             ax.set_xticks(range(len(buckets)), buckets, rotation=30 if len(buckets) > 5 else 0)
             ntask = max(r["n_tasks"] for rows in fam_rows[fam].values() for r in rows)
             ax.set_title(fam.removesuffix("/*") + (f" (mean of {ntask} tasks)" if ntask > 1 else ""))
             ax.set_xlabel("length bucket")
+            if note:
+                ax.set_xlabel("length bucket" + note, fontsize=8, linespacing=1.3)
             ax.set_ylim(bottom=min(0, ax.get_ylim()[0]))
         for ax in axes[:, 0]:
             ax.set_ylabel("score (×100)")

@@ -114,3 +114,25 @@ def test_score_vs_cost_compares_on_shared_tasks(tmp_path: Path) -> None:
     rows, note = _overall_rows(_load([a, b]))
     assert rows["a"]["score"] == 50.0 and rows["b"]["score"] == 40.0  # not (40 + 100) / 2
     assert note == "on the 1 task(s) every run scored"
+
+
+def test_identical_score_lines_are_named_under_the_axis(tmp_path: Path, monkeypatch) -> None:
+    """Methods with the very same scores draw one line over another: the figure must say which ones."""
+    from matplotlib.figure import Figure
+
+    from harness.plots import _load, plot_score_by_length
+
+    runs = [make_run(tmp_path / name, name, [0.5, 0.4, 0.3, 0.2, 0.1], seed=7) for name in ("swa", "ct-max")]
+    runs.append(make_run(tmp_path / "full", "full", [0.9, 0.9, 0.8, 0.8, 0.7], seed=8))
+    labels: list[str] = []
+    original = Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        labels.extend(ax.get_xlabel() for ax in fig.axes)
+        return original(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    (tmp_path / "fig").mkdir()
+    plot_score_by_length(_load(runs), tmp_path / "fig", formats=("png",))
+    text = " ".join(labels)
+    assert "identical scores" in text and "swa = ct-max" in text and "full" not in text
