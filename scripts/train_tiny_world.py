@@ -43,7 +43,7 @@ CONFIGS = REPO / "ahn" / "train" / "configs"
 CELLS = ("gdn", "dn", "mamba2")
 EVAL_SINKS, EVAL_WINDOW = 32, 480  # harness.presets TINY_SINKS / TINY_WINDOW
 
-QUICK_BASE = ["steps=16", "seq_lens=[256]", "tokens_per_step=2048", "eval_every=8", "eval_lengths=[256]",
+QUICK_BASE = ["steps=16", "seq_lens=[256]", "seq_len_weights=null", "tokens_per_step=2048", "eval_every=8", "eval_lengths=[256]",
               "eval_samples=2", "num_workers=0", "time_budget_s=null", "final_eval_lengths=[]", "log_every=4",
               "hidden_size=64", "intermediate_size=128", "num_layers=2", "head_dim=16"]
 QUICK_AHN = ["steps=3", "data.seq_len=256", "window.window_candidates=[64,128]", "micro_batch_size=2", "data.num_workers=0", "save_every=2",
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="output folder (default leaderboards/tiny; with --quick runs/tiny-world-quick)")
     ap.add_argument("--cells", default=",".join(CELLS))
     ap.add_argument("--skip-base", action="store_true", help="reuse an existing <out>/base")
-    ap.add_argument("--check-lengths", default="1024,2048,4096", help="lengths of the final check")
+    ap.add_argument("--check-lengths", default="512,1024,2048,4096", help="lengths of the final check")
     ap.add_argument("--check-samples", type=int, default=8)
     args = ap.parse_args(argv)
 
