@@ -1,6 +1,6 @@
 """Build the tiny world end to end: pretrain the byte-level base, then distil AHN-GDN, AHN-DN and AHN-Mamba2 on it.
 
-    python scripts/train_tiny_world.py            # GPU (one H100: about 7-9 minutes), writes leaderboards/tiny/
+    python scripts/train_tiny_world.py            # GPU (1-2 H100s: about 9 minutes), writes leaderboards/tiny/
     python scripts/train_tiny_world.py --quick    # CPU smoke test (~15 s), writes runs/tiny-world-quick/
 
 Seeded throughout (seed 0). Expected outputs under ``--out`` (default ``leaderboards/tiny``):
@@ -68,14 +68,14 @@ def _gpu_for(i: int) -> str | None:
     return ids[i % len(ids)]
 
 
-def _launch(cell: str, overrides: list[str], gpu: str | None, out: Path) -> subprocess.Popen:
+def _launch(cell: str, overrides: list[str], gpu: str | None, out: Path, config: Path) -> subprocess.Popen:
     """``python -m ahn.train`` for one cell, its console output into ``<out>/ahn-<cell>/train_stdout.log``."""
     env = dict(os.environ)
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
     log_dir = out / f"ahn-{cell}"
     log_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "ahn.train", "--config", str(CONFIGS / "tiny_ahn.json"), *overrides]
+    cmd = [sys.executable, "-m", "ahn.train", "--config", str(config), *overrides]
     print(f"[tiny-world] ahn-{cell} on {'GPU ' + gpu if gpu is not None else 'CPU'}: {' '.join(cmd)}",
           file=sys.stderr, flush=True)
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=(log_dir / "train_stdout.log").open("w"),
@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="output folder (default leaderboards/tiny; with --quick runs/tiny-world-quick)")
     ap.add_argument("--cells", default=",".join(CELLS))
     ap.add_argument("--skip-base", action="store_true", help="reuse an existing <out>/base")
+    ap.add_argument("--ahn-config", default=str(CONFIGS / "tiny_ahn.json"),
+                    help="distillation config of the cells (e.g. ahn/train/configs/tiny_ahn_answers.json)")
     ap.add_argument("--check-lengths", default="512,1024,2048,4096", help="lengths of the final check")
     ap.add_argument("--check-samples", type=int, default=8)
     args = ap.parse_args(argv)
@@ -146,11 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     # The cells are independent: they train side by side, one process each, spread over the visible GPUs (a
     # tiny model leaves an H100 mostly idle, so two on one GPU still finish sooner than one after the other).
-    procs = [(cell, ov, _launch(cell, ov, gpu, out)) for cell, ov, gpu in jobs]
+    ahn_config = Path(args.ahn_config)
+    procs = [(cell, ov, _launch(cell, ov, gpu, out, ahn_config)) for cell, ov, gpu in jobs]
     failed = []
     for cell, overrides, proc in procs:
         code = proc.wait()
-        stage = {"seconds": time.time() - t0, "config": "ahn/train/configs/tiny_ahn.json", "overrides": overrides,
+        stage = {"seconds": time.time() - t0, "config": str(ahn_config.relative_to(REPO)) if ahn_config.is_relative_to(
+            REPO) else str(ahn_config), "overrides": overrides,
                  "exit_code": code, "log": f"ahn-{cell}/train_stdout.log"}
         summary_file = out / f"ahn-{cell}" / "train_summary.json"
         if code == 0 and summary_file.exists():

@@ -14,10 +14,18 @@ CONFIGS = Path(__file__).resolve().parents[2] / "ahn" / "train" / "configs"
 
 
 @pytest.mark.parametrize("name", ["paper-qwen2.5-3b.json", "ablation-ce.json", "ablation-fixed1024.json",
-                                  "tiny_ahn.json"])
+                                  "tiny_ahn.json", "tiny_ahn_answers.json"])
 def test_shipped_configs_validate(name):
     cfg = load_config(CONFIGS / name)
     assert cfg.base
+
+
+def test_answer_labels_config_trains_the_first_answer_token():
+    # answer-only labels with the official (unshifted) positions would leave the position that predicts the
+    # first answer token out of the loss (leaderboards/tiny/NOTES.md)
+    cfg = load_config(CONFIGS / "tiny_ahn_answers.json")
+    assert cfg.data.labels == "answer" and cfg.kl_positions == "shifted"
+    assert (cfg.window.mode, cfg.window.sinks, cfg.window.window) == ("fixed", 32, 480)
 
 
 def test_paper_config_is_the_recipe():
