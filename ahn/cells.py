@@ -35,6 +35,7 @@ the ops, i.e. ``S = P^T`` with the spec's ``P[value, key]``, so ``r = P q = S^T 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import Literal
 
 import torch
@@ -116,7 +117,7 @@ def inverse_softplus(y: Tensor) -> Tensor:
     return y + torch.log(-torch.expm1(-y))
 
 
-class AHNCell(nn.Module):
+class AHNCell(nn.Module, ABC):
     """Shared shape bookkeeping and API of the three cells (see the module docstring)."""
 
     kind: str = ""
@@ -142,19 +143,23 @@ class AHNCell(nn.Module):
         """A zero fp32 state."""
         return torch.zeros(self.state_shape(batch), dtype=torch.float32, device=device)
 
-    # -- API implemented per cell ---------------------------------------------------------------
+    # -- API implemented per cell (abstract: a cell missing one cannot be built) -----------------
+    @abstractmethod
     def write_gates(self, x: Tensor) -> dict[str, Tensor]:
-        raise NotImplementedError
+        """See the module docstring (uniform API)."""
 
+    @abstractmethod
     def gate_bytes_per_token_per_head(self, dtype: torch.dtype) -> int:
-        raise NotImplementedError
+        """See the module docstring (uniform API)."""
 
+    @abstractmethod
     def scan(self, q: Tensor, k: Tensor, v: Tensor, gates: dict[str, Tensor], state: Tensor | None = None,
              backend: str = "auto") -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
+        """See the module docstring (uniform API)."""
 
+    @abstractmethod
     def output(self, r: Tensor, x_query: Tensor) -> Tensor:
-        raise NotImplementedError
+        """See the module docstring (uniform API)."""
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, x_write: Tensor, x_query: Tensor,
                 state: Tensor | None = None, backend: str = "auto") -> tuple[Tensor, Tensor]:

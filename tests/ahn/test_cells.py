@@ -330,3 +330,20 @@ def test_bf16_cell_runs_and_keeps_dtypes(kind):
     m32, s32 = ref(q.float(), k.float(), v.float(), x.float(), x.float())
     assert (m.float() - m32).norm() / m32.norm() < 0.05
     assert (s - s32).norm() / s32.norm() < 0.05
+
+
+def test_a_cell_missing_part_of_the_api_cannot_be_built():
+    from ahn.cells import AHNCell
+
+    class NoScan(AHNCell):
+        def write_gates(self, x):
+            return {}
+
+        def gate_bytes_per_token_per_head(self, dtype):
+            return 0
+
+        def output(self, r, x_query):
+            return r
+
+    with pytest.raises(TypeError, match="scan"):
+        NoScan(64, 2, 32)
