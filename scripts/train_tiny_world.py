@@ -78,8 +78,8 @@ def _launch(cell: str, overrides: list[str], gpu: str | None, out: Path, config:
     cmd = [sys.executable, "-m", "ahn.train", "--config", str(config), *overrides]
     print(f"[tiny-world] ahn-{cell} on {'GPU ' + gpu if gpu is not None else 'CPU'}: {' '.join(cmd)}",
           file=sys.stderr, flush=True)
-    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=(log_dir / "train_stdout.log").open("w"),
-                            stderr=subprocess.STDOUT)
+    with (log_dir / "train_stdout.log").open("w") as log:  # the child keeps its own handle
+        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def check_world(out: Path, cells: list[str], lengths: list[int], n: int, seed: int) -> dict:

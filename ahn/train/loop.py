@@ -447,9 +447,11 @@ def train(cfg: TrainConfig, *, model: nn.Module | None = None, tokenizer: Any = 
         check_resumable(state, cfg, env, resume_from)
 
     torch.manual_seed(cfg.seed)
-    placeholder = {"sinks": cfg.window.sinks, "window": cfg.window.window} if cfg.window.mode == "fixed" \
+    # Every micro-step runs under method.configured(<its drawn sinks and window>) (micro_step); the window given
+    # here only constructs the method (random mode has no single window to give).
+    build_window = {"sinks": cfg.window.sinks, "window": cfg.window.window} if cfg.window.mode == "fixed" \
         else {"sinks": 0, "window": 1}
-    method = make_method("ahn", cell=cfg.cell, backend=cfg.backend, **placeholder)
+    method = make_method("ahn", cell=cfg.cell, backend=cfg.backend, **build_window)
     method.blocks = method.build_blocks(model).to(device=device, dtype=torch.float32)  # fp32 master weights
 
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
