@@ -218,11 +218,17 @@ class GatedDeltaNetCell(_DeltaCell):
         self.reset_parameters()
 
     @torch.no_grad()
-    def reset_parameters(self, dt_min: float = 1e-3, dt_max: float = 0.1, dt_floor: float = 1e-4) -> None:
-        """Spec §7: gates N(0, initializer_range), A ~ U(0,16), dt log-uniform, D = 1, o_proj = 0."""
+    def reset_parameters(self, dt_min: float = 1e-3, dt_max: float = 0.1, dt_floor: float = 1e-4,
+                         A_min: float = 0.0, A_max: float = 16.0) -> None:
+        """Spec §7: gates N(0, initializer_range), A ~ U(A_min, A_max) = U(0,16), dt log-uniform in
+        [dt_min, dt_max], D = 1, o_proj = 0. The per-token decay is exp(-A dt): the defaults forget within tens
+        of tokens, a training config may start with a longer memory (``cell_init``)."""
+        if not (0 <= A_min < A_max and 0 < dt_min <= dt_max):
+            raise ValueError(f"GDN init needs 0 <= A_min < A_max and 0 < dt_min <= dt_max, got A in "
+                             f"[{A_min}, {A_max}], dt in [{dt_min}, {dt_max}]")
         for layer in (self.b_proj, self.a_proj, self.g_proj):
             _init_linear(layer, self.initializer_range)
-        A = torch.empty_like(self.A_log, dtype=torch.float32).uniform_(0, 16)
+        A = torch.empty_like(self.A_log, dtype=torch.float32).uniform_(A_min, A_max)
         self.A_log.copy_(A.clamp_min(torch.finfo(torch.float32).tiny).log())
         u = torch.rand_like(self.dt_bias, dtype=torch.float32)
         dt = (u * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).exp().clamp_min(dt_floor)
@@ -298,13 +304,18 @@ class Mamba2Cell(AHNCell):
         self.reset_parameters()
 
     @torch.no_grad()
-    def reset_parameters(self) -> None:
-        """Spec §7: A_log = log(1..H), dt_bias = 1, gates N(0, initializer_range) with zero bias, o_proj = 0."""
+    def reset_parameters(self, dt_bias: float = 1.0, A_scale: float = 1.0) -> None:
+        """Spec §7: A_log = log(A_scale * (1..H)) with A_scale = 1, dt_bias = 1, gates N(0, initializer_range)
+        with zero bias, o_proj = 0. The per-token decay is exp(-A softplus(dt_proj x + dt_bias)), about 0.27 for
+        head 1 at the defaults; a training config may start with a longer memory (``cell_init``)."""
+        if not A_scale > 0:
+            raise ValueError(f"Mamba2 init needs A_scale > 0, got {A_scale}")
         for layer in (self.dt_proj, self.g_proj):
             _init_linear(layer, self.initializer_range)
         H = self.num_heads
-        self.A_log.copy_(torch.arange(1, H + 1, dtype=torch.float32, device=self.A_log.device).log())
-        self.dt_bias.fill_(1.0)
+        A = A_scale * torch.arange(1, H + 1, dtype=torch.float32, device=self.A_log.device)
+        self.A_log.copy_(A.log())
+        self.dt_bias.fill_(dt_bias)
         self.norm.weight.fill_(1.0)
         self.o_proj.weight.zero_()
 
@@ -348,6 +359,15 @@ def kind_from_name(name: str) -> str:
         valid = ", ".join(f"{k!r} ({AHN_IMPLEMENTATIONS[k]})" for k in CELL_KINDS)
         raise ValueError(f"unknown AHN cell kind {name!r}; valid kinds: {valid}")
     return key
+
+
+def init_options(kind: str) -> tuple[str, ...]:
+    """The keyword arguments a cell's ``reset_parameters`` takes (what a training config's ``cell_init`` may
+    set), without the fixed floor of GDN's dt."""
+    import inspect
+
+    params = inspect.signature(CELL_CLASSES[kind_from_name(kind)].reset_parameters).parameters
+    return tuple(name for name in params if name not in ("self", "dt_floor"))
 
 
 def count_parameters(kind: str, hidden_size: int, num_heads: int, head_dim: int = 128) -> int:

@@ -120,12 +120,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="distillation config of the cells (e.g. ahn/train/configs/tiny_ahn_answers.json)")
     ap.add_argument("--check-lengths", default="512,1024,2048,4096", help="lengths of the final check")
     ap.add_argument("--check-samples", type=int, default=8)
+    ap.add_argument("--set", dest="ahn_overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override of the cells' training config (repeatable), e.g. --set optim.lr=1e-2")
     args = ap.parse_args(argv)
 
     from ahn.train.tiny_base import load_tiny_config, pretrain
 
     out = Path(args.out) if args.out else (REPO / ("runs/tiny-world-quick" if args.quick else "leaderboards/tiny"))
     ckpt_root = REPO / "runs" / ("tiny-world-quick-ckpt" if args.quick else "tiny-world")
+    if args.out:  # resumable checkpoints of a run into another folder must not mix with the default run's
+        ckpt_root = ckpt_root.with_name(f"{ckpt_root.name}-{out.name}")
     cells = [c for c in args.cells.split(",") if c]
     out.mkdir(parents=True, exist_ok=True)
     manifest: dict = {
@@ -143,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, cell in enumerate(cells):
         overrides = [f"base={out / 'base'}", f"cell={cell}", f"output_dir={out / f'ahn-{cell}'}",
                      f"checkpoint_dir={ckpt_root / f'ahn-{cell}'}", "resume=never"]
-        overrides += QUICK_AHN if args.quick else []
+        overrides += (QUICK_AHN if args.quick else []) + args.ahn_overrides
         jobs.append((cell, overrides, _gpu_for(i)))
     t0 = time.time()
     # The cells are independent: they train side by side, one process each, spread over the visible GPUs (a

@@ -109,6 +109,9 @@ class TrainConfig:
     precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU) | "bf16" | "fp32"
     gradient_checkpointing: bool = True
     seed: int = 0
+    # Per cell kind, arguments of the cell's reset_parameters (ahn.cells.init_options), e.g.
+    # {"gdn": {"A_max": 1.0}}: the paper's init unless set. Only the trained cell's entry is used.
+    cell_init: dict[str, dict[str, float]] = field(default_factory=dict)
     device: str = "auto"
     save_dtype: str = "bfloat16"  # dtype of the released-format AHN weights ("bfloat16" | "float32")
     save_every: int = 100  # resumable checkpoint every N steps (0: only at the end)
@@ -281,6 +284,25 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 # validation, hash, diff
 
 
+def _validate_cell_init(cell_init: Any) -> None:
+    from ahn.cells import init_options
+
+    if not isinstance(cell_init, dict):
+        raise ConfigError(f"cell_init must be an object keyed by cell kind, got {cell_init!r}")
+    for kind, opts in cell_init.items():
+        if kind not in CHOICES["cell"]:
+            raise ConfigError(f"cell_init: unknown cell {kind!r}; valid cells: {', '.join(CHOICES['cell'])}")
+        valid = init_options(kind)
+        if not isinstance(opts, dict):
+            raise ConfigError(f"cell_init.{kind} must be an object of numbers, got {opts!r}")
+        for name, value in opts.items():
+            if name not in valid:
+                raise ConfigError(f"cell_init.{kind}: unknown option {name!r}; valid options: "
+                                  f"{', '.join(valid) or '(none)'}")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"cell_init.{kind}.{name} must be a number, got {value!r}")
+
+
 def validate(cfg: TrainConfig) -> TrainConfig:
     """Raise a ConfigError for anything that would fail later (or silently train the wrong thing)."""
     flat = flatten(to_dict(cfg))
@@ -325,6 +347,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
                 f"fixed window sinks+window = {w.sinks}+{w.window} = {w.sinks + w.window} is not smaller than the "
                 f"sequence length data.seq_len={cfg.data.seq_len}: no token would ever leave the window, so the AHN "
                 f"could not learn; use a smaller window or longer sequences")
+    _validate_cell_init(cfg.cell_init)
     o = cfg.optim
     if o.lr <= 0 or o.eps <= 0 or o.weight_decay < 0:
         raise ConfigError(f"optim needs lr > 0, eps > 0, weight_decay >= 0 (got {o.lr}, {o.eps}, {o.weight_decay})")

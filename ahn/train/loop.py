@@ -453,6 +453,9 @@ def train(cfg: TrainConfig, *, model: nn.Module | None = None, tokenizer: Any = 
         else {"sinks": 0, "window": 1}
     method = make_method("ahn", cell=cfg.cell, backend=cfg.backend, **build_window)
     method.blocks = method.build_blocks(model).to(device=device, dtype=torch.float32)  # fp32 master weights
+    if cfg.cell_init.get(cfg.cell):  # a non-paper init (e.g. a longer initial memory for the tiny world)
+        for block in method.blocks:
+            block.fn.reset_parameters(**cfg.cell_init[cfg.cell])
 
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
     gc_before = _gc_enabled(model)

@@ -347,3 +347,15 @@ def test_a_cell_missing_part_of_the_api_cannot_be_built():
 
     with pytest.raises(TypeError, match="scan"):
         NoScan(64, 2, 32)
+
+
+def test_mamba2_init_options_set_decay_and_write_strength():
+    from ahn.cells import Mamba2Cell, init_options
+
+    cell = Mamba2Cell(hidden_size=32, num_heads=4, head_dim=8)
+    cell.reset_parameters(dt_bias=-6.0, A_scale=0.25)
+    assert torch.allclose(cell.A_log.exp(), torch.tensor([0.25, 0.5, 0.75, 1.0]))
+    assert torch.all(cell.dt_bias == -6.0) and torch.all(cell.o_proj.weight == 0)
+    assert init_options("mamba2") == ("dt_bias", "A_scale") and init_options("dn") == ()
+    with pytest.raises(ValueError, match="A_scale > 0"):
+        cell.reset_parameters(A_scale=0.0)

@@ -266,3 +266,17 @@ def test_torchrun_two_cpu_ranks_match_grad_accumulation(tmp_path):
         assert torch.allclose(a[k], b[k], atol=1e-5), k
     log = [json.loads(x) for x in (tmp_path / "ddp" / "train_log.jsonl").read_text().splitlines()]
     assert len(log) == 3 and log[0]["tokens"] > 128
+
+
+def test_cell_init_sets_the_initial_decay(tmp_path):
+    # cell_init reaches every layer's cell before the first update: with lr ~ 0 the decay parameters stay
+    # where the init put them (A = exp(A_log) in [A_min, A_max], dt = softplus(dt_bias) in [dt_min, dt_max])
+    model = tiny_model(initializer_range=IR)
+    cfg = _cfg(tmp_path, "steps=1", "optim.lr=1e-12", "optim.weight_decay=0",
+               'cell_init={"gdn": {"A_min": 0.5, "A_max": 0.75, "dt_min": 1e-4, "dt_max": 2e-4}}')
+    res = train(cfg, model=model, source=_source(2), echo=_quiet)
+    for block in res.method.blocks:
+        A = block.fn.A_log.detach().float().exp()
+        dt = torch.nn.functional.softplus(block.fn.dt_bias.detach().float())
+        assert ((A >= 0.5 - 1e-5) & (A <= 0.75 + 1e-5)).all(), A
+        assert ((dt >= 1e-4 * (1 - 1e-4)) & (dt <= 2e-4 * (1 + 1e-4))).all(), dt

@@ -87,3 +87,18 @@ def test_cli_reports_config_errors(capsys):
     assert "loss='mse' is not valid" in capsys.readouterr().err
     assert cli_main(["base=x", "--print-config"]) == 0
     assert '"config_hash"' in capsys.readouterr().out
+
+
+def test_cell_init_is_checked_and_names_the_valid_options():
+    cfg = load_config(None, ["base=x", 'cell_init={"gdn": {"A_max": 1.0, "dt_max": 0.01}, "mamba2": {"dt_bias": -6}}'])
+    assert cfg.cell_init["gdn"] == {"A_max": 1.0, "dt_max": 0.01}
+    assert config_hash(cfg) != config_hash(load_config(None, ["base=x"]))  # it changes what is trained
+    with pytest.raises(ConfigError, match=r"unknown cell 'lstm'; valid cells: gdn, dn, mamba2"):
+        load_config(None, ["base=x", 'cell_init={"lstm": {}}'])
+    with pytest.raises(ConfigError, match=r"cell_init.gdn: unknown option 'A'; valid options: dt_min, dt_max, "
+                                          r"A_min, A_max"):
+        load_config(None, ["base=x", 'cell_init={"gdn": {"A": 1}}'])
+    with pytest.raises(ConfigError, match=r"cell_init.dn: unknown option 'beta'; valid options: \(none\)"):
+        load_config(None, ["base=x", 'cell_init={"dn": {"beta": 1}}'])
+    with pytest.raises(ConfigError, match="must be a number"):
+        load_config(None, ["base=x", 'cell_init={"mamba2": {"A_scale": "big"}}'])
