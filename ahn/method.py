@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ahn.cells import make_cell
+from ahn.decode_graphs import GraphCache, can_capture, enabled_by_env
 from baselines.cache import LayerMemory
 from baselines.interface import ChunkPlan, MemoryMethod, decoder_layers
 from baselines.methods import register_method
@@ -33,7 +34,10 @@ class AHNBlock(nn.Module):
 class AHNMethod(MemoryMethod):
     """Sinks + window attention plus an AHN cell (GatedDeltaNet, DeltaNet or Mamba2) per layer."""
 
-    def __init__(self, cell: str = "gdn", sinks: int = 128, window: int = 32640, backend: str = "auto") -> None:
+    def __init__(self, cell: str = "gdn", sinks: int = 128, window: int = 32640, backend: str = "auto",
+                 decode_graphs: bool | None = None) -> None:
+        """`decode_graphs`: replay each layer's one-token memory step as a CUDA graph (default: on, unless
+        AHN_HARNESS_DECODE_GRAPHS=0); the eager path computes the same kernels one launch at a time."""
         if cell not in CELLS:
             raise ValueError(f"unknown AHN cell {cell!r}; valid cells: {', '.join(CELLS)}")
         if window is None:
@@ -42,6 +46,8 @@ class AHNMethod(MemoryMethod):
         self.cell, self.backend = cell, backend
         self.name = f"ahn-{cell}"
         self.blocks: nn.ModuleList | None = None
+        self.decode_graphs = enabled_by_env() if decode_graphs is None else bool(decode_graphs)
+        self.graphs = GraphCache()
 
     def describe(self) -> dict:
         return {**super().describe(), "cell": self.cell}
@@ -70,12 +76,33 @@ class AHNMethod(MemoryMethod):
             layer.ahn = block
 
     def uninstall(self, model: nn.Module) -> None:
+        self.graphs.clear()
         for layer in decoder_layers(model):
             if hasattr(layer, "ahn"):
                 del layer.ahn
 
+    def _graphed(self, x: torch.Tensor) -> bool:
+        return self.decode_graphs and x.shape[1] == 1 and can_capture(x)
+
     def token_data(self, layer_idx: int, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.blocks[layer_idx].fn.write_gates(x)
+        fn = self.blocks[layer_idx].fn
+        if not self._graphed(x):
+            return fn.write_gates(x)
+
+        def gates(x_new):
+            written = fn.write_gates(x_new)
+            return tuple(written[name] for name in fn.gate_names)
+
+        out = self.graphs.run(("gates", layer_idx), gates, (x,), list(fn.parameters()))
+        return dict(zip(fn.gate_names, out, strict=True))
+
+    def _read_write(self, fn: nn.Module, q, k, v, gates: dict[str, torch.Tensor], state, x_query):
+        """Write the evicted tokens (k, v [B,Hkv,n,dh] and their gates), read with q [B,H,n,dh]."""
+        rep = q.shape[1] // k.shape[1]  # GQA: AHN head i uses KV head i // rep
+        k = k.repeat_interleave(rep, dim=1).transpose(1, 2)
+        v = v.repeat_interleave(rep, dim=1).transpose(1, 2)
+        r, state = fn.scan(q.transpose(1, 2), k, v, gates, state, backend=self.backend)
+        return fn.output(r, x_query), state
 
     def absorb(
         self,
@@ -97,14 +124,20 @@ class AHNMethod(MemoryMethod):
         if first_pos + self.window != start + first:  # the alignment rule of ahn.md §2.3
             raise AssertionError(f"AHN alignment broken: token {first_pos} read at {start + first}")
         fn = self.blocks[layer_idx].fn
-        rep = query.shape[1] // evicted["keys"].shape[1]  # GQA: AHN head i uses KV head i // rep
-        k = evicted["keys"].repeat_interleave(rep, dim=1).transpose(1, 2)
-        v = evicted["values"].repeat_interleave(rep, dim=1).transpose(1, 2)
-        q = query[:, :, first:].transpose(1, 2)
-        gates = {name: t for name, t in evicted.items() if name not in ("keys", "values", "first_position")}
-        r, state = fn.scan(q, k, v, gates, layer.memory.get("state"), backend=self.backend)
+        q, k, v, x_query = query[:, :, first:], evicted["keys"], evicted["values"], x[:, first:]
+        gates = {name: evicted[name] for name in fn.gate_names}
+        state = layer.memory.get("state")
+        if state is not None and self._graphed(x_query):  # one-token decode: one launch per layer
+
+            def step(q, k, v, state, x_query, *gate_values):
+                return self._read_write(fn, q, k, v, dict(zip(fn.gate_names, gate_values)), state, x_query)
+
+            rows, state = self.graphs.run(("memory", layer_idx), step, (q, k, v, state, x_query, *gates.values()),
+                                          list(fn.parameters()))
+        else:
+            rows, state = self._read_write(fn, q, k, v, gates, state, x_query)
         new_memory["state"] = state
-        return fn.output(r, x[:, first:]), first
+        return rows, first
 
 
 def _factory(cell: str | None = None):

@@ -138,16 +138,17 @@ def write_report(rows: list[dict], par: dict | None, out: Path, chunk: int, laye
     lines = [f"# GPU benchmark ({doc['device']}, {doc['date']}, torch {doc['torch']})", "",
              f"{doc['model']}, {layers} layers, prefill chunk {chunk} unless stated, sinks 128 + window 32,640. "
              "Reproduce: `python scripts/bench_gpu.py`.", "",
-             "| method | chunk | prompt tokens | prefill s | peak GiB | cache GiB | decode ms/token |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| method | chunk | prompt tokens | prefill s | peak GiB | cache GiB | decode ms/token | decode, eager |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         c = r.get("chunk", chunk)
         if "error" in r:
-            lines.append(f"| {r['method']} | {c} | {r['length']:,} | {r['error']} | | | |")
+            lines.append(f"| {r['method']} | {c} | {r['length']:,} | {r['error']} | | | | |")
         else:
             d = f"{r['decode_ms']:.1f}" if r["decode_ms"] else ""
+            e = f"{r['decode_eager_ms']:.1f}" if r.get("decode_eager_ms") else ""
             lines.append(f"| {r['method']} | {c} | {r['length']:,} | {r['prefill_s']:.2f} | {r['peak_gib']:.1f} | "
-                         f"{r['cache_gib']:.2f} | {d} |")
+                         f"{r['cache_gib']:.2f} | {d} | {e} |")
     if par is None:
         lines += ["", "Fast path vs reference: not measured in this run."]
     else:
@@ -159,6 +160,9 @@ def write_report(rows: list[dict], par: dict | None, out: Path, chunk: int, laye
                   f"| fast, bf16 | {par['rel_err_fast_bf16']:.2e} | {par['argmax_agree_fast_bf16']:.0%} |",
                   f"| reference, bf16 (bf16's own error) | {par['rel_err_reference_bf16']:.2e} | |",
                   "", f"Fast bf16 vs reference bf16: {par['rel_err_fast_vs_reference_bf16']:.2e}."]
+    lines += ["", "Decode: median of 20 steps after 4 warm-up steps, one token at a time. For AHN, `decode ms/token` "
+              "replays each layer's memory step as a CUDA graph (the default, `ahn/decode_graphs.py`); `decode, "
+              "eager` launches the same kernels one by one (`AHN_HARNESS_DECODE_GRAPHS=0`)."]
     text = "\n".join(lines) + "\n"
     (out / "gpu_bench.md").write_text(text)
     return text
@@ -184,6 +188,7 @@ def main() -> None:
     parser.add_argument("--methods", default="full,swa,ahn-gdn")
     parser.add_argument("--chunk", type=int, default=4096)
     parser.add_argument("--parity-length", type=int, default=40960)
+    parser.add_argument("--skip-parity", action="store_true")
     parser.add_argument("--layers", type=int, default=None, help="fewer layers for a quick try")
     parser.add_argument("--extra-chunks", default="8192,16384",
                         help="chunk sizes also timed for ahn-gdn at the longest length ('' for none)")
@@ -202,6 +207,11 @@ def main() -> None:
     model = build_model(args.layers)
     lengths = [int(x) for x in args.lengths.split(",")]
     rows = []
+    par = None
+    if not args.skip_parity:  # first: a run cut short by a time limit still has it
+        par = parity(model, args.parity_length, args.chunk)
+        print(json.dumps(par), flush=True)
+        write_report(rows, par, args.out, args.chunk, args.layers or 36)
     for name in args.methods.split(","):
         method = make(name)
         with attach(model, method):
@@ -214,15 +224,21 @@ def main() -> None:
                 ids = torch.randint(0, 151000, (1, length), device="cuda")
                 try:
                     seconds, peak, cache, _ = timed_prefill(model, method, ids, args.chunk)
-                    decode = timed_decode(model, method, cache) if length in (8192, 32768, 131072) else None
+                    decode = eager = None
+                    if length in (8192, 32768, 131072):
+                        if name.startswith("ahn"):
+                            method.decode_graphs = False
+                            eager = timed_decode(model, method, cache) * 1e3
+                            method.decode_graphs = True
+                        decode = timed_decode(model, method, cache) * 1e3
                     row = {"method": name, "length": length, "prefill_s": seconds, "peak_gib": peak / 2**30,
-                           "cache_gib": cache.nbytes() / 2**30, "decode_ms": decode * 1e3 if decode else None}
+                           "cache_gib": cache.nbytes() / 2**30, "decode_ms": decode, "decode_eager_ms": eager}
                 except torch.OutOfMemoryError as exc:
                     row = {"method": name, "length": length, "error": f"OOM: {str(exc).splitlines()[0]}"}
                     torch.cuda.empty_cache()
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-                write_report(rows, None, args.out, args.chunk, args.layers or 36)  # a timeout keeps what ran
+                write_report(rows, par, args.out, args.chunk, args.layers or 36)  # a timeout keeps what ran
                 del ids
                 torch.cuda.empty_cache()
             if name.startswith("ahn") and args.extra_chunks:
@@ -234,10 +250,9 @@ def main() -> None:
                            "peak_gib": peak / 2**30, "cache_gib": cache.nbytes() / 2**30, "decode_ms": None}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
+                    write_report(rows, par, args.out, args.chunk, args.layers or 36)
                 del ids
                 torch.cuda.empty_cache()
-    par = parity(model, args.parity_length, args.chunk)
-    print(json.dumps(par), flush=True)
     print(write_report(rows, par, args.out, args.chunk, args.layers or 36))
 
 

@@ -126,3 +126,49 @@ def test_fp32_ops_without_grad(cuda, T):
                      (delta_rule(q, k, v, beta, None, backend="fla"), delta_rule(q, k, v, beta, None, backend="reference")),
                      (scalar_decay(q, k, v, g, backend="fla"), scalar_decay(q, k, v, g, backend="reference"))):
             assert rel(a[0], b[0]) < 5e-3 and rel(a[1], b[1]) < 5e-3  # fla's chunk kernels use TF32 dots
+
+
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+@pytest.mark.parametrize("kind", CELL_KINDS)
+def test_decode_graphs_equal_eager_decode(cuda, kind, backend):
+    # The graph replays the eager step's kernels: a prompt beyond sinks + window, then greedy decode with the
+    # graphs on and off must give the same logits (bf16 model, random output maps so the memory really acts).
+    from baselines import attach, make_method
+    from baselines.engine import decode_step, prefill
+    from tests.tiny_models import randomize_ahn, tiny_model
+
+    model = tiny_model(layers=3, dtype=torch.bfloat16).to(cuda).eval()
+    ids = torch.randint(0, 300, (2, 40), generator=torch.Generator().manual_seed(3)).to(cuda)
+    logits = {}
+    for graphs in (False, True):
+        method = make_method(f"ahn-{kind}", sinks=2, window=16, backend=backend, decode_graphs=graphs)
+        torch.manual_seed(0)
+        with attach(model, method):
+            randomize_ahn(method)
+            cache = method.new_cache(model)
+            out = [prefill(model, method, cache, ids, chunk_size=16)]
+            for _ in range(6):
+                out.append(decode_step(model, method, cache, out[-1].argmax(-1)))
+            logits[graphs] = torch.stack(out)
+            captures = method.graphs.captures
+        assert captures == (6 if graphs else 0)  # per layer: the gates and the memory step, captured once
+    assert torch.equal(logits[True].argmax(-1), logits[False].argmax(-1))
+    assert (logits[True] - logits[False]).abs().max().item() <= 1e-2 * logits[False].abs().max().item()
+
+
+def test_graph_cache_recaptures_when_parameters_move(cuda):
+    from ahn.decode_graphs import GraphCache
+
+    w = torch.randn(4, 4, device=cuda)
+    cache = GraphCache()
+    with torch.no_grad():
+        x = torch.randn(2, 4, device=cuda)
+        (y,) = cache.run("mul", lambda t: (t @ w,), (x,), [w])
+        assert torch.allclose(y, x @ w) and cache.captures == 1
+        x2 = torch.randn(2, 4, device=cuda)
+        (y2,) = cache.run("mul", lambda t: (t @ w,), (x2,), [w])
+        assert torch.allclose(y2, x2 @ w) and cache.captures == 1  # replayed: the new input was copied in
+        assert not torch.equal(y, y2)  # the first output was cloned out, not overwritten by the replay
+        w2 = torch.randn(4, 4, device=cuda)
+        (y3,) = cache.run("mul", lambda t: (t @ w2,), (x2,), [w2])
+        assert torch.allclose(y3, x2 @ w2) and cache.captures == 2
