@@ -11,6 +11,8 @@ tokens e_0..e_{n−1} are read by the queries e_i + W, which are the last n quer
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -93,8 +95,20 @@ class AHNMethod(MemoryMethod):
             written = fn.write_gates(x_new)
             return tuple(written[name] for name in fn.gate_names)
 
-        out = self.graphs.run(("gates", layer_idx), gates, (x,), list(fn.parameters()))
+        out = self._run_graph(("gates", layer_idx), gates, (x,), fn)
+        if out is None:
+            return fn.write_gates(x)
         return dict(zip(fn.gate_names, out, strict=True))
+
+    def _run_graph(self, name: tuple, step, inputs: tuple, fn: nn.Module) -> tuple | None:
+        """The graphed step's outputs; None (and graphs off from here on, with a warning) if capture fails."""
+        try:
+            return self.graphs.run(name, step, inputs, list(fn.parameters()))
+        except RuntimeError as exc:
+            warnings.warn(f"AHN decode graphs turned off, decoding eagerly: capture failed ({exc})", stacklevel=2)
+            self.decode_graphs = False
+            self.graphs.clear()
+            return None
 
     def _read_write(self, fn: nn.Module, q, k, v, gates: dict[str, torch.Tensor], state, x_query):
         """Write the evicted tokens (k, v [B,Hkv,n,dh] and their gates), read with q [B,H,n,dh]."""
@@ -132,10 +146,10 @@ class AHNMethod(MemoryMethod):
             def step(q, k, v, state, x_query, *gate_values):
                 return self._read_write(fn, q, k, v, dict(zip(fn.gate_names, gate_values)), state, x_query)
 
-            rows, state = self.graphs.run(("memory", layer_idx), step, (q, k, v, state, x_query, *gates.values()),
-                                          list(fn.parameters()))
+            out = self._run_graph(("memory", layer_idx), step, (q, k, v, state, x_query, *gates.values()), fn)
         else:
-            rows, state = self._read_write(fn, q, k, v, gates, state, x_query)
+            out = None
+        rows, state = out if out is not None else self._read_write(fn, q, k, v, gates, state, x_query)
         new_memory["state"] = state
         return rows, first
 
