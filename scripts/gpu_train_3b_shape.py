@@ -64,7 +64,13 @@ class RandomTokens:
 
 
 def grad_check(model, cell: str, length: int, seed: int, amp) -> dict:
-    """One micro-step's AHN gradients, fast path vs reference path, same everything else."""
+    """One micro-step's AHN gradients: the fast path and the reference path under the run's precision, and the
+    reference path in fp32 (no autocast, fp32 weights) as the yardstick.
+
+    In a 36-layer model two bf16 computations of the same gradient differ by bf16 rounding compounded through
+    the layers, whatever the kernels, so the fast path's error is read against the fp32 reference beside the
+    bf16 reference's own error there: the fast path passes when it is within ``tolerance`` outright, or no
+    further from fp32 than 1.5x the bf16 reference (it adds nothing beyond bf16's own rounding)."""
     from ahn.train.config import TrainConfig
     from ahn.train.loop import _set_gc, freeze_all_but_ahn, micro_step
     from ahn.train.windows import Draw
@@ -81,48 +87,79 @@ def grad_check(model, cell: str, length: int, seed: int, amp) -> dict:
             blk.fn.o_proj.weight.normal_(0.0, 0.02)
     ids = torch.tensor([RandomTokens(model.config.vocab_size, length, seed + 7).get(0)["input_ids"]], device=device)
     cfg = TrainConfig(base="random", cell=cell, loss_chunk=2048)
-    grads = {}
+    grads: dict[str, dict] = {}
+    losses: dict[str, float] = {}
     timings = {}
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    runs = [("fast", "auto", amp), ("reference", "reference", amp)]
+    if amp is not None:
+        runs.append(("reference_fp32", "reference", None))
+    model_dtype = next(model.parameters()).dtype
+    rope = {name: buf.clone() for name, buf in model.named_buffers() if "inv_freq" in name}
     with attach(model, method):
         params = freeze_all_but_ahn(model)
         _set_gc(model, True)
-        for backend in ("auto", "reference"):
+        for label, backend, run_amp in runs:
+            if run_amp is None and model_dtype != torch.float32:
+                model.float()  # bf16 -> fp32 is exact: the same weights, computed in fp32
             method.backend = backend
             for p in params.values():
                 p.grad = None
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.time()
-            loss, n = micro_step(model, method, ids, ids, draw, cfg, amp, 1.0, gc=True)
+            loss, n = micro_step(model, method, ids, ids, draw, cfg, run_amp, 1.0, gc=True)
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            timings[backend] = time.time() - t0
-            grads[backend] = {k: p.grad.detach().float().clone() for k, p in params.items() if p.grad is not None}
-            grads[backend + "_loss"] = loss
+            timings[label] = time.time() - t0
+            grads[label] = {k: p.grad.detach().float().clone() for k, p in params.items() if p.grad is not None}
+            losses[label] = loss
         _set_gc(model, False)
+    if next(model.parameters()).dtype != model_dtype:  # back to the run's weights (exact), RoPE buffers as they were
+        model.to(model_dtype)
+        for name, buf in rope.items():
+            owner, attr = model.get_submodule(name.rsplit(".", 1)[0]), name.rsplit(".", 1)[1]
+            setattr(owner, attr, buf)
     for n_, p in model.named_parameters():
         p.requires_grad_(flags.get(n_, p.requires_grad))
-    fast, ref = grads["auto"], grads["reference"]
 
-    def rel(keys) -> float:
-        num = math.sqrt(sum(float((fast[k] - ref[k]).pow(2).sum()) for k in keys))
-        den = math.sqrt(sum(float(ref[k].pow(2).sum()) for k in keys))
+    def rel(a: str, b: str, keys) -> float:
+        num = math.sqrt(sum(float((grads[a][k] - grads[b][k]).pow(2).sum()) for k in keys))
+        den = math.sqrt(sum(float(grads[b][k].pow(2).sum()) for k in keys))
         return num / den if den > 0 else float("nan")
 
     kinds: dict[str, list[str]] = {}
-    for k in fast:
+    for k in grads["fast"]:
         kinds.setdefault(k.split(".ahn.fn.")[-1], []).append(k)
     from ahn.ops import fla_backend
 
     why_not = fla_backend.import_error() if device.type == "cuda" else "no CUDA device"
-    return {
+    every = list(grads["fast"])
+    out = {
         "length": length, "sinks": draw.sinks, "window": draw.window, "cell": cell,
         "fast_backend": "fla" if why_not is None else f"reference ({why_not})",
-        "loss_fast": grads["auto_loss"], "loss_reference": grads["reference_loss"],
-        "rel_err_all": rel(list(fast)), "rel_err_by_param": {k: rel(v) for k, v in sorted(kinds.items())},
-        "seconds": timings,
+        "losses": losses, "seconds": timings,
+        "rel_err_all": rel("fast", "reference", every),
+        "rel_err_by_param": {k: rel("fast", "reference", v) for k, v in sorted(kinds.items())},
     }
+    if "reference_fp32" in grads:
+        out.update({
+            "rel_err_fast_vs_fp32": rel("fast", "reference_fp32", every),
+            "rel_err_reference_vs_fp32": rel("reference", "reference_fp32", every),
+            "rel_err_fast_vs_fp32_by_param": {k: rel("fast", "reference_fp32", v) for k, v in sorted(kinds.items())},
+            "rel_err_reference_vs_fp32_by_param": {k: rel("reference", "reference_fp32", v)
+                                                   for k, v in sorted(kinds.items())},
+        })
+    return out
+
+
+def check_passes(check: dict, tolerance: float) -> bool:
+    """Within ``tolerance`` of the reference, or no further from the fp32 reference than 1.5x bf16's own error."""
+    if check["rel_err_all"] <= tolerance:
+        return True
+    if "rel_err_fast_vs_fp32" in check:
+        return check["rel_err_fast_vs_fp32"] <= 1.5 * check["rel_err_reference_vs_fp32"]
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny", action="store_true", help="toy model sizes (CPU smoke test)")
     ap.add_argument("--tolerance", type=float, default=2e-2)
     ap.add_argument("--skip-check", action="store_true")
+    ap.add_argument("--check-only", action="store_true", help="no training steps: only the gradient check")
     args = ap.parse_args(argv)
 
     from transformers import AutoModelForCausalLM
@@ -171,8 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     source = RandomTokens(config.vocab_size, seq_len, seed=0)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    result = train(cfg, model=model, source=source)
-    hist = result.history
+    hist = [] if args.check_only else train(cfg, model=model, source=source).history
     # FlexAttention compiles once per (sinks, window) pair (baselines/flex.py closes over them as Python ints),
     # so a step that meets a new pair includes a compilation: steady numbers use the other steps when any.
     seen: set = set()
@@ -203,15 +240,16 @@ def main(argv: list[str] | None = None) -> int:
         amp = torch.bfloat16 if cuda else None
         check = grad_check(model, args.check_cell or args.cell, check_len, seed=1, amp=amp)
         check["tolerance"] = args.tolerance
-        check["pass"] = bool(check["rel_err_all"] <= args.tolerance)
+        check["pass"] = check_passes(check, args.tolerance)
         ok = check["pass"]
         report["grad_check"] = check
         print(f"[3b-shape] fast vs reference AHN gradients at {check_len} tokens: rel err {check['rel_err_all']:.3e} "
-              f"(by param: { {k: f'{v:.2e}' for k, v in check['rel_err_by_param'].items()} }) "
-              f"{'PASS' if ok else 'FAIL'} (tolerance {args.tolerance})", flush=True)
+              f"(by param: { {k: f'{v:.2e}' for k, v in check['rel_err_by_param'].items()} }); against fp32: fast "
+              f"{check.get('rel_err_fast_vs_fp32', float('nan')):.3e}, bf16 reference "
+              f"{check.get('rel_err_reference_vs_fp32', float('nan')):.3e}: {'PASS' if ok else 'FAIL'}", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = "ahn_train_3b_shape" + ("_tiny" if tiny else "")
+    name = "ahn_train_3b_shape" + ("_tiny" if tiny else "") + ("_check" if args.check_only else "")
     (out / f"{name}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (out / f"{name}.md").write_text(markdown(report))
     print(f"[3b-shape] wrote {out / name}.json and .md", flush=True)
@@ -219,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def markdown(r: dict) -> str:
-    lines = [
+    lines = [] if not r["steps"] else [
         "# AHN training on a Qwen2.5-3B-shaped model (random weights)", "",
         f"Device: {r['device']}; torch {r['torch']}; AHN-{r['cell'].upper()}; {r['seq_len']:,} tokens per sequence; "
         f"gradient checkpointing on; autocast {r['settings']['autocast']}; windows {r['settings']['window_mode']}.",
@@ -235,11 +273,24 @@ def markdown(r: dict) -> str:
     ]
     c = r.get("grad_check")
     if c:
-        lines += ["", f"Fast ({c['fast_backend']}) vs reference AHN gradients, one micro-step at {c['length']:,} tokens "
-                  f"(sinks {c['sinks']}, window {c['window']}, random small output maps): relative error "
-                  f"**{c['rel_err_all']:.2e}** (tolerance {c['tolerance']:g}: {'pass' if c['pass'] else 'FAIL'}).", "",
-                  "| parameter | rel. error |", "|---|---|"]
-        lines += [f"| {k} | {v:.2e} |" for k, v in c["rel_err_by_param"].items()]
+        if not lines:
+            lines = ["# AHN gradient check on a Qwen2.5-3B-shaped model (random weights)", "",
+                     f"Device: {r['device']}; torch {r['torch']}; gradient checkpointing on; autocast "
+                     f"{r['settings']['autocast']}."]
+        lines += ["", f"Fast ({c['fast_backend']}) vs reference AHN-{c['cell'].upper()} gradients, one micro-step at "
+                  f"{c['length']:,} tokens (sinks {c['sinks']}, window {c['window']}, random small output maps): "
+                  f"relative error **{c['rel_err_all']:.2e}** (tolerance {c['tolerance']:g}).", ""]
+        if "rel_err_fast_vs_fp32" in c:
+            lines += ["Against the reference path in fp32 (fp32 weights, no autocast), the bf16 error each path "
+                      f"carries: fast **{c['rel_err_fast_vs_fp32']:.2e}**, reference "
+                      f"**{c['rel_err_reference_vs_fp32']:.2e}**. Pass rule: within the tolerance, or no further "
+                      f"from fp32 than 1.5x the bf16 reference: **{'pass' if c['pass'] else 'FAIL'}**.", "",
+                      "| parameter | fast vs reference | fast vs fp32 | reference vs fp32 |", "|---|---:|---:|---:|"]
+            lines += [f"| {k} | {v:.2e} | {c['rel_err_fast_vs_fp32_by_param'][k]:.2e} | "
+                      f"{c['rel_err_reference_vs_fp32_by_param'][k]:.2e} |" for k, v in c["rel_err_by_param"].items()]
+        else:
+            lines += [f"Result: **{'pass' if c['pass'] else 'FAIL'}**.", "", "| parameter | rel. error |", "|---|---|"]
+            lines += [f"| {k} | {v:.2e} |" for k, v in c["rel_err_by_param"].items()]
     return "\n".join(lines) + "\n"
 
 
