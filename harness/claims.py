@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from harness.store import Run, load_run
-from harness.summary import CI_LEVEL, N_BOOT, row_seed
+from harness.summary import CI_LEVEL, N_BOOT, bootstrap_ci, row_seed
 
 NEEDLE_SPAN = 64  # tokens a needle line spans at most (bytes in the tiny world's tokenizer)
 NEAR_PERFECT = 0.95
@@ -151,8 +151,8 @@ def check_claims(runs: Sequence[Run], training_length: int, n_boot: int = N_BOOT
     return claims
 
 
-def outside_table(runs: Sequence[Run]) -> str:
-    """Accuracy on samples whose needle left the window, per length bucket and method (markdown)."""
+def _outside_by_bucket(runs: Sequence[Run]) -> tuple[list[str], dict[str, list[str]]]:
+    """Length buckets (shortest first) and, per bucket, the keys of samples whose needle left the window."""
     swa = next(r for r in runs if _kind(r) == "swa")
     sinks, window = int(_method(swa)["sinks"]), int(_method(swa)["window"])
     keys_by_bucket: dict[str, list[str]] = {}
@@ -160,7 +160,12 @@ def outside_table(runs: Sequence[Run]) -> str:
         if needle_outside(r, sinks, window):
             keys_by_bucket.setdefault(str(r["bucket"]), []).append(r["key"])
     tokens = _bucket_means(swa, "prompt_tokens")
-    buckets = sorted(keys_by_bucket, key=lambda b: tokens[b])
+    return sorted(keys_by_bucket, key=lambda b: tokens[b]), keys_by_bucket
+
+
+def outside_table(runs: Sequence[Run]) -> str:
+    """Accuracy on samples whose needle left the window, per length bucket and method (markdown)."""
+    buckets, keys_by_bucket = _outside_by_bucket(runs)
     lines = ["| method | " + " | ".join(f"{b} (n={len(keys_by_bucket[b])})" for b in buckets) + " |",
              "|---|" + "---:|" * len(buckets)]
     for run in runs:
@@ -171,6 +176,44 @@ def outside_table(runs: Sequence[Run]) -> str:
             cells.append(f"{np.mean(vals):.0%}" if vals else "")
         lines.append(f"| {run.label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def plot_outside(runs: Sequence[Run], out: Path) -> list[Path]:
+    """Bars: accuracy beyond the window per length bucket and method, with 95% bootstrap CIs (PNG + SVG)."""
+    from matplotlib.figure import Figure
+
+    from harness.plots import _palette, _save, _style
+
+    buckets, keys_by_bucket = _outside_by_bucket(runs)
+    m = _method(next(r for r in runs if _kind(r) == "swa"))
+    with _style():
+        fig = Figure(figsize=(8, 4.2), layout="constrained")
+        ax = fig.add_subplot()
+        width = 0.84 / len(runs)
+        for i, (run, color) in enumerate(zip(runs, _palette(len(runs)))):
+            scores = _scores(run)
+            means, lows, highs = [], [], []
+            for b in buckets:
+                vals = [scores[k] for k in keys_by_bucket[b] if k in scores]
+                mean = float(np.mean(vals)) if vals else 0.0
+                lo, hi = bootstrap_ci([vals], seed=row_seed(0, run.label, b)) or (mean, mean)
+                means.append(100 * mean)
+                lows.append(100 * (mean - lo))
+                highs.append(100 * (hi - mean))
+            x = np.arange(len(buckets)) + (i - (len(runs) - 1) / 2) * width
+            ax.bar(x, means, width, color=color, label=run.label, yerr=[lows, highs], capsize=2,
+                   error_kw={"elinewidth": 0.8, "ecolor": "0.3"})
+            for xi, mean in zip(x, means):
+                if mean < 0.5:  # an empty bar would be invisible: say it scored nothing
+                    ax.text(xi, 1.0, "0", ha="center", va="bottom", fontsize=8, color=color)
+        ax.set_xticks(np.arange(len(buckets)), [f"{b}\n(n={len(keys_by_bucket[b])})" for b in buckets])
+        ax.set_xlabel("length bucket (samples whose needle left the window)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(0, 108)
+        ax.set_title(f"Retrieval beyond the window: {m['sinks']} sinks + {m['window']} window (95% bootstrap CI)")
+        fig.legend(loc="outside lower center", ncol=min(len(runs), 4), frameon=False)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return _save(fig, out.parent, out.name, ("png", "svg"))
 
 
 def write_claims(run_dirs: Sequence[Path], out: Path, training_length: int, title: str = "") -> list[Claim]:
@@ -186,8 +229,9 @@ def write_claims(run_dirs: Sequence[Path], out: Path, training_length: int, titl
              f"`{Path(run_dirs[0]).parent.as_posix()}/`.", "",
              "| claim | holds | evidence |", "|---|---|---|"]
     lines += [f"| {c.name} | {'yes' if c.holds else '**no**'} | {c.detail} |" for c in claims]
+    plot = plot_outside(runs, out.with_name(out.name + "_beyond_window"))[0]
     lines += ["", "Accuracy (greedy exact match) on the samples whose needle left the window, by length bucket:", "",
-              outside_table(runs), ""]
+              outside_table(runs), "", f"![accuracy beyond the window]({plot.name})", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text("\n".join(lines))
     out.with_suffix(".json").write_text(json.dumps({"claims": [asdict(c) for c in claims],

@@ -116,3 +116,20 @@ def test_committed_tiny_world_run_shows_the_claims(tmp_path):
     assert sum(c.name.endswith("outside the window") for c in claims) == 3  # the three AHN cells
     assert all(c.holds for c in claims), [f"{c.name}: {c.detail}" for c in claims if not c.holds]
     assert (tmp_path / "claims.md").read_text().count("| yes |") == len(claims)
+
+
+def test_written_report_links_its_plot(tmp_path):
+    import json
+
+    runs = []
+    for run in _world():
+        d = tmp_path / "runs" / run.label
+        d.mkdir(parents=True)
+        (d / "manifest.json").write_text(json.dumps(run.manifest))
+        (d / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in run.records))
+        runs.append(d)
+    claims = write_claims(runs, tmp_path / "claims", training_length=4096)
+    md = (tmp_path / "claims.md").read_text()
+    assert all(c.holds for c in claims) and "![accuracy beyond the window](claims_beyond_window.png)" in md
+    assert (tmp_path / "claims_beyond_window.png").stat().st_size > 10_000
+    assert "| tiny-ahn-gdn | 100% | 100% | 100% |" in md and "| tiny-swa | 0% | 0% | 0% |" in md
