@@ -146,7 +146,7 @@ class AHNMethod(MemoryMethod):
             def step(q, k, v, state, x_query, *gate_values):
                 return self._read_write(fn, q, k, v, dict(zip(fn.gate_names, gate_values)), state, x_query)
 
-            out = self._run_graph(("memory", layer_idx), step, (q, k, v, state, x_query, *gates.values()), fn)
+            out = self._run_graph(("memory", layer_idx, self.backend), step, (q, k, v, state, x_query, *gates.values()), fn)
         else:
             out = None
         rows, state = out if out is not None else self._read_write(fn, q, k, v, gates, state, x_query)
