@@ -285,7 +285,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def _validate_cell_init(cell_init: Any) -> None:
-    from ahn.cells import init_options
+    from ahn.cells import init_options, make_cell
 
     if not isinstance(cell_init, dict):
         raise ConfigError(f"cell_init must be an object keyed by cell kind, got {cell_init!r}")
@@ -301,6 +301,10 @@ def _validate_cell_init(cell_init: Any) -> None:
                                   f"{', '.join(valid) or '(none)'}")
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"cell_init.{kind}.{name} must be a number, got {value!r}")
+        try:  # the cell's own range checks, on a shapeless cell: nothing is allocated
+            make_cell(kind, hidden_size=8, num_heads=2, head_dim=4, device="meta").reset_parameters(**opts)
+        except ValueError as e:
+            raise ConfigError(f"cell_init.{kind}: {e}") from e
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:

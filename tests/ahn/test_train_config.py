@@ -102,3 +102,7 @@ def test_cell_init_is_checked_and_names_the_valid_options():
         load_config(None, ["base=x", 'cell_init={"dn": {"beta": 1}}'])
     with pytest.raises(ConfigError, match="must be a number"):
         load_config(None, ["base=x", 'cell_init={"mamba2": {"A_scale": "big"}}'])
+    with pytest.raises(ConfigError, match=r"cell_init.gdn: GDN init needs 0 <= A_min < A_max"):
+        load_config(None, ["base=x", 'cell_init={"gdn": {"A_min": 5, "A_max": 1}}'])
+    with pytest.raises(ConfigError, match=r"cell_init.mamba2: Mamba2 init needs A_scale > 0"):
+        load_config(None, ["base=x", 'cell_init={"mamba2": {"A_scale": 0}}'])
