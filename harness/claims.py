@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from harness.store import Run, load_run
-from harness.summary import CI_LEVEL, N_BOOT, bootstrap_ci, row_seed
+from harness.summary import CI_LEVEL, N_BOOT, bootstrap_ci, is_scored, row_seed
 
 NEEDLE_SPAN = 64  # tokens a needle line spans at most (bytes in the tiny world's tokenizer)
 NEAR_PERFECT = 0.95
@@ -58,17 +58,15 @@ def needle_outside(record: dict[str, Any], sinks: int, window: int) -> bool | No
 
 
 def _scores(run: Run) -> dict[str, float]:
-    return {r["key"]: float(r["score"]) for r in run.records if r.get("status") == "ok" and r.get("score") is not None}
+    return {r["key"]: float(r["score"]) for r in run.records if is_scored(r)}
 
 
 def paired_difference(a: dict[str, float], b: dict[str, float], keys: Sequence[str], seed: Sequence[int],
                       n_boot: int = N_BOOT, level: float = CI_LEVEL) -> tuple[float, float, float]:
-    """Mean of a - b over ``keys`` and its percentile-bootstrap CI (samples resampled in pairs)."""
+    """Mean of a - b over ``keys`` and its bootstrap CI (samples resampled in pairs, as `harness compare` does)."""
     d = np.array([a[k] - b[k] for k in keys], dtype=np.float64)
-    rng = np.random.default_rng(list(seed))
-    boots = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
-    lo, hi = np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(d.mean()), float(lo), float(hi)
+    lo, hi = bootstrap_ci([d], n_boot=n_boot, seed=seed, level=level)
+    return float(d.mean()), lo, hi
 
 
 def _bucket_means(run: Run, field_name: str) -> dict[str, float]:

@@ -17,6 +17,7 @@ sys.path.insert(0, str(REPO))
 
 def main(argv: list[str] | None = None) -> int:
     from harness.claims import write_claims
+    from harness.store import RunError
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("root", type=Path, help="folder holding one run folder per method (a `harness run --output`)")
@@ -28,7 +29,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.root}: no run folders (folders with a manifest.json)", file=sys.stderr)
         return 2
     out = args.out or args.root.parent / "claims"
-    claims = write_claims(runs, out, args.training_length, title="The tiny world against the paper's claims")
+    try:
+        claims = write_claims(runs, out, args.training_length, title="The tiny world against the paper's claims")
+    except (ValueError, RunError) as e:  # e.g. no swa run among the folders: say which, no traceback
+        print(f"check_claims: {e}", file=sys.stderr)
+        return 2
     for c in claims:
         print(f"[{'ok' if c.holds else 'FAIL'}] {c.name}: {c.detail}")
     print(f"wrote {out.with_suffix('.md')} and .json")
