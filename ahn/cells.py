@@ -43,12 +43,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from ahn.layout import CELL_KINDS, CELLS, CellLayout
 from ahn.ops import dispatch
 
 CellKind = Literal["gdn", "dn", "mamba2"]
-CELL_KINDS: tuple[str, ...] = ("gdn", "dn", "mamba2")
 # Values of the checkpoint config key ``_ahn_implementation``.
-AHN_IMPLEMENTATIONS: dict[str, str] = {"gdn": "GatedDeltaNet", "dn": "DeltaNet", "mamba2": "Mamba2"}
+AHN_IMPLEMENTATIONS: dict[str, str] = {kind: layout.implementation for kind, layout in CELLS.items()}
 
 QK_NORM_EPS_DELTA = 1e-6  # fla chunk-kernel l2norm: x * rsqrt(sum x^2 + eps)
 QK_NORM_EPS_MAMBA2 = 1e-12  # F.normalize
@@ -120,6 +120,7 @@ def inverse_softplus(y: Tensor) -> Tensor:
 class AHNCell(nn.Module, ABC):
     """Shared shape bookkeeping and API of the three cells (see the module docstring)."""
 
+    layout: CellLayout  # names, write gates and their bytes (ahn/layout.py, shared with the cost model)
     kind: str = ""
     ahn_implementation: str = ""
     gate_names: tuple[str, ...] = ()
@@ -202,9 +203,10 @@ class _DeltaCell(AHNCell):
 class GatedDeltaNetCell(_DeltaCell):
     """AHN-GDN: ``S <- gamma S; v' = beta (v - S^T k); S <- S + k v'^T``; read ``S^T q / sqrt(dh)``."""
 
-    kind = "gdn"
-    ahn_implementation = "GatedDeltaNet"
-    gate_names = ("beta", "g")
+    layout = CELLS["gdn"]
+    kind = layout.kind
+    ahn_implementation = layout.implementation
+    gate_names = layout.gate_names
 
     def __init__(self, hidden_size: int, num_heads: int, head_dim: int = 128, initializer_range: float = 0.02,
                  norm_eps: float = OUTPUT_NORM_EPS, *, device=None, dtype=None) -> None:
@@ -243,7 +245,7 @@ class GatedDeltaNetCell(_DeltaCell):
         return {"beta": beta, "g": g}
 
     def gate_bytes_per_token_per_head(self, dtype: torch.dtype) -> int:
-        return dtype.itemsize + 4
+        return self.layout.gate_bytes_per_token_per_head(dtype.itemsize)
 
     def scan(self, q, k, v, gates, state=None, backend="auto"):
         return self._scan(q, k, v, gates["beta"], gates["g"], state, backend)
@@ -252,9 +254,10 @@ class GatedDeltaNetCell(_DeltaCell):
 class DeltaNetCell(_DeltaCell):
     """AHN-DN: the gated delta rule with gamma = 1."""
 
-    kind = "dn"
-    ahn_implementation = "DeltaNet"
-    gate_names = ("beta",)
+    layout = CELLS["dn"]
+    kind = layout.kind
+    ahn_implementation = layout.implementation
+    gate_names = layout.gate_names
 
     def __init__(self, hidden_size: int, num_heads: int, head_dim: int = 128, initializer_range: float = 0.02,
                  norm_eps: float = OUTPUT_NORM_EPS, *, device=None, dtype=None) -> None:
@@ -274,7 +277,7 @@ class DeltaNetCell(_DeltaCell):
         return {"beta": torch.sigmoid(self.b_proj(x))}
 
     def gate_bytes_per_token_per_head(self, dtype: torch.dtype) -> int:
-        return dtype.itemsize
+        return self.layout.gate_bytes_per_token_per_head(dtype.itemsize)
 
     def scan(self, q, k, v, gates, state=None, backend="auto"):
         return self._scan(q, k, v, gates["beta"], None, state, backend)
@@ -287,9 +290,10 @@ class Mamba2Cell(AHNCell):
     log-decay ``g = dt * a`` with ``a = -exp(A_log)``, queries ``q_hat``, scale 1.
     """
 
-    kind = "mamba2"
-    ahn_implementation = "Mamba2"
-    gate_names = ("dt",)
+    layout = CELLS["mamba2"]
+    kind = layout.kind
+    ahn_implementation = layout.implementation
+    gate_names = layout.gate_names
 
     def __init__(self, hidden_size: int, num_heads: int, head_dim: int = 128, initializer_range: float = 0.02,
                  norm_eps: float = OUTPUT_NORM_EPS, *, device=None, dtype=None) -> None:
@@ -323,7 +327,7 @@ class Mamba2Cell(AHNCell):
         return {"dt": F.softplus(_fp(self.dt_proj(x)) + _fp(self.dt_bias))}
 
     def gate_bytes_per_token_per_head(self, dtype: torch.dtype) -> int:
-        return 4
+        return self.layout.gate_bytes_per_token_per_head(dtype.itemsize)
 
     def scan(self, q, k, v, gates, state=None, backend="auto"):
         self._check_qkv(q, k, v)

@@ -18,11 +18,9 @@ from torch import nn
 
 from ahn.cells import make_cell
 from ahn.decode_graphs import GraphCache, can_capture, enabled_by_env
+from ahn.layout import cell_layout
 from baselines.cache import LayerMemory
 from baselines.interface import ChunkPlan, MemoryMethod, decoder_layers
-from baselines.methods import register_method
-
-CELLS = ("gdn", "dn", "mamba2")
 
 
 class AHNBlock(nn.Module):
@@ -40,8 +38,7 @@ class AHNMethod(MemoryMethod):
                  decode_graphs: bool | None = None) -> None:
         """`decode_graphs`: replay each layer's one-token memory step as a CUDA graph (default: on, unless
         AHN_HARNESS_DECODE_GRAPHS=0); the eager path computes the same kernels one launch at a time."""
-        if cell not in CELLS:
-            raise ValueError(f"unknown AHN cell {cell!r}; valid cells: {', '.join(CELLS)}")
+        cell_layout(cell)  # a clear error naming the valid cells
         if window is None:
             raise ValueError("AHN needs a finite window (tokens, sinks not counted)")
         super().__init__(sinks=sinks, window=window)
@@ -153,16 +150,3 @@ class AHNMethod(MemoryMethod):
         new_memory["state"] = state
         return rows, first
 
-
-def _factory(cell: str | None = None):
-    def make(**kwargs) -> AHNMethod:
-        if cell is not None:
-            kwargs["cell"] = cell
-        return AHNMethod(**kwargs)
-
-    return make
-
-
-register_method("ahn", _factory())
-for _cell in CELLS:
-    register_method(f"ahn-{_cell}", _factory(_cell))

@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from baselines.registry import method_names
 from harness.presets import PRESETS, TINY_DEFAULT, get_preset, resolve_model
 
 DEFAULT_TASKS = "synthetic:passkey@512+1k+2k+4k,synthetic:number_string@512+1k+2k+4k"
@@ -50,8 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tasks", default=None,
                      help="task selection, e.g. lveval, lveval:factrecall_en@128k, infinitebench:passkey, "
                           f"synthetic:passkey@4k+8k (default with tiny presets: {DEFAULT_TASKS})")
-    run.add_argument("--method", help="memory method for a non-preset model: full, swa, ct-max, ct-avg, ahn-gdn, "
-                                      "ahn-dn, ahn-mamba2")
+    run.add_argument("--method", help="memory method for a non-preset model: " + ", ".join(method_names()))
     run.add_argument("--window", type=int, help="window in tokens, sinks not counted (paper: 32640)")
     run.add_argument("--sinks", type=int, help="attention sinks (paper: 128)")
     run.add_argument("--chunk", type=int, help="prefill chunk in tokens (default 4096; 512 for tiny presets)")
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="parameters, FLOPs and cache bytes without loading weights")
     info.add_argument("--model", required=True, help="a preset, or a local folder / cached Hub id with --method")
-    info.add_argument("--method", help="memory method for a non-preset model")
+    info.add_argument("--method", help="memory method for a non-preset model: " + ", ".join(method_names()))
     info.add_argument("--length", type=_length, required=True, help="sequence length: 128000, 128k, …")
     info.add_argument("--window", type=int)
     info.add_argument("--sinks", type=int)
@@ -103,7 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_list(what: str) -> int:
-    from baselines import method_names
     from tasks.registry import FAMILIES
 
     if what in ("all", "presets"):

@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-import ahn.method  # noqa: F401  (registers the AHN methods)
 from baselines import attach, is_attached, make_method
 from baselines.interface import MemoryMethod
+from baselines.registry import get_spec
 from harness.presets import Preset
 
 
@@ -85,10 +85,9 @@ def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
 
 
 def build_method(preset: Preset) -> MemoryMethod:
-    if preset.method == "full":
-        return make_method("full")
-    kwargs = {"sinks": preset.sinks, "window": preset.window}
-    return make_method(preset.method, **kwargs)
+    if not get_spec(preset.method).bounded:  # full attention takes no sinks or window
+        return make_method(preset.method)
+    return make_method(preset.method, sinks=preset.sinks, window=preset.window)
 
 
 @contextlib.contextmanager
@@ -101,7 +100,7 @@ def loaded(preset: Preset, device: str | None = None, dtype: str | None = None) 
     method = build_method(preset)  # validate settings before touching any weights
     model_dir = locate(preset.model, "model")
     ahn_dir = locate(preset.ahn_checkpoint, "AHN checkpoint") if preset.ahn_checkpoint else None
-    if preset.method.startswith("ahn") and ahn_dir is None:
+    if get_spec(preset.method).needs_checkpoint and ahn_dir is None:
         raise ValueError(f"{preset.name}: method {preset.method} needs an AHN checkpoint (--ahn-checkpoint)")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype, attn_implementation="sdpa")

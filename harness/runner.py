@@ -19,9 +19,10 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from baselines.costs import estimate
+from baselines.costs import CostModel, estimate
 from baselines.engine import generate
 from baselines.model_configs import ModelDims
+from baselines.registry import cost_model_of
 from harness.buckets import bucket_of
 from harness.loading import Loaded, loaded
 from harness.presets import Preset
@@ -75,16 +76,15 @@ def _chat(setting: str, default: bool) -> bool:
     raise ValueError(f"chat_template must be auto, on or off, got {setting!r}")
 
 
-def _cost_method(preset: Preset) -> str:
-    return preset.method if preset.method != "ahn" else "ahn-gdn"
-
-
 def _dims(model) -> ModelDims:
     return ModelDims.from_hf_config(model.config)
 
 
-def run_sample(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDims) -> dict[str, Any]:
-    """One sample end to end; never raises for a sample-level failure (recorded as status=failed)."""
+def run_sample(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDims,
+               costs: CostModel | None = None) -> dict[str, Any]:
+    """One sample end to end; never raises for a sample-level failure (recorded as status=failed).
+
+    `costs` is the method's cost model (asked of the method once per preset when not given)."""
     task = task_settings(sample)
     chat = _chat(settings.chat_template, task.chat_template)
     prepared = prepare(sample, lo.tokenizer, task.truncation, chat)
@@ -97,10 +97,8 @@ def run_sample(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDim
     }
     record["bucket"] = bucket_of(record)
     p = lo.preset
-    method_name = _cost_method(p)
-    cost = estimate(dims, method_name, prepared.prompt_tokens_after, p.sinks or 0, p.window or 1,
-                    ct_slots=getattr(lo.method, "slots", None), chunk_size=p.chunk_size,
-                    dtype_bytes=torch.finfo(lo.dtype).bits // 8)
+    cost = estimate(dims, costs or cost_model_of(lo.method), prepared.prompt_tokens_after, p.sinks or 0,
+                    p.window or 1, chunk_size=p.chunk_size, dtype_bytes=torch.finfo(lo.dtype).bits // 8)
     record.update({
         "flops_paper": cost.flops_model, "flops_actual": cost.flops_model_actual,
         "flops_mixing_paper": cost.flops_mixing, "flops_mixing_actual": cost.flops_mixing_actual,
@@ -154,12 +152,13 @@ def run_preset(preset: Preset, settings: RunSettings, out_dir: Path) -> Path:
         done = store.done_keys(retry_failed=settings.retry_failed)
         todo = [s for s in mine if s.key not in done]
         dims = _dims(lo.model)
+        costs = cost_model_of(lo.method)  # an unregistered method fails here, before any sample
         bar = tqdm(todo, desc=preset.name, unit="sample", disable=not settings.progress or rank != 0,
                    dynamic_ncols=True)
         with store:
             for sample in bar:
                 t0 = time.perf_counter()
-                record = run_sample(lo, sample, settings, dims)
+                record = run_sample(lo, sample, settings, dims, costs)
                 record["wall_s"] = time.perf_counter() - t0
                 store.append(record)
                 if record["status"] == "ok":

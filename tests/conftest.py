@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import tests.plugins.ct_last  # noqa: F401  (a method registered from its own file: the shared tests cover it)
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
