@@ -27,6 +27,7 @@ from harness.buckets import bucket_of
 from harness.loading import Loaded, loaded
 from harness.presets import Preset
 from harness.provenance import make_manifest
+from harness.record import SampleRecord
 from harness.store import RunStore, merge_shards
 from harness.summary import write_summary
 from tasks.prompting import prepare
@@ -81,7 +82,7 @@ def _dims(model) -> ModelDims:
 
 
 def run_sample(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDims,
-               costs: CostModel | None = None) -> dict[str, Any]:
+               costs: CostModel | None = None) -> SampleRecord:
     """One sample end to end; never raises for a sample-level failure (recorded as status=failed).
 
     `costs` is the method's cost model (asked of the method once per preset when not given)."""
@@ -89,22 +90,20 @@ def run_sample(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDim
     chat = _chat(settings.chat_template, task.chat_template)
     prepared = prepare(sample, lo.tokenizer, task.truncation, chat)
     max_new = settings.max_new_tokens if settings.max_new_tokens is not None else sample.max_new_tokens
-    record: dict[str, Any] = {
-        "key": sample.key, "task": sample.task, "level": sample.level, "id": sample.id,
-        "prompt_tokens_before": prepared.prompt_tokens_before, "prompt_tokens": prepared.prompt_tokens_after,
-        "truncated": prepared.truncated, "chat_template": chat, "max_new_tokens": max_new,
-        "answers": sample.answers, "extra": sample.extra,
-    }
-    record["bucket"] = bucket_of(record)
+    record = SampleRecord(
+        key=sample.key, task=sample.task, level=sample.level, id=sample.id,
+        prompt_tokens_before=prepared.prompt_tokens_before, prompt_tokens=prepared.prompt_tokens_after,
+        truncated=prepared.truncated, chat_template=chat, max_new_tokens=max_new,
+        answers=sample.answers, extra=sample.extra,
+    )
+    record.bucket = bucket_of(record.to_dict())
     p = lo.preset
     cost = estimate(dims, costs or cost_model_of(lo.method), prepared.prompt_tokens_after, p.sinks or 0,
                     p.window or 1, chunk_size=p.chunk_size, dtype_bytes=torch.finfo(lo.dtype).bits // 8)
-    record.update({
-        "flops_paper": cost.flops_model, "flops_actual": cost.flops_model_actual,
-        "flops_mixing_paper": cost.flops_mixing, "flops_mixing_actual": cost.flops_mixing_actual,
-        "cache_bytes_paper": cost.cache_bytes, "cache_bytes_actual": cost.cache_bytes_actual,
-        "params_extra": cost.params_extra,
-    })
+    record.flops_paper, record.flops_actual = cost.flops_model, cost.flops_model_actual
+    record.flops_mixing_paper, record.flops_mixing_actual = cost.flops_mixing, cost.flops_mixing_actual
+    record.cache_bytes_paper, record.cache_bytes_actual = cost.cache_bytes, cost.cache_bytes_actual
+    record.params_extra = cost.params_extra
     ids = torch.tensor([prepared.input_ids], device=lo.device)
     try:
         result = generate(lo.model, lo.method, ids, max_new_tokens=max_new, chunk_size=p.chunk_size,
@@ -112,20 +111,17 @@ def run_sample(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDim
     except torch.OutOfMemoryError as exc:
         if lo.device.type == "cuda":
             torch.cuda.empty_cache()
-        record.update(status="failed", error=f"out of memory: {str(exc).splitlines()[0]}", score=None,
-                      prediction=None)
-        return record
+        return record.fail(f"out of memory: {str(exc).splitlines()[0]}")
     prediction = lo.tokenizer.decode(result.tokens[0], skip_special_tokens=True)
     scored = score_detailed(sample.task, prediction, sample.answers, sample.extra)
-    record.update({
-        "status": "ok", "error": None, "prediction": prediction, "score": scored.score,
-        "score_note": scored.note, "n_generated": len(result.tokens[0]),
-        "prefill_s": result.prefill_s, "decode_s": result.decode_s,
-        "decode_s_per_token": result.decode_s / max(1, len(result.tokens[0])),
-        "peak_mem_bytes": result.peak_mem_bytes,
-        "cache_bytes_measured": result.cache_bytes_after_prefill,
-        "cache_bytes_measured_final": result.cache_bytes_final,
-    })
+    record.status, record.error, record.prediction = "ok", None, prediction
+    record.score, record.score_note = scored.score, scored.note
+    record.n_generated = len(result.tokens[0])
+    record.prefill_s, record.decode_s = result.prefill_s, result.decode_s
+    record.decode_s_per_token = result.decode_s / max(1, len(result.tokens[0]))
+    record.peak_mem_bytes = result.peak_mem_bytes
+    record.cache_bytes_measured = result.cache_bytes_after_prefill
+    record.cache_bytes_measured_final = result.cache_bytes_final
     return record
 
 
@@ -159,10 +155,10 @@ def run_preset(preset: Preset, settings: RunSettings, out_dir: Path) -> Path:
             for sample in bar:
                 t0 = time.perf_counter()
                 record = run_sample(lo, sample, settings, dims, costs)
-                record["wall_s"] = time.perf_counter() - t0
-                store.append(record)
-                if record["status"] == "ok":
-                    bar.set_postfix(score=f"{record['score']:.2f}", tok=record["prompt_tokens"])
+                record.wall_s = time.perf_counter() - t0
+                store.append(record.to_dict())
+                if record.status == "ok":
+                    bar.set_postfix(score=f"{record.score:.2f}", tok=record.prompt_tokens)
     _barrier(world)
     if rank == 0:
         if world > 1:
