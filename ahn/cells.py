@@ -1,4 +1,4 @@
-"""The three AHN cells (GatedDeltaNet, DeltaNet, Mamba2) as parameter-exact modules (spec ahn.md §2.2, §5-§7).
+"""The three AHN cells (GatedDeltaNet, DeltaNet, Mamba2) as parameter-exact modules (`docs/AHN.md` §2.2, §5–§7).
 
 A cell owns only the released AHN parameters; it has no q/k/v projections of its own (it reuses the
 layer's post-RoPE q, k and its v) and keeps no state on the module: the caller's cache holds the state
@@ -24,12 +24,12 @@ Uniform API, called by the attention code in this order:
 ``state_shape(batch)``, ``state_bytes(batch)``
     The fp32 state a request keeps per layer.
 
-Normalisation conventions (spec §2.2 table). GDN/DN use the fla chunk-kernel form
+Normalisation conventions (`docs/AHN.md` §2.2, table). GDN/DN use the fla chunk-kernel form
 ``x * rsqrt(sum x^2 + 1e-6)`` for every T. The official 1-step (decode) kernel used ``x / (||x|| + 1e-6)``
 instead; the two differ by a relative ~1e-6/||x||, far below bf16 resolution for real q/k, so one
 convention is used everywhere (decode then equals chunked prefill exactly). Mamba2 uses
 ``x / max(||x||, 1e-12)`` (F.normalize), no query scale, and its state in the [key, value] layout of
-the ops, i.e. ``S = P^T`` with the spec's ``P[value, key]``, so ``r = P q = S^T q``.
+the ops, i.e. ``S = P^T`` with `docs/AHN.md` §2.2's ``P[value, key]``, so ``r = P q = S^T q``.
 """
 
 from __future__ import annotations
@@ -215,14 +215,14 @@ class GatedDeltaNetCell(_DeltaCell):
         self._init_delta(device, dtype)
         self.a_proj = nn.Linear(hidden_size, H, bias=False, device=device, dtype=dtype)
         self.A_log = nn.Parameter(torch.empty(H, device=device, dtype=dtype))
-        self.D = nn.Parameter(torch.ones(H, device=device, dtype=dtype))  # released, never used (spec §2.2)
+        self.D = nn.Parameter(torch.ones(H, device=device, dtype=dtype))  # released, never used (docs/AHN.md §2.2)
         self.dt_bias = nn.Parameter(torch.empty(H, device=device, dtype=dtype))
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self, dt_min: float = 1e-3, dt_max: float = 0.1, dt_floor: float = 1e-4,
                          A_min: float = 0.0, A_max: float = 16.0) -> None:
-        """Spec §7: gates N(0, initializer_range), A ~ U(A_min, A_max) = U(0,16), dt log-uniform in
+        """docs/AHN.md §7: gates N(0, initializer_range), A ~ U(A_min, A_max) = U(0,16), dt log-uniform in
         [dt_min, dt_max], D = 1, o_proj = 0. The per-token decay is exp(-A dt): the defaults forget within tens
         of tokens, a training config may start with a longer memory (``cell_init``)."""
         if not (0 <= A_min < A_max and 0 < dt_min <= dt_max):
@@ -267,7 +267,7 @@ class DeltaNetCell(_DeltaCell):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """Spec §7: gates N(0, initializer_range), norm 1, o_proj = 0."""
+        """docs/AHN.md §7: gates N(0, initializer_range), norm 1, o_proj = 0."""
         for layer in (self.b_proj, self.g_proj):
             _init_linear(layer, self.initializer_range)
         self.o_norm.weight.fill_(1.0)
@@ -309,7 +309,7 @@ class Mamba2Cell(AHNCell):
 
     @torch.no_grad()
     def reset_parameters(self, dt_bias: float = 1.0, A_scale: float = 1.0) -> None:
-        """Spec §7: A_log = log(A_scale * (1..H)) with A_scale = 1, dt_bias = 1, gates N(0, initializer_range)
+        """docs/AHN.md §7: A_log = log(A_scale * (1..H)) with A_scale = 1, dt_bias = 1, gates N(0, initializer_range)
         with zero bias, o_proj = 0. The per-token decay is exp(-A softplus(dt_proj x + dt_bias)), about 0.27 for
         head 1 at the defaults; a training config may start with a longer memory (``cell_init``)."""
         if not A_scale > 0:

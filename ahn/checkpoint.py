@@ -1,11 +1,11 @@
-"""Checkpoint I/O in the released AHN format (spec ahn.md §5), with strict loading.
+"""Checkpoint I/O in the released AHN format (`docs/AHN.md` §5), with strict loading.
 
 A checkpoint is a folder with one ``model.safetensors`` holding only the AHN tensors, keyed
 ``model.layers.{i}.ahn.fn.<param>``, and a full Qwen2 ``config.json`` carrying the AHN keys
 (``_layer_implementation = "Qwen2MemDecoderLayer"``, ``_ahn_implementation``, ``fa_layer_ids``, ...).
 
 Why strict: the official merge script loads non-strictly and never reports missing keys, so a name
-mismatch silently leaves random AHN weights (defect D3). Here every AHN key must be consumed, every AHN
+mismatch silently leaves random AHN weights (`docs/DEFECTS.md` D3). Here every AHN key must be consumed, every AHN
 parameter present and every shape equal, and an error names the offending keys. A transposed
 ``o_proj`` cannot be detected (square per-head blocks); the layout is documented in
 :class:`ahn.cells.GroupLinear`.
@@ -46,10 +46,10 @@ RELEASED_CHECKPOINTS: dict[tuple[str, str], str] = {
 RELEASED_REPO_IDS: tuple[str, ...] = tuple(RELEASED_CHECKPOINTS.values())
 BASE_MODELS: dict[str, str] = {size: f"Qwen/Qwen2.5-{size.upper()}-Instruct" for size in ("3b", "7b", "14b")}
 
-# AHN keys written next to the base config (the released values; spec §5.1).
+# AHN keys written next to the base config (the released values; docs/AHN.md §5.1).
 AHN_CONFIG_KEYS: tuple[str, ...] = ("_layer_implementation", "_ahn_implementation", "fa_layer_ids",
                                     "use_ahn_router", "use_q_proj", "save_ahn_only")
-# Keys that must never drive the harness: training leftovers, stock SWA switches (spec §5.1).
+# Keys that must never drive the harness: training leftovers, stock SWA switches (docs/AHN.md §5.1).
 UNTRUSTED_CONFIG_KEYS: tuple[str, ...] = (
     "sliding_window", "num_attn_sinks", "dy_sliding_window", "dy_num_attn_sinks", "use_sliding_window",
     "max_window_layers", "sliding_window_type", "ahn_position", "loss_type", "use_normalized_l2",
@@ -148,7 +148,7 @@ def save_ahn_checkpoint(model: nn.Module, path: str | os.PathLike, cell_kind: st
     """Write the released format: ``model.safetensors`` (AHN tensors only) + ``config.json``.
 
     ``base_config`` is the base model's config (a dict or a transformers config). ``dtype=None`` keeps
-    each tensor's dtype; the default bf16 matches the releases (spec §10.1).
+    each tensor's dtype; the default bf16 matches the releases (`docs/AHN.md` §10.1).
     """
     from safetensors.torch import save_file
 

@@ -5,7 +5,7 @@ The cell of layer i lives at `model.model.layers[i].ahn.fn`, so the state-dict k
 attaching again puts the same (possibly trained) cells back. The recurrent state and the write gates of window
 tokens live in the request's cache.
 
-Alignment (ahn.md §2.3): token t−W is written at step t, before the read of query t; so in a chunk, the evicted
+Alignment (`docs/AHN.md` §2.3): token t−W is written at step t, before the read of query t; so in a chunk, the evicted
 tokens e_0..e_{n−1} are read by the queries e_i + W, which are the last n queries of the chunk.
 """
 
@@ -132,7 +132,7 @@ class AHNMethod(MemoryMethod):
         c = query.shape[2]
         first = c - n
         first_pos = evicted["first_position"]
-        if first_pos + self.window != start + first:  # the alignment rule of ahn.md §2.3
+        if first_pos + self.window != start + first:  # the alignment rule of docs/AHN.md §2.3
             raise AssertionError(f"AHN alignment broken: token {first_pos} read at {start + first}")
         fn = self.blocks[layer_idx].fn
         q, k, v, x_query = query[:, :, first:], evicted["keys"], evicted["values"], x[:, first:]

@@ -1,6 +1,6 @@
 """The memory-method interface and how a method attaches to an unmodified `transformers` causal LM.
 
-Every method answers the same three questions (DESIGN.md): what attention sees (sinks plus the last `window`
+Every method answers the same three questions (`docs/ARCHITECTURE.md`): what attention sees (sinks plus the last `window`
 tokens, or everything), what happens to a token that leaves the window, and what it costs. The base class owns
 the common machinery (which tokens are visible, which are kept, which are evicted); subclasses only say what
 they do with evicted tokens.
@@ -321,7 +321,7 @@ def _set_attn_implementation(model: nn.Module, name: str) -> None:
 
 
 def is_attached(model: nn.Module, method: MemoryMethod | None = None) -> bool:
-    """True when a method (or this one) is live on every attention module: runs assert it (defect D6)."""
+    """True when a method (or this one) is live on every attention module: runs assert it (`docs/DEFECTS.md` D6)."""
     layers = decoder_layers(model)
     live = [_METHOD_OF_MODULE.get(layer.self_attn) for layer in layers]
     ok = all(m is not None for m in live) and model.config._attn_implementation == ATTENTION_NAME

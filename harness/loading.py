@@ -2,7 +2,7 @@
 
 Hub ids are looked up in the local Hugging Face cache first; offline (`HF_HUB_OFFLINE=1`) a missing model is
 an immediate error that names it and says how to point at a local folder. After loading, the method is attached
-and checked live (the official LV-Eval script could silently run without it: defect D6).
+and checked live (the official LV-Eval script could silently run without it: `docs/DEFECTS.md` D6).
 """
 
 from __future__ import annotations

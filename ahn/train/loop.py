@@ -1,4 +1,4 @@
-"""The AHN self-distillation trainer (ahn.md §8), written to avoid the official trainer's defects (D11).
+"""The AHN self-distillation trainer (`docs/AHN.md` §8), written to avoid the official trainer's defects (`docs/DEFECTS.md` D11).
 
 One micro-batch: draw (sinks, window); the teacher is the frozen base with plain causal attention and no
 memory (no grad); the student is the same weights with sinks + sliding window + AHN; the loss is the forward KL
@@ -67,7 +67,7 @@ class DistEnv:
 
 
 def init_distributed(device_kind: str) -> DistEnv:
-    """torch.distributed only when WORLD_SIZE > 1 (torchrun); a single process never needs it (D11)."""
+    """torch.distributed only when WORLD_SIZE > 1 (torchrun); a single process never needs it (docs/DEFECTS.md D11)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistEnv()

@@ -87,7 +87,7 @@ def _build() -> dict[str, TaskInfo]:
 TASKS: dict[str, TaskInfo] = _build()
 
 #: Other names that score like a known task: the AHN paper's LV-Eval runs (``tasks.ahn_paper`` names them
-#: ``ahn-paper/lveval/<dataset>``) use the official LV-Eval metrics (spec C1).
+#: ``ahn-paper/lveval/<dataset>``) use the official LV-Eval metrics (`docs/BENCHMARKS.md` C1).
 ALIASES: dict[str, str] = {f"ahn-paper/{name}": name for name in TASKS if name.startswith("lveval/")}
 
 _LVEVAL_LEVEL = re.compile(r"^(?:ahn-paper/)?(lveval/.+)_(16|32|64|128|256)k$")
