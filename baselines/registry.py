@@ -6,19 +6,16 @@ costed (`cost_model`). Adding a method is one line (`docs/ADDING_A_METHOD.md`)::
 
     register_method("my-swa", "mypkg.my_swa:MySWA", costs="mypkg.my_swa:MySWACosts")
 
-Methods outside the repository register themselves by that same line in their own module; naming the module
-in ``AHN_HARNESS_PLUGINS`` (comma-separated) makes every command import it first.
+A method outside the repository registers itself by that same line in its own module; `harness` imports the
+modules named in ``AHN_HARNESS_PLUGINS`` (comma-separated) before any command.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
-
-PLUGINS_ENV = "AHN_HARNESS_PLUGINS"
 
 
 @dataclass(frozen=True)
@@ -54,7 +51,6 @@ class MethodSpec:
 
 _REGISTRY: dict[str, MethodSpec] = {}
 _ALIASES: dict[str, str] = {}
-_plugins_loaded = False
 
 
 def _resolve(target: str, name: str) -> type:
@@ -82,27 +78,13 @@ def register_method(name: str, target: str, *, costs: str, paper_name: str | Non
     return spec
 
 
-def _load_plugins() -> None:
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise ValueError(f"{PLUGINS_ENV} names {module!r}, which cannot be imported ({exc})") from exc
-
-
 def method_names() -> list[str]:
     """Every registered method, in registration order (the built-in ones first)."""
-    _load_plugins()
     return list(_REGISTRY)
 
 
 def specs() -> list[MethodSpec]:
     """Every registered method, in registration order."""
-    _load_plugins()
     return list(_REGISTRY.values())
 
 
@@ -116,7 +98,6 @@ def canonical_method(name: str) -> str:
     if not isinstance(name, str):
         raise ValueError(f"method must be a string, got {name!r}; valid methods: {', '.join(method_names())}")
     key = name.strip().lower()
-    _load_plugins()
     if key in _REGISTRY:
         return key
     if key in _ALIASES:

@@ -6,13 +6,17 @@ Every command explains itself with `--help`; a bad value is reported with the va
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
 from baselines.registry import method_names
 from harness.presets import PRESETS, TINY_DEFAULT, get_preset, resolve_model
 
+#: Modules to import before any command: methods and benchmark families registered from their own files.
+PLUGINS_ENV = "AHN_HARNESS_PLUGINS"
 DEFAULT_TASKS = "synthetic:passkey@512+1k+2k+4k,synthetic:number_string@512+1k+2k+4k"
 DEFAULT_LIMIT = 4
 DEFAULT_OUTPUT = Path("runs")
@@ -211,8 +215,21 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def load_plugins() -> list[str]:
+    """Import the modules named in ``AHN_HARNESS_PLUGINS`` (their `register_method` / `register_family` lines
+    run); a module that cannot be imported is an error naming it."""
+    names = [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
+    for module in names:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise SystemExit(f"error: {PLUGINS_ENV} names {module!r}, which cannot be imported ({exc})") from exc
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    load_plugins()
     if argv and argv[0] == "score":
         from tasks.score_file import main as score_main
 
