@@ -110,6 +110,35 @@ class MemoryMethod:
     """Base class: sinks + a sliding window of `window` tokens (None = unbounded) over a stock model.
 
     `window` never counts the sinks (paper inference default: sinks 128, window 32,640).
+
+    The contract a method is written against (the attention function in `baselines/attention.py` calls the
+    hooks once per layer and chunk, in this order; `docs/ADDING_A_METHOD.md` walks through one):
+
+    * `raw_visible(t, a)` / `keep_from(next_query)`: which raw tokens a query sees and which stay kept. Keep both
+      consistent: a token no later query sees must not be kept, and a kept token must be visible to the queries
+      that need it.
+    * `memory_keys(layer, plan, keys, values, start)`: extra keys/values every query of the chunk may attend
+      besides the raw tokens (CT's pooled slots), with their visibility `[c, m]` and the state to store.
+    * `token_data(layer_idx, x)`: per-token data to keep beside each non-sink window token (AHN's write gates),
+      handed back when the token is evicted.
+    * `absorb(layer_idx, layer, plan, evicted, query, x, start, new_memory)`: the tokens leaving the window, in
+      position order, with their token data; may return rows to add to the attention output before `o_proj`
+      (AHN's read-out) and writes what to store into `new_memory`.
+    * `install` / `uninstall` / `new_cache`: modules added to the model (AHN's cells), and the request state.
+
+    Limits of this contract, as it stands:
+
+    * The kept raw tokens are always the sinks followed by **one contiguous run** of positions (`MemoryCache`
+      stores two integers for them). Score-based eviction (H2O, SnapKV: keeping scattered tokens by attention
+      score) cannot be expressed; it needs a kept-index set in the cache first.
+    * Per-layer state returns two ways today: the 4th item of `memory_keys` and `absorb` writing into
+      `new_memory`; both end in `LayerMemory.memory`. A tensor there counts as cache bytes unless its key is in
+      `baselines.cache.BOOKKEEPING`; the method's cost model must count the same bytes.
+    * Overriding `raw_visible` turns off the GPU FlexAttention fast path (`baselines/flex.py` only knows the
+      base rule); memory keys always take the reference path.
+    * The attention function reads `_hidden` and `_bypass` of the method (the layer inputs captured by the
+      pre-hook, and the teacher switch) and calls `_stateless_context`; a subclass must leave them alone.
+    * Every method has a torch-free cost model, registered with it (`baselines/registry.py`).
     """
 
     name = "base"
