@@ -116,7 +116,7 @@ def attention_micro(out) -> None:
         vis_per_q = min(window, n_old + 1) + (sinks if window < (1 << 39) else 0)
         useful = 4 * c * vis_per_q * H * dh
         rec = {"micro": "attention", "chunk": c, "kv": kv, "windowed": window < (1 << 39)}
-        ms, sp = cuda_ms(lambda: flex(q, k, v, block_mask=bm, enable_gqa=True))
+        ms, sp = cuda_ms(lambda: flex(q, k, v, block_mask=bm, enable_gqa=True))  # noqa: B023 (called at once)
         rec["flex_ms"], rec["flex_spread"], rec["flex_tflops"] = ms, sp, useful / ms / 1e9
         if window >= (1 << 39):
             bias = causal_lower_right(c, kv)
@@ -126,7 +126,7 @@ def attention_micro(out) -> None:
                     with sdpa_kernel(backend):
                         kk = k if label == "flash" else k.repeat_interleave(H // Hkv, 1)
                         vv = v if label == "flash" else v.repeat_interleave(H // Hkv, 1)
-                        ms, sp = cuda_ms(lambda kk=kk, vv=vv, label=label: F.scaled_dot_product_attention(
+                        ms, sp = cuda_ms(lambda kk=kk, vv=vv, label=label, q=q, bias=bias: F.scaled_dot_product_attention(
                             q, kk, vv, attn_mask=bias, enable_gqa=label == "flash"))
                     rec[f"{label}_lr_ms"], rec[f"{label}_lr_tflops"] = ms, useful / ms / 1e9
                 except Exception as exc:  # noqa: BLE001 - report which backends cannot run this
@@ -160,7 +160,7 @@ def attention_micro(out) -> None:
         beta = torch.rand(1, t, H, device="cuda", dtype=torch.bfloat16)
         g = -torch.rand(1, t, H, device="cuda") * 0.01
         s0 = torch.zeros(1, H, dh, dh, device="cuda")
-        ms, sp = cuda_ms(lambda q=q, k=k, v=v, beta=beta, g=g: chunk_gated_delta_rule(
+        ms, sp = cuda_ms(lambda q=q, k=k, v=v, beta=beta, g=g, s0=s0: chunk_gated_delta_rule(
             q=q, k=k, v=v, beta=beta, g=g, initial_state=s0, output_final_state=True))
         emit(out, {"micro": "fla_chunk_gdn", "tokens": t, "ms": ms, "spread": sp})
 

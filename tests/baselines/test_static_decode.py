@@ -11,7 +11,14 @@ import torch
 
 from ahn.method import AHNMethod
 from baselines import attach, make_method
-from baselines.engine import DecoderPool, decode_step, generate, generate_many, prefill, static_decode_supported
+from baselines.engine import (
+    DecoderPool,
+    decode_step,
+    generate,
+    generate_many,
+    prefill,
+    static_decode_supported,
+)
 from baselines.methods import method_names
 from baselines.static_decode import DecodeLayout, StaticDecoder, decode_attention
 from tests.tiny_models import FAMILIES, randomize_ahn, tiny_model
