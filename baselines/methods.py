@@ -16,6 +16,7 @@ from baselines.cache import LayerMemory
 from baselines.costs import default_ct_slots
 from baselines.interface import ChunkPlan, MemoryMethod
 from baselines.model_configs import ModelDims
+from baselines.registry import make_method, method_names, register_method  # noqa: F401  (their former home)
 
 
 class FullAttention(MemoryMethod):
