@@ -148,8 +148,6 @@ def bench_stock(model, length: int, steps: int, reps: int, rows: list) -> None:
         ms, spread = timed(step, steps, reps)
     emit(rows, {"method": "stock-transformers-full", "length": length, "prefill_s_once": prefill_s,
                 "eager_ms": ms, "eager_spread": spread})
-    del cache, out
-    torch.cuda.empty_cache()
 
 
 def write_report(rows: list, state: dict, out: Path, args) -> str:
@@ -210,6 +208,7 @@ def main() -> None:
     batches = [int(b) for b in args.batches.split(",") if b]
     if not args.skip_stock:
         bench_stock(model, max(lengths), args.steps, args.reps, rows)
+        torch.cuda.empty_cache()
         write_report(rows, state, args.out, args)
     for name in args.methods.split(","):
         extra = [int(x) for x in args.long.split(",") if x] if name.startswith("ahn") else []
