@@ -8,6 +8,7 @@ attention is SDPA with an explicit boolean mask; `baselines.flex` is the GPU fas
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from contextvars import ContextVar
 
@@ -94,7 +95,8 @@ def causal_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tens
 def _attend(query, keys, values, plan: ChunkPlan, method: MemoryMethod, scaling) -> torch.Tensor:
     from baselines import flex
 
-    if query.is_cuda and query.shape[2] > 1 and _plain_causal(plan, method):
+    if query.is_cuda and query.shape[2] > 1 and _plain_causal(plan, method) and \
+            os.environ.get("AHN_HARNESS_CAUSAL_CUDNN", "1") != "0":
         return causal_attention(query, keys, values, scaling)
     if flex.usable(query):
         out = flex.sink_window_attention(query, keys, values, plan, method, scaling)
