@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One device call of the performance work: GPU tests of the fast paths, then the decode, prefill and harness
-# throughput benchmarks, each under its own time limit, results under $OUT/perf (see docs/PERFORMANCE.md).
+# One device call of the performance work, each stage under its own time limit, results under $OUT/perf
+# (see docs/PERFORMANCE.md). full: GPU tests of the fast paths, decode and prefill benchmarks, a prefill
+# profile; repro: decode and prefill benchmarks again, and the harness throughput benchmark.
 #   bash scripts/gpu_perf_session.sh [full|repro]
 set -uo pipefail
 mode=${1:-full}
@@ -18,5 +19,7 @@ if [ "$mode" = full ]; then
   timeout 70 python3 scripts/profile_prefill.py --skip-micro --methods ahn-gdn --top 20 --out "$out/profile.jsonl" \
     2>&1 | filter | grep -v '^{' | tail -24
 fi
-timeout 200 python3 scripts/bench_throughput.py --out "$out" --samples 8 --batch 8 --baseline-samples 1 2>&1 \
-  | filter | grep '^|'
+if [ "$mode" = repro ]; then
+  timeout 220 python3 scripts/bench_throughput.py --out "$out" --samples 4 --batch 4 --baseline-samples 1 2>&1 \
+    | filter | grep '^|'
+fi
