@@ -54,6 +54,7 @@ class SampleRecord:
     peak_mem_bytes: int | None = _f("peak accelerator memory (None on CPU)")
     cache_bytes_measured: int | None = _f("bytes of the live cache after the prefill")
     cache_bytes_measured_final: int | None = _f("bytes of the live cache after the last decoded token")
+    decode_batch: int | None = _f("requests decoded together with this one (1: alone; None for older runs)")
     prompt_sha256: str | None = _f("sha256 of the prompt text (None for runs older than the field)")
     input_ids_sha256: str | None = _f("sha256 of the token ids fed (None for runs older than the field)")
     answers_sha256: str | None = _f("sha256 of the references (None for runs older than the field)")
