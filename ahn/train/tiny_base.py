@@ -122,13 +122,13 @@ def stationary_pairs(theta: float, head_dim: int, length: int, max_phase: float 
 
 
 def validate(cfg: TinyBaseConfig) -> TinyBaseConfig:
-    from tasks.synthetic.corpus import DEFAULT_TASKS
+    from tasks.synthetic.corpus import ALL_TASKS
 
     if cfg.num_heads % cfg.num_kv_heads:
         raise ConfigError(f"num_heads={cfg.num_heads} must be a multiple of num_kv_heads={cfg.num_kv_heads}")
-    bad = [t for t in cfg.tasks if t not in DEFAULT_TASKS]
+    bad = [t for t in cfg.tasks if t not in ALL_TASKS]
     if bad:
-        raise ConfigError(f"unknown corpus task(s) {bad}; valid: {', '.join(DEFAULT_TASKS)}")
+        raise ConfigError(f"unknown corpus task(s) {bad}; valid: {', '.join(ALL_TASKS)}")
     if any(t not in EVAL_TASKS for t in cfg.eval_tasks):
         raise ConfigError(f"eval_tasks must be among {EVAL_TASKS}, got {cfg.eval_tasks}")
     if not cfg.seq_lens or min(cfg.seq_lens) < 64 or cfg.tokens_per_step < max(cfg.seq_lens):
