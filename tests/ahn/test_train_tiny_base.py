@@ -71,6 +71,12 @@ def test_eval_items_are_held_out_and_sized():
     assert all(0 < it.answer_start < len(it.ids) for it in items)
 
 
+def test_round2_base_config_continues_the_committed_base():
+    cfg = load_tiny_config(str(REPO / "ahn" / "train" / "configs" / "tiny_base_round2.json"), [])
+    assert cfg.init_from == "leaderboards/tiny/base" and "kv_retrieval" in cfg.tasks and "passkey_k16" in cfg.tasks
+    assert (cfg.hidden_size, cfg.num_layers, cfg.rope_theta) == (256, 4, 1e6)  # the committed base's shape
+
+
 def test_bad_tiny_config():
     with pytest.raises(ConfigError, match="num_heads=3 must be a multiple"):
         load_tiny_config(None, ["num_heads=3"])
