@@ -22,11 +22,9 @@ KS: tuple[int, ...] = (1, 2, 4, 8, 16)
 TASK_NAMES: dict[str, int] = {f"passkey_k{k}": k for k in KS}
 NEEDLE = "The pass key of {name} is {key}. Remember it. {key} is the pass key of {name}.\n"
 QUESTION = "What is the pass key of {name}?"
-# InfiniteBench's passkey prompt, with the answer cue naming whose key is asked
-_PASSKEY = INFINITEBENCH_OPEN_PROMPTS["passkey"]
-_CUE = "The pass key is"
-assert _PASSKEY.endswith(_CUE)
-TEMPLATE = _PASSKEY[: -len(_CUE)] + "The pass key of {name} is"
+# InfiniteBench's passkey prompt as it is (answer cue "The pass key is"): only the question names whose key is
+# asked, so a model that knows passkey reads the format, and k = 1 is passkey with a name in the needle
+TEMPLATE = INFINITEBENCH_OPEN_PROMPTS["passkey"]
 # characters at the end of the context kept free of needles: more than the tiny presets' 480-token window
 # plus a needle line (64 bytes) and the noise line a needle can be rounded by (~90 bytes)
 CLEAR_CHARS = 720
@@ -60,7 +58,7 @@ def passkey_k(k: int, seed: int, depth: float) -> Plan:
         order = [asked] + [j for j in range(k) if j != asked]  # the asked needle's offset comes first
         ctx, offsets, achieved = hay.context(units, [(depths[j], needles[j]) for j in order])
         ctx = ctx.rstrip(" ")
-        prompt, start = fill(TEMPLATE, ctx, input=question, name=names[asked])
+        prompt, start = fill(TEMPLATE, ctx, input=question)
         by_slot = dict(zip(order, achieved))
         return Built(
             prompt=prompt,

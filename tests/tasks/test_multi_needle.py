@@ -15,7 +15,7 @@ NEEDLE_RE = re.compile(r"The pass key of (\w+) is (\d{5})\. Remember it\. \2 is 
 def parse(prompt: str) -> tuple[dict[str, str], str, list[int]]:
     """Every needle's name → key, the asked name, and each needle's character offset (from the text only)."""
     found = list(NEEDLE_RE.finditer(prompt))
-    asked = re.search(r"What is the pass key of (\w+)\?\n\nThe pass key of \1 is$", prompt)
+    asked = re.search(r"What is the pass key of (\w+)\?\n\nThe pass key is$", prompt)
     assert asked is not None
     return {m.group(1): m.group(2) for m in found}, asked.group(1), [m.start() for m in found]
 
