@@ -30,6 +30,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -140,25 +141,36 @@ def _stop(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, 9)
 
 
-def pack(work: Path, out: Path, timeline: Timeline) -> None:
-    """At most four files under ``out``: runs, models, logs, timeline."""
+def _tar(path: Path, files: list[tuple[Path, str]]) -> None:
+    """Write a .tar.gz atomically (a cut mid-write leaves the previous one)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tarfile.open(tmp, "w:gz") as tar:
+        for f, arcname in files:
+            tar.add(f, arcname=arcname)
+    os.replace(tmp, path)
+
+
+def pack(work: Path, out: Path, timeline: Timeline, models: bool = True) -> None:
+    """At most four files under ``out``: runs, models, logs, timeline. Safe to call again (each file replaced)."""
     out.mkdir(parents=True, exist_ok=True)
     keep = {"manifest.json", "samples.jsonl", "summary.json", "summary.md"}
-    with tarfile.open(out / "round2_runs.tar.gz", "w:gz") as tar:
-        for q in ("length", "capacity-base1", "capacity", "kv"):
-            for f in sorted((work / q).rglob("*")) if (work / q).exists() else []:
-                if f.is_file() and (f.name in keep or f.name.startswith("samples.")):
-                    tar.add(f, arcname=str(f.relative_to(work)))
-    with tarfile.open(out / "round2_models.tar.gz", "w:gz") as tar:
-        for name in ("base", *(f"ahn-{c}" for c in CELLS)):
-            folder = work / name
-            for f in sorted(folder.rglob("*")) if folder.exists() else []:
-                if f.is_file() and not f.name.endswith(".log"):
-                    tar.add(f, arcname=str(f.relative_to(work)))
-    with tarfile.open(out / "round2_logs.tar.gz", "w:gz") as tar:
-        for f in sorted(work.rglob("*.log")):
-            tar.add(f, arcname=str(f.relative_to(work)))
-    timeline.add("packed", files=sorted(p.name for p in out.iterdir()))
+    runs = [(f, str(f.relative_to(work))) for q in ("length", "capacity-base1", "capacity", "kv") if (work / q).exists()
+            for f in sorted((work / q).rglob("*")) if f.is_file() and (f.name in keep or f.name.startswith("samples."))]
+    _tar(out / "round2_runs.tar.gz", runs)
+    if models:
+        _tar(out / "round2_models.tar.gz", [
+            (f, str(f.relative_to(work))) for name in ("base", *(f"ahn-{c}" for c in CELLS)) if (work / name).exists()
+            for f in sorted((work / name).rglob("*")) if f.is_file() and not f.name.endswith(".log")])
+    _tar(out / "round2_logs.tar.gz", [(f, str(f.relative_to(work))) for f in sorted(work.rglob("*.log"))])
+    timeline.add("packed", files=sorted(p.name for p in out.iterdir() if not p.name.startswith(".")))
+
+
+class Interrupted(Exception):
+    """SIGTERM (e.g. from `timeout`): stop the stages and pack what finished."""
+
+
+def _on_term(signum, frame) -> None:
+    raise Interrupted()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,13 +236,17 @@ def main(argv: list[str] | None = None) -> int:
     bounded = ("full", "swa", "ct-max", "ct-avg")
     ahn_suffixes = tuple(f"ahn-{c}" for c in CELLS)
     evaluated_ahns = False
-    while time.time() < deadline:
+
+    def step() -> bool:
+        """Advance the stages once; False when nothing is left to wait for."""
+        nonlocal base2, ahns, evaluated_ahns
         if base2 is not None and base2.poll() is not None:
             code, base2 = base2.returncode, None
             ok = code == 0 and (work / "base" / "model.safetensors").exists()
             eval_json = work / "base" / "eval.json"
             tl.add("base2 finished", exit_code=code, eval=json.loads(eval_json.read_text()) if eval_json.exists() else None)
             if ok:
+                pack(work, out, tl)  # the round-2 base comes back even if the call is cut later
                 if "capacity" in want:
                     submit(capacity_jobs(work, "capacity", samples, cap_lengths, bounded, world))
                 if "kv" in want:
@@ -253,15 +269,27 @@ def main(argv: list[str] | None = None) -> int:
             evaluated_ahns = True
             done = [c for c, p in ahns.items() if p.returncode == 0 and (work / f"ahn-{c}" / "model.safetensors").exists()]
             tl.add("ahn2 finished", exit_codes={c: p.returncode for c, p in ahns.items()})
+            pack(work, out, tl)
             cells = tuple(s for s in ahn_suffixes if s.removeprefix("ahn-") in done)
             if "capacity" in want:
                 submit(capacity_jobs(work, "capacity", samples, cap_lengths, cells, world))
             if "kv" in want:
                 submit(kv_jobs(work, samples, kv_lengths, cells, world))
         still_training = base2 is not None or (ahns and not evaluated_ahns)
-        if not still_training and all(r.ready() for r in pending):
-            break
-        time.sleep(2)
+        return bool(still_training or not all(r.ready() for r in pending))
+
+    signal.signal(signal.SIGTERM, _on_term)
+    last_pack = time.time()
+    try:
+        waiting = True
+        while waiting and time.time() < deadline:
+            waiting = step()
+            if time.time() - last_pack > 60:  # a hard kill of the call still returns what was packed
+                pack(work, out, tl, models=False)
+                last_pack = time.time()
+            time.sleep(2)
+    except Interrupted:
+        tl.add("interrupted (SIGTERM)")
     finished = [r.get() for r in pending if r.ready()]
     for r in finished:
         if r["status"] != "ok":
