@@ -49,7 +49,8 @@ SUFFIXES = ("full", "swa", "ct-max", "ct-avg", "ahn-gdn", "ahn-dn", "ahn-mamba2"
 CELLS = ("gdn", "dn", "mamba2")
 ENV = {"AHN_HARNESS_FLEX": "0",  # dense SDPA masks: no FlexAttention compile in every process
        "AHN_HARNESS_AHN_BACKEND": "reference",  # the PyTorch cells the tiny AHNs were trained through
-       "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+       "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
+       "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}  # the call's output tail stays readable
 
 
 def _ks() -> tuple[int, ...]:
