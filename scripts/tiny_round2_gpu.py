@@ -107,7 +107,7 @@ def run_job(job: dict) -> dict:
 
         out = Path(job["out"])
         settings = RunSettings(tasks=job["tasks"], output=out, limit=job["limit"], seed=0, device="auto",
-                               dtype=job.get("dtype", "float32"), progress=False)
+                               dtype=job.get("dtype", "float32"), progress=False, decode=job.get("decode", "eager"))
         run_preset(_preset(job), settings, out)
         return {**job, "status": "ok", "seconds": time.time() - t0}
     except Exception as exc:  # noqa: BLE001 - one failed job must not stop the others
@@ -187,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ahn-max-s", type=float, default=190.0, help="longest AHN training")
     ap.add_argument("--eval-reserve-s", type=float, default=80.0, help="time kept for evaluating the round-2 AHNs")
     ap.add_argument("--only", choices=["length", "capacity", "kv"], help="one question's runs only")
+    ap.add_argument("--decode", default="eager", choices=["eager", "static", "auto"],
+                    help="harness decode path (eager: one sample at a time, each record fsynced as it ends, as in "
+                         "round 1; the answers are a few tokens, so prefill sets the time)")
     ap.add_argument("--skip-base1-control", action="store_true", help="no capacity runs on the committed base")
     ap.add_argument("--smoke", action="store_true", help="CPU check: 2 samples, short lengths, a few training steps")
     args = ap.parse_args(argv)
@@ -219,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def submit(jobs: list[dict]) -> None:
         for job in jobs:
-            pending.append(pool.apply_async(run_job, (job,)))
+            pending.append(pool.apply_async(run_job, ({**job, "decode": args.decode},)))
         if jobs:
             tl.add("submitted", n=len(jobs), question=jobs[0]["question"])
 
