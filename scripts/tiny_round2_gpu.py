@@ -18,7 +18,8 @@ In order of value, all under one wall-clock deadline (``--budget`` seconds from 
    left, the three AHN cells distilled on it side by side (``tiny_ahn_round2.json``) and evaluated the same way.
 
 Every harness sample is fsynced as it finishes and every stage is bounded by the deadline, so a cut-off keeps
-what finished. Written under --out (at most 8 files): ``round2_runs.tar.gz`` (the run folders: manifest,
+what finished; run folders resume, and ``--reuse`` keeps a round-2 base / AHN already in ``--work`` (a follow-up
+call: copy ``leaderboards/tiny/round2/{base,ahn-*}`` to ``runs/round2/`` first) instead of training it again. Written under --out (at most 8 files): ``round2_runs.tar.gz`` (the run folders: manifest,
 samples, summaries; unpack into leaderboards/tiny/round2/), ``round2_models.tar.gz`` (base2 and its AHNs, no
 trainer checkpoints), ``round2_logs.tar.gz`` (training and worker logs) and ``round2_timeline.json`` (what ran,
 when, exit codes). Then ``python scripts/check_round2.py {length,capacity,kv} leaderboards/tiny/round2/<q>``.
@@ -190,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decode", default="eager", choices=["eager", "static", "auto"],
                     help="harness decode path (eager: one sample at a time, each record fsynced as it ends, as in "
                          "round 1; the answers are a few tokens, so prefill sets the time)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep a round-2 base / AHN cell already in --work (e.g. copied from leaderboards/tiny/round2) "
+                         "instead of training it again; finished samples are always kept (runs resume)")
     ap.add_argument("--skip-base1-control", action="store_true", help="no capacity runs on the committed base")
     ap.add_argument("--smoke", action="store_true", help="CPU check: 2 samples, short lengths, a few training steps")
     args = ap.parse_args(argv)
@@ -230,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         submit(length_jobs(work, samples, lengths))
     base2 = ahns = None
     world = {"base": str(work / "base"), "root": str(work)}
-    if want & {"capacity", "kv"}:
+    base2_reused = args.reuse and (work / "base" / "model.safetensors").exists()
+    if want & {"capacity", "kv"} and not base2_reused:
         cmd = [sys.executable, "-m", "ahn.train.tiny_base", "--config",
                str(REPO / "ahn/train/configs/tiny_base_round2.json"), f"output_dir={work / 'base'}", *base_over]
         base2 = _spawn(cmd, work / "logs" / "base2_train.log")
@@ -241,14 +246,22 @@ def main(argv: list[str] | None = None) -> int:
     ahn_suffixes = tuple(f"ahn-{c}" for c in CELLS)
     evaluated_ahns = False
 
+    def trained(cell: str) -> bool:
+        return (work / f"ahn-{cell}" / "model.safetensors").exists() and (work / f"ahn-{cell}" / "train_summary.json").exists()
+
+    reused_cells = tuple(c for c in CELLS if args.reuse and trained(c))
+    base2_pending = base2_reused and bool(want & {"capacity", "kv"})
+
     def step() -> bool:
         """Advance the stages once; False when nothing is left to wait for."""
-        nonlocal base2, ahns, evaluated_ahns
-        if base2 is not None and base2.poll() is not None:
-            code, base2 = base2.returncode, None
+        nonlocal base2, ahns, evaluated_ahns, base2_pending
+        if base2_pending or (base2 is not None and base2.poll() is not None):
+            code = 0 if base2_pending else base2.returncode
+            base2, base2_pending = None, False
             ok = code == 0 and (work / "base" / "model.safetensors").exists()
             eval_json = work / "base" / "eval.json"
-            tl.add("base2 finished", exit_code=code, eval=json.loads(eval_json.read_text()) if eval_json.exists() else None)
+            tl.add("base2 reused" if base2_reused else "base2 finished", exit_code=code,
+                   eval=json.loads(eval_json.read_text()) if eval_json.exists() else None)
             if ok:
                 pack(work, out, tl)  # the round-2 base comes back even if the call is cut later
                 if "capacity" in want:
@@ -256,22 +269,22 @@ def main(argv: list[str] | None = None) -> int:
                 if "kv" in want:
                     submit(kv_jobs(work, samples, kv_lengths, bounded, world))
                 left = deadline - time.time()
-                if left >= args.ahn_min_s or args.smoke:
+                if left >= args.ahn_min_s or args.smoke or len(reused_cells) == len(CELLS):
                     budget = max(30.0, min(args.ahn_max_s, left - args.eval_reserve_s))
                     ahns = {}
-                    for c in CELLS:
+                    for c in (c for c in CELLS if c not in reused_cells):
                         cmd = [sys.executable, "-m", "ahn.train", "--config",
                                str(REPO / "ahn/train/configs/tiny_ahn_round2.json"), f"cell={c}",
                                f"base={work / 'base'}", f"output_dir={work / f'ahn-{c}'}",
                                f"checkpoint_dir={work / 'ckpt' / f'ahn-{c}'}", "resume=never",
                                f"time_budget_s={budget:.0f}", *ahn_over]
                         ahns[c] = _spawn(cmd, work / "logs" / f"ahn-{c}_train.log")
-                    tl.add("ahn2 started", time_budget_s=round(budget), left=round(left))
+                    tl.add("ahn2 started", time_budget_s=round(budget), left=round(left), reused=reused_cells)
                 else:
                     tl.add("ahn2 skipped", left=round(left), needed=args.ahn_min_s)
-        if ahns and all(p.poll() is not None for p in ahns.values()) and not evaluated_ahns:
+        if ahns is not None and all(p.poll() is not None for p in ahns.values()) and not evaluated_ahns:
             evaluated_ahns = True
-            done = [c for c, p in ahns.items() if p.returncode == 0 and (work / f"ahn-{c}" / "model.safetensors").exists()]
+            done = [c for c in CELLS if c in reused_cells or (c in ahns and ahns[c].returncode == 0 and trained(c))]
             tl.add("ahn2 finished", exit_codes={c: p.returncode for c, p in ahns.items()})
             pack(work, out, tl)
             cells = tuple(s for s in ahn_suffixes if s.removeprefix("ahn-") in done)
@@ -279,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                 submit(capacity_jobs(work, "capacity", samples, cap_lengths, cells, world))
             if "kv" in want:
                 submit(kv_jobs(work, samples, kv_lengths, cells, world))
-        still_training = base2 is not None or (ahns and not evaluated_ahns)
+        still_training = base2 is not None or base2_pending or (ahns is not None and not evaluated_ahns)
         return bool(still_training or not all(r.ready() for r in pending))
 
     signal.signal(signal.SIGTERM, _on_term)
