@@ -119,3 +119,25 @@ def relative_errors(ours: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
 def past_window(oracle: Oracle, case: OfficialCase) -> torch.Tensor:
     """Row indices of the oracle's positions whose logits depend on the memory (t >= sinks + window)."""
     return torch.nonzero(oracle.positions >= case.sinks + case.window).flatten()
+
+
+@torch.no_grad()
+def static_decode_logits(model: nn.Module, method, ids: torch.Tensor, start: int) -> torch.Tensor:
+    """Prefill ``ids[:start]``, then decode ``ids[start:]`` through the static decoder (fixed buffers; one CUDA
+    graph per step on a GPU), feeding the prompt's own tokens: logits [len(ids) - start, V] at positions
+    ``start ..``."""
+    from baselines.engine import prefill
+    from baselines.static_decode import StaticDecoder
+
+    ids = ids.to(model.device)
+    cache = method.new_cache(model)
+    prefill(model, method, cache, ids[None, :start], chunk_size=start)
+    decoder = StaticDecoder(model, method, batch=1, max_tokens=len(ids) + 1)
+    decoder.capture()
+    decoder.load(0, cache, ids[:start], int(ids[start]))
+    rows = []
+    for t in range(start, len(ids)):
+        decoder.tok[0] = ids[t]  # teacher forcing: the prompt's token, not the greedy pick
+        decoder.step()
+        rows.append(decoder.logits[0].double().cpu())
+    return torch.stack(rows)

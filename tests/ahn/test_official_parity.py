@@ -2,8 +2,8 @@
 
 The oracle is the official code's own logits on random weights (``../shared/fixtures/official-ahn/``, made on a
 GPU): the fixture base and AHN checkpoints are loaded strictly and run through the fp32 reference path (masked
-SDPA + the PyTorch recurrences); the streaming engine (chunked prefill, token-by-token decode) is held to the
-one-shot pass on the same weights. Bounds and measured levels: ``docs/PARITY.md``. Skips without the fixtures.
+SDPA + the PyTorch recurrences); the streaming engine (chunked prefill, token-by-token decode, the static decoder)
+is held to the official logits and to the one-shot pass on the same weights. Bounds and measured levels: ``docs/PARITY.md``. Skips without the fixtures.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from tests.ahn.official_fixtures import (
     one_shot_logits,
     past_window,
     relative_errors,
+    static_decode_logits,
 )
 
 # Before sinks + window the memory is empty and both runs are plain fp32 attention (GDN/DN measure ~1e-6).
@@ -94,6 +95,20 @@ def test_engine_prefill_and_decode_match_official_fp32(case):
             steps.append(decode_step(model, method, cache, ids[t: t + 1])[0])
     positions = torch.arange(start - 1, len(ids))
     rel = relative_errors(torch.stack(steps), short.logits[positions])
+    past = positions >= case.sinks + case.window
+    assert past.sum() == 40
+    assert rel[past].max() <= FP32_BOUND[case.cell], f"{case.cell}: max {rel[past].max():.3g}"
+    assert rel[~past].max() <= ATTENTION_ONLY_BOUND, f"{case.cell}: max {rel[~past].max():.3g} before the window"
+
+
+def test_static_decode_matches_official_fp32(case):
+    """The static decoder (fixed K/V ring and AHN buffers) fed the prompt's tokens from 500 on, in fp32."""
+    short = next(o for o in case.oracles if o.name == "official_fp32_short.safetensors")
+    start = 500
+    with official_model(case, torch.float32, backend="reference") as (model, method):
+        logits = static_decode_logits(model, method, short.ids, start)
+    positions = torch.arange(start, len(short.ids))
+    rel = relative_errors(logits, short.logits[positions])
     past = positions >= case.sinks + case.window
     assert past.sum() == 40
     assert rel[past].max() <= FP32_BOUND[case.cell], f"{case.cell}: max {rel[past].max():.3g}"

@@ -1,11 +1,12 @@
 """GPU only: the fast path (FlexAttention + fla kernels, bf16) against the official AHN code's logits.
 
 Same fixtures as ``test_official_parity.py`` (``$AHN_HARNESS_FIXTURES`` or ``../shared/fixtures``), with the bf16
-bounds: median relative error past sinks + window <= 0.035 per file, argmax agreement >= 92%. Three ways through
-the fast path: the one-shot pass (one FlexAttention call over the whole prompt, fla chunk kernels), the engine's
-prefill then token-by-token decode to the end (fla one-token kernels, CUDA-graph replay where it is on), and
-chunked prefill in chunks of 136 (FlexAttention per chunk, fla carrying the state between chunks). A spy asserts
-that the fast kernels really ran. Run: ``python -m pytest -m gpu tests/ahn/test_official_parity_gpu.py``.
+bounds: median relative error past sinks + window <= 0.035 per file, argmax agreement >= 92%. Four ways through
+the fast path: the one-shot pass (one FlexAttention call over the whole prompt, fla chunk kernels); the engine's
+prefill, then token-by-token decode to the end (fla one-token kernels, CUDA-graph replay where it is on); the
+static decoder fed the prompt's tokens (the whole step one CUDA graph); chunked prefill in chunks of 136
+(FlexAttention per chunk, fla carrying the state between chunks). A spy asserts that the fast kernels really
+ran. Run: ``python -m pytest -m gpu tests/ahn/test_official_parity_gpu.py``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tests.ahn.official_fixtures import (
     one_shot_logits,
     past_window,
     relative_errors,
+    static_decode_logits,
 )
 
 pytestmark = pytest.mark.gpu
@@ -115,6 +117,19 @@ def test_fast_prefill_then_decode_matches_official(cuda, fast_calls, cell):
     assert fast_calls["flex"] > 0 and fast_calls["fla"] > 0, dict(fast_calls)
     assert len(past_window(oracle, case)) == 200
     _check(case, oracle, got)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_fast_static_decode_matches_official(cuda, fast_calls, cell):
+    """Prefill 505 tokens, then the static decoder (the whole step one CUDA graph) fed the prompt's tokens to
+    2,048: the 200 positions of the official bf16 file past the window."""
+    case = load_case(cell)
+    oracle = _bf16_oracle(case)
+    start = 505
+    with official_model(case, torch.bfloat16, device=cuda, backend="auto") as (model, method):
+        logits = static_decode_logits(model, method, case.ids, start)
+    assert fast_calls["flex"] > 0 and fast_calls["fla"] > 0, dict(fast_calls)
+    _check(case, oracle, {start + i: row for i, row in enumerate(logits)})
 
 
 @pytest.mark.parametrize("cell", CELLS)
