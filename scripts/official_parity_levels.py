@@ -29,6 +29,7 @@ from tests.ahn.official_fixtures import (  # noqa: E402
     one_shot_logits,
     past_window,
     relative_errors,
+    static_decode_logits,
 )
 
 
@@ -54,6 +55,7 @@ def cpu_levels(cell: str) -> None:
         logits = one_shot_logits(model, case.ids)
         short = next(o for o in case.oracles if o.name == "official_fp32_short.safetensors")
         decoded = _decode_run(model, method, short.ids.to(model.device), 500)
+        static = static_decode_logits(model, method, short.ids, 500)
     for o in case.oracles:
         past = past_window(o, case)
         before = torch.nonzero(o.positions < border).flatten()
@@ -63,6 +65,8 @@ def cpu_levels(cell: str) -> None:
     after = positions >= border
     print(f"  engine fp32, prefill 500 + decode to {len(short.ids)}, vs {short.name} past the window: "
           f"{_levels(decoded[after], short.logits[positions][after])}")
+    print(f"  static decoder fp32 from 500, vs {short.name} past the window: "
+          f"{_levels(static[after[1:]], short.logits[positions[1:]][after[1:]])}")
     base = model  # the same base, AHN detached on leaving official_model
     swa = make_method("swa", sinks=case.sinks, window=case.window)
     with attach(base, swa):
@@ -85,12 +89,14 @@ def gpu_levels(cell: str) -> None:
         logits = one_shot_logits(model, case.ids)
         start = 505
         decoded = _decode_run(model, method, case.ids.cuda(), start)
+        static = static_decode_logits(model, method, case.ids, start)
     for o in case.oracles:
         past = past_window(o, case)
         print(f"| {cell} | {o.name} | {len(past)} | {_levels(logits[o.positions][past], o.logits[past])} |")
     rows = past_window(bf16, case)
     at = bf16.positions[rows] - (start - 1)
     print(f"  engine bf16, prefill {start} + decode to 2048, vs {bf16.name}: {_levels(decoded[at], bf16.logits[rows])}")
+    print(f"  static decoder bf16 from {start}, vs {bf16.name}: {_levels(static[at - 1], bf16.logits[rows])}")
 
 
 def main(argv: list[str] | None = None) -> int:
