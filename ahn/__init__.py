@@ -14,9 +14,10 @@ _EXPORTS = {
     **{name: "ahn.cells" for name in ("AHN_IMPLEMENTATIONS", "AHNCell", "DeltaNetCell", "GatedDeltaNetCell",
                                       "GroupLinear", "Mamba2Cell", "count_parameters", "make_cell")},
     "CELL_KINDS": "ahn.layout",
-    **{name: "ahn.checkpoint" for name in ("BASE_MODELS", "RELEASED_CHECKPOINTS", "RELEASED_REPO_IDS",
-                                           "AHNCheckpointConfig", "AHNCheckpointError", "load_ahn_state_dict",
-                                           "read_ahn_config", "save_ahn_checkpoint")},
+    **{name: "ahn.checkpoint" for name in ("BASE_MODELS", "LAYER_IMPLEMENTATIONS", "RELEASED_CHECKPOINTS",
+                                           "RELEASED_REPO_IDS",
+                                           "AHNCheckpointConfig", "AHNCheckpointError",
+                                           "load_ahn_state_dict", "read_ahn_config", "save_ahn_checkpoint")},
 }
 
 __all__ = sorted(_EXPORTS)
