@@ -10,7 +10,7 @@ import importlib
 
 _EXPORTS = {
     "MemoryMethod": "baselines.interface",
-    "attach": "baselines.interface",
+    "attach": "baselines.attaching",
     "is_attached": "baselines.interface",
     "make_method": "baselines.registry",
     "method_names": "baselines.registry",
