@@ -25,6 +25,9 @@ def register_method(name: str, factory: Callable[..., MemoryMethod]) -> None:
 
 
 def method_names() -> list[str]:
+    """Every registered method, the AHN ones included (registered by importing `ahn.method`)."""
+    import ahn.method  # noqa: F401
+
     return sorted(_REGISTRY)
 
 
@@ -32,7 +35,7 @@ def make_method(name: str, **kwargs) -> MemoryMethod:
     """Build a method by name: full, swa, ct-max, ct-avg, and (once `ahn` is imported) ahn / ahn-gdn / …"""
     if name not in _REGISTRY and name.startswith("ahn"):
         import ahn.method  # noqa: F401  (registers the AHN methods)
-    if name not in _REGISTRY:
+    if name not in _REGISTRY:  # method_names() registers the AHN methods too, so the list is complete
         raise ValueError(f"unknown memory method {name!r}; valid methods: {', '.join(method_names())}")
     return _REGISTRY[name](**kwargs)
 

@@ -22,7 +22,7 @@ EPILOG = """examples:
   python -m harness run --model Qwen/Qwen2.5-7B-Instruct --method swa --window 8064 --tasks longbench
   python -m harness info --model ahn-gdn-3b --length 128000 --json
   python -m harness compare runs/A runs/B --max-drop 1.0
-  python -m harness table --paper
+  python -m harness table --paper --output leaderboards/paper_tables.md
   python -m harness lm-eval run --model ahn-harness --model_args preset=tiny-ahn-gdn --tasks ...
 """
 
@@ -94,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--paper", action="store_true", help="Tables 2, 6, 7, 9 (and 3, 5 as published)")
     table.add_argument("--runs", nargs="*", default=[], type=Path,
                        help="run folders of paper presets whose scores go beside the published ones")
-    table.add_argument("--output", type=Path, default=Path("leaderboards/paper_tables.md"))
+    table.add_argument("--output", type=Path,
+                       help="also write the markdown here (default: standard output only; the committed copy "
+                            "is leaderboards/paper_tables.md)")
 
     plot = sub.add_parser("plot", help="PNG + SVG figures of one or more runs")
     plot.add_argument("runs", nargs="+", type=Path)
@@ -196,10 +198,11 @@ def _cmd_table(args) -> int:
 
         results = collect_paper_results(args.runs)
     text = paper_tables_markdown(results)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
     print(text)
-    print(f"(written to {args.output})", file=sys.stderr)
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+        print(f"(written to {args.output})", file=sys.stderr)
     return 0
 
 
