@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--prompt-set", default="open", choices=["open", "chat"], help="InfiniteBench prompt set")
     run.add_argument("--seed", type=int, default=0, help="seed of the synthetic tasks")
     run.add_argument("--retry-failed", action="store_true", help="rerun samples recorded as failed")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _console_flags(run)
 
     lst = sub.add_parser("list", help="presets, methods and task families")
     lst.add_argument("what", nargs="?", default="all", choices=["all", "presets", "methods", "tasks"])
@@ -101,7 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="PNG + SVG figures of one or more runs")
     plot.add_argument("runs", nargs="+", type=Path)
     plot.add_argument("--output", type=Path, help="folder for the figures (default: <first run>/plots)")
+    _console_flags(plot)
     return parser
+
+
+def _console_flags(sub: argparse.ArgumentParser) -> None:
+    """--quiet / --verbose / --[no-]progress (harness.console)."""
+    sub.add_argument("-q", "--quiet", action="store_true",
+                     help="errors only; standard output carries just the results paths")
+    sub.add_argument("-v", "--verbose", action="store_true", help="debug messages (and transformers' info)")
+    sub.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="progress bars (default: only when standard error is a terminal); --no-progress "
+                          "also hides transformers' weight-loading bar")
 
 
 def _cmd_list(what: str) -> int:
@@ -179,7 +190,7 @@ def _cmd_run(args) -> int:
                            device=args.device, dtype=args.dtype, chat_template=args.chat_template,
                            max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,
                            prompt_set=args.prompt_set, retry_failed=args.retry_failed,
-                           progress=not args.no_progress)
+                           progress=args.bars)
     dirs = run_presets(presets, settings)
     print(f"results: {output}")
     for d in dirs:
@@ -236,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if hasattr(args, "quiet"):
+            from harness import console
+
+            args.bars = console.configure(console.verbosity_of(args.quiet, args.verbose), args.progress)
         if args.command == "list":
             return _cmd_list(args.what)
         if args.command == "info":

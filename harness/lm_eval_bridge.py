@@ -356,7 +356,7 @@ class HarnessLMCore:
         from baselines.engine import generate
 
         out: list[str] = []
-        for req in tqdm(requests, desc=f"{MODEL_NAME} generate_until", disable=disable_tqdm or self.rank != 0):
+        for req in tqdm(requests, desc=f"{MODEL_NAME} generate_until", disable=_bar_disable(disable_tqdm, self.rank)):
             context, gen_kwargs = req.args[0], req.args[1]
             until, max_gen, penalty = greedy_settings(gen_kwargs)
             ids = self.prompt_ids(context, reserve=max_gen)
@@ -433,7 +433,7 @@ class HarnessLMCore:
         from tqdm import tqdm
 
         out: list[tuple[float, bool]] = []
-        for req in tqdm(requests, desc=f"{MODEL_NAME} loglikelihood", disable=disable_tqdm or self.rank != 0):
+        for req in tqdm(requests, desc=f"{MODEL_NAME} loglikelihood", disable=_bar_disable(disable_tqdm, self.rank)):
             context, continuation = req.args[0], req.args[1]
             result = self._score(*self._pair_ids(context, continuation))
             out.append(result)
@@ -449,7 +449,7 @@ class HarnessLMCore:
 
         out: list[float] = []
         for req in tqdm(requests, desc=f"{MODEL_NAME} loglikelihood_rolling",
-                        disable=disable_tqdm or self.rank != 0):
+                        disable=_bar_disable(disable_tqdm, self.rank)):
             (text,) = req.args[:1]
             ids = encode(self.tokenizer, text, add_special_tokens=False)
             value, _ = self._score([self._prefix_token_id()], ids)
@@ -457,6 +457,11 @@ class HarnessLMCore:
             self.request_counts["loglikelihood_rolling"] += 1
             self.cache_hook.add_partial("loglikelihood_rolling", (text,), value)
         return out
+
+
+def _bar_disable(disable_tqdm: bool, rank: int) -> bool | None:
+    """tqdm's ``disable``: off when lm-eval asks or on other ranks, else tqdm's rule (off when not a TTY)."""
+    return True if disable_tqdm or rank != 0 else None
 
 
 def _usable_device(device: Any) -> str | None:

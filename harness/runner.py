@@ -9,6 +9,7 @@ resumes. Under `torchrun`, rank r takes samples r, r+world, … and rank 0 merge
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -23,6 +24,7 @@ from baselines.costs import estimate
 from baselines.engine import generate
 from baselines.model_configs import ModelDims
 from harness.buckets import bucket_of
+from harness.console import tqdm_disable
 from harness.loading import Loaded, loaded
 from harness.presets import Preset
 from harness.provenance import make_manifest
@@ -33,6 +35,7 @@ from tasks.registry import load_samples, task_settings
 from tasks.sample import Sample
 from tasks.scoring import score_detailed
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class RunSettings:
@@ -48,7 +51,7 @@ class RunSettings:
     repetition_penalty: float | None = None  # None: the model's generation_config
     prompt_set: str = "open"
     retry_failed: bool = False
-    progress: bool = True
+    progress: bool | None = None  # None: tqdm's rule (a bar on a terminal only)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -154,8 +157,10 @@ def run_preset(preset: Preset, settings: RunSettings, out_dir: Path) -> Path:
         done = store.done_keys(retry_failed=settings.retry_failed)
         todo = [s for s in mine if s.key not in done]
         dims = _dims(lo.model)
-        bar = tqdm(todo, desc=preset.name, unit="sample", disable=not settings.progress or rank != 0,
-                   dynamic_ncols=True)
+        log.info("%s: %d sample(s) to run, %d already in %s", preset.name, len(todo), len(mine) - len(todo),
+                 out_dir)
+        bar = tqdm(todo, desc=preset.name, unit="sample", dynamic_ncols=True,
+                   disable=True if rank != 0 else tqdm_disable(settings.progress))
         with store:
             for sample in bar:
                 t0 = time.perf_counter()
