@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("compare", help="paired comparison of two runs; a CI regression gate", add_help=False)
     sub.add_parser("lm-eval", help="lm-eval's CLI with the methods registered as --model ahn-harness",
                    add_help=False)
+    sub.add_parser("export-lm-eval", help="runs in lm-eval's results layout (results_*.json, samples_*.jsonl)",
+                   add_help=False)
 
     table = sub.add_parser("table", help="the paper's tables regenerated beside the published numbers")
     table.add_argument("--paper", action="store_true", help="Tables 2, 6, 7, 9 (and 3, 5 as published)")
@@ -236,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         from harness.compare import main as compare_main
 
         return compare_main(argv[1:])
+    if argv and argv[0] == "export-lm-eval":
+        from harness.frame import main as export_main
+
+        return export_main(argv[1:])
     if argv and argv[0] == "lm-eval":
         from harness.lm_eval_bridge import main as lm_eval_main
 
