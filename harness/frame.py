@@ -54,6 +54,7 @@ RECORD_DTYPES: dict[str, str] = {
     "score": "Float64", "score_note": "string", "n_generated": "Int64", "prefill_s": "Float64",
     "decode_s": "Float64", "decode_s_per_token": "Float64", "peak_mem_bytes": "Int64",
     "cache_bytes_measured": "Int64", "cache_bytes_measured_final": "Int64", "wall_s": "Float64",
+    "decode_batch": "Int64",
 }
 RUN_COLUMN = "run"  # the run's label (preset name), added first; an ordered categorical in load order
 METRIC = "score"
