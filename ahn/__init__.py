@@ -17,6 +17,7 @@ from ahn.cells import (
 )
 from ahn.checkpoint import (
     BASE_MODELS,
+    LAYER_IMPLEMENTATIONS,
     RELEASED_CHECKPOINTS,
     RELEASED_REPO_IDS,
     AHNCheckpointConfig,
@@ -30,6 +31,7 @@ __all__ = [
     "AHN_IMPLEMENTATIONS",
     "BASE_MODELS",
     "CELL_KINDS",
+    "LAYER_IMPLEMENTATIONS",
     "RELEASED_CHECKPOINTS",
     "RELEASED_REPO_IDS",
     "AHNCell",

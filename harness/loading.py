@@ -19,6 +19,7 @@ from torch import nn
 import ahn.method  # noqa: F401  (registers the AHN methods)
 from baselines import attach, is_attached, make_method
 from baselines.interface import MemoryMethod
+from baselines.precision import check_rope_fp32
 from harness.presets import Preset
 
 
@@ -112,6 +113,7 @@ def loaded(preset: Preset, device: str | None = None, dtype: str | None = None) 
     if getattr(model.config, "use_sliding_window", False):
         model.config.use_sliding_window = False
     model.to(dev).eval()
+    check_rope_fp32(model)  # from_pretrained keeps them fp32; a cast model would drift with position
     with attach(model, method):
         if ahn_dir is not None:
             from ahn.checkpoint import load_ahn_state_dict, read_ahn_config

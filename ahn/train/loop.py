@@ -125,7 +125,10 @@ def load_base(cfg: TrainConfig, device: torch.device, dtype: torch.dtype) -> tup
 
     check_base_family(cfg.base)
     tokenizer = AutoTokenizer.from_pretrained(cfg.base)
+    from baselines.precision import check_rope_fp32
+
     model = AutoModelForCausalLM.from_pretrained(cfg.base, dtype=dtype, attn_implementation="sdpa")
+    check_rope_fp32(model)  # from_pretrained(dtype=...) keeps them fp32 (docs/PARITY.md)
     return model.to(device).eval(), tokenizer
 
 
@@ -413,6 +416,7 @@ def train(cfg: TrainConfig, *, model: nn.Module | None = None, tokenizer: Any = 
     """
     from baselines import attach, make_method
     from baselines.interface import check_supported
+    from baselines.precision import check_rope_fp32
 
     t_setup = time.time()
     device_kind = "cuda" if (cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())) \
@@ -427,6 +431,7 @@ def train(cfg: TrainConfig, *, model: nn.Module | None = None, tokenizer: Any = 
     else:
         try:
             check_supported(model)
+            check_rope_fp32(model)
         except ValueError as e:
             raise ConfigError(str(e)) from e
         device = next(model.parameters()).device
