@@ -3,7 +3,7 @@
 A citation is a `docs/NAME.md` path (it must exist), a section sign `§` or a defect label `D<n>` (the same comment,
 docstring or paragraph must name the document in docs/ that holds it), and nothing may cite the background
 documents the repository does not ship (`ahn.md`, `paper.md`, `benchmarks.md`, `anchors.md`, `DESIGN.md`, "spec A1").
-Tests are not scanned: several are parity tests kept byte for byte.
+Tests are scanned too (this file aside: it quotes the patterns it looks for).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tokenize
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CODE_DIRS = ("ahn", "baselines", "harness", "tasks", "scripts")
+CODE_DIRS = ("ahn", "baselines", "harness", "tasks", "scripts", "tests")
 MARKDOWN = ("README.md", "docs/*.md", "leaderboards/*.md", "leaderboards/*/*.md")
 
 ABSENT = re.compile(
@@ -62,7 +62,7 @@ def _markdown_blocks(path: Path) -> list[tuple[int, str]]:
 
 
 def _sources() -> list[Path]:
-    files = [p for d in CODE_DIRS for p in sorted((REPO / d).rglob("*.py"))]
+    files = [p for d in CODE_DIRS for p in sorted((REPO / d).rglob("*.py")) if p != Path(__file__).resolve()]
     return files + [p for pattern in MARKDOWN for p in sorted(REPO.glob(pattern))]
 
 

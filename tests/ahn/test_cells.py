@@ -42,9 +42,9 @@ def qkv(T: int, dtype=torch.float64, seed: int = 1, batch: int = 2):
     return q, k, v, x
 
 
-# -- released parameter names, shapes and counts (spec §5, §6) ----------------------------------------
+# -- released parameter names, shapes and counts (docs/AHN.md §5, §6) ----------------------------------------
 
-SPEC_SHAPES = {  # spec ahn.md §5 table, with d = hidden, H heads, 128 -> dh
+SPEC_SHAPES = {  # docs/AHN.md §5 table, with d = hidden, H heads, 128 -> dh
     "gdn": {"b_proj.weight": ("H", "d"), "a_proj.weight": ("H", "d"), "g_proj.weight": ("H", "d"), "A_log": ("H",),
             "D": ("H",), "dt_bias": ("H",), "o_norm.weight": ("dh",), "o_proj.weight": ("H", "dh", "dh")},
     "dn": {"b_proj.weight": ("H", "d"), "g_proj.weight": ("H", "d"), "o_norm.weight": ("dh",),
@@ -66,7 +66,7 @@ def test_parameter_names_and_shapes_are_the_released_ones(kind):
     assert len(got) == {"gdn": 8, "dn": 4, "mamba2": 8}[kind]
 
 
-# Spec §6 table (published numbers), the whole model's AHN parameters.
+# docs/AHN.md §6 table (published numbers), the whole model's AHN parameters.
 PUBLISHED_COUNTS = {
     "3b": (2048, 36, 16, {"gdn": 12_982_464, "dn": 11_801_088, "mamba2": 11_872_512}),
     "7b": (3584, 28, 28, {"gdn": 21_280_560, "dn": 18_468_352, "mamba2": 18_568_256}),
@@ -85,7 +85,7 @@ def test_parameter_counts_match_published(kind, size):
 
 
 def test_state_size_matches_spec_cache_table():
-    """Spec §4: 36 MiB of fp32 state for Qwen2.5-3B (36 layers x 16 heads x 128 x 128)."""
+    """docs/AHN.md §4: 36 MiB of fp32 state for Qwen2.5-3B (36 layers x 16 heads x 128 x 128)."""
     cell = make_cell("gdn", 2048, 16, device="meta")
     assert cell.state_shape(1) == (1, 16, 128, 128)
     assert 36 * cell.state_bytes(1) == 36 * 2**20
@@ -100,7 +100,7 @@ def test_make_cell_kinds_and_error():
         make_cell("lstm", D, H, DH)
 
 
-# -- initialisation (spec §7) -----------------------------------------------------------------------
+# -- initialisation (docs/AHN.md §7) -----------------------------------------------------------------------
 
 
 def test_init_gdn():
@@ -129,7 +129,7 @@ def test_init_mamba2_and_dn():
 
 @pytest.mark.parametrize("kind", CELL_KINDS)
 def test_zero_output_map_gives_exact_zero_and_learns_through_it_first(kind):
-    """Spec §7.1: at init m == 0 exactly, and only o_proj gets a gradient at step 0."""
+    """docs/AHN.md §7.1: at init m == 0 exactly, and only o_proj gets a gradient at step 0."""
     torch.manual_seed(0)
     cell = make_cell(kind, D, H, DH)
     q, k, v, x = qkv(20, torch.float32)
@@ -143,7 +143,7 @@ def test_zero_output_map_gives_exact_zero_and_learns_through_it_first(kind):
             assert p.grad is None or torch.equal(p.grad, torch.zeros_like(p.grad)), name
 
 
-# -- GroupLinear layout (spec §5.4) ------------------------------------------------------------------
+# -- GroupLinear layout (docs/AHN.md §5.4) ------------------------------------------------------------------
 
 
 def test_group_linear_layout_is_group_in_out():
@@ -241,7 +241,7 @@ def test_delta_cells_scan_against_closed_form(kind, backend):
 
 @pytest.mark.parametrize("backend", ["recurrent", "chunked"])
 def test_mamba2_scan_equals_direct_mamba2_recurrence(backend):
-    """Spec §2.2 written directly: P[value,key] <- exp(dt a) P + dt v k^T; r = P q (unit-normalised q, k)."""
+    """docs/AHN.md §2.2 written directly: P[value,key] <- exp(dt a) P + dt v k^T; r = P q (unit-normalised q, k)."""
     cell = randomized("mamba2")
     q, k, v, x = qkv(11)
     dt = cell.write_gates(x)["dt"]

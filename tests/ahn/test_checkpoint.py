@@ -54,7 +54,7 @@ def ahn_params(model) -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.state_dict().items() if ".ahn." in k}
 
 
-# The official parameter names of spec ahn.md §5, written out independently of ahn.cells.
+# The official parameter names of docs/AHN.md §5, written out independently of ahn.cells.
 OFFICIAL = {
     "gdn": {"b_proj.weight": (HEADS, HIDDEN), "a_proj.weight": (HEADS, HIDDEN), "g_proj.weight": (HEADS, HIDDEN),
             "A_log": (HEADS,), "D": (HEADS,), "dt_bias": (HEADS,), "o_norm.weight": (HEAD_DIM,),

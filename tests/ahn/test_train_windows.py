@@ -1,4 +1,4 @@
-"""The random window/sink sampler of the training recipe (ahn.md §8.4)."""
+"""The random window/sink sampler of the training recipe (docs/AHN.md §8.4)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The analytic cost model against independent references: the paper's printed tables and the spec's check values
-(paper.md §3, ahn.md §4 and §6), plus a token-level simulation of the streaming engine for the actual FLOPs."""
+(docs/COSTS.md §3, docs/AHN.md §4 and §6), plus a token-level simulation of the streaming engine for the actual FLOPs."""
 
 from __future__ import annotations
 
@@ -75,14 +75,14 @@ def test_table9_every_cell_at_printed_precision(base: str) -> None:
 
 
 def test_table9_cells_that_only_truncate_are_the_known_three() -> None:
-    # the paper truncates now and then ("−40.5%" = 1 − 59.43% truncated); paper.md §3.7 names 14B DN/Mamba2 62.47%
+    # the paper truncates now and then ("−40.5%" = 1 − 59.43% truncated); docs/COSTS.md §3.7 names 14B DN/Mamba2 62.47%
     truncated = {(b, m, k) for b in ("3B", "14B") for m, k, v, p in _cells(b) if _agrees(v, p) == "truncate"}
     assert truncated == {("14B", "AHN-GDN", "mix_PF"), ("14B", "AHN-Mamba2", "model_pct"),
                          ("14B", "AHN-DN", "model_pct")}
 
 
 def test_table9_7b_gap_is_documented() -> None:
-    """paper.md §3.7: 7B absolute FLOPs are ~7-8% lower in the paper; params, cache and mixing ratios agree."""
+    """docs/COSTS.md §3.7: 7B absolute FLOPs are ~7-8% lower in the paper; params, cache and mixing ratios agree."""
     for method, key, ours, printed in _cells("7B"):
         if key in ("mix_PF", "model_PF"):
             assert 1.06 < ours / float(printed) < 1.09, (method, key, ours, printed)
@@ -95,7 +95,7 @@ def test_table9_7b_gap_is_documented() -> None:
     assert [round(rows[m]["cache_GB"], 2) for m in ("full", "swa", "ahn-gdn")] == [14.68, 3.76, 3.81]
 
 
-# paper.md §3.6: mixing PF (Full / SWA / CT / GDN), model PF (same), cache GB (Full / SWA / AHN)
+# docs/COSTS.md §3.6: mixing PF (Full / SWA / CT / GDN), model PF (same), cache GB (Full / SWA / AHN)
 CHECK = {
     "3B": ((2.5029, 1.1656, 1.1800, 1.1699), (3.2855, 1.9482, 1.9626, 1.9525), (9.4372, 2.4159, 2.4537)),
     "14B": ((8.8262, 4.3685, 4.3985, 4.3861), (11.834, 7.3763, 7.4063, 7.3939), (50.332, 12.885, 13.011)),
@@ -122,7 +122,7 @@ def test_headline_ratios_of_the_abstract() -> None:
 
 
 def test_figure3_values_at_256k() -> None:
-    """paper.md §5: the recipe at 256k (262,144 tokens) gives Full 1.19e16 / 1.93e10 B and AHN 4.17e15 / 2.45e9."""
+    """docs/COSTS.md §5: the recipe at 256k (262,144 tokens) gives Full 1.19e16 / 1.93e10 B and AHN 4.17e15 / 2.45e9."""
     dims = get_dims("3B")
     full = estimate(dims, "full", 262_144, 128, 32_640)
     ahn = estimate(dims, "ahn-gdn", 262_144, 128, 32_640)
@@ -131,7 +131,7 @@ def test_figure3_values_at_256k() -> None:
 
 
 def test_table7_training_flops_factor() -> None:
-    """Table 7 = 2 × 128 × model FLOPs at L = 24,000, W = 8,192 (paper.md §3.8); 3 passes would not fit."""
+    """Table 7 = 2 × 128 × model FLOPs at L = 24,000, W = 8,192 (docs/COSTS.md §3.8); 3 passes would not fit."""
     published = json.loads(EXTRA.read_text(encoding="utf-8"))["table7_training_flops"]
     for base in ("3B", "14B"):
         rows = {r["method_id"]: r["train_1e17"] for r in paper_table7(base)}
@@ -203,16 +203,16 @@ def test_actual_cache_figures_of_ahn_md_section_4(base: str, kv_token: int, wind
     assert kv_cache_bytes(dims, 1) == kv_token
     assert kv_cache_bytes(dims, 32_768) == window_gib * GIB
     assert ahn_state_bytes(dims) == state_mib * MIB
-    # ahn.md sizes the gate cache as [32768, H] per layer
+    # docs/AHN.md §4 sizes the gate cache as [32768, H] per layer
     assert round(ahn_gate_cache_bytes(dims, "ahn-gdn", 32_768) / MIB) == gdn_gate_mib
     assert round(ahn_gate_cache_bytes(dims, "ahn-dn", 32_768) / MIB) == dn_gate_mib
-    # deviation from ahn.md §4 (2 B): our Mamba2 keeps Δ in fp32
+    # deviation from docs/AHN.md §4 (2 B): our Mamba2 keeps Δ in fp32
     assert ahn_gate_cache_bytes(dims, "ahn-mamba2", 32_768) == 2 * ahn_gate_cache_bytes(dims, "ahn-dn", 32_768)
     assert estimate(dims, "full", 131_072, 128, 32_640).cache_bytes_actual == full_gib * GIB
 
 
 def test_actual_cache_3b_statements() -> None:
-    """ahn.md §4: KV + state = 1.16 GiB, −74.2% vs full at 131,072 tokens (−71.9% counting the GDN gate cache)."""
+    """docs/AHN.md §4: KV + state = 1.16 GiB, −74.2% vs full at 131,072 tokens (−71.9% counting the GDN gate cache)."""
     dims = get_dims("3B")
     n = 131_072
     full = estimate(dims, "full", n, 128, 32_640).cache_bytes_actual

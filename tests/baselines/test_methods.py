@@ -114,7 +114,7 @@ def test_chunked_prefill_and_decode_equal_one_shot(family_model, name):
 
 
 def test_ahn_memory_alignment_matches_spec_worked_example():
-    """ahn.md §2.3 (s=2, W=3): t=5 attends {0,1,3,4,5} with memory {2}; t=9 attends {0,1,7,8,9}, memory {2..6}."""
+    """docs/AHN.md §2.3 (s=2, W=3): t=5 attends {0,1,3,4,5} with memory {2}; t=9 attends {0,1,7,8,9}, memory {2..6}."""
     model = tiny_model("qwen2")
     method = make_method("ahn", cell="gdn", sinks=2, window=3)
     written: dict[int, list[int]] = {}

@@ -10,7 +10,7 @@ from harness.plots import _pareto, plot_runs
 from harness.provenance import make_manifest
 from harness.store import RunStore
 
-# A 3B-like shape for the paper's analytic formulas (paper.md): cache = 4 bytes x elements.
+# A 3B-like shape for the paper's analytic formulas (docs/COSTS.md): cache = 4 bytes x elements.
 LAYERS, D, NQ, NKV, H, SINKS_WINDOW = 36, 2048, 16, 2, 128, 8192
 LEVELS = {"16k": 16_000, "32k": 32_000, "64k": 64_000, "128k": 128_000, "256k": 256_000}
 

@@ -30,7 +30,7 @@ def test_published_json_is_the_spec_block_verbatim() -> None:
 
 
 def test_published_averages_recompute() -> None:
-    """paper.md §1: LV Avg* = mean of the 11 datasets and IB Avg = mean of En.QA and Zh.QA, both within ±0.01
+    """docs/BENCHMARKS.md A6: LV Avg* = mean of the 11 datasets and IB Avg = mean of En.QA and Zh.QA, both within ±0.01
     (Table 6 values; 7B AHN-DN is 6.83 there, 6.82‡ in Table 2)."""
     data = load_published()
     for model, methods in data["scores"].items():

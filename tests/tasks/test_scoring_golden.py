@@ -1,5 +1,5 @@
 """Golden test: our InfiniteBench scorers on the repository's published prediction files reproduce the official
-scorer's table (spec benchmarks.md B6) to two decimals."""
+scorer's table (docs/BENCHMARKS.md B6) to two decimals."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""InfiniteBench per-task rules (spec benchmarks.md B5), one behaviour per test."""
+"""InfiniteBench per-task rules (docs/BENCHMARKS.md B5), one behaviour per test."""
 
 from __future__ import annotations
 

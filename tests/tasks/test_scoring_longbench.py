@@ -1,4 +1,4 @@
-"""The AHN paper's LongBench six (spec C3) and InfiniteBench En.QA/Zh.QA (C2), and rouge 1.0.1 semantics (A5)."""
+"""The AHN paper's LongBench six (docs/BENCHMARKS.md C3) and InfiniteBench En.QA/Zh.QA (C2), and rouge 1.0.1 semantics (A5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""LV-Eval scorers against the official functions' outputs (spec benchmarks.md A7) and the A5 quirks."""
+"""LV-Eval scorers against the official functions' outputs (docs/BENCHMARKS.md A7) and the A5 quirks."""
 
 from __future__ import annotations
 
