@@ -23,6 +23,7 @@ from baselines.costs import estimate
 from baselines.engine import generate
 from baselines.model_configs import ModelDims
 from harness.buckets import bucket_of
+from harness.hashing import record_hashes
 from harness.loading import Loaded, loaded
 from harness.presets import Preset
 from harness.provenance import make_manifest
@@ -94,6 +95,7 @@ def run_sample(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDim
         "prompt_tokens_before": prepared.prompt_tokens_before, "prompt_tokens": prepared.prompt_tokens_after,
         "truncated": prepared.truncated, "chat_template": chat, "max_new_tokens": max_new,
         "answers": sample.answers, "extra": sample.extra,
+        **record_hashes(prepared.text, prepared.input_ids, sample.answers),
     }
     record["bucket"] = bucket_of(record)
     p = lo.preset
