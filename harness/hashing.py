@@ -76,12 +76,11 @@ def fingerprint_files(folder: str | os.PathLike, patterns: Iterable[str] = LOADE
     root = Path(folder)
     pats = tuple(patterns)
     files: dict[str, Any] = {}
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root).as_posix()
-        if rel.startswith(".") or "/." in rel or not p.is_file():
+    for p in sorted(root.iterdir()):  # the loaders read the folder's top level only
+        if p.name.startswith(".") or not p.is_file():
             continue
         if any(fnmatch.fnmatch(p.name, pat) for pat in pats):
-            files[rel] = {"size": p.stat().st_size, "sha256": file_sha256(p)}
+            files[p.name] = {"size": p.stat().st_size, "sha256": file_sha256(p)}
     return {"path": str(root), "files": files}
 
 

@@ -34,6 +34,17 @@ class Loaded:
     method: MemoryMethod
     device: torch.device
     dtype: torch.dtype
+    model_dir: str | None = None  # the local folders the weights were read from
+    ahn_dir: str | None = None
+
+    def weight_fingerprints(self) -> dict[str, dict]:
+        """Size and SHA-256 of the files read from the model (and AHN checkpoint) folder, for the manifest."""
+        from harness.hashing import fingerprint_files
+
+        out = {"model": fingerprint_files(self.model_dir)} if self.model_dir else {}
+        if self.ahn_dir:
+            out["ahn_checkpoint"] = fingerprint_files(self.ahn_dir)
+        return out
 
 
 def _offline() -> bool:
@@ -48,8 +59,11 @@ def locate(name_or_path: str, what: str = "model") -> str:
         raise ModelUnavailableError(f"{what} folder {name_or_path!r} does not exist")
     from huggingface_hub import snapshot_download
 
+    from harness.hashing import LOADER_FILE_PATTERNS
+
+    patterns = list(LOADER_FILE_PATTERNS)  # only what the loaders read: no .bin / .pth duplicates, no extras
     try:
-        return snapshot_download(name_or_path, local_files_only=True)
+        return snapshot_download(name_or_path, local_files_only=True, allow_patterns=patterns)
     except Exception:  # not cached
         if _offline():
             raise ModelUnavailableError(
@@ -58,7 +72,7 @@ def locate(name_or_path: str, what: str = "model") -> str:
                 f"{name_or_path}`) and copy the cache, or pass a local folder instead of the id."
             ) from None
     try:
-        return snapshot_download(name_or_path)
+        return snapshot_download(name_or_path, allow_patterns=patterns)
     except Exception as exc:
         raise ModelUnavailableError(
             f"cannot fetch {what} {name_or_path!r} from the Hub ({type(exc).__name__}: {exc}). "
@@ -120,4 +134,4 @@ def loaded(preset: Preset, device: str | None = None, dtype: str | None = None) 
             load_ahn_state_dict(ahn_dir, model, strict=True)
         if not is_attached(model, method):
             raise RuntimeError(f"{preset.name}: the memory method is not active after loading")
-        yield Loaded(preset, tokenizer, model, method, dev, torch_dtype)
+        yield Loaded(preset, tokenizer, model, method, dev, torch_dtype, model_dir, ahn_dir)

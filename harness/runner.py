@@ -142,7 +142,10 @@ def manifest_for(preset: Preset, lo: Loaded | None, settings: RunSettings) -> di
         "repetition_penalty": settings.repetition_penalty, "prompt_set": settings.prompt_set,
         "dtype": str(lo.dtype) if lo is not None else settings.dtype,
     }
-    return make_manifest(config, label=preset.name, datasets={"spec": settings.tasks}, argv=sys.argv)
+    manifest = make_manifest(config, label=preset.name, datasets={"spec": settings.tasks}, argv=sys.argv)
+    if lo is not None:  # not hashed into the config: checked file by file on resume (harness.store)
+        manifest["weights"] = lo.weight_fingerprints()
+    return manifest
 
 
 def run_preset(preset: Preset, settings: RunSettings, out_dir: Path) -> Path:

@@ -200,6 +200,21 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _load_trainer_state(path: Path) -> dict[str, Any]:
+    """The trainer state of a checkpoint, unpickled with ``weights_only=True``: a resume folder is user input,
+    so only tensors and plain containers are read, never arbitrary objects (code)."""
+    import pickle
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError, ValueError) as e:
+        raise ResumeError(f"cannot read the trainer state {path}: {str(e).splitlines()[0]} (only tensors and "
+                          "plain containers are loaded; resume=never starts afresh)") from None
+    if not isinstance(state, dict):
+        raise ResumeError(f"{path}: the trainer state is a {type(state).__name__}, not a dict")
+    return state
+
+
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -443,7 +458,7 @@ def train(cfg: TrainConfig, *, model: nn.Module | None = None, tokenizer: Any = 
     resume_from = None if cfg.dry_run else find_checkpoint(cfg)
     state = None
     if resume_from is not None:
-        state = torch.load(resume_from / STATE_NAME, map_location="cpu", weights_only=False)
+        state = _load_trainer_state(resume_from / STATE_NAME)
         check_resumable(state, cfg, env, resume_from)
 
     torch.manual_seed(cfg.seed)
