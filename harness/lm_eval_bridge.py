@@ -203,7 +203,7 @@ class HarnessLMCore:
     ) -> None:
         super().__init__()  # lm_eval LM: rank 0 of 1, cache hook
         if unknown:
-            raise TypeError(
+            raise ValueError(
                 f"{MODEL_NAME}: unknown model_args {sorted(unknown)}; valid: preset, pretrained, method, sinks, "
                 "window, ahn_checkpoint, chunk, max_length, truncation, middle_style, device, dtype"
             )

@@ -26,6 +26,10 @@ class ModelUnavailableError(RuntimeError):
     """The weights or tokenizer are neither local nor reachable."""
 
 
+class ModelLoadError(ValueError):
+    """A model folder that transformers cannot load (corrupt config, missing or truncated weights)."""
+
+
 @dataclass
 class Loaded:
     preset: Preset
@@ -117,8 +121,16 @@ def loaded(preset: Preset, device: str | None = None, dtype: str | None = None) 
     ahn_dir = locate(preset.ahn_checkpoint, "AHN checkpoint") if preset.ahn_checkpoint else None
     if preset.method.startswith("ahn") and ahn_dir is None:
         raise ValueError(f"{preset.name}: method {preset.method} needs an AHN checkpoint (--ahn-checkpoint)")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype, attn_implementation="sdpa")
+    try:  # the boundary to transformers: any failure here is a folder that cannot be loaded, said in one line
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype, attn_implementation="sdpa")
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise ModelLoadError(f"cannot load the model in {model_dir} ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}); re-download or re-save it") from exc
+    except Exception as exc:
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        raise ModelLoadError(f"cannot load the weights in {model_dir} ({exc}); re-download or re-save them") from exc
     # stock Qwen2 SWA fields are training leftovers in AHN configs: they must not enable HF's own SWA
     if getattr(model.config, "use_sliding_window", False):
         model.config.use_sliding_window = False

@@ -9,6 +9,7 @@ resumes. Under `torchrun`, rank r takes samples r, r+world, … and rank 0 merge
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -33,6 +34,8 @@ from tasks.prompting import prepare
 from tasks.registry import load_samples, task_settings
 from tasks.sample import Sample
 from tasks.scoring import score_detailed
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -174,7 +177,23 @@ def run_preset(preset: Preset, settings: RunSettings, out_dir: Path) -> Path:
         if world > 1:
             merge_shards(out_dir)
         write_summary(out_dir)
+        _warn_if_window_holds_everything(preset, out_dir)
     return out_dir
+
+
+def _warn_if_window_holds_everything(preset: Preset, out_dir: Path) -> None:
+    """Say once when sinks + window held every prompt: the method then ran exactly as full attention."""
+    if preset.window is None or preset.method == "full":
+        return
+    from harness.store import load_run
+
+    lengths = [r.get("prompt_tokens") for r in load_run(out_dir).records]
+    lengths = [n for n in lengths if isinstance(n, int)]
+    budget = (preset.sinks or 0) + preset.window
+    if lengths and max(lengths) <= budget:
+        log.warning("%s: sinks + window = %d tokens hold every prompt of this run (the longest has %d), so %s "
+                    "ran exactly as full attention; use longer tasks or a smaller --window to test the memory",
+                    preset.name, budget, max(lengths), preset.method)
 
 
 def run_presets(presets: list[Preset], settings: RunSettings) -> list[Path]:

@@ -149,7 +149,7 @@ def test_registered_under_its_name_without_hiding_lm_evals_models():
 
 def test_model_args_are_checked(tiny_dir):
     cls = bridge.lm_class()
-    with pytest.raises(TypeError, match="unknown model_args"):
+    with pytest.raises(ValueError, match="unknown model_args"):
         cls(pretrained=str(tiny_dir), bogus=1)
     with pytest.raises(ValueError, match="exactly one of"):
         cls(preset="tiny-swa", pretrained=str(tiny_dir))
