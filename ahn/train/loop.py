@@ -109,7 +109,12 @@ def check_base_family(path_or_config: Any) -> None:
     if isinstance(path_or_config, str | os.PathLike):
         from transformers import AutoConfig
 
-        config = AutoConfig.from_pretrained(str(path_or_config))
+        try:
+            config = AutoConfig.from_pretrained(str(path_or_config))
+        except (OSError, ValueError, KeyError) as e:
+            raise ConfigError(f"base={str(path_or_config)!r}: no readable model config there "
+                              f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); pass a local model "
+                              "folder (config.json + *.safetensors) or a Hub id") from None
     else:
         config = path_or_config
     model_type = getattr(config, "model_type", None)
@@ -124,8 +129,14 @@ def load_base(cfg: TrainConfig, device: torch.device, dtype: torch.dtype) -> tup
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     check_base_family(cfg.base)
-    tokenizer = AutoTokenizer.from_pretrained(cfg.base)
-    model = AutoModelForCausalLM.from_pretrained(cfg.base, dtype=dtype, attn_implementation="sdpa")
+    try:  # the boundary to transformers: a folder it cannot load is a config error, said in one line
+        tokenizer = AutoTokenizer.from_pretrained(cfg.base)
+        model = AutoModelForCausalLM.from_pretrained(cfg.base, dtype=dtype, attn_implementation="sdpa")
+    except Exception as e:
+        if not isinstance(e, OSError | ValueError | KeyError | RuntimeError) and type(e).__name__ != "SafetensorError":
+            raise
+        raise ConfigError(f"base={cfg.base!r}: cannot load the model ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else ''}); re-download or re-save it") from None
     return model.to(device).eval(), tokenizer
 
 
@@ -208,8 +219,10 @@ def _load_trainer_state(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, EOFError, RuntimeError, pickle.UnpicklingError, ValueError) as e:
-        raise ResumeError(f"cannot read the trainer state {path}: {str(e).splitlines()[0]} (only tensors and "
-                          "plain containers are loaded; resume=never starts afresh)") from None
+        lines = [x for x in str(e).splitlines() if x.strip()]
+        why = next((x for x in lines if "GLOBAL" in x), lines[0] if lines else type(e).__name__)
+        raise ResumeError(f"cannot read the trainer state {path}: {why} (a resume folder may hold only tensors "
+                          "and plain containers; resume=never starts afresh)") from None
     if not isinstance(state, dict):
         raise ResumeError(f"{path}: the trainer state is a {type(state).__name__}, not a dict")
     return state
