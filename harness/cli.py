@@ -192,6 +192,9 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
     presets = [resolve_tiny(resolve_model(n, args.method, args.sinks, args.window, args.ahn_checkpoint, args.chunk))
                for n in names]
     for preset in presets:
+        if preset.method == "full" and (args.window is not None or args.sinks is not None):
+            raise preflight.SettingsError(f"{preset.name} is full attention, which keeps every token: --window "
+                                          "and --sinks apply to the bounded methods (swa, ct-max, ct-avg, ahn-*)")
         build_method(preset)  # the method's own checks of sinks and window
         if preset.method.startswith("ahn") and not preset.ahn_checkpoint:
             raise preflight.SettingsError(f"{preset.name}: method {preset.method} needs an AHN checkpoint "

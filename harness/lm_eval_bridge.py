@@ -533,7 +533,12 @@ def main(argv: list[str] | None = None) -> None:
 
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
-    cli_evaluate()
+    try:
+        cli_evaluate()
+    except ValueError as exc:
+        if "Tasks not found" in str(exc):  # lm-eval names the bad task; say where the valid ones are listed
+            raise ValueError(f"{exc} (the valid names: python -m harness lm-eval ls tasks)") from exc
+        raise
 
 
 if __name__ == "__main__":

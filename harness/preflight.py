@@ -83,10 +83,17 @@ def check_writable_folder(folder: Path, flag: str = "--output") -> None:
 
 
 def check_writable_file(path: Path, flag: str = "--output") -> None:
-    """The folder of an output file accepts a write (the file itself is written later)."""
+    """An existing output file opens for writing (unchanged), or its folder accepts a new file."""
     path = Path(path)
     if path.is_dir():
         raise SettingsError(f"{flag} {path}: is a folder; pass a file name")
+    if path.exists():
+        try:
+            with open(path, "ab"):
+                return
+        except OSError as e:
+            raise SettingsError(f"{flag} {path}: cannot write it ({e.strerror or e}); pass a file you can "
+                                "write to") from None
     check_writable_folder(path.parent if str(path.parent) else Path("."), flag=f"{flag} {path}: its folder")
 
 
@@ -115,13 +122,25 @@ def _read_config(folder: Path, what: str) -> dict:
     return doc
 
 
+def _check_path_like(name: str, flag: str, what: str) -> None:
+    """A missing path that cannot be a Hub id (absolute, relative with ./ or ../, or a file) is an error now."""
+    p = Path(name)
+    if name.startswith(("/", "./", "../", "~")) or p.exists():
+        if p.exists() and not p.is_dir():
+            raise SettingsError(f"{flag} {name}: is a file; pass {what}")
+        raise SettingsError(f"{flag} {name}: no such folder; pass {what} or a Hub id (owner/name)")
+
+
 def check_model_folder(folder: str | os.PathLike, what: str = "model") -> None:
     """A local model folder transformers can load: a config and whole safetensors weights (index or single file)."""
     folder = Path(folder)
     if not folder.is_dir():
+        _check_path_like(str(folder), "--model", "a model folder")
         return  # a Hub id: checked when it is located
     _read_config(folder, what)
     weights = sorted(folder.glob("*.safetensors"))
+    if not weights and sorted(folder.glob("pytorch_model*.bin")):
+        return  # a torch pickle folder: transformers reads it with weights_only=True; no header to check
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         try:
@@ -144,6 +163,7 @@ def check_ahn_folder(folder: str | os.PathLike) -> None:
     """A local AHN checkpoint folder: config.json and a whole model.safetensors."""
     folder = Path(folder)
     if not folder.exists():
+        _check_path_like(str(folder), "--ahn-checkpoint", "an AHN checkpoint folder")
         return  # a Hub id: checked when it is located
     if not folder.is_dir():
         raise SettingsError(f"--ahn-checkpoint {folder}: not a folder; pass the checkpoint folder")
