@@ -191,10 +191,11 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
                                       "list presets), a Hub id (owner/name) or a local model folder")
     presets = [resolve_tiny(resolve_model(n, args.method, args.sinks, args.window, args.ahn_checkpoint, args.chunk))
                for n in names]
+    if all(p.method == "full" for p in presets) and (args.window is not None or args.sinks is not None):
+        raise preflight.SettingsError(f"{', '.join(p.name for p in presets)}: full attention keeps every token, so "
+                                      "--window and --sinks would be ignored; they apply to the bounded methods "
+                                      "(--method swa, ct-max, ct-avg, ahn-gdn, ahn-dn, ahn-mamba2)")
     for preset in presets:
-        if preset.method == "full" and (args.window is not None or args.sinks is not None):
-            raise preflight.SettingsError(f"{preset.name} is full attention, which keeps every token: --window "
-                                          "and --sinks apply to the bounded methods (swa, ct-max, ct-avg, ahn-*)")
         build_method(preset)  # the method's own checks of sinks and window
         if preset.method.startswith("ahn") and not preset.ahn_checkpoint:
             raise preflight.SettingsError(f"{preset.name}: method {preset.method} needs an AHN checkpoint "
