@@ -247,7 +247,11 @@ def _cmd_table(args) -> int:
 
     check_writable_file(args.output)
     text = paper_tables_markdown(results)
-    args.output.write_text(text)
+    try:
+        args.output.write_text(text)
+    except OSError as exc:
+        why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
+        raise ValueError(f"cannot write --output {args.output}: {why}") from exc
     print(text)
     print(f"(written to {args.output})", file=sys.stderr)
     return 0

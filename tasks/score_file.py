@@ -202,9 +202,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"harness score: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # the output could not be written
-        where = exc.filename or args.output
         why = "the disk is full" if exc.errno == 28 else (exc.strerror or str(exc))
-        print(f"harness score: error: cannot write --output {where}: {why}; pass a file you can write to",
+        if exc.filename and str(exc.filename) != str(args.output):
+            why += f" at {exc.filename}"
+        print(f"harness score: error: cannot write --output {args.output}: {why}; pass a file you can write to",
               file=sys.stderr)
         return 2
     for number, reason in report.skipped:
