@@ -140,18 +140,8 @@ def test_offline_hub_model_fails_at_once(capsys, monkeypatch):
     ],
 )
 def test_bad_input_is_named(argv, needle, capsys):
-    with pytest.raises(SystemExit) if argv[0] == "info" else _nullcontext():
-        code = main(argv)
-        assert code == 2
+    assert main(argv) == 2  # argparse's errors too: main returns 2, it does not raise SystemExit
     assert needle in capsys.readouterr().err
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def test_info_json_reproduces_table9_rows(capsys):
@@ -172,3 +162,71 @@ def test_info_json_reproduces_table9_rows(capsys):
                 value = got[key] / 1e15
                 assert abs(value - pub[field]) <= 0.01 + 1e-9, (preset, key, value, pub[field])
             assert abs(got["cache_bytes"] / 1e9 - pub["cache_GB"]) <= 0.01 + 1e-9, (preset, got["cache_bytes"])
+
+
+def _short_args(model_dir: Path, ahn_dir: Path, out: Path, *extra: str) -> list[str]:
+    return ["run", "--model", str(model_dir), "--method", "ahn-gdn", "--window", "200", "--sinks", "4",
+            "--chunk", "128", "--tasks", "synthetic:passkey@512", "--limit", "2", "--output", str(out),
+            "--no-progress", "--max-new-tokens", "2", "--ahn-checkpoint", str(ahn_dir), *extra]
+
+
+def test_records_carry_input_hashes_and_compare_refuses_another_seed(tiny_dir, ahn_ckpt, tmp_path, capsys):
+    """Must show 3 (issue 14): the hashes are of what was fed; runs of two seeds cannot be paired."""
+    import hashlib
+
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from tasks.prompting import prepare
+    from tasks.registry import load_samples, task_settings
+
+    a, b = tmp_path / "seed0", tmp_path / "seed7"
+    assert main(_short_args(tiny_dir, ahn_ckpt / "ahn", a)) == 0
+    assert main(_short_args(tiny_dir, ahn_ckpt / "ahn", b, "--seed", "7")) == 0
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    samples = {s.key: s for s in load_samples("synthetic:passkey@512", limit=2, tokenizer=tok, seed=0)}
+    for rec in load_run(a).records:
+        s = samples[rec["key"]]
+        p = prepare(s, tok, task_settings(s).truncation, rec["chat_template"])
+        assert rec["prompt_sha256"] == hashlib.sha256(p.text.encode("utf-8")).hexdigest()
+        assert rec["input_ids_sha256"] == hashlib.sha256(np.array(p.input_ids, dtype="<i8").tobytes()).hexdigest()
+        want = hashlib.sha256(json.dumps(s.answers, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+        assert rec["answers_sha256"] == want
+    capsys.readouterr()
+    assert main(["compare", str(a), str(b)]) == 2
+    err = capsys.readouterr().err
+    assert "2 of 2 shared sample keys differ" in err and "prompt_sha256" in err and "answers_sha256" in err
+    assert main(["compare", str(a), str(a)]) == 0
+
+
+def test_resume_refuses_changed_weights_and_names_the_file(tiny_dir, ahn_ckpt, tmp_path, capsys):
+    """Must show 4 (issue 14): new bytes behind the same --ahn-checkpoint or --model path refuse the resume."""
+    import hashlib
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    model_dir, ahn_dir, out = tmp_path / "model", tmp_path / "ahn", tmp_path / "run"
+    shutil.copytree(tiny_dir, model_dir)
+    shutil.copytree(ahn_ckpt / "ahn", ahn_dir)
+    args = _short_args(model_dir, ahn_dir, out)
+    assert main(args) == 0
+    weights = json.loads((out / "manifest.json").read_text())["weights"]
+    for role, folder in (("model", model_dir), ("ahn_checkpoint", ahn_dir)):
+        got = weights[role]["files"]["model.safetensors"]
+        assert got["sha256"] == hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+        assert got["size"] == (folder / "model.safetensors").stat().st_size
+    before = (out / "samples.jsonl").read_bytes()
+    os.utime(ahn_dir / "model.safetensors")  # same bytes, new mtime: still the same weights
+    assert main(args) == 0
+    for target in (ahn_dir / "model.safetensors", model_dir / "model.safetensors"):
+        original = target.read_bytes()
+        tensors = load_file(target)
+        save_file({k: v + 0.01 for k, v in tensors.items()}, target)
+        capsys.readouterr()
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert str(target) in err and "sha256" in err and "other weights" in err
+        assert (out / "samples.jsonl").read_bytes() == before  # nothing was mixed in
+        target.write_bytes(original)
+    assert main(args) == 0  # restored: resumes again
