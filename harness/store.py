@@ -2,7 +2,9 @@
 
 Layout::
 
-    RUN/manifest.json                  what was run (harness.provenance.make_manifest)
+    RUN/manifest.json                  what was run (harness.provenance.make_manifest), with the weight
+                                       fingerprints a resume checks (``weights``, harness.hashing)
+    RUN/.lock                          held while a process decides to create or resume the run
     RUN/samples.jsonl                  one object per sample, unique ``key``
     RUN/samples.rank{r}-of{w}.jsonl    one file per process of a sharded job, until merge_shards
 
@@ -13,6 +15,8 @@ Why it is shaped like this:
   ignore it, so a sample is never half-counted and never duplicated.
 * Resume is by sample key, independent of the number of processes: every process sees the keys done in every
   file of the folder, so a job restarted with a different world size skips exactly what is done.
+* Processes starting at one instant serialise on ``RUN/.lock``: one creates the run, the others resume it
+  (same settings, once its writer is gone) or are refused without writing anything.
 * Each process writes only its own file (an advisory lock stops two writers on one file), so shards need no
   coordination; ``merge_shards`` folds them into ``samples.jsonl`` atomically.
 * Duplicate keys (a retried failure, a crash between merge and cleanup) resolve deterministically: the last
