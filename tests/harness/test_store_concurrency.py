@@ -118,3 +118,21 @@ def test_writer_refused_while_the_run_is_open_records_no_resume(tmp_path: Path) 
         assert [o[1] for o in outcomes] == ["refused"] * 3
         assert (root / "manifest.json").read_bytes() == before
     assert [r["key"] for r in load_run(root).records] == ["a"]
+
+
+def test_refused_writer_leaves_an_in_flight_line_alone(tmp_path: Path) -> None:
+    """A process that is refused never truncates the tail the running writer is in the middle of writing."""
+    ctx = mp.get_context("fork")
+    manifest = make_manifest({"window": 480}, argv=["harness", "run"])
+    root = tmp_path / "run"
+    with RunStore.create_or_resume(root, manifest) as store:
+        store.append({"key": "a", "status": "ok"})
+        store._fh.write(b'{"key": "b", "stat')  # a line in flight: no newline yet
+        store._fh.flush()
+        before = (root / "samples.jsonl").read_bytes()
+        queue, start = ctx.Queue(), ctx.Barrier(1)
+        proc = ctx.Process(target=_writer, args=(root, manifest, 9, start, None, queue))
+        proc.start()
+        proc.join(timeout=60)
+        assert queue.get(timeout=10)[1] == "refused"
+        assert (root / "samples.jsonl").read_bytes() == before
