@@ -153,6 +153,54 @@ class AHNMethod(MemoryMethod):
         new_memory["state"] = state
         return rows, first
 
+    # ---- static decode (baselines.static_decode): the state and the window's write gates in fixed buffers ----
+    def static_memory(self, layer_idx, batch, layout, device, dtype):
+        fn = self.blocks[layer_idx].fn
+        state_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        memory = {"state": torch.zeros(fn.state_shape(batch), dtype=state_dtype, device=device)}
+        probe = fn.write_gates(torch.zeros(1, 1, fn.hidden_size, device=device, dtype=dtype))
+        for name in fn.gate_names:  # one gate ring per gate, aligned with the K/V ring
+            memory[f"gate:{name}"] = torch.zeros(batch, layout.ring, fn.num_heads, dtype=probe[name].dtype,
+                                                 device=device)
+        return memory
+
+    def load_static_memory(self, layer_idx, memory, row, layer, layout, nonsink_positions):
+        fn = self.blocks[layer_idx].fn
+        state = layer.memory.get("state")
+        memory["state"][row] = 0 if state is None else state[0].to(memory["state"].dtype)
+        ring_idx = nonsink_positions - layout.sinks
+        if layout.evicts:
+            ring_idx = ring_idx % layout.ring
+        for name in fn.gate_names:
+            ring = memory[f"gate:{name}"]
+            ring[row].zero_()
+            if name in layer.token_data:
+                ring[row][ring_idx] = layer.token_data[name][0].to(ring.dtype)
+
+    def static_memory_step(self, layer_idx, memory, layout, x, query, evicted_keys, evicted_values, slot,
+                           evicting, nonsink):
+        """The eager `absorb` for one token per row: write the evicted token (its gates come from the gate
+        ring), read with the query, keep the new token's gates in the slot the evicted token frees."""
+        fn = self.blocks[layer_idx].fn
+        rows = torch.arange(x.shape[0], device=x.device)
+        ring_idx = (slot - layout.sinks).clamp(min=0)
+        gates = {name: memory[f"gate:{name}"][rows, ring_idx][:, None] for name in fn.gate_names}
+        state = memory["state"]
+        out, new_state = self._read_write(fn, query, evicted_keys, evicted_values, gates, state, x)
+        state.copy_(torch.where(evicting[:, None, None, None], new_state.to(state.dtype), state))
+        for name, new in fn.write_gates(x).items():
+            ring = memory[f"gate:{name}"]
+            ring.index_put_((rows, ring_idx), torch.where(nonsink[:, None], new[:, 0].to(ring.dtype),
+                                                          ring[rows, ring_idx]))
+        return torch.where(evicting[:, None, None], out, torch.zeros_like(out))
+
+    def static_memory_nbytes(self, layer_idx, memory, row, n_nonsink, evicted_any):
+        fn = self.blocks[layer_idx].fn
+        gates = sum(memory[f"gate:{name}"][row, 0].numel() * memory[f"gate:{name}"].element_size()
+                    for name in fn.gate_names)
+        state = memory["state"][row].numel() * memory["state"].element_size() if evicted_any else 0
+        return n_nonsink * gates + state
+
 
 def _factory(cell: str | None = None):
     def make(**kwargs) -> AHNMethod:

@@ -160,3 +160,123 @@ def generate(
         cache_bytes_after_prefill=after_prefill, cache_bytes_final=cache.nbytes(), peak_mem_bytes=peak,
         stopped_by_eos=[bool(d) for d in done],
     )
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+class DecoderPool:
+    """Keeps the last `StaticDecoder` (and its captured graph) for reuse by the next batch of the same shape.
+
+    Only one is kept: a decoder's buffers are the size of B whole caches."""
+
+    def __init__(self, graphs: bool | None = None) -> None:
+        self.graphs = graphs
+        self._key: tuple | None = None
+        self._decoder = None
+        self.captures = 0
+
+    def get(self, model: nn.Module, method: MemoryMethod, batch: int, max_tokens: int, penalty: float):
+        from baselines.static_decode import StaticDecoder
+
+        layout = method.decode_layout(max_tokens)
+        key = (id(model), id(method), batch, layout, penalty)
+        if self._key != key:
+            self._decoder = None  # free the old buffers first
+            if model.device.type == "cuda":
+                torch.cuda.empty_cache()
+            self._decoder = StaticDecoder(model, method, batch, max_tokens, penalty, graphs=self.graphs)
+            self._decoder.capture()
+            self.captures += int(self._decoder._graph is not None)
+            self._key = key
+        return self._decoder
+
+
+def static_decode_supported(method: MemoryMethod) -> bool:
+    """True when `method` can decode through fixed buffers (`baselines.static_decode`)."""
+    return method.decode_layout(2) is not None
+
+
+@torch.no_grad()
+def generate_many(
+    model: nn.Module,
+    method: MemoryMethod,
+    prompts: list[torch.Tensor],
+    max_new_tokens: int | list[int],
+    chunk_size: int = 4096,
+    eos_token_id: int | list[int] | None = None,
+    repetition_penalty: float | None = None,
+    pool: DecoderPool | None = None,
+    batch: int | None = None,
+) -> list[GenerationResult]:
+    """Greedy generation for several prompts ([1, T_i] each): each is prefilled alone (chunked, as `generate`),
+    then all decode together, one token per row and step, through a `StaticDecoder`.
+
+    Per prompt the tokens equal `generate(...)` on that prompt alone (the static step computes the eager step's
+    function; ties of bf16 logits may break differently on a GPU). `prefill_s` is each prompt's own;
+    `decode_s` and `peak_mem_bytes` are the batch's, shared by its rows. `batch` pads the decoder to that many
+    rows (default: len(prompts)), so one captured graph serves batches of any size up to it."""
+    n = len(prompts)
+    if n == 0:
+        return []
+    news = [max_new_tokens] * n if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    if len(news) != n or any(not isinstance(m, int) or m < 0 for m in news):
+        raise ValueError(f"max_new_tokens must be an integer >= 0 (or one per prompt), got {max_new_tokens!r}")
+    rows = batch or n
+    if rows < n:
+        raise ValueError(f"batch of {rows} rows cannot hold {n} prompts")
+    default_eos, default_penalty = generation_defaults(model)
+    eos_ids = default_eos if eos_token_id is None else ([eos_token_id] if isinstance(eos_token_id, int)
+                                                        else list(eos_token_id))
+    penalty = default_penalty if repetition_penalty is None else float(repetition_penalty)
+    device = prompts[0].device
+    max_tokens = _round_up(max(int(p.shape[1]) for p in prompts) + max(news) + 1, 1024)
+    pool = pool if pool is not None else DecoderPool()
+    decoder = pool.get(model, method, rows, max_tokens, penalty)
+    decoder.reset()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    eos = set(eos_ids)
+    out: list[list[int]] = [[] for _ in range(n)]
+    done = [m == 0 for m in news]
+    stopped = [False] * n
+    prefill_s, after_prefill = [0.0] * n, [0] * n
+    for row, ids in enumerate(prompts):
+        cache = method.new_cache(model)
+        _sync(device)
+        t0 = time.perf_counter()
+        logits = prefill(model, method, cache, ids, chunk_size)
+        first = int(apply_repetition_penalty(logits, ids, penalty).argmax(-1)[0])
+        _sync(device)
+        prefill_s[row], after_prefill[row] = time.perf_counter() - t0, cache.nbytes()
+        if not done[row]:
+            if first in eos:
+                done[row] = stopped[row] = True
+            else:
+                out[row].append(first)
+                done[row] = len(out[row]) >= news[row]
+        decoder.load(row, cache, ids, first)
+        del cache, logits
+
+    _sync(device)
+    t1 = time.perf_counter()
+    while not all(done):
+        picked = decoder.step().tolist()
+        for row in range(n):
+            if done[row]:
+                continue
+            if picked[row] in eos:
+                done[row] = stopped[row] = True
+            else:
+                out[row].append(picked[row])
+                done[row] = len(out[row]) >= news[row]
+    _sync(device)
+    decode_s = time.perf_counter() - t1
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+    return [GenerationResult(tokens=[out[r]], prefill_s=prefill_s[r], decode_s=decode_s,
+                             prompt_tokens=int(prompts[r].shape[1]), cache_bytes_after_prefill=after_prefill[r],
+                             cache_bytes_final=decoder.row_nbytes(r), peak_mem_bytes=peak,
+                             stopped_by_eos=[stopped[r]])
+            for r in range(n)]

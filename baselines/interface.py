@@ -228,6 +228,50 @@ class MemoryMethod:
         return None
 
 
+    # ---- static decode (the fast path of `baselines.static_decode`) ----------------------------------
+    def decode_layout(self, max_tokens: int):
+        """Slots a request of at most `max_tokens` tokens needs in fixed decode buffers, or None when this
+        method's kept tokens are not "sinks + one sliding window" (then it decodes with the eager engine).
+
+        The base rule covers any subclass that keeps the base visibility (`raw_visible`, `keep_from`) and adds
+        no attended memory keys (`memory_keys`): full attention gets one slot per position, a bounded window
+        `sinks` slots plus a ring of `window` (fewer when the request can never fill it)."""
+        from baselines.static_decode import DecodeLayout
+
+        own = type(self)
+        if (own.raw_visible is not MemoryMethod.raw_visible or own.keep_from is not MemoryMethod.keep_from
+                or own.memory_keys is not MemoryMethod.memory_keys):
+            return None
+        if self.window is None:
+            return DecodeLayout(sinks=0, ring=max_tokens, evicts=False)
+        return DecodeLayout(sinks=self.sinks, ring=max(1, min(self.window, max_tokens - self.sinks)), evicts=True)
+
+    def static_memory(self, layer_idx: int, batch: int, layout, device: torch.device,
+                      dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        """Fixed per-layer buffers for what the method remembers besides the kept K/V (default: nothing)."""
+        return {}
+
+    def load_static_memory(self, layer_idx: int, memory: dict[str, torch.Tensor], row: int, layer: LayerMemory,
+                           layout, nonsink_positions: torch.Tensor) -> None:
+        """Copy one prefilled request's memory (`layer`, batch 1) into `row` of the buffers."""
+
+    def static_memory_step(self, layer_idx: int, memory: dict[str, torch.Tensor], layout, x: torch.Tensor,
+                           query: torch.Tensor, evicted_keys: torch.Tensor, evicted_values: torch.Tensor,
+                           slot: torch.Tensor, evicting: torch.Tensor, nonsink: torch.Tensor) -> torch.Tensor | None:
+        """One decode token per row, in place and without host syncs (the step is captured as a CUDA graph).
+
+        x [B,1,d] is the layer input after its norm, query [B,H,1,dh] the post-RoPE query; evicted_keys/values
+        [B,Hkv,1,dh] the K/V in `slot` [B] before the new token overwrites them, i.e. the token leaving the
+        window where `evicting` [B] is True; `nonsink` [B] says the new token is not a sink. Returns rows
+        [B,1,H*dh] to add to the attention output before o_proj (zero where nothing was read), or None."""
+        return None
+
+    def static_memory_nbytes(self, layer_idx: int, memory: dict[str, torch.Tensor], row: int, n_nonsink: int,
+                             evicted_any: bool) -> int:
+        """Bytes the eager cache would hold for this row's memory (for reports)."""
+        return 0
+
+
 class _EmptyCache(MemoryCache):
     """A cache with nothing kept, for stateless passes: every layer reads an empty LayerMemory."""
 

@@ -1,0 +1,267 @@
+"""Static decode: B requests decoded together through fixed buffers, the whole step as one CUDA graph.
+
+The eager engine (`baselines.engine.decode_step`: the stock modules, the registered attention function and a
+growing `MemoryCache`) is the reference; this is the fast path for the same function. A step reads the
+weights once for all B rows and launches one graph, so its time is close to the bytes it must read (weights +
+kept KV + memory state) over the memory bandwidth instead of ~40 launches per layer of host work.
+
+Layout. Every layer keeps its K/V in one preallocated buffer of `capacity` slots per row:
+* bounded methods (sinks + window W): slots [0, s) hold the sinks and [s, s + W) the window as a ring. The
+  token at position p ≥ s lives in slot s + (p − s) mod W, so a new token takes exactly the slot of the token
+  that leaves the window (p − W) in the same step. Softmax attention does not care about key order, so the ring
+  needs no rotation. The memory of the method (AHN: the recurrent state, and the write gates of window tokens
+  in a ring aligned with the K/V ring) is updated in place.
+* full attention: slot p for position p, up to the longest prompt + new tokens of the batch.
+A validity mask per row hides the slots not filled yet, so rows of different lengths decode together.
+
+One step, for every row at its own position: embed the last token, per layer norm → q/k/v → RoPE → (AHN: the
+evicted token's write and the query's read) → write the new K/V into its slot → attention over the buffer →
+o_proj → MLP; then the final norm, the LM head, the repetition penalty over the tokens seen, the greedy pick,
+and the bookkeeping for the next step (position, validity, tokens seen), all on the device. The eager step of
+the engine and this one compute the same function: `tests/baselines/test_static_decode.py` holds them equal in
+fp64 for every method with a static layout, per token, for B = 1 and mixed-length batches.
+
+What a method must say to use this path is in `MemoryMethod.decode_layout` and the `static_memory*` hooks
+(defaults: no memory beyond the kept tokens). Methods whose kept tokens are not "sinks + one window" (CT's
+pooled slots) return no layout and decode eagerly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from baselines.cache import MemoryCache
+from baselines.interface import MemoryMethod, decoder_layers
+
+ENV_SWITCH = "AHN_HARNESS_STEP_GRAPH"  # "0": replay nothing, run the static step eagerly (still fixed buffers)
+
+
+@dataclass(frozen=True)
+class DecodeLayout:
+    """Where a position's K/V lives: slots [0, sinks) for sinks, then a ring of `ring` slots (or, when
+    `evicts` is False, full attention: slot = position, no eviction)."""
+
+    sinks: int
+    ring: int
+    evicts: bool
+
+    @property
+    def capacity(self) -> int:
+        return self.sinks + self.ring
+
+    def slot(self, pos: torch.Tensor) -> torch.Tensor:
+        if not self.evicts:
+            return pos.clamp(max=self.capacity - 1)
+        return torch.where(pos < self.sinks, pos, self.sinks + (pos - self.sinks) % self.ring)
+
+    def evicting(self, pos: torch.Tensor) -> torch.Tensor:
+        """The token at `pos` pushes position pos − ring out of the window (bounded layouts only)."""
+        if not self.evicts:
+            return torch.zeros_like(pos, dtype=torch.bool)
+        return pos >= self.sinks + self.ring
+
+
+def decode_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor,
+                     scaling: float) -> torch.Tensor:
+    """One query per row and head over a slot buffer: query [B,H,1,dh], keys/values [B,Hkv,C,dh], bias
+    [B,1,C] (0 for a valid slot, −inf otherwise) → [B,H,1,dh].
+
+    GQA without copying K/V: the `rep` query heads of one KV head form the rows of one matrix product. Scores
+    and softmax in fp32 (as SDPA's kernels do), probabilities in the values' dtype for the second product."""
+    b, h, _, dh = query.shape
+    hkv, c = keys.shape[1], keys.shape[2]
+    rep = h // hkv
+    q = query.reshape(b * hkv, rep, dh)
+    k = keys.reshape(b * hkv, c, dh).transpose(1, 2)
+    if query.is_cuda and query.dtype in (torch.bfloat16, torch.float16):
+        scores = torch.bmm(q, k, out_dtype=torch.float32)
+    else:
+        scores = torch.bmm(q, k).float() if query.dtype != torch.float64 else torch.bmm(q, k)
+    scores = scores.view(b, hkv * rep, c) * scaling + bias
+    probs = scores.softmax(-1).to(values.dtype).view(b * hkv, rep, c)
+    out = torch.bmm(probs, values.reshape(b * hkv, c, dh))
+    return out.view(b, h, 1, dh)
+
+
+def graphs_enabled() -> bool:
+    return os.environ.get(ENV_SWITCH, "1") != "0"
+
+
+class StaticDecoder:
+    """Fixed buffers for `batch` rows of `capacity` tokens and the decode step over them.
+
+    Use: `reset()`, then `load(row, cache, seen_ids, first_token)` for each request after its prefill, then
+    `step()` repeatedly; each returns the next token of every row (rows not loaded decode a dummy and are
+    ignored). `graphs=None` replays the step as one CUDA graph on CUDA (AHN_HARNESS_STEP_GRAPH=0 turns that
+    off) and runs it eagerly elsewhere.
+    """
+
+    def __init__(self, model: nn.Module, method: MemoryMethod, batch: int, max_tokens: int,
+                 repetition_penalty: float = 1.0, graphs: bool | None = None) -> None:
+        layout = method.decode_layout(max_tokens)
+        if layout is None:
+            raise ValueError(f"{method!r} has no static decode layout; decode it with the eager engine")
+        if not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
+        self.model, self.method, self.layout, self.batch = model, method, layout, batch
+        self.penalty = float(repetition_penalty)
+        self.layers = decoder_layers(model)
+        cfg = model.config
+        p = next(model.parameters())
+        self.device, self.dtype = p.device, p.dtype
+        attn = self.layers[0].self_attn
+        self.head_dim = attn.head_dim
+        self.num_heads = cfg.num_attention_heads
+        self.num_kv = cfg.num_key_value_heads
+        self.scaling = float(attn.scaling)
+        self.rope = sys.modules[type(attn).__module__].apply_rotary_pos_emb
+        dev, b, c = self.device, batch, layout.capacity
+        self.k = [torch.zeros(b, self.num_kv, c, self.head_dim, device=dev, dtype=self.dtype) for _ in self.layers]
+        self.v = [torch.zeros_like(t) for t in self.k]
+        self.memory = [method.static_memory(i, b, layout, dev, self.dtype) for i in range(len(self.layers))]
+        self.valid = torch.zeros(b, c, dtype=torch.bool, device=dev)
+        self.pos = torch.zeros(b, dtype=torch.long, device=dev)
+        self.tok = torch.zeros(b, dtype=torch.long, device=dev)
+        self.seen = torch.zeros(b, cfg.vocab_size, dtype=torch.bool, device=dev)
+        self.next = torch.zeros(b, dtype=torch.long, device=dev)
+        self.logits = torch.zeros(b, cfg.vocab_size, dtype=torch.float32, device=dev)
+        self.rows = torch.arange(b, device=dev)
+        self._true = torch.ones(b, dtype=torch.bool, device=dev)
+        self.loaded = [False] * b
+        use = graphs_enabled() if graphs is None else graphs
+        self.graphs = bool(use) and self.device.type == "cuda"
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self.reset()
+
+    # ---- rows --------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Every row inactive: a dummy row sees slot 0 only, so it stays finite."""
+        for buffers in (self.k, self.v):
+            for t in buffers:
+                t.zero_()
+        for mem in self.memory:
+            for t in mem.values():
+                t.zero_()
+        self.valid.zero_()
+        self.valid[:, 0] = True
+        self.pos.zero_()
+        self.tok.zero_()
+        self.seen.zero_()
+        self.loaded = [False] * self.batch
+
+    def load(self, row: int, cache: MemoryCache, seen_ids: torch.Tensor, first_token: int) -> None:
+        """Put one prefilled request (a B = 1 cache) into `row`; `first_token` is the token it decodes next."""
+        if cache.layers[0].keys is None:
+            raise ValueError("load() needs a prefilled cache")
+        lay = self.layout
+        positions = cache.positions.to(self.device)
+        if cache.seen >= lay.capacity and not lay.evicts:
+            raise ValueError(f"prompt of {cache.seen} tokens does not fit {lay.capacity} slots")
+        slots = lay.slot(positions)
+        nonsink = positions[cache.sinks_kept:]  # the kept tokens that carry per-token data (AHN gates)
+        for i, lm in enumerate(cache.layers):
+            self.k[i][row].zero_()
+            self.v[i][row].zero_()
+            self.k[i][row][:, slots] = lm.keys[0].to(self.dtype)
+            self.v[i][row][:, slots] = lm.values[0].to(self.dtype)
+            self.method.load_static_memory(i, self.memory[i], row, lm, lay, nonsink)
+        self.valid[row] = False
+        self.valid[row, slots] = True
+        self.pos[row] = cache.seen
+        self.tok[row] = first_token
+        self.seen[row] = False
+        self.seen[row, seen_ids.reshape(-1).to(self.device)] = True
+        self.seen[row, first_token] = True
+        self.loaded[row] = True
+
+    def row_nbytes(self, row: int) -> int:
+        """Bytes the eager engine's cache would hold for this row now: the K/V of its filled slots and the
+        method's memory for them (computed from the buffers, which are preallocated at full size)."""
+        if not self.loaded[row]:
+            return 0
+        n = int(self.valid[row].sum())
+        n_nonsink = int(self.valid[row, self.layout.sinks:].sum()) if self.layout.evicts else n
+        per_token = sum(t[row, :, 0].numel() * t.element_size() for t in (*self.k, *self.v))
+        evicted_any = bool(self.layout.evicting(self.pos[row] - 1))
+        extra = sum(self.method.static_memory_nbytes(i, self.memory[i], row, n_nonsink, evicted_any)
+                    for i in range(len(self.layers)))
+        return n * per_token + extra
+
+    # ---- the step ----------------------------------------------------------------------------------
+    def _step(self) -> None:
+        """One token for every row; reads and writes only the fixed buffers (capturable)."""
+        model, lay, method = self.model, self.layout, self.method
+        pos = self.pos
+        slot = lay.slot(pos)
+        evicting = lay.evicting(pos)
+        nonsink = pos >= lay.sinks if lay.evicts else torch.ones_like(evicting)
+        self.valid.index_put_((self.rows, slot), self._true)
+        bias = torch.zeros(self.valid.shape, dtype=torch.float32, device=self.device)
+        bias = bias.masked_fill(~self.valid, float("-inf"))[:, None, :]
+        base = model.base_model
+        x = base.embed_tokens(self.tok[:, None])
+        cos, sin = base.rotary_emb(x, pos[:, None])
+        b, dh = self.batch, self.head_dim
+        for i, layer in enumerate(self.layers):
+            attn = layer.self_attn
+            h = layer.input_layernorm(x)
+            q = attn.q_proj(h).view(b, 1, -1, dh)
+            k = attn.k_proj(h).view(b, 1, -1, dh)
+            if hasattr(attn, "q_norm"):  # Qwen3: per-head RMSNorm before RoPE
+                q, k = attn.q_norm(q), attn.k_norm(k)
+            q, k = self.rope(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
+            v = attn.v_proj(h).view(b, 1, -1, dh).transpose(1, 2)
+            old_k, old_v = self.k[i][self.rows, :, slot], self.v[i][self.rows, :, slot]  # [B, Hkv, dh]
+            rows = method.static_memory_step(i, self.memory[i], lay, h, q, old_k[:, :, None], old_v[:, :, None],
+                                             slot, evicting, nonsink)
+            self.k[i][self.rows, :, slot] = k[:, :, 0]
+            self.v[i][self.rows, :, slot] = v[:, :, 0]
+            out = decode_attention(q, self.k[i], self.v[i], bias, self.scaling)
+            out = out.transpose(1, 2).reshape(b, 1, -1)
+            if rows is not None:
+                out = out + rows.to(out.dtype)
+            x = x + attn.o_proj(out)
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+        logits = model.lm_head(base.norm(x))[:, -1].float()
+        if self.penalty != 1.0:
+            picked = torch.where(logits < 0, logits * self.penalty, logits / self.penalty)
+            logits = torch.where(self.seen, picked, logits)
+        nxt = logits.argmax(-1)
+        self.logits.copy_(logits)
+        self.next.copy_(nxt)
+        self.seen.index_put_((self.rows, nxt), self._true)
+        self.tok.copy_(nxt)
+        self.pos.add_(1)
+
+    @torch.no_grad()
+    def capture(self) -> None:
+        """Record the step as one CUDA graph (warm-up on a side stream first), then clear the rows."""
+        if not self.graphs or self._graph is not None:
+            return
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                self._step()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._step()
+        self._graph = graph
+        self.reset()
+
+    @torch.no_grad()
+    def step(self) -> torch.Tensor:
+        """Decode one token for every row; returns the picked tokens [B] (on the device)."""
+        if self.graphs:
+            if self._graph is None:
+                raise RuntimeError("capture() before loading rows: capture runs the step on the buffers")
+            self._graph.replay()
+        else:
+            self._step()
+        return self.next

@@ -1,0 +1,201 @@
+"""Where does a long prefill go? A torch-profiler breakdown and attention / memory-kernel microbenchmarks.
+
+On the Qwen2.5-3B shape with random bf16 weights (as `scripts/bench_gpu.py`), for each method: one warm-up
+prefill (compiles FlexAttention and the fla kernels), then a profiled prefill of `--length` tokens. Prints the
+top kernels by GPU time, the GPU-busy time against the wall time (the rest is host work and launch gaps), and
+microbenchmarks of the attention variants one chunk of the prefill can use. Writes everything as JSON lines
+to `--out` (default stdout only).
+
+    python scripts/profile_prefill.py --length 131072 --methods ahn-gdn,swa,full --out prof.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_gpu import build_model, make, randomize_ahn  # noqa: E402
+
+
+def emit(out, rec: dict) -> None:
+    line = json.dumps(rec)
+    print(line, flush=True)
+    if out is not None:
+        out.write(line + "\n")
+        out.flush()
+
+
+def cuda_ms(fn, reps: int = 7, warmup: int = 2) -> tuple[float, float]:
+    """Median and spread (max - min) in ms of `fn()` timed with CUDA events."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times), max(times) - min(times)
+
+
+def profile_method(model, name: str, length: int, chunk: int, top: int, out) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    from baselines import attach
+    from baselines.engine import prefill
+
+    method = make(name)
+    with attach(model, method):
+        if name.startswith("ahn"):
+            randomize_ahn(method)
+        warm = torch.randint(0, 151000, (1, 128 + 32640 + 2 * chunk + 17), device="cuda")
+        prefill(model, method, method.new_cache(model), warm, chunk_size=chunk)
+        ids = torch.randint(0, 151000, (1, length), device="cuda")
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        prefill(model, method, method.new_cache(model), ids, chunk_size=chunk)
+        torch.cuda.synchronize()
+        plain = time.perf_counter() - t0
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            t0 = time.perf_counter()
+            prefill(model, method, method.new_cache(model), ids, chunk_size=chunk)
+            torch.cuda.synchronize()
+            wall = time.perf_counter() - t0
+    events = [e for e in prof.key_averages() if e.device_type.name == "CUDA" or e.self_device_time_total > 0]
+    kernels = sorted(events, key=lambda e: e.self_device_time_total, reverse=True)
+    busy = sum(e.self_device_time_total for e in kernels) / 1e6
+    rows = [{"name": e.key[:90], "gpu_ms": e.self_device_time_total / 1e3, "calls": e.count} for e in kernels[:top]]
+    cpu = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:12]
+    emit(out, {"profile": name, "length": length, "chunk": chunk, "wall_s": wall, "wall_unprofiled_s": plain,
+               "gpu_busy_s": busy, "top_kernels": rows,
+               "top_cpu": [{"name": e.key[:80], "cpu_ms": e.self_cpu_time_total / 1e3, "calls": e.count}
+                           for e in cpu]})
+    print(f"\n== {name} {length} tokens chunk {chunk}: wall {wall:.2f} s (unprofiled {plain:.2f} s), "
+          f"GPU busy {busy:.2f} s", flush=True)
+    for r in rows:
+        print(f"  {r['gpu_ms']:9.1f} ms  {r['calls']:6d}  {r['name']}")
+
+
+def attention_micro(out) -> None:
+    """One chunk's attention: FlexAttention (the engine's path) vs SDPA variants, and the fla memory kernels."""
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.nn.attention.bias import causal_lower_right
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    flex = torch.compile(flex_attention)
+    H, Hkv, dh = 16, 2, 128
+
+    def rnd(*shape):
+        return torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
+
+    for c, n_old, sinks, window in ((4096, 32768, 128, 32640), (4096, 126976, 0, 1 << 40),
+                                    (16384, 32768, 128, 32640), (16384, 114688, 0, 1 << 40)):
+        kv = n_old + c
+        q, k, v = rnd(1, H, c, dh), rnd(1, Hkv, kv, dh), rnd(1, Hkv, kv, dh)
+        first = 4 * window if window < (1 << 39) else 0  # positions of the non-sink run
+        n_s = sinks
+
+        def mask_mod(b, h, qi, ki, n_s=n_s, first=first, n_old=n_old, sinks=sinks, window=window):
+            pos = torch.where(ki < n_s, ki, ki - n_s + first)
+            t = qi + first + n_old - n_s
+            return (pos <= t) & ((pos < sinks) | (t - pos < window))
+
+        bm = create_block_mask(mask_mod, None, None, c, kv, device="cuda", _compile=True)
+        useful = 0  # attention FLOPs of the visible pairs only
+        vis_per_q = min(window, n_old + 1) + (sinks if window < (1 << 39) else 0)
+        useful = 4 * c * vis_per_q * H * dh
+        rec = {"micro": "attention", "chunk": c, "kv": kv, "windowed": window < (1 << 39)}
+        ms, sp = cuda_ms(lambda: flex(q, k, v, block_mask=bm, enable_gqa=True))  # noqa: B023 (called at once)
+        rec["flex_ms"], rec["flex_spread"], rec["flex_tflops"] = ms, sp, useful / ms / 1e9
+        if window >= (1 << 39):
+            bias = causal_lower_right(c, kv)
+            for label, backend in (("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION),
+                                   ("efficient", SDPBackend.EFFICIENT_ATTENTION)):
+                try:
+                    with sdpa_kernel(backend):
+                        kk = k if label == "flash" else k.repeat_interleave(H // Hkv, 1)
+                        vv = v if label == "flash" else v.repeat_interleave(H // Hkv, 1)
+                        ms, sp = cuda_ms(lambda kk=kk, vv=vv, label=label, q=q, bias=bias: F.scaled_dot_product_attention(
+                            q, kk, vv, attn_mask=bias, enable_gqa=label == "flash"))
+                    rec[f"{label}_lr_ms"], rec[f"{label}_lr_tflops"] = ms, useful / ms / 1e9
+                except Exception as exc:  # noqa: BLE001 - report which backends cannot run this
+                    rec[f"{label}_lr_error"] = f"{type(exc).__name__}: {str(exc)[:120]}"
+        emit(out, rec)
+
+    # one-shot causal over 131,072 tokens (what stock transformers + SDPA does for full attention)
+    n = 131072
+    q, k, v = rnd(1, H, n, dh), rnd(1, Hkv, n, dh), rnd(1, Hkv, n, dh)
+    useful = 4 * n * n / 2 * H * dh
+    rec = {"micro": "attention_oneshot_causal", "tokens": n}
+    for label, backend in (("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)):
+        try:
+            with sdpa_kernel(backend):
+                ms, sp = cuda_ms(lambda label=label: F.scaled_dot_product_attention(
+                    q, k if label == "flash" else k.repeat_interleave(8, 1),
+                    v if label == "flash" else v.repeat_interleave(8, 1), is_causal=True,
+                    enable_gqa=label == "flash"), reps=3, warmup=1)
+            rec[f"{label}_ms"], rec[f"{label}_tflops"] = ms, useful / ms / 1e9
+        except Exception as exc:  # noqa: BLE001
+            rec[f"{label}_error"] = f"{type(exc).__name__}: {str(exc)[:120]}"
+    emit(out, rec)
+    del q, k, v
+
+    # fla gated delta rule on one chunk of evicted tokens (16 heads of 128, fp32 state in and out)
+    from fla.ops.gated_delta_rule import chunk_gated_delta_rule
+
+    for t in (4096, 16384):
+        q, k, v = rnd(1, t, H, dh), rnd(1, t, H, dh), rnd(1, t, H, dh)
+        q, k = F.normalize(q.float(), dim=-1).bfloat16(), F.normalize(k.float(), dim=-1).bfloat16()
+        beta = torch.rand(1, t, H, device="cuda", dtype=torch.bfloat16)
+        g = -torch.rand(1, t, H, device="cuda") * 0.01
+        s0 = torch.zeros(1, H, dh, dh, device="cuda")
+        ms, sp = cuda_ms(lambda q=q, k=k, v=v, beta=beta, g=g, s0=s0: chunk_gated_delta_rule(
+            q=q, k=k, v=v, beta=beta, g=g, initial_state=s0, output_final_state=True))
+        emit(out, {"micro": "fla_chunk_gdn", "tokens": t, "ms": ms, "spread": sp})
+
+
+def checks(out) -> None:
+    a = torch.randn(2, 8, 128, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(2, 128, 4096, device="cuda", dtype=torch.bfloat16)
+    rec = {"check": "bmm_out_dtype"}
+    try:
+        r = torch.bmm(a, b, out_dtype=torch.float32)
+        rec["ok"] = str(r.dtype)
+    except Exception as exc:  # noqa: BLE001
+        rec["error"] = f"{type(exc).__name__}: {str(exc)[:160]}"
+    emit(out, rec)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--length", type=int, default=131072)
+    p.add_argument("--chunk", type=int, default=4096)
+    p.add_argument("--methods", default="ahn-gdn,swa,full")
+    p.add_argument("--top", type=int, default=25)
+    p.add_argument("--out", type=Path)
+    p.add_argument("--skip-micro", action="store_true")
+    args = p.parse_args()
+    out = args.out.open("a") if args.out else None
+    emit(out, {"device": torch.cuda.get_device_name(), "torch": torch.__version__})
+    checks(out)
+    if not args.skip_micro:
+        attention_micro(out)
+    model = build_model()
+    for name in args.methods.split(","):
+        profile_method(model, name, args.length, args.chunk, args.top, out)
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""The static decode step (fixed buffers, one graph on CUDA) against the eager engine, its reference.
+
+Both compute the same function in a different order of operations, so in fp64 they agree to ~1e-12; the bound
+1e-9 leaves three orders of magnitude for rounding and none for a wrong token, position or memory update.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ahn.method import AHNMethod
+from baselines import attach, make_method
+from baselines.engine import (
+    DecoderPool,
+    decode_step,
+    generate,
+    generate_many,
+    prefill,
+    static_decode_supported,
+)
+from baselines.methods import method_names
+from baselines.static_decode import DecodeLayout, StaticDecoder, decode_attention
+from tests.tiny_models import FAMILIES, randomize_ahn, tiny_model
+
+TOL = 1e-9  # fp64: see the module docstring
+
+
+def _method(name: str, sinks: int, window: int):
+    if name == "full":
+        return make_method("full")
+    if name.startswith("ct"):
+        return make_method(name, sinks=sinks, window=window, slots=3)
+    return make_method(name, sinks=sinks, window=window)
+
+
+def _all_methods() -> list[str]:
+    import ahn.method  # noqa: F401  (registers the AHN methods)
+
+    return [m for m in method_names() if m != "ahn"]
+
+
+def _static_methods() -> list[str]:
+    return [m for m in _all_methods() if static_decode_supported(_method(m, 3, 10))]
+
+
+def test_static_layout_covers_the_bounded_and_full_methods():
+    assert set(_static_methods()) >= {"full", "swa", "ahn-gdn", "ahn-dn", "ahn-mamba2"}
+    assert not static_decode_supported(_method("ct-max", 3, 10))  # pooled slots: eager decode
+
+
+def test_decode_attention_equals_masked_softmax():
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(3, 4, 1, 8, generator=g, dtype=torch.float64)
+    k = torch.randn(3, 2, 7, 8, generator=g, dtype=torch.float64)
+    v = torch.randn(3, 2, 7, 8, generator=g, dtype=torch.float64)
+    valid = torch.rand(3, 7, generator=g) > 0.4
+    valid[:, 0] = True
+    bias = torch.zeros(3, 7, dtype=torch.float64).masked_fill(~valid, float("-inf"))[:, None]
+    out = decode_attention(q, k, v, bias, 0.3)
+    kk, vv = k.repeat_interleave(2, 1), v.repeat_interleave(2, 1)
+    scores = (q @ kk.transpose(-1, -2)) * 0.3
+    scores = scores.masked_fill(~valid[:, None, None], float("-inf"))
+    ref = scores.softmax(-1) @ vv
+    assert (out - ref).abs().max().item() < 1e-12
+
+
+def test_ring_layout_puts_the_new_token_where_the_evicted_one_was():
+    lay = DecodeLayout(sinks=3, ring=10, evicts=True)
+    pos = torch.arange(0, 40)
+    slot = lay.slot(pos)
+    assert slot[:3].tolist() == [0, 1, 2]
+    for p in range(13, 40):  # token p evicts p - 10, same slot
+        assert slot[p] == slot[p - 10]
+        assert bool(lay.evicting(torch.tensor(p)))
+    assert not bool(lay.evicting(torch.tensor(12)))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("name", ["full", "swa", "ahn-gdn", "ahn-dn", "ahn-mamba2"])
+@pytest.mark.parametrize("T", [8, 21])
+def test_static_step_equals_eager_step_token_by_token(family, name, T):
+    """Prefill inside the window (decode then crosses its edge) or past it, then decode: the static step's
+    logits equal the eager engine's at every token, for the tokens the eager path picks (greedy, repetition
+    penalty on)."""
+    model = tiny_model(family, dtype=torch.float64)
+    sinks, window, steps = 3, 10, 14
+    ids = torch.randint(0, 300, (1, T), generator=torch.Generator().manual_seed(4))
+    method = _method(name, sinks, window)
+    with attach(model, method):
+        if isinstance(method, AHNMethod):
+            randomize_ahn(method)
+        cache = method.new_cache(model)
+        logits = prefill(model, method, cache, ids, chunk_size=6)
+        first = int(logits.argmax(-1))
+        decoder = StaticDecoder(model, method, batch=2, max_tokens=T + steps + 1, repetition_penalty=1.3)
+        decoder.reset()
+        ref_cache = method.new_cache(model)
+        prefill(model, method, ref_cache, ids, chunk_size=6)
+        decoder.load(1, cache, ids, first)
+        seen = torch.cat([ids, torch.tensor([[first]])], 1)
+        tok = first
+        for step in range(steps):
+            eager = decode_step(model, method, ref_cache, torch.tensor([tok]))
+            from baselines.engine import apply_repetition_penalty
+
+            eager = apply_repetition_penalty(eager, seen, 1.3)
+            picked = decoder.step()
+            assert (decoder.logits[1] - eager[0]).abs().max().item() <= TOL * eager.abs().max().item(), step
+            tok = int(eager.argmax(-1))
+            assert int(picked[1]) == tok
+            seen = torch.cat([seen, torch.tensor([[tok]])], 1)
+        assert decoder.row_nbytes(1) == ref_cache.nbytes()
+
+
+@pytest.mark.parametrize("name", ["full", "swa", "ahn-gdn", "ahn-mamba2", "ct-avg"])
+def test_generate_many_equals_generate_per_prompt(name):
+    """Mixed prompt lengths (inside and past the window) decoded together give each prompt's own tokens."""
+    model = tiny_model("qwen2", dtype=torch.float64)
+    method = _method(name, 3, 10)
+    prompts = [torch.randint(0, 300, (1, T), generator=torch.Generator().manual_seed(T)) for T in (5, 31, 12, 44)]
+    with attach(model, method):
+        if isinstance(method, AHNMethod):
+            randomize_ahn(method)
+        ones = [generate(model, method, p, max_new_tokens=9, chunk_size=8, eos_token_id=[7, 11],
+                         repetition_penalty=1.2) for p in prompts]
+        if not static_decode_supported(method):
+            with pytest.raises(ValueError, match="no static decode layout"):
+                generate_many(model, method, prompts, 9, chunk_size=8, eos_token_id=[7, 11])
+            return
+        pool = DecoderPool()
+        many = generate_many(model, method, prompts, 9, chunk_size=8, eos_token_id=[7, 11],
+                             repetition_penalty=1.2, pool=pool, batch=6)
+        again = generate_many(model, method, prompts[:2], 9, chunk_size=8, eos_token_id=[7, 11],
+                              repetition_penalty=1.2, pool=pool, batch=6)
+    for one, got in zip(ones, many):
+        assert got.tokens == one.tokens
+        assert got.stopped_by_eos == one.stopped_by_eos
+        assert got.cache_bytes_after_prefill == one.cache_bytes_after_prefill
+        assert got.cache_bytes_final == one.cache_bytes_final
+    assert [r.tokens for r in again] == [r.tokens for r in many[:2]]
+
+
+def test_a_token_that_hits_eos_first_and_zero_new_tokens():
+    model = tiny_model("qwen2", dtype=torch.float64)
+    method = make_method("swa", sinks=2, window=6)
+    prompt = torch.randint(0, 300, (1, 9), generator=torch.Generator().manual_seed(1))
+    with attach(model, method):
+        first = int(prefill(model, method, method.new_cache(model), prompt).argmax(-1))
+        (hit,) = generate_many(model, method, [prompt], 5, eos_token_id=first)
+        (none,) = generate_many(model, method, [prompt], 0)
+    assert hit.tokens == [[]] and hit.stopped_by_eos == [True]
+    assert none.tokens == [[]] and none.stopped_by_eos == [False]
+
+
+def test_every_registered_method_either_has_a_layout_or_decodes_eagerly():
+    for name in _all_methods():
+        method = _method(name, 3, 10)
+        layout = method.decode_layout(100)
+        assert layout is None or layout.capacity <= 100 or layout.evicts, name
