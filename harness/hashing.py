@@ -25,10 +25,15 @@ import numpy as np
 
 RECORD_HASH_KEYS = ("prompt_sha256", "input_ids_sha256", "answers_sha256")
 
-# The files the loaders read from a model folder (transformers' config, tokenizer and safetensors weights)
-# or an AHN checkpoint; Hub downloads fetch only these, and run manifests fingerprint exactly these.
+# The files the loaders read from a model folder (transformers' config, tokenizer and safetensors weights, one
+# file or shards with their index) or an AHN checkpoint (config.json + model.safetensors). Hub downloads fetch
+# only these (no .bin / .pth / consolidated / GGUF duplicates), and run manifests fingerprint exactly these.
+# Patterns without a "/" match top-level files only, as fnmatch and the Hub client apply them.
 LOADER_FILE_PATTERNS: tuple[str, ...] = (
-    "*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.tiktoken",
+    "config.json", "generation_config.json",
+    "model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json",
+    "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "added_tokens.json",
+    "vocab.json", "vocab.txt", "merges.txt", "*.tiktoken", "chat_template.jinja", "chat_template.json",
 )
 
 

@@ -230,3 +230,47 @@ def test_resume_refuses_changed_weights_and_names_the_file(tiny_dir, ahn_ckpt, t
         assert (out / "samples.jsonl").read_bytes() == before  # nothing was mixed in
         target.write_bytes(original)
     assert main(args) == 0  # restored: resumes again
+
+
+def test_a_window_holding_every_prompt_is_said_once(tiny_dir, ahn_ckpt, tmp_path, capsys):
+    """Issue 14, defect 4: sinks + window larger than every prompt is full attention; the run says so once."""
+    args = _short_args(tiny_dir, ahn_ckpt / "ahn", tmp_path / "wide")
+    args[args.index("--window") + 1] = "4000"
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert err.count("hold every prompt") == 1 and "4004 tokens" in err and "full attention" in err
+    assert main(_short_args(tiny_dir, ahn_ckpt / "ahn", tmp_path / "narrow")) == 0
+    assert "hold every prompt" not in capsys.readouterr().err
+
+
+def test_hub_downloads_fetch_only_the_files_the_loaders_read(monkeypatch):
+    """Must show 5 (issue 14): locate() passes allow_patterns, cached lookup and download alike."""
+    import fnmatch
+
+    import huggingface_hub
+
+    from harness import loading
+
+    calls = []
+
+    def fake_snapshot_download(repo_id, **kwargs):
+        calls.append(kwargs)
+        if kwargs.get("local_files_only"):
+            raise FileNotFoundError("not cached")
+        return "/nonexistent/snapshot"
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert loading.locate("Qwen/Qwen2.5-3B-Instruct") == "/nonexistent/snapshot"
+    assert len(calls) == 2 and all(c.get("allow_patterns") for c in calls)
+    patterns = calls[-1]["allow_patterns"]
+
+    def fetched(name: str) -> bool:
+        return any(fnmatch.fnmatch(name, p) for p in patterns)
+
+    read = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json",
+            "merges.txt", "model.safetensors.index.json", "model-00001-of-00002.safetensors", "chat_template.jinja"]
+    skipped = ["pytorch_model.bin", "model.pth", "model.gguf", "onnx/model.onnx", "original/consolidated.00.pth",
+               "flax_model.msgpack", "tf_model.h5", "consolidated.safetensors", "original/config.json"]
+    assert all(fetched(n) for n in read), [n for n in read if not fetched(n)]
+    assert not any(fetched(n) for n in skipped), [n for n in skipped if fetched(n)]
