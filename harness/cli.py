@@ -304,6 +304,8 @@ def error_message(exc: BaseException) -> str | None:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             return f"cannot write {exc.filename}: the disk is full ({exc.strerror})"
         return f"{exc.filename}: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full ({exc.strerror}); free space or pass another --output"
     if isinstance(exc, ValueError | OSError):
         return str(exc) or type(exc).__name__
     if type(exc).__name__ in ("ModelUnavailableError", "SafetensorError"):
