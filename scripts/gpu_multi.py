@@ -190,7 +190,8 @@ def device_info() -> dict[str, Any]:
     import torch
     import transformers
 
-    info: dict[str, Any] = {"torch": torch.__version__, "transformers": transformers.__version__}
+    # plain strings (torch.__version__ is a TorchVersion): the saved report must load with weights_only=True
+    info: dict[str, Any] = {"torch": str(torch.__version__), "transformers": transformers.__version__}
     try:
         import fla  # type: ignore[import-not-found]
 

@@ -100,9 +100,12 @@ def _full_disk(monkeypatch: pytest.MonkeyPatch, _w: Path) -> None:
 
 
 def _no_lm_eval(monkeypatch: pytest.MonkeyPatch, _w: Path) -> None:
+    import functools
+
     from harness import lm_eval_bridge
 
-    lm_eval_bridge.lm_class.cache_clear()
+    # a fresh cache for this test only: the registered class of the session stays what it was
+    monkeypatch.setattr(lm_eval_bridge, "lm_class", functools.cache(lm_eval_bridge.lm_class.__wrapped__))
     for name in [m for m in sys.modules if m == "lm_eval" or m.startswith("lm_eval.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "lm_eval", None)  # import lm_eval -> ImportError
