@@ -242,7 +242,7 @@ def generate_many(
     out: list[list[int]] = [[] for _ in range(n)]
     done = [m == 0 for m in news]
     stopped = [False] * n
-    prefill_s, after_prefill = [0.0] * n, [0] * n
+    prefill_s, after_prefill, final = [0.0] * n, [0] * n, [0] * n
     for row, ids in enumerate(prompts):
         cache = method.new_cache(model)
         _sync(device)
@@ -258,6 +258,8 @@ def generate_many(
                 out[row].append(first)
                 done[row] = len(out[row]) >= news[row]
         decoder.load(row, cache, ids, first)
+        if done[row]:  # as in `generate`, a token that ends the row is never fed
+            final[row] = decoder.row_nbytes(row)
         del cache, logits
 
     _sync(device)
@@ -272,11 +274,13 @@ def generate_many(
             else:
                 out[row].append(picked[row])
                 done[row] = len(out[row]) >= news[row]
+            if done[row]:  # the bytes the eager cache holds when this row stops (later steps are padding)
+                final[row] = decoder.row_nbytes(row)
     _sync(device)
     decode_s = time.perf_counter() - t1
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     return [GenerationResult(tokens=[out[r]], prefill_s=prefill_s[r], decode_s=decode_s,
                              prompt_tokens=int(prompts[r].shape[1]), cache_bytes_after_prefill=after_prefill[r],
-                             cache_bytes_final=decoder.row_nbytes(r), peak_mem_bytes=peak,
+                             cache_bytes_final=final[r], peak_mem_bytes=peak,
                              stopped_by_eos=[stopped[r]])
             for r in range(n)]

@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed of the synthetic tasks")
     run.add_argument("--retry-failed", action="store_true", help="rerun samples recorded as failed")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--decode", default="auto", choices=["auto", "eager", "static"],
+                     help="auto: the static step (fixed buffers, one CUDA graph per step, samples batched) on a GPU "
+                          "for methods that have one, the eager engine elsewhere")
+    run.add_argument("--batch-size", type=int, help="samples decoded together with --decode static "
+                                                    "(default: from free GPU memory, at most 16; 1 on the CPU)")
 
     lst = sub.add_parser("list", help="presets, methods and task families")
     lst.add_argument("what", nargs="?", default="all", choices=["all", "presets", "methods", "tasks"])
@@ -225,7 +230,7 @@ def _cmd_run(args) -> int:
                            device=args.device, dtype=args.dtype, chat_template=args.chat_template,
                            max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,
                            prompt_set=args.prompt_set, retry_failed=args.retry_failed,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, decode=args.decode, batch_size=args.batch_size)
     dirs = run_presets(presets, settings)
     print(f"results: {output}")
     for d in dirs:

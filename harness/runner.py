@@ -3,7 +3,7 @@
 Each sample: prompt prepared exactly as its benchmark says (format → truncate → chat template), greedy
 generation through the memory method, the official-parity score, analytic costs (paper convention and this
 implementation's), the cache bytes measured on the live cache, times and peak memory. Every result line is
-fsynced before the next sample starts, so a crash loses at most the sample in flight; the same command
+fsynced as soon as its sample (or its decode batch) ends, so a crash loses at most the batch in flight; the same command
 resumes. Under `torchrun`, rank r takes samples r, r+world, … and rank 0 merges the shards.
 """
 
@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from baselines.costs import estimate
-from baselines.engine import generate
+from baselines.engine import DecoderPool, generate, generate_many, static_decode_supported
 from baselines.model_configs import ModelDims
 from harness.buckets import bucket_of
 from harness.hashing import record_hashes
@@ -53,7 +53,19 @@ class RunSettings:
     prompt_set: str = "open"
     retry_failed: bool = False
     progress: bool = True
+    decode: str = "auto"  # auto | eager | static (see `decode_plan`)
+    batch_size: int | None = None  # rows of the static decoder (None: from free memory)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.decode not in DECODE_MODES:
+            raise ValueError(f"decode must be one of {', '.join(DECODE_MODES)}, got {self.decode!r}")
+        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
+            raise ValueError(f"batch size must be an integer >= 1, got {self.batch_size!r}")
+
+
+DECODE_MODES = ("auto", "eager", "static")
+MAX_AUTO_BATCH = 16
 
 
 def _dist() -> tuple[int, int]:
@@ -87,8 +99,8 @@ def _dims(model) -> ModelDims:
     return ModelDims.from_hf_config(model.config)
 
 
-def run_sample(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDims) -> dict[str, Any]:
-    """One sample end to end; never raises for a sample-level failure (recorded as status=failed)."""
+def _prepare_record(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDims):
+    """The prompt as its benchmark prepares it, and the record's fields known before generation."""
     task = task_settings(sample)
     chat = _chat(settings.chat_template, task.chat_template)
     prepared = prepare(sample, lo.tokenizer, task.truncation, chat)
@@ -112,16 +124,17 @@ def run_sample(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDim
         "cache_bytes_paper": cost.cache_bytes, "cache_bytes_actual": cost.cache_bytes_actual,
         "params_extra": cost.params_extra,
     })
-    ids = torch.tensor([prepared.input_ids], device=lo.device)
-    try:
-        result = generate(lo.model, lo.method, ids, max_new_tokens=max_new, chunk_size=p.chunk_size,
-                          repetition_penalty=settings.repetition_penalty)
-    except torch.OutOfMemoryError as exc:
-        if lo.device.type == "cuda":
-            torch.cuda.empty_cache()
-        record.update(status="failed", error=f"out of memory: {str(exc).splitlines()[0]}", score=None,
-                      prediction=None)
-        return record
+    return record, torch.tensor([prepared.input_ids], device=lo.device), max_new
+
+
+def _failed(record: dict[str, Any], exc: BaseException, lo: Loaded) -> dict[str, Any]:
+    if lo.device.type == "cuda":
+        torch.cuda.empty_cache()
+    record.update(status="failed", error=f"out of memory: {str(exc).splitlines()[0]}", score=None, prediction=None)
+    return record
+
+
+def _finish_record(record: dict[str, Any], result, lo: Loaded, sample: Sample, batch: int) -> dict[str, Any]:
     prediction = lo.tokenizer.decode(result.tokens[0], skip_special_tokens=True)
     scored = score_detailed(sample.task, prediction, sample.answers, sample.extra)
     record.update({
@@ -132,8 +145,68 @@ def run_sample(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDim
         "peak_mem_bytes": result.peak_mem_bytes,
         "cache_bytes_measured": result.cache_bytes_after_prefill,
         "cache_bytes_measured_final": result.cache_bytes_final,
+        "decode_batch": batch,
     })
     return record
+
+
+def run_sample(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDims) -> dict[str, Any]:
+    """One sample end to end; never raises for a sample-level failure (recorded as status=failed)."""
+    record, ids, max_new = _prepare_record(lo, sample, settings, dims)
+    try:
+        result = generate(lo.model, lo.method, ids, max_new_tokens=max_new, chunk_size=lo.preset.chunk_size,
+                          repetition_penalty=settings.repetition_penalty)
+    except torch.OutOfMemoryError as exc:
+        return _failed(record, exc, lo)
+    return _finish_record(record, result, lo, sample, 1)
+
+
+def run_batch(lo: Loaded, samples: list[Sample], settings: RunSettings, dims: ModelDims, rows: int,
+              pool: DecoderPool) -> list[dict[str, Any]]:
+    """Several samples: each prefilled alone, decoded together through the static step (`generate_many`).
+    Per-sample records equal `run_sample`'s but for times (decode time and peak memory are the batch's). If
+    the batch runs out of memory, its samples run one at a time."""
+    prepared = [_prepare_record(lo, s, settings, dims) for s in samples]
+    try:
+        results = generate_many(lo.model, lo.method, [ids for _, ids, _ in prepared], [m for _, _, m in prepared],
+                                chunk_size=lo.preset.chunk_size, repetition_penalty=settings.repetition_penalty,
+                                pool=pool, batch=rows)
+    except torch.OutOfMemoryError:
+        if lo.device.type == "cuda":
+            torch.cuda.empty_cache()
+        return [run_sample(lo, s, settings, dims) for s in samples]
+    return [_finish_record(rec, res, lo, s, len(samples)) for (rec, _, _), res, s in zip(prepared, results, samples)]
+
+
+def decode_plan(lo: Loaded, settings: RunSettings, samples: list[Sample]) -> int:
+    """Rows of the static decoder for this preset, or 0 for the eager engine (one sample at a time).
+
+    `auto` takes the static step on a GPU when the method has a static layout; on the CPU the eager engine
+    stays the (readable) reference path. The batch defaults to what half the free GPU memory holds."""
+    supported = static_decode_supported(lo.method)
+    if settings.decode == "eager" or (settings.decode == "auto" and (lo.device.type != "cuda" or not supported)):
+        return 0
+    if not supported:
+        raise ValueError(f"--decode static: method {lo.method.name!r} has no static decode layout "
+                         "(its kept tokens are not sinks + one window); use --decode eager or auto")
+    if settings.batch_size is not None:
+        return settings.batch_size
+    if lo.device.type != "cuda":
+        return 1
+    cfg = lo.model.config
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    per_token = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * head_dim * lo.dtype.itemsize
+    tokens = lo.method.decode_layout(max(DEFAULT_MAX_TOKENS_GUESS, _longest(samples))).capacity
+    free, _ = torch.cuda.mem_get_info(lo.device)
+    return max(1, min(MAX_AUTO_BATCH, len(samples), int(0.5 * free / max(1, 2 * per_token * tokens))))
+
+
+DEFAULT_MAX_TOKENS_GUESS = 4096
+
+
+def _longest(samples: list[Sample]) -> int:
+    """A cheap upper bound of the prompt tokens: the longest prompt in characters (>= tokens) plus 1,024."""
+    return max((len(s.prompt) for s in samples), default=0) + 1024
 
 
 def manifest_for(preset: Preset, lo: Loaded | None, settings: RunSettings) -> dict[str, Any]:
@@ -162,16 +235,23 @@ def run_preset(preset: Preset, settings: RunSettings, out_dir: Path) -> Path:
         done = store.done_keys(retry_failed=settings.retry_failed)
         todo = [s for s in mine if s.key not in done]
         dims = _dims(lo.model)
-        bar = tqdm(todo, desc=preset.name, unit="sample", disable=not settings.progress or rank != 0,
+        rows = decode_plan(lo, settings, todo)
+        bar = tqdm(total=len(todo), desc=preset.name, unit="sample", disable=not settings.progress or rank != 0,
                    dynamic_ncols=True)
+        pool = DecoderPool()
         with store:
-            for sample in bar:
+            for begin in range(0, len(todo), max(1, rows)):
+                group = todo[begin:begin + max(1, rows)]
                 t0 = time.perf_counter()
-                record = run_sample(lo, sample, settings, dims)
-                record["wall_s"] = time.perf_counter() - t0
-                store.append(record)
-                if record["status"] == "ok":
-                    bar.set_postfix(score=f"{record['score']:.2f}", tok=record["prompt_tokens"])
+                records = run_batch(lo, group, settings, dims, rows, pool) if rows else \
+                    [run_sample(lo, group[0], settings, dims)]
+                for record in records:
+                    record["wall_s"] = (time.perf_counter() - t0) / len(records)
+                    store.append(record)
+                    bar.update(1)
+                    if record["status"] == "ok":
+                        bar.set_postfix(score=f"{record['score']:.2f}", tok=record["prompt_tokens"])
+        bar.close()
     _barrier(world)
     if rank == 0:
         if world > 1:

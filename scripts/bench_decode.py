@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, before any installed copy
 
 from bench_gpu import build_model, make, randomize_ahn  # noqa: E402
 

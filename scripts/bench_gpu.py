@@ -146,7 +146,8 @@ def write_report(rows: list[dict], par: dict | None, out: Path, chunk: int, laye
         else:
             d = f"{r['decode_ms']:.1f}" if r["decode_ms"] else ""
             e = f"{r['decode_eager_ms']:.1f}" if r.get("decode_eager_ms") else ""
-            lines.append(f"| {r['method']} | {c} | {r['length']:,} | {r['prefill_s']:.2f} | {r['peak_gib']:.1f} | "
+            sp = f" ± {r['prefill_spread_s']:.2f}" if "prefill_spread_s" in r else ""
+            lines.append(f"| {r['method']} | {c} | {r['length']:,} | {r['prefill_s']:.2f}{sp} | {r['peak_gib']:.1f} | "
                          f"{r['cache_gib']:.2f} | {d} | {e} |")
     if par is None:
         lines += ["", "Fast path vs reference: not measured in this run."]
@@ -195,6 +196,10 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=None, help="fewer layers for a quick try")
     parser.add_argument("--extra-chunks", default="8192,16384",
                         help="chunk sizes also timed for ahn-gdn at the longest length ('' for none)")
+    parser.add_argument("--reps", type=int, default=5, help="prefill timings per row (median and spread)")
+    parser.add_argument("--full-chunk", type=int, default=None, help="prefill chunk of full attention "
+                        "(e.g. 131072: one causal pass through cuDNN)")
+    parser.add_argument("--skip-decode", action="store_true")
     parser.add_argument("--from-log", type=Path, help="only re-render the report from a run's printed rows")
     parser.add_argument("--device-name", default="NVIDIA H100 80GB HBM3", help="with --from-log")
     parser.add_argument("--date", default=None, help="with --from-log (default today)")
@@ -219,18 +224,26 @@ def main() -> None:
             # compile flex / fla kernels first, eviction into memory included (it starts past sinks + window)
             warm = torch.randint(0, 151000, (1, 128 + 32640 + 2 * args.chunk + 17), device="cuda")
             timed_prefill(model, method, warm, args.chunk)
+            chunk = args.full_chunk if name == "full" and args.full_chunk else args.chunk
+            if chunk != args.chunk:
+                timed_prefill(model, method, warm, chunk)
             for length in lengths:
                 ids = torch.randint(0, 151000, (1, length), device="cuda")
                 try:
-                    seconds, peak, cache, _ = timed_prefill(model, method, ids, args.chunk)
+                    runs = []
+                    for _ in range(args.reps):
+                        seconds, peak, cache, _ = timed_prefill(model, method, ids, chunk)
+                        runs.append(seconds)
+                    seconds, spread = statistics.median(runs), max(runs) - min(runs)
                     decode = eager = None
-                    if length in (8192, 32768, 131072):
+                    if length in (8192, 32768, 131072) and not args.skip_decode:
                         if name.startswith("ahn"):
                             method.decode_graphs = False
                             eager = timed_decode(model, method, cache) * 1e3
                             method.decode_graphs = True
                         decode = timed_decode(model, method, cache) * 1e3
-                    row = {"method": name, "length": length, "prefill_s": seconds, "peak_gib": peak / 2**30,
+                    row = {"method": name, "length": length, "chunk": chunk, "prefill_s": seconds,
+                           "prefill_spread_s": spread, "reps": args.reps, "peak_gib": peak / 2**30,
                            "cache_gib": cache.nbytes() / 2**30, "decode_ms": decode, "decode_eager_ms": eager}
                 except torch.OutOfMemoryError as exc:
                     row = {"method": name, "length": length, "error": f"OOM: {str(exc).splitlines()[0]}"}

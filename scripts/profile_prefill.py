@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, before any installed copy
 
 from bench_gpu import build_model, make, randomize_ahn  # noqa: E402
 
@@ -165,6 +166,44 @@ def attention_micro(out) -> None:
         emit(out, {"micro": "fla_chunk_gdn", "tokens": t, "ms": ms, "spread": sp})
 
 
+def flex_options_micro(out) -> None:
+    """The windowed chunk (4,096 queries over 128 + 32,640 + 4,096 keys) under FlexAttention kernel options."""
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    flex = torch.compile(flex_attention)
+    H, Hkv, dh, c, n_old, sinks, window = 16, 2, 128, 4096, 32768, 128, 32640
+    kv = n_old + c
+    q = torch.randn(1, H, c, dh, device="cuda", dtype=torch.bfloat16)
+    k = torch.randn(1, Hkv, kv, dh, device="cuda", dtype=torch.bfloat16)
+    v = torch.randn(1, Hkv, kv, dh, device="cuda", dtype=torch.bfloat16)
+    first = 4 * window
+
+    def mask_mod(b, h, qi, ki):
+        pos = torch.where(ki < sinks, ki, ki - sinks + first)
+        t = qi + first + n_old - sinks
+        return (pos <= t) & ((pos < sinks) | (t - pos < window))
+
+    useful = 4 * c * (window + sinks) * H * dh
+    variants = {"default": None,
+                "m128n128w8s2": {"BLOCK_M": 128, "BLOCK_N": 128, "num_warps": 8, "num_stages": 2},
+                "m128n64w8s3": {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 3},
+                "m128n64w4s3": {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3},
+                "m64n128w4s3": {"BLOCK_M": 64, "BLOCK_N": 128, "num_warps": 4, "num_stages": 3},
+                "tma": {"USE_TMA": True},
+                "m128n128w8s2tma": {"BLOCK_M": 128, "BLOCK_N": 128, "num_warps": 8, "num_stages": 2, "USE_TMA": True}}
+    for label, opts in variants.items():
+        rec = {"micro": "flex_options", "variant": label}
+        try:
+            bs = (opts or {}).get("BLOCK_M", 128), (opts or {}).get("BLOCK_N", 128)
+            bm = create_block_mask(mask_mod, None, None, c, kv, device="cuda", BLOCK_SIZE=bs, _compile=True)
+            ms, sp = cuda_ms(lambda bm=bm, opts=opts: flex(q, k, v, block_mask=bm, enable_gqa=True,
+                                                           kernel_options=opts))
+            rec.update(ms=ms, spread=sp, tflops=useful / ms / 1e9)
+        except Exception as exc:  # noqa: BLE001 - record which options cannot run
+            rec["error"] = f"{type(exc).__name__}: {str(exc)[:160]}"
+        emit(out, rec)
+
+
 def checks(out) -> None:
     a = torch.randn(2, 8, 128, device="cuda", dtype=torch.bfloat16)
     b = torch.randn(2, 128, 4096, device="cuda", dtype=torch.bfloat16)
@@ -185,12 +224,15 @@ def main() -> None:
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--out", type=Path)
     p.add_argument("--skip-micro", action="store_true")
+    p.add_argument("--flex-options", action="store_true", help="also time FlexAttention kernel options")
     args = p.parse_args()
     out = args.out.open("a") if args.out else None
     emit(out, {"device": torch.cuda.get_device_name(), "torch": torch.__version__})
     checks(out)
     if not args.skip_micro:
         attention_micro(out)
+    if args.flex_options:
+        flex_options_micro(out)
     model = build_model()
     for name in args.methods.split(","):
         profile_method(model, name, args.length, args.chunk, args.top, out)

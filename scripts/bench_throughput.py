@@ -1,0 +1,155 @@
+"""Harness throughput: samples per hour of `harness run` on workloads shaped like the paper's evaluation.
+
+A random-weight Qwen2.5-3B-shaped model is saved as a local folder (with the byte tokenizer, so a synthetic
+prompt of N bytes is N tokens) and evaluated by `python -m harness run` itself (in-process), as a user would:
+* `lveval-128k`: 128k-token prompts, 64 new tokens (LV-Eval's longest level);
+* `infbench-sum`: 128k-token prompts, 1,024 new tokens (InfiniteBench's summarisation tasks).
+Each workload runs with the new paths (`--decode static`, batched) and with them off (`--decode eager`, one
+sample at a time, AHN_HARNESS_CAUSAL_CUDNN=0: the engine as it was), in the same process on the same weights.
+Samples per hour are 3600 × samples / Σ wall_s of the records (the steady state: model loading and compiling
+are reported apart, as `startup_s`). Writes `throughput.{json,md}`.
+
+    python scripts/bench_throughput.py --out leaderboards/perf --method ahn-gdn --samples 8 --batch 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, before any installed copy
+
+WORKLOADS = {"lveval-128k": (131072, 64), "infbench-sum": (131072, 1024)}
+
+
+def save_model(folder: Path, layers: int | None, tiny: bool, method: str, sinks: int, window: int) -> Path:
+    import torch
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    from tasks.byte_tokenizer import save_byte_tokenizer
+
+    if tiny:  # CPU dry run of the script itself
+        config = Qwen2Config(vocab_size=259, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1 << 20)
+        model = AutoModelForCausalLM.from_config(config)
+    else:
+        from bench_gpu import build_model
+
+        model = build_model(layers)
+    model.generation_config.eos_token_id = 258  # the byte tokenizer's end token: never picked by random weights
+    model.save_pretrained(folder)
+    save_byte_tokenizer(folder)
+    if method.startswith("ahn"):  # an AHN checkpoint in the released format, random output maps (memory runs)
+        from ahn.checkpoint import save_ahn_checkpoint
+        from baselines import attach, make_method
+
+        ahn = make_method(method, sinks=sinks, window=window)
+        with attach(model, ahn), torch.no_grad():
+            torch.manual_seed(1)
+            for p in ahn.blocks.parameters():
+                if p.ndim == 3:
+                    p.copy_(torch.randn_like(p, dtype=torch.float32).to(p.dtype) * 0.02)
+            save_ahn_checkpoint(model, folder / "ahn", ahn.cell, model.config.to_dict())
+    del model
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return folder
+
+
+def run_once(model_dir: Path, out: Path, method: str, length: int, new: int, samples: int, decode: str,
+             batch: int | None, sinks: int, window: int, chunk: int) -> dict:
+    from harness.cli import main
+
+    label = f"{length // 1024}k" if length >= 1024 else str(length)
+    argv = ["run", "--model", str(model_dir), "--method", method, "--tasks", f"synthetic:passkey@{label}",
+            "--limit", str(samples), "--max-new-tokens", str(new), "--output", str(out), "--no-progress",
+            "--decode", decode, "--chunk", str(chunk)]
+    if method != "full":
+        argv += ["--sinks", str(sinks), "--window", str(window)]
+    if method.startswith("ahn"):
+        argv += ["--ahn-checkpoint", str(model_dir / "ahn")]
+    if batch:
+        argv += ["--batch-size", str(batch)]
+    t0 = time.perf_counter()
+    code = main(argv)
+    total = time.perf_counter() - t0
+    if code != 0:
+        raise RuntimeError(f"harness run exited {code}: {argv}")
+    recs = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    steady = sum(r["wall_s"] for r in recs)
+    return {"decode": decode, "batch": batch or 1, "samples": len(recs), "wall_s": total, "steady_s": steady,
+            "startup_s": total - steady, "samples_per_hour": 3600 * len(recs) / steady,
+            "prompt_tokens": recs[0]["prompt_tokens"], "new_tokens": recs[0]["n_generated"],
+            "prefill_s_median": sorted(r["prefill_s"] for r in recs)[len(recs) // 2]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("leaderboards/perf"))
+    p.add_argument("--method", default="ahn-gdn")
+    p.add_argument("--workloads", default="lveval-128k,infbench-sum")
+    p.add_argument("--samples", type=int, default=8, help="samples per workload with the new paths")
+    p.add_argument("--baseline-samples", type=int, default=2, help="samples per workload with the new paths off")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--length", type=int, default=None, help="override the prompt length (dry runs)")
+    p.add_argument("--new-tokens", type=int, default=None, help="override the new tokens (dry runs)")
+    p.add_argument("--sinks", type=int, default=128)
+    p.add_argument("--window", type=int, default=32640)
+    p.add_argument("--chunk", type=int, default=4096)
+    p.add_argument("--tiny", action="store_true", help="a tiny random model (CPU dry run of this script)")
+    args = p.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        model_dir = save_model(Path(tmp) / "model", None, args.tiny, args.method, args.sinks, args.window)
+        save_s = time.perf_counter() - t0
+        for name in args.workloads.split(","):
+            length, new = WORKLOADS[name]
+            length, new = args.length or length, args.new_tokens or new
+            for decode, batch, n in (("static", args.batch, args.samples), ("eager", None, args.baseline_samples)):
+                env = os.environ.get("AHN_HARNESS_CAUSAL_CUDNN")
+                if decode == "eager":
+                    os.environ["AHN_HARNESS_CAUSAL_CUDNN"] = "0"
+                try:
+                    row = run_once(model_dir, Path(tmp) / f"{name}-{decode}", args.method, length, new, n,
+                                   decode, batch, args.sinks, args.window, args.chunk)
+                finally:
+                    if env is None:
+                        os.environ.pop("AHN_HARNESS_CAUSAL_CUDNN", None)
+                    else:
+                        os.environ["AHN_HARNESS_CAUSAL_CUDNN"] = env
+                row.update(workload=name, method=args.method)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    import torch
+
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    doc = {"device": device, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "model_save_s": save_s,
+           "rows": rows}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "throughput.json").write_text(json.dumps(doc, indent=2) + "\n")
+    lines = [f"# Harness throughput ({device}, {doc['date']}, torch {doc['torch']})", "",
+             f"`harness run` on a random-weight Qwen2.5-3B-shaped model, {args.method}, {args.sinks} sinks + "
+             f"{args.window:,} window, chunk {args.chunk:,}. Samples per hour = 3600 × samples / Σ per-sample wall "
+             "time (model loading and compilation apart). Reproduce: `python scripts/bench_throughput.py`.", "",
+             "| workload | paths | batch | samples | prefill s (median) | samples / hour | vs paths off |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    base = {r["workload"]: r["samples_per_hour"] for r in rows if r["decode"] == "eager"}
+    for r in rows:
+        ratio = r["samples_per_hour"] / base[r["workload"]] if r["workload"] in base else float("nan")
+        paths = "new (static step, batched)" if r["decode"] == "static" else "off (eager, one at a time)"
+        lines.append(f"| {r['workload']} ({r['prompt_tokens']:,} + {r['new_tokens']:,}) | {paths} | {r['batch']} | "
+                     f"{r['samples']} | {r['prefill_s_median']:.2f} | {r['samples_per_hour']:.0f} | {ratio:.1f}× |")
+    text = "\n".join(lines) + "\n"
+    (args.out / "throughput.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
