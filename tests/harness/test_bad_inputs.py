@@ -157,6 +157,8 @@ CASES = [
          ("--repetition-penalty nan", "finite")),
     Case("run-repetition-penalty-inf", [*RUN, *M, "--repetition-penalty", "inf", *OUT],
          ("--repetition-penalty inf", "finite")),
+    Case("run-batch-size-zero", [*RUN, *M, "--batch-size", "0", *OUT], ("--batch-size 0", ">= 1")),
+    Case("run-decode-choice", [*RUN, *M, "--decode", "turbo", *OUT], ("'turbo'", "eager", "static")),
     Case("run-seed-not-int", [*RUN, *M, "--seed", "1.5", *OUT], ("--seed", "invalid int value: '1.5'")),
     # run: device, dtype, choices, tasks
     Case("run-device-unknown", [*RUN, *M, "--device", "nosuch", *OUT], ("'nosuch'", "valid here: auto, cpu")),
