@@ -114,7 +114,7 @@ def test_torchrun_two_processes_equal_one(tiny_dir, ahn_ckpt):
     one, two = ahn_ckpt / "one", ahn_ckpt / "two"
     assert main(_args(tiny_dir, one)) == 0
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",  # a free port
            "-m", "harness", *_args(tiny_dir, two)]
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
