@@ -11,6 +11,7 @@ tokens e_0..e_{n−1} are read by the queries e_i + W, which are the last n quer
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import torch
@@ -23,6 +24,7 @@ from baselines.interface import ChunkPlan, MemoryMethod, decoder_layers
 from baselines.methods import register_method
 
 CELLS = ("gdn", "dn", "mamba2")
+BACKEND_ENV = "AHN_HARNESS_AHN_BACKEND"  # the cells' backend when none is passed (default "auto")
 
 
 class AHNBlock(nn.Module):
@@ -36,12 +38,20 @@ class AHNBlock(nn.Module):
 class AHNMethod(MemoryMethod):
     """Sinks + window attention plus an AHN cell (GatedDeltaNet, DeltaNet or Mamba2) per layer."""
 
-    def __init__(self, cell: str = "gdn", sinks: int = 128, window: int = 32640, backend: str = "auto",
+    def __init__(self, cell: str = "gdn", sinks: int = 128, window: int = 32640, backend: str | None = None,
                  decode_graphs: bool | None = None) -> None:
         """`decode_graphs`: replay each layer's one-token memory step as a CUDA graph (default: on, unless
-        AHN_HARNESS_DECODE_GRAPHS=0); the eager path computes the same kernels one launch at a time."""
+        AHN_HARNESS_DECODE_GRAPHS=0); the eager path computes the same kernels one launch at a time.
+        `backend` (ahn.ops.dispatch): None takes AHN_HARNESS_AHN_BACKEND, else "auto" (e.g. "reference" runs
+        the PyTorch cells the tiny AHNs were trained through, and compiles no Triton kernel)."""
+        from ahn.ops.dispatch import BACKENDS
+
         if cell not in CELLS:
             raise ValueError(f"unknown AHN cell {cell!r}; valid cells: {', '.join(CELLS)}")
+        backend = backend if backend is not None else os.environ.get(BACKEND_ENV, "auto")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown AHN backend {backend!r} (from {BACKEND_ENV} or backend=); "
+                             f"valid: {', '.join(BACKENDS)}")
         if window is None:
             raise ValueError("AHN needs a finite window (tokens, sinks not counted)")
         super().__init__(sinks=sinks, window=window)
@@ -52,7 +62,8 @@ class AHNMethod(MemoryMethod):
         self.graphs = GraphCache()
 
     def describe(self) -> dict:
-        return {**super().describe(), "cell": self.cell}
+        # "auto" is left out so the run configs (and their hashes) of earlier runs stay what they were
+        return {**super().describe(), "cell": self.cell, **({"backend": self.backend} if self.backend != "auto" else {})}
 
     def build_blocks(self, model: nn.Module) -> nn.ModuleList:
         """Fresh cells (zero output maps: the method starts exactly as sinks + window)."""

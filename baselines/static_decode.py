@@ -28,6 +28,7 @@ pooled slots) return no layout and decode eagerly.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from baselines.cache import MemoryCache
 from baselines.interface import MemoryMethod, decoder_layers
 
 ENV_SWITCH = "AHN_HARNESS_STEP_GRAPH"  # "0": replay nothing, run the static step eagerly (still fixed buffers)
+ENV_SPLITS = "AHN_HARNESS_DECODE_SPLITS"  # pieces of the attention's slot reduction (`decode_attention`)
 
 
 @dataclass(frozen=True)
@@ -67,12 +69,16 @@ class DecodeLayout:
 
 
 def decode_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor,
-                     scaling: float) -> torch.Tensor:
+                     scaling: float, splits: int = 1) -> torch.Tensor:
     """One query per row and head over a slot buffer: query [B,H,1,dh], keys/values [B,Hkv,C,dh], bias
     [B,1,C] (0 for a valid slot, −inf otherwise) → [B,H,1,dh].
 
     GQA without copying K/V: the `rep` query heads of one KV head form the rows of one matrix product. Scores
-    and softmax in fp32 (as SDPA's kernels do), probabilities in the values' dtype for the second product."""
+    and softmax in fp32 (as SDPA's kernels do), probabilities in the values' dtype for the second product.
+
+    `splits` > 1 cuts the second product's long reduction (over the C slots) into that many pieces run as one
+    batched product and summed in fp32 (the probabilities are already normalised, so the pieces just add):
+    a product of a few rows over C slots otherwise leaves most of the GPU idle."""
     b, h, _, dh = query.shape
     hkv, c = keys.shape[1], keys.shape[2]
     rep = h // hkv
@@ -84,8 +90,18 @@ def decode_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tens
         scores = torch.bmm(q, k).float() if query.dtype != torch.float64 else torch.bmm(q, k)
     scores = scores.view(b, hkv * rep, c) * scaling + bias
     probs = scores.softmax(-1).to(values.dtype).view(b * hkv, rep, c)
-    out = torch.bmm(probs, values.reshape(b * hkv, c, dh))
-    return out.view(b, h, 1, dh)
+    s = math.gcd(c, max(1, splits))
+    if s == 1:
+        return torch.bmm(probs, values.reshape(b * hkv, c, dh)).view(b, h, 1, dh)
+    n = c // s
+    parts = probs.view(b * hkv, rep, s, n).transpose(1, 2).reshape(b * hkv * s, rep, n)
+    vals = values.reshape(b * hkv * s, n, dh)
+    if query.is_cuda and values.dtype in (torch.bfloat16, torch.float16):
+        partial = torch.bmm(parts, vals, out_dtype=torch.float32)
+    else:
+        partial = torch.bmm(parts, vals)
+    return partial.view(b * hkv, s, rep, dh).sum(1, dtype=partial.dtype if partial.dtype == torch.float64
+                                                 else torch.float32).to(values.dtype).view(b, h, 1, dh)
 
 
 def graphs_enabled() -> bool:
@@ -120,6 +136,7 @@ class StaticDecoder:
         self.num_kv = cfg.num_key_value_heads
         self.scaling = float(attn.scaling)
         self.rope = sys.modules[type(attn).__module__].apply_rotary_pos_emb
+        self.splits = int(os.environ.get(ENV_SPLITS, "1"))
         dev, b, c = self.device, batch, layout.capacity
         self.k = [torch.zeros(b, self.num_kv, c, self.head_dim, device=dev, dtype=self.dtype) for _ in self.layers]
         self.v = [torch.zeros_like(t) for t in self.k]
@@ -221,7 +238,7 @@ class StaticDecoder:
                                              slot, evicting, nonsink)
             self.k[i][self.rows, :, slot] = k[:, :, 0]
             self.v[i][self.rows, :, slot] = v[:, :, 0]
-            out = decode_attention(q, self.k[i], self.v[i], bias, self.scaling)
+            out = decode_attention(q, self.k[i], self.v[i], bias, self.scaling, self.splits)
             out = out.transpose(1, 2).reshape(b, 1, -1)
             if rows is not None:
                 out = out + rows.to(out.dtype)

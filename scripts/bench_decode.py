@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -77,7 +78,7 @@ def emit(rows: list, rec: dict) -> None:
 
 
 def bench_method(model, name: str, lengths: list[int], batches: list[int], steps: int, reps: int, chunk: int,
-                 rows: list) -> None:
+                 rows: list, splits: tuple[int, ...] = (1,)) -> None:
     from baselines import attach
     from baselines.engine import decode_step, prefill
     from baselines.static_decode import StaticDecoder
@@ -110,16 +111,21 @@ def bench_method(model, name: str, lengths: list[int], batches: list[int], steps
                 model, method, cache, tok), steps, reps)
             del dec
             for b in batches:
-                torch.cuda.empty_cache()
-                try:
-                    dec = StaticDecoder(model, method, b, length + (reps + 4) * steps + 512)
-                    dec.capture()
-                    for row in range(b):
-                        dec.load(row, cache, ids, first)
-                    rec[f"static_b{b}_ms"], rec[f"static_b{b}_spread"] = timed(dec.step, steps, reps)
-                    del dec
-                except torch.OutOfMemoryError as exc:
-                    rec[f"static_b{b}_error"] = f"OOM: {str(exc).splitlines()[0][:100]}"
+                for split in splits:
+                    key = f"static_b{b}" + (f"_split{split}" if split != 1 else "")
+                    torch.cuda.empty_cache()
+                    os.environ["AHN_HARNESS_DECODE_SPLITS"] = str(split)
+                    try:
+                        dec = StaticDecoder(model, method, b, length + (reps + 4) * steps + 512)
+                        dec.capture()
+                        for row in range(b):
+                            dec.load(row, cache, ids, first)
+                        rec[f"{key}_ms"], rec[f"{key}_spread"] = timed(dec.step, steps, reps)
+                        del dec
+                    except torch.OutOfMemoryError as exc:
+                        rec[f"{key}_error"] = f"OOM: {str(exc).splitlines()[0][:100]}"
+                    finally:
+                        os.environ.pop("AHN_HARNESS_DECODE_SPLITS", None)
             rec["cache_gib"] = cache.nbytes() / 2**30
             emit(rows, rec)
             del cache, ids, logits
@@ -157,8 +163,10 @@ def write_report(rows: list, state: dict, out: Path, args) -> str:
     out.mkdir(parents=True, exist_ok=True)
     (out / "decode_bench.json").write_text(json.dumps(doc, indent=2) + "\n")
     batches = [int(b) for b in args.batches.split(",") if b]
+    columns = [(f"static_b{b}" + (f"_split{sp}" if sp != 1 else ""), f"static B={b}" + (f", {sp} splits" if sp != 1
+                else "")) for b in batches for sp in (int(x) for x in args.splits.split(","))]
     stock = {r["length"]: r["eager_ms"] for r in rows if r["method"] == "stock-transformers-full"}
-    head = "| method | prompt tokens | eager ms | " + " | ".join(f"static B={b} ms" for b in batches) + \
+    head = "| method | prompt tokens | eager ms | " + " | ".join(f"{label} ms" for _, label in columns) + \
         " | static B=1 vs stock | parity (rel. err, argmax) |"
     lines = [f"# Decode benchmark ({state['device']}, {state['date']}, torch {state['torch']})", "",
              "Qwen2.5-3B config, random bf16 weights, 36 layers, 128 sinks + 32,640 window. Per step: median of "
@@ -166,18 +174,18 @@ def write_report(rows: list, state: dict, out: Path, args) -> str:
              "rows per step. Reproduce: `python scripts/bench_decode.py`.", "",
              f"Machine before the run: {state.get('nvidia_smi', '')}; other GPU processes: "
              f"{state.get('other_gpu_processes') or 'none'}.", "", head,
-             "|" + "---|" * (5 + len(batches))]
+             "|" + "---|" * (5 + len(columns))]
     for r in rows:
         if r["method"] == "stock-transformers-full":
             lines.append(f"| stock transformers (full, SDPA) | {r['length']:,} | {r['eager_ms']:.1f} ± "
-                         f"{r['eager_spread']:.1f} |" + " |" * len(batches) + " | |")
+                         f"{r['eager_spread']:.1f} |" + " |" * len(columns) + " | |")
             continue
         cells = []
-        for b in batches:
-            if f"static_b{b}_ms" in r:
-                cells.append(f"{r[f'static_b{b}_ms']:.2f} ± {r[f'static_b{b}_spread']:.2f}")
+        for key, _ in columns:
+            if f"{key}_ms" in r:
+                cells.append(f"{r[f'{key}_ms']:.2f} ± {r[f'{key}_spread']:.2f}")
             else:
-                cells.append(r.get(f"static_b{b}_error", ""))
+                cells.append(r.get(f"{key}_error", ""))
         ratio = ""
         if 1 in batches and "static_b1_ms" in r and stock.get(r["length"]):
             ratio = f"{stock[r['length']] / r['static_b1_ms']:.1f}× faster"
@@ -200,6 +208,7 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--chunk", type=int, default=4096)
     p.add_argument("--skip-stock", action="store_true")
+    p.add_argument("--splits", default="1", help="AHN_HARNESS_DECODE_SPLITS values to time (e.g. 1,64)")
     args = p.parse_args()
     state = machine_state()
     print(json.dumps(state), flush=True)
@@ -213,7 +222,8 @@ def main() -> None:
         write_report(rows, state, args.out, args)
     for name in args.methods.split(","):
         extra = [int(x) for x in args.long.split(",") if x] if name.startswith("ahn") else []
-        bench_method(model, name, lengths + extra, batches, args.steps, args.reps, args.chunk, rows)
+        bench_method(model, name, lengths + extra, batches, args.steps, args.reps, args.chunk, rows,
+                     tuple(int(x) for x in args.splits.split(",")))
         write_report(rows, state, args.out, args)
     print(write_report(rows, state, args.out, args))
 

@@ -278,15 +278,15 @@ class SyntheticSource(Source):
                  tasks: Sequence[str] = ("passkey", "number_string", "kv_retrieval", "prose"),
                  weights: Sequence[float] | None = None, seed: int = 0, append_eos: bool = True,
                  labels: str = "all") -> None:
-        from tasks.synthetic.corpus import DEFAULT_TASKS
+        from tasks.synthetic.corpus import ALL_TASKS
 
         if labels not in ("all", "answer"):
             raise DataError(f"synthetic labels must be 'all' or 'answer', got {labels!r}")
         self.labels = labels
 
-        unknown = [t for t in tasks if t not in DEFAULT_TASKS]
+        unknown = [t for t in tasks if t not in ALL_TASKS]
         if unknown:
-            raise DataError(f"unknown synthetic corpus task(s) {unknown}; valid: {', '.join(DEFAULT_TASKS)}")
+            raise DataError(f"unknown synthetic corpus task(s) {unknown}; valid: {', '.join(ALL_TASKS)}")
         self.tokenizer, self.seq_len, self.seed = tokenizer, seq_len, seed
         self.tasks, self.weights = list(tasks), list(weights) if weights else None
         self.eos = tokenizer.eos_token_id if append_eos else None

@@ -52,6 +52,9 @@ EVAL_TASKS = ("passkey", "number_string", "kv_retrieval")
 class TinyBaseConfig:
     output_dir: str = "leaderboards/tiny/base"
     seed: int = 0
+    # an HF folder of a base with this architecture: training continues from its weights instead of a fresh
+    # init (the optimiser state starts anew; warm-up and schedule run as configured)
+    init_from: str | None = None
     # model (Qwen2 architecture)
     hidden_size: int = 256
     num_layers: int = 4
@@ -122,15 +125,18 @@ def stationary_pairs(theta: float, head_dim: int, length: int, max_phase: float 
 
 
 def validate(cfg: TinyBaseConfig) -> TinyBaseConfig:
-    from tasks.synthetic.corpus import DEFAULT_TASKS
+    from tasks.synthetic.corpus import ALL_TASKS
 
     if cfg.num_heads % cfg.num_kv_heads:
         raise ConfigError(f"num_heads={cfg.num_heads} must be a multiple of num_kv_heads={cfg.num_kv_heads}")
-    bad = [t for t in cfg.tasks if t not in DEFAULT_TASKS]
+    bad = [t for t in cfg.tasks if t not in ALL_TASKS]
     if bad:
-        raise ConfigError(f"unknown corpus task(s) {bad}; valid: {', '.join(DEFAULT_TASKS)}")
-    if any(t not in EVAL_TASKS for t in cfg.eval_tasks):
-        raise ConfigError(f"eval_tasks must be among {EVAL_TASKS}, got {cfg.eval_tasks}")
+        raise ConfigError(f"unknown corpus task(s) {bad}; valid: {', '.join(ALL_TASKS)}")
+    bad = [t for t in cfg.eval_tasks if t not in ALL_TASKS or t == "prose"]
+    if bad:
+        raise ConfigError(f"unknown eval task(s) {bad}; valid: {', '.join(t for t in ALL_TASKS if t != 'prose')}")
+    if cfg.init_from is not None and not (Path(cfg.init_from) / "config.json").exists():
+        raise ConfigError(f"init_from={cfg.init_from!r} is not an HF model folder (no config.json)")
     if not cfg.seq_lens or min(cfg.seq_lens) < 64 or cfg.tokens_per_step < max(cfg.seq_lens):
         raise ConfigError("seq_lens must be >= 64 and tokens_per_step at least the longest seq_len")
     if cfg.seq_len_weights is not None and len(cfg.seq_len_weights) != len(cfg.seq_lens):
@@ -337,6 +343,26 @@ def build_model(cfg: TinyBaseConfig) -> nn.Module:
     return AutoModelForCausalLM.from_config(model_config(cfg), attn_implementation="sdpa")
 
 
+ARCHITECTURE_FIELDS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                       "num_key_value_heads", "head_dim", "tie_word_embeddings")
+
+
+def load_init(model: nn.Module, cfg: TinyBaseConfig) -> None:
+    """Copy the weights of ``cfg.init_from`` into ``model``; a different architecture or RoPE theta is an error."""
+    from transformers import AutoModelForCausalLM
+
+    src = AutoModelForCausalLM.from_pretrained(str(cfg.init_from), dtype=torch.float32)
+    want, got = model.config, src.config
+    diff = {f: (getattr(got, f, None), getattr(want, f, None)) for f in ARCHITECTURE_FIELDS
+            if getattr(got, f, None) != getattr(want, f, None)}
+    if rope_theta_of(got) != rope_theta_of(want):
+        diff["rope_theta"] = (rope_theta_of(got), rope_theta_of(want))
+    if diff:
+        raise ConfigError(f"init_from={cfg.init_from!r} does not match this config: "
+                          + ", ".join(f"{f} {a} (config: {b})" for f, (a, b) in diff.items()))
+    model.load_state_dict(src.state_dict(), strict=True)
+
+
 def _lr_factor(cfg: TinyBaseConfig, step: int, elapsed: float = 0.0) -> float:
     """Linear warm-up, then cosine to ``min_lr_ratio``. With ``anneal_by_time`` the cosine also follows the
     clock, so a run cut by its time budget on a slower machine still ends at a low learning rate."""
@@ -372,7 +398,11 @@ def pretrain(cfg: TinyBaseConfig, echo=None) -> dict[str, Any]:
     amp = None if cfg.precision == "fp32" or (cfg.precision == "auto" and device.type != "cuda") else torch.bfloat16
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model = build_model(cfg).to(device)
+    model = build_model(cfg)
+    if cfg.init_from is not None:
+        load_init(model, cfg)
+        say(f"initialised from {cfg.init_from}")
+    model = model.to(device)
     n_params = sum(p.numel() for p in model.parameters())
     say(f"Qwen2 tiny base: {n_params:,} parameters, rope_theta {rope_theta_of(model.config):g}, device {device}, "
         f"autocast {amp}")

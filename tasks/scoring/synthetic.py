@@ -11,6 +11,7 @@ from typing import Any
 
 from tasks.scoring.base import OfficialRaise, as_list, require_text
 from tasks.scoring.infinitebench import score_infinitebench
+from tasks.synthetic.multi_needle import TASK_NAMES as MULTI_PASSKEY_TASKS
 
 #: synthetic task → InfiniteBench task whose rule scores it
 INFINITEBENCH_LIKE = {
@@ -20,6 +21,7 @@ INFINITEBENCH_LIKE = {
     "math_find": "math_find",
     "math_calc": "math_calc",
     "code_run": "code_run",
+    **{name: "passkey" for name in MULTI_PASSKEY_TASKS},  # k labelled pass keys, one asked
 }
 
 NIAH_TASKS = ("niah_single", "niah_multikey", "niah_multivalue", "niah_multiquery")

@@ -15,7 +15,7 @@ from typing import Any
 from ..prompts import INFINITEBENCH_MAX_GEN
 from ..sample import Sample
 from . import infinitebench_style as ib
-from . import ruler
+from . import multi_needle, ruler
 from .base import Generated, Plan, realise
 from .lengths import CountTokens, LengthError, count_bytes, count_words, level_label, token_counter
 
@@ -27,6 +27,7 @@ GENERATORS: dict[str, Callable[..., Plan]] = {
     "math_calc": ib.math_calc,
     "code_run": ib.code_run,
     **{name: partial(ruler.niah, name) for name in ruler.RULER_SHAPES},
+    **{name: partial(multi_needle.passkey_k, k) for name, k in multi_needle.TASK_NAMES.items()},
 }
 TASKS: tuple[str, ...] = tuple(GENERATORS)
 INFINITEBENCH_TASKS: tuple[str, ...] = (
@@ -38,9 +39,11 @@ INFINITEBENCH_TASKS: tuple[str, ...] = (
     "code_run",
 )
 RULER_TASKS: tuple[str, ...] = tuple(ruler.RULER_SHAPES)
+MULTI_PASSKEY_TASKS: tuple[str, ...] = tuple(multi_needle.TASK_NAMES)
 
 __all__ = [
     "INFINITEBENCH_TASKS",
+    "MULTI_PASSKEY_TASKS",
     "RULER_TASKS",
     "TASKS",
     "Generated",
@@ -96,7 +99,10 @@ def max_new_tokens(name: str, gen: Generated, count_tokens: CountTokens = count_
     need = count_tokens(gen.completion)
     if name == "math_calc":
         return need
-    base = ruler.RULER_MAX_NEW_TOKENS if name in ruler.RULER_SHAPES else INFINITEBENCH_MAX_GEN[name]
+    if name in ruler.RULER_SHAPES:
+        base = ruler.RULER_MAX_NEW_TOKENS
+    else:  # the labelled pass keys are answered like passkey
+        base = INFINITEBENCH_MAX_GEN["passkey" if name in multi_needle.TASK_NAMES else name]
     return max(base, need)
 
 

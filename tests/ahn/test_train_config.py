@@ -14,16 +14,17 @@ CONFIGS = Path(__file__).resolve().parents[2] / "ahn" / "train" / "configs"
 
 
 @pytest.mark.parametrize("name", ["paper-qwen2.5-3b.json", "ablation-ce.json", "ablation-fixed1024.json",
-                                  "tiny_ahn.json", "tiny_ahn_answers.json"])
+                                  "tiny_ahn.json", "tiny_ahn_answers.json", "tiny_ahn_round2.json"])
 def test_shipped_configs_validate(name):
     cfg = load_config(CONFIGS / name)
     assert cfg.base
 
 
-def test_answer_labels_config_trains_the_first_answer_token():
+@pytest.mark.parametrize("name", ["tiny_ahn_answers.json", "tiny_ahn_round2.json"])
+def test_answer_labels_config_trains_the_first_answer_token(name):
     # answer-only labels with the official (unshifted) positions would leave the position that predicts the
     # first answer token out of the loss (leaderboards/tiny/NOTES.md)
-    cfg = load_config(CONFIGS / "tiny_ahn_answers.json")
+    cfg = load_config(CONFIGS / name)
     assert cfg.data.labels == "answer" and cfg.kl_positions == "shifted"
     assert (cfg.window.mode, cfg.window.sinks, cfg.window.window) == ("fixed", 32, 480)
 

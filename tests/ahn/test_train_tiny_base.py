@@ -71,6 +71,12 @@ def test_eval_items_are_held_out_and_sized():
     assert all(0 < it.answer_start < len(it.ids) for it in items)
 
 
+def test_round2_base_config_continues_the_committed_base():
+    cfg = load_tiny_config(str(REPO / "ahn" / "train" / "configs" / "tiny_base_round2.json"), [])
+    assert cfg.init_from == "leaderboards/tiny/base" and "kv_retrieval" in cfg.tasks and "passkey_k16" in cfg.tasks
+    assert (cfg.hidden_size, cfg.num_layers, cfg.rope_theta) == (256, 4, 1e6)  # the committed base's shape
+
+
 def test_bad_tiny_config():
     with pytest.raises(ConfigError, match="num_heads=3 must be a multiple"):
         load_tiny_config(None, ["num_heads=3"])
@@ -151,3 +157,30 @@ def test_length_warmup_adds_lengths_shortest_first():
     assert sorted(data.lengths_at(60)[0]) == [128, 256]
     assert sorted(data.lengths_at(149)[0]) == [128, 256, 512] == sorted(data.lengths_at(299)[0])
     assert {data[s][0].shape[1] for s in range(10)} == {128}
+
+
+def test_init_from_continues_from_the_given_weights(tmp_path):
+    """A zero-step run saves exactly the weights it started from (bf16 both times); another shape is refused."""
+    from transformers import AutoModelForCausalLM
+
+    src = tmp_path / "src"
+    pretrain(load_tiny_config(None, MICRO + [f"output_dir={src}", "steps=2"]), echo=lambda s: None)
+    cfg = load_tiny_config(None, MICRO + [f"output_dir={tmp_path / 'dst'}", f"init_from={src}", "steps=1",
+                                          "lr=0.0", "seed=7", "eval_tasks=[\"passkey_k2\"]", "eval_lengths=[1536]",
+                                          "seq_lens=[128]"])
+    summary = pretrain(cfg, echo=lambda s: None)
+    assert set(summary["accuracy"]) == {"passkey_k2@1536"}
+    a = AutoModelForCausalLM.from_pretrained(str(src)).state_dict()
+    b = AutoModelForCausalLM.from_pretrained(str(tmp_path / "dst")).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # lr 0: the seed-7 init is gone
+    fresh = tmp_path / "fresh"
+    pretrain(load_tiny_config(None, MICRO + [f"output_dir={fresh}", "steps=1", "lr=0.0", "seed=7"]), echo=lambda s: None)
+    c = AutoModelForCausalLM.from_pretrained(str(fresh)).state_dict()
+    assert not all(torch.equal(a[k], c[k]) for k in a)  # negative control: without init_from the weights differ
+    wider = load_tiny_config(None, MICRO + [f"output_dir={tmp_path / 'x'}", f"init_from={src}", "hidden_size=48"])
+    with pytest.raises(ConfigError, match="hidden_size 32 \\(config: 48\\)"):
+        pretrain(wider, echo=lambda s: None)
+    with pytest.raises(ConfigError, match="not an HF model folder"):
+        load_tiny_config(None, MICRO + [f"init_from={tmp_path / 'nowhere'}"])
+    with pytest.raises(ConfigError, match="unknown eval task.*passkey_k16"):
+        load_tiny_config(None, MICRO + ["eval_tasks=[\"prose\"]"])

@@ -202,3 +202,15 @@ def test_bad_chunk_and_unsupported_family():
     gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))
     with pytest.raises(ValueError, match="unsupported model family 'gpt2'.*qwen2, qwen3, llama"), attach(gpt2, method):
         pass
+
+
+def test_ahn_backend_from_the_environment(monkeypatch):
+    assert make_method("ahn-gdn", sinks=2, window=8).backend == "auto"
+    assert "backend" not in make_method("ahn-gdn", sinks=2, window=8).describe()  # earlier run hashes unchanged
+    monkeypatch.setenv("AHN_HARNESS_AHN_BACKEND", "reference")
+    m = make_method("ahn-dn", sinks=2, window=8)
+    assert m.backend == "reference" and m.describe()["backend"] == "reference"
+    assert make_method("ahn-dn", sinks=2, window=8, backend="chunked").backend == "chunked"  # an argument wins
+    monkeypatch.setenv("AHN_HARNESS_AHN_BACKEND", "triton")
+    with pytest.raises(ValueError, match="unknown AHN backend 'triton'.*valid: auto, reference"):
+        make_method("ahn-gdn", sinks=2, window=8)

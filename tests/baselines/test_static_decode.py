@@ -57,12 +57,13 @@ def test_decode_attention_equals_masked_softmax():
     valid = torch.rand(3, 7, generator=g) > 0.4
     valid[:, 0] = True
     bias = torch.zeros(3, 7, dtype=torch.float64).masked_fill(~valid, float("-inf"))[:, None]
-    out = decode_attention(q, k, v, bias, 0.3)
     kk, vv = k.repeat_interleave(2, 1), v.repeat_interleave(2, 1)
     scores = (q @ kk.transpose(-1, -2)) * 0.3
     scores = scores.masked_fill(~valid[:, None, None], float("-inf"))
     ref = scores.softmax(-1) @ vv
-    assert (out - ref).abs().max().item() < 1e-12
+    for splits in (1, 7, 3):  # 3 does not divide 7 slots: falls back to one piece
+        out = decode_attention(q, k, v, bias, 0.3, splits)
+        assert (out - ref).abs().max().item() < 1e-12, splits
 
 
 def test_ring_layout_puts_the_new_token_where_the_evicted_one_was():

@@ -27,10 +27,12 @@ from tasks.synthetic import (
     load,
 )
 from tasks.synthetic.filler import NOISE_LINE
+from tasks.synthetic.multi_needle import TASK_NAMES as MULTI_PASSKEY
 from tasks.synthetic.ruler import RULER_SHAPES
 
 IB_TASKS = ("passkey", "number_string", "kv_retrieval", "math_find", "math_calc", "code_run")
-NEEDLE_TASKS = tuple(t for t in TASKS if t != "math_calc")
+# single-needle depth semantics; the labelled pass keys spread k needles over slots (tests/tasks/test_multi_needle.py)
+NEEDLE_TASKS = tuple(t for t in TASKS if t != "math_calc" and t not in MULTI_PASSKEY)
 
 
 def context_of(s: Sample) -> str:
@@ -43,7 +45,7 @@ def context_of(s: Sample) -> str:
 
 
 def test_task_list_and_unknown_name():
-    assert set(IB_TASKS) | set(RULER_SHAPES) == set(TASKS)
+    assert set(IB_TASKS) | set(RULER_SHAPES) | set(MULTI_PASSKEY) == set(TASKS)
     with pytest.raises(ValueError, match="nope.*passkey.*niah_multiquery"):
         load("nope", [1024], 1)
 
@@ -120,7 +122,13 @@ def test_same_seed_same_bytes_other_seed_other_bytes(name):
     ids=["bytes", "words"],
 )
 def test_length_within_one_percent(name, counter, lengths):
+    smallest = generate(name, 1, seed=1, count_tokens=counter, tolerance=None).prompt_tokens
     for n in lengths:
+        if n < smallest:  # sixteen labelled pass keys need ~1.4k bytes: a shorter target is an error
+            assert name in MULTI_PASSKEY, (name, n, smallest)
+            with pytest.raises(LengthError, match="below the smallest prompt"):
+                load(name, [n], 1, seed=1, depths=[0.3], count_tokens=counter)
+            continue
         (s,) = load(name, [n], 1, seed=1, depths=[0.3], count_tokens=counter)
         got = counter(s.prompt)
         assert got == s.extra["prompt_tokens"]

@@ -1,0 +1,328 @@
+"""Issue 16 in one device call: the tiny world's round-2 runs, time-boxed, packed into a few files under --out.
+
+    python scripts/tiny_round2_gpu.py --out "$OUT"            # one H200: ~8 minutes, everything below
+    python scripts/tiny_round2_gpu.py --out /tmp/r2 --smoke   # CPU check of the whole pipeline (minutes)
+    python scripts/tiny_round2_gpu.py --out "$OUT" --only length        # one question's runs (also capacity, kv)
+
+In order of value, all under one wall-clock deadline (``--budget`` seconds from the start):
+
+1. **length** (question 1): the seven tiny presets on passkey and number_string at 1k-32k, ``--samples`` per
+   point, through a pool of ``--workers`` harness processes on the one GPU (tiny models are launch-bound, so
+   several processes share it well). Jobs run shortest length first, so a cut keeps whole short lengths.
+2. **capacity-base1**: full attention of the committed base on ``passkey_k{1,2,4,8,16}`` at 4k and 16k: the
+   control that it cannot answer them (its retrieval is tied to the wording it was trained on, and it blends
+   the digits of two unlabelled pass keys; leaderboards/tiny/NOTES.md), so capacity needs the round-2 base.
+3. **base2** (questions 2 and 3, side by side with 1): the committed base trained on with kv_retrieval and the
+   labelled pass keys (``ahn/train/configs/tiny_base_round2.json``) for ``--base-train-s`` seconds; then full
+   attention, sinks + window and CT on it (**capacity**, **kv**), and, if at least ``--ahn-min-s`` seconds are
+   left, the three AHN cells distilled on it side by side (``tiny_ahn_round2.json``) and evaluated the same way.
+
+Every harness sample is fsynced as it finishes and every stage is bounded by the deadline, so a cut-off keeps
+what finished; run folders resume, and ``--reuse`` keeps a round-2 base / AHN already in ``--work`` (a follow-up
+call: copy ``leaderboards/tiny/round2/{base,ahn-*}`` to ``runs/round2/`` first) instead of training it again. Written under --out (at most 8 files): ``round2_runs.tar.gz`` (the run folders: manifest,
+samples, summaries; unpack into leaderboards/tiny/round2/), ``round2_models.tar.gz`` (base2 and its AHNs, no
+trainer checkpoints), ``round2_logs.tar.gz`` (training and worker logs) and ``round2_timeline.json`` (what ran,
+when, exit codes). Then ``python scripts/check_round2.py {length,capacity,kv} leaderboards/tiny/round2/<q>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+LENGTH_TASKS = ("passkey", "number_string")
+LENGTHS = ("1k", "2k", "4k", "8k", "16k", "32k")
+CAPACITY_LENGTHS = ("4k", "16k")
+KV_LENGTHS = ("1k", "2k", "4k", "8k")
+SUFFIXES = ("full", "swa", "ct-max", "ct-avg", "ahn-gdn", "ahn-dn", "ahn-mamba2")
+CELLS = ("gdn", "dn", "mamba2")
+ENV = {"AHN_HARNESS_FLEX": "0",  # dense SDPA masks: no FlexAttention compile in every process
+       "AHN_HARNESS_AHN_BACKEND": "reference",  # the PyTorch cells the tiny AHNs were trained through
+       "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
+       "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}  # the call's output tail stays readable
+
+
+def _ks() -> tuple[int, ...]:
+    from tasks.synthetic.multi_needle import KS
+
+    return KS
+
+
+def capacity_spec(lengths: tuple[str, ...], k: int) -> str:
+    return f"synthetic:passkey_k{k}@{'+'.join(lengths)}"
+
+
+def length_jobs(root: Path, samples: int, lengths: tuple[str, ...]) -> list[dict]:
+    """One job per (task, preset); passkey for every preset before number_string."""
+    return [{"question": "length", "preset": f"tiny-{s}", "tasks": f"synthetic:{t}@{'+'.join(lengths)}",
+             "limit": samples, "out": str(root / "length" / f"tiny-{s}" / t)} for t in LENGTH_TASKS for s in SUFFIXES]
+
+
+def capacity_jobs(root: Path, question: str, samples: int, lengths: tuple[str, ...], suffixes: tuple[str, ...],
+                  world: dict | None = None) -> list[dict]:
+    """One job per (k, method); ``world`` (base2) points the methods at another base and AHN folder."""
+    jobs = []
+    for k in _ks():
+        for s in suffixes:
+            job = {"question": question, "preset": f"tiny-{s}", "tasks": capacity_spec(lengths, k), "limit": samples,
+                   "out": str(root / question / f"tiny{'2' if world else ''}-{s}" / f"k{k}")}
+            jobs.append({**job, **({"world": world} if world else {})})
+    return jobs
+
+
+def kv_jobs(root: Path, samples: int, lengths: tuple[str, ...], suffixes: tuple[str, ...], world: dict) -> list[dict]:
+    return [{"question": "kv", "preset": f"tiny-{s}", "tasks": f"synthetic:kv_retrieval@{'+'.join(lengths)}",
+             "limit": samples, "out": str(root / "kv" / f"tiny2-{s}"), "world": world} for s in suffixes]
+
+
+def _preset(job: dict):
+    from harness.presets import get_preset
+
+    preset = get_preset(job["preset"])
+    world = job.get("world")
+    if not world:
+        return preset
+    suffix = job["preset"].removeprefix("tiny-")
+    ckpt = str(Path(world["root"]) / suffix) if preset.ahn_checkpoint else None
+    return preset.with_overrides(name=f"tiny2-{suffix}", model=world["base"], ahn_checkpoint=ckpt,
+                                 description=preset.description.replace("tiny byte-level base", "round-2 tiny base"))
+
+
+def run_job(job: dict) -> dict:
+    """One harness run folder (resumable); never raises: the error comes back in the result."""
+    t0 = time.time()
+    try:
+        from harness.runner import RunSettings, run_preset
+
+        out = Path(job["out"])
+        settings = RunSettings(tasks=job["tasks"], output=out, limit=job["limit"], seed=0, device="auto",
+                               dtype=job.get("dtype", "float32"), progress=False, decode=job.get("decode", "eager"))
+        run_preset(_preset(job), settings, out)
+        return {**job, "status": "ok", "seconds": time.time() - t0}
+    except Exception as exc:  # noqa: BLE001 - one failed job must not stop the others
+        return {**job, "status": "failed", "seconds": time.time() - t0,
+                "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-4000:]}
+
+
+class Timeline:
+    def __init__(self, path: Path, t0: float) -> None:
+        self.path, self.t0, self.events = path, t0, []
+
+    def add(self, what: str, **info) -> None:
+        row = {"t": round(time.time() - self.t0, 1), "what": what, **info}
+        self.events.append(row)
+        print(f"[round2 {row['t']:6.1f}s] {what} {json.dumps(info, default=str)[:300]}", file=sys.stderr, flush=True)
+        self.path.write_text(json.dumps(self.events, indent=1, default=str) + "\n")
+
+
+def _spawn(cmd: list[str], log: Path) -> subprocess.Popen:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as fh:  # the child keeps its own handle
+        return subprocess.Popen(cmd, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **ENV},
+                                start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+
+
+def _tar(path: Path, files: list[tuple[Path, str]]) -> None:
+    """Write a .tar.gz atomically (a cut mid-write leaves the previous one)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tarfile.open(tmp, "w:gz") as tar:
+        for f, arcname in files:
+            tar.add(f, arcname=arcname)
+    os.replace(tmp, path)
+
+
+def pack(work: Path, out: Path, timeline: Timeline, models: bool = True) -> None:
+    """At most four files under ``out``: runs, models, logs, timeline. Safe to call again (each file replaced)."""
+    out.mkdir(parents=True, exist_ok=True)
+    keep = {"manifest.json", "samples.jsonl", "summary.json", "summary.md"}
+    runs = [(f, str(f.relative_to(work))) for q in ("length", "capacity-base1", "capacity", "kv") if (work / q).exists()
+            for f in sorted((work / q).rglob("*")) if f.is_file() and (f.name in keep or f.name.startswith("samples."))]
+    _tar(out / "round2_runs.tar.gz", runs)
+    if models:
+        _tar(out / "round2_models.tar.gz", [
+            (f, str(f.relative_to(work))) for name in ("base", *(f"ahn-{c}" for c in CELLS)) if (work / name).exists()
+            for f in sorted((work / name).rglob("*")) if f.is_file() and not f.name.endswith(".log")])
+    _tar(out / "round2_logs.tar.gz", [(f, str(f.relative_to(work))) for f in sorted(work.rglob("*.log"))])
+    timeline.add("packed", files=sorted(p.name for p in out.iterdir() if not p.name.startswith(".")))
+
+
+class Interrupted(Exception):
+    """SIGTERM (e.g. from `timeout`): stop the stages and pack what finished."""
+
+
+def _on_term(signum, frame) -> None:
+    raise Interrupted()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, required=True, help="folder for the packed results ($OUT on the device)")
+    ap.add_argument("--work", type=Path, default=REPO / "runs" / "round2", help="run folders and models")
+    ap.add_argument("--budget", type=float, default=480.0, help="seconds from the start until everything stops")
+    ap.add_argument("--workers", type=int, default=9, help="harness processes sharing the GPU")
+    ap.add_argument("--samples", type=int, default=32, help="samples per task, length (and k)")
+    ap.add_argument("--base-train-s", type=float, default=150.0, help="training time of the round-2 base")
+    ap.add_argument("--base-workers", type=int, default=5, help="data workers of the round-2 base's training")
+    ap.add_argument("--ahn-min-s", type=float, default=200.0, help="distil the AHNs only if this much is left")
+    ap.add_argument("--ahn-max-s", type=float, default=190.0, help="longest AHN training")
+    ap.add_argument("--eval-reserve-s", type=float, default=80.0, help="time kept for evaluating the round-2 AHNs")
+    ap.add_argument("--only", choices=["length", "capacity", "kv"], help="one question's runs only")
+    ap.add_argument("--decode", default="eager", choices=["eager", "static", "auto"],
+                    help="harness decode path (eager: one sample at a time, each record fsynced as it ends, as in "
+                         "round 1; the answers are a few tokens, so prefill sets the time)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep a round-2 base / AHN cell already in --work (e.g. copied from leaderboards/tiny/round2) "
+                         "instead of training it again; finished samples are always kept (runs resume)")
+    ap.add_argument("--skip-base1-control", action="store_true", help="no capacity runs on the committed base")
+    ap.add_argument("--smoke", action="store_true", help="CPU check: 2 samples, short lengths, a few training steps")
+    args = ap.parse_args(argv)
+
+    t0 = time.time()
+    deadline = t0 + args.budget
+    work, out = args.work.resolve(), args.out.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    tl = Timeline(out / "round2_timeline.json", t0)
+    os.environ.update(ENV)
+    lengths, cap_lengths, kv_lengths = LENGTHS, CAPACITY_LENGTHS, KV_LENGTHS
+    samples = args.samples
+    base_over: list[str] = [f"time_budget_s={args.base_train_s}", f"num_workers={args.base_workers}"]
+    ahn_over: list[str] = ["data.num_workers=2"]
+    if args.smoke:
+        lengths, cap_lengths, kv_lengths, samples = ("1k", "2k"), ("2k",), ("1k",), 2
+        base_over = ["steps=2", "seq_lens=[512]", "seq_len_weights=null", "tokens_per_step=1024", "eval_every=2",
+                     "eval_lengths=[512]", "eval_samples=2", "final_eval_lengths=[]", "num_workers=0",
+                     "length_warmup=0.0", "log_every=1", "warmup_steps=1", "time_budget_s=null",
+                     "eval_tasks=[\"passkey\"]"]
+        ahn_over = ["steps=2", "data.seq_len=1024", "data.min_len=800", "micro_batch_size=1", "data.num_workers=0",
+                    "save_every=0", "log_every=1"]
+    want = {args.only} if args.only else {"length", "capacity", "kv"}
+    tl.add("start", budget=args.budget, workers=args.workers, samples=samples, smoke=args.smoke, want=sorted(want))
+
+    ctx = mp.get_context("spawn")
+    pool = ctx.Pool(args.workers)
+    pending: list = []
+
+    def submit(jobs: list[dict]) -> None:
+        for job in jobs:
+            pending.append(pool.apply_async(run_job, ({**job, "decode": args.decode},)))
+        if jobs:
+            tl.add("submitted", n=len(jobs), question=jobs[0]["question"])
+
+    if "length" in want:
+        submit(length_jobs(work, samples, lengths))
+    base2 = ahns = None
+    world = {"base": str(work / "base"), "root": str(work)}
+    base2_reused = args.reuse and (work / "base" / "model.safetensors").exists()
+    if want & {"capacity", "kv"} and not base2_reused:
+        cmd = [sys.executable, "-m", "ahn.train.tiny_base", "--config",
+               str(REPO / "ahn/train/configs/tiny_base_round2.json"), f"output_dir={work / 'base'}", *base_over]
+        base2 = _spawn(cmd, work / "logs" / "base2_train.log")
+        tl.add("base2 started", cmd=cmd)
+    if "capacity" in want and not args.skip_base1_control:
+        submit(capacity_jobs(work, "capacity-base1", samples, cap_lengths, ("full",)))
+    bounded = ("full", "swa", "ct-max", "ct-avg")
+    ahn_suffixes = tuple(f"ahn-{c}" for c in CELLS)
+    evaluated_ahns = False
+
+    def trained(cell: str) -> bool:
+        return (work / f"ahn-{cell}" / "model.safetensors").exists() and (work / f"ahn-{cell}" / "train_summary.json").exists()
+
+    reused_cells = tuple(c for c in CELLS if args.reuse and trained(c))
+    base2_pending = base2_reused and bool(want & {"capacity", "kv"})
+
+    def step() -> bool:
+        """Advance the stages once; False when nothing is left to wait for."""
+        nonlocal base2, ahns, evaluated_ahns, base2_pending
+        if base2_pending or (base2 is not None and base2.poll() is not None):
+            code = 0 if base2_pending else base2.returncode
+            base2, base2_pending = None, False
+            ok = code == 0 and (work / "base" / "model.safetensors").exists()
+            eval_json = work / "base" / "eval.json"
+            tl.add("base2 reused" if base2_reused else "base2 finished", exit_code=code,
+                   eval=json.loads(eval_json.read_text()) if eval_json.exists() else None)
+            if ok:
+                pack(work, out, tl)  # the round-2 base comes back even if the call is cut later
+                if "capacity" in want:
+                    submit(capacity_jobs(work, "capacity", samples, cap_lengths, bounded, world))
+                if "kv" in want:
+                    submit(kv_jobs(work, samples, kv_lengths, bounded, world))
+                left = deadline - time.time()
+                if left >= args.ahn_min_s or args.smoke or len(reused_cells) == len(CELLS):
+                    budget = max(30.0, min(args.ahn_max_s, left - args.eval_reserve_s))
+                    ahns = {}
+                    for c in (c for c in CELLS if c not in reused_cells):
+                        cmd = [sys.executable, "-m", "ahn.train", "--config",
+                               str(REPO / "ahn/train/configs/tiny_ahn_round2.json"), f"cell={c}",
+                               f"base={work / 'base'}", f"output_dir={work / f'ahn-{c}'}",
+                               f"checkpoint_dir={work / 'ckpt' / f'ahn-{c}'}", "resume=never",
+                               f"time_budget_s={budget:.0f}", *ahn_over]
+                        ahns[c] = _spawn(cmd, work / "logs" / f"ahn-{c}_train.log")
+                    tl.add("ahn2 started", time_budget_s=round(budget), left=round(left), reused=reused_cells)
+                else:
+                    tl.add("ahn2 skipped", left=round(left), needed=args.ahn_min_s)
+        if ahns is not None and all(p.poll() is not None for p in ahns.values()) and not evaluated_ahns:
+            evaluated_ahns = True
+            done = [c for c in CELLS if c in reused_cells or (c in ahns and ahns[c].returncode == 0 and trained(c))]
+            tl.add("ahn2 finished", exit_codes={c: p.returncode for c, p in ahns.items()})
+            pack(work, out, tl)
+            cells = tuple(s for s in ahn_suffixes if s.removeprefix("ahn-") in done)
+            if "capacity" in want:
+                submit(capacity_jobs(work, "capacity", samples, cap_lengths, cells, world))
+            if "kv" in want:
+                submit(kv_jobs(work, samples, kv_lengths, cells, world))
+        still_training = base2 is not None or base2_pending or (ahns is not None and not evaluated_ahns)
+        return bool(still_training or not all(r.ready() for r in pending))
+
+    signal.signal(signal.SIGTERM, _on_term)
+    last_pack = time.time()
+    try:
+        waiting = True
+        while waiting and time.time() < deadline:
+            waiting = step()
+            if time.time() - last_pack > 60:  # a hard kill of the call still returns what was packed
+                pack(work, out, tl, models=False)
+                last_pack = time.time()
+            time.sleep(2)
+    except Interrupted:
+        tl.add("interrupted (SIGTERM)")
+    finished = [r.get() for r in pending if r.ready()]
+    for r in finished:
+        if r["status"] != "ok":
+            tl.add("job failed", out=r["out"], error=r["error"], traceback=r["traceback"])
+    tl.add("stopping", jobs_done=len(finished), jobs_cut=len(pending) - len(finished),
+           seconds_by_question={q: round(sum(r["seconds"] for r in finished if r["question"] == q))
+                                for q in ("length", "capacity-base1", "capacity", "kv")},
+           jobs=[{k: r[k] for k in ("out", "status", "seconds")} for r in finished])
+    pool.terminate()
+    pool.join()
+    for proc in [base2, *(ahns or {}).values()]:
+        if proc is not None:
+            _stop(proc)
+    pack(work, out, tl)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

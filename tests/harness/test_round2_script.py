@@ -1,0 +1,63 @@
+"""The round-2 device script: what it runs (jobs and presets) and, slow, the whole pipeline on the CPU in smoke mode."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("tiny_round2_gpu", REPO / "scripts" / "tiny_round2_gpu.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_jobs_cover_every_preset_length_and_k(tmp_path):
+    s = _script()
+    jobs = s.length_jobs(tmp_path, 32, s.LENGTHS)
+    assert len(jobs) == 14 and {j["limit"] for j in jobs} == {32}
+    assert {j["preset"] for j in jobs} == {f"tiny-{x}" for x in s.SUFFIXES}
+    assert jobs[0]["tasks"] == "synthetic:passkey@1k+2k+4k+8k+16k+32k"
+    assert [j["tasks"].split("@")[0] for j in jobs[:7]] == ["synthetic:passkey"] * 7  # passkey first
+    world = {"base": str(tmp_path / "base"), "root": str(tmp_path)}
+    cap = s.capacity_jobs(tmp_path, "capacity", 32, s.CAPACITY_LENGTHS, ("swa", "ahn-dn"), world)
+    assert sorted(j["tasks"] for j in cap if j["preset"] == "tiny-swa") == sorted(
+        f"synthetic:passkey_k{k}@4k+16k" for k in (1, 2, 4, 8, 16))
+    assert len({j["out"] for j in cap}) == len(cap)  # one folder per job: no two writers share one
+
+
+def test_round2_presets_point_at_the_new_world(tmp_path):
+    s = _script()
+    world = {"base": str(tmp_path / "base"), "root": str(tmp_path)}
+    p = s._preset({"preset": "tiny-ahn-gdn", "world": world})
+    assert (p.name, p.model, p.ahn_checkpoint) == ("tiny2-ahn-gdn", world["base"], str(tmp_path / "ahn-gdn"))
+    assert (p.sinks, p.window, p.chunk_size, p.method) == (32, 480, 512, "ahn-gdn")  # as trained
+    ct = s._preset({"preset": "tiny-ct-max", "world": world})
+    assert ct.ahn_checkpoint is None and ct.name == "tiny2-ct-max"
+    assert s._preset({"preset": "tiny-swa"}).name == "tiny-swa"  # round 1: the committed presets as they are
+
+
+@pytest.mark.slow
+def test_smoke_pipeline_on_cpu(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "tiny_round2_gpu.py"), "--out", str(out), "--work",
+                           str(tmp_path / "work"), "--smoke", "--only", "kv", "--workers", "2", "--budget", "400"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = json.loads((out / "round2_timeline.json").read_text())
+    assert [e["what"] for e in events if e["what"] == "job failed"] == []
+    assert {"base2 finished", "ahn2 finished", "packed"} <= {e["what"] for e in events}
+    with tarfile.open(out / "round2_runs.tar.gz") as tar:
+        names = tar.getnames()
+    assert {f"kv/tiny2-{s}/samples.jsonl" for s in ("full", "swa", "ahn-gdn", "ahn-dn", "ahn-mamba2")} <= set(names)
+    with tarfile.open(out / "round2_models.tar.gz") as tar:
+        assert {"base/model.safetensors", "ahn-gdn/model.safetensors"} <= set(tar.getnames())
