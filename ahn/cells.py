@@ -1,4 +1,4 @@
-"""The three AHN cells (GatedDeltaNet, DeltaNet, Mamba2) as parameter-exact modules (spec ahn.md §2.2, §5-§7).
+"""The three AHN cells (GatedDeltaNet, DeltaNet, Mamba2) as parameter-exact modules (`docs/AHN.md` §2.2, §5–§7).
 
 A cell owns only the released AHN parameters; it has no q/k/v projections of its own (it reuses the
 layer's post-RoPE q, k and its v) and keeps no state on the module: the caller's cache holds the state
@@ -24,12 +24,12 @@ Uniform API, called by the attention code in this order:
 ``state_shape(batch)``, ``state_bytes(batch)``
     The fp32 state a request keeps per layer.
 
-Normalisation conventions (spec §2.2 table). GDN/DN use the fla chunk-kernel form
+Normalisation conventions (`docs/AHN.md` §2.2, table). GDN/DN use the fla chunk-kernel form
 ``x * rsqrt(sum x^2 + 1e-6)`` for every T. The official 1-step (decode) kernel used ``x / (||x|| + 1e-6)``
 instead; the two differ by a relative ~1e-6/||x||, far below bf16 resolution for real q/k, so one
 convention is used everywhere (decode then equals chunked prefill exactly). Mamba2 uses
 ``x / max(||x||, 1e-12)`` (F.normalize), no query scale, and its state in the [key, value] layout of
-the ops, i.e. ``S = P^T`` with the spec's ``P[value, key]``, so ``r = P q = S^T q``.
+the ops, i.e. ``S = P^T`` with `docs/AHN.md` §2.2's ``P[value, key]``, so ``r = P q = S^T q``.
 """
 
 from __future__ import annotations
@@ -43,12 +43,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from ahn.layout import CELL_KINDS, CELLS, CellLayout
 from ahn.ops import dispatch
 
 CellKind = Literal["gdn", "dn", "mamba2"]
-CELL_KINDS: tuple[str, ...] = ("gdn", "dn", "mamba2")
 # Values of the checkpoint config key ``_ahn_implementation``.
-AHN_IMPLEMENTATIONS: dict[str, str] = {"gdn": "GatedDeltaNet", "dn": "DeltaNet", "mamba2": "Mamba2"}
+AHN_IMPLEMENTATIONS: dict[str, str] = {kind: layout.implementation for kind, layout in CELLS.items()}
 
 QK_NORM_EPS_DELTA = 1e-6  # fla chunk-kernel l2norm: x * rsqrt(sum x^2 + eps)
 QK_NORM_EPS_MAMBA2 = 1e-12  # F.normalize
@@ -120,6 +120,7 @@ def inverse_softplus(y: Tensor) -> Tensor:
 class AHNCell(nn.Module, ABC):
     """Shared shape bookkeeping and API of the three cells (see the module docstring)."""
 
+    layout: CellLayout  # names, write gates and their bytes (ahn/layout.py, shared with the cost model)
     kind: str = ""
     ahn_implementation: str = ""
     gate_names: tuple[str, ...] = ()
@@ -202,9 +203,10 @@ class _DeltaCell(AHNCell):
 class GatedDeltaNetCell(_DeltaCell):
     """AHN-GDN: ``S <- gamma S; v' = beta (v - S^T k); S <- S + k v'^T``; read ``S^T q / sqrt(dh)``."""
 
-    kind = "gdn"
-    ahn_implementation = "GatedDeltaNet"
-    gate_names = ("beta", "g")
+    layout = CELLS["gdn"]
+    kind = layout.kind
+    ahn_implementation = layout.implementation
+    gate_names = layout.gate_names
 
     def __init__(self, hidden_size: int, num_heads: int, head_dim: int = 128, initializer_range: float = 0.02,
                  norm_eps: float = OUTPUT_NORM_EPS, *, device=None, dtype=None) -> None:
@@ -213,14 +215,14 @@ class GatedDeltaNetCell(_DeltaCell):
         self._init_delta(device, dtype)
         self.a_proj = nn.Linear(hidden_size, H, bias=False, device=device, dtype=dtype)
         self.A_log = nn.Parameter(torch.empty(H, device=device, dtype=dtype))
-        self.D = nn.Parameter(torch.ones(H, device=device, dtype=dtype))  # released, never used (spec §2.2)
+        self.D = nn.Parameter(torch.ones(H, device=device, dtype=dtype))  # released, never used (docs/AHN.md §2.2)
         self.dt_bias = nn.Parameter(torch.empty(H, device=device, dtype=dtype))
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self, dt_min: float = 1e-3, dt_max: float = 0.1, dt_floor: float = 1e-4,
                          A_min: float = 0.0, A_max: float = 16.0) -> None:
-        """Spec §7: gates N(0, initializer_range), A ~ U(A_min, A_max) = U(0,16), dt log-uniform in
+        """docs/AHN.md §7: gates N(0, initializer_range), A ~ U(A_min, A_max) = U(0,16), dt log-uniform in
         [dt_min, dt_max], D = 1, o_proj = 0. The per-token decay is exp(-A dt): the defaults forget within tens
         of tokens, a training config may start with a longer memory (``cell_init``)."""
         if not (0 <= A_min < A_max and 0 < dt_min <= dt_max):
@@ -243,7 +245,7 @@ class GatedDeltaNetCell(_DeltaCell):
         return {"beta": beta, "g": g}
 
     def gate_bytes_per_token_per_head(self, dtype: torch.dtype) -> int:
-        return dtype.itemsize + 4
+        return self.layout.gate_bytes_per_token_per_head(dtype.itemsize)
 
     def scan(self, q, k, v, gates, state=None, backend="auto"):
         return self._scan(q, k, v, gates["beta"], gates["g"], state, backend)
@@ -252,9 +254,10 @@ class GatedDeltaNetCell(_DeltaCell):
 class DeltaNetCell(_DeltaCell):
     """AHN-DN: the gated delta rule with gamma = 1."""
 
-    kind = "dn"
-    ahn_implementation = "DeltaNet"
-    gate_names = ("beta",)
+    layout = CELLS["dn"]
+    kind = layout.kind
+    ahn_implementation = layout.implementation
+    gate_names = layout.gate_names
 
     def __init__(self, hidden_size: int, num_heads: int, head_dim: int = 128, initializer_range: float = 0.02,
                  norm_eps: float = OUTPUT_NORM_EPS, *, device=None, dtype=None) -> None:
@@ -264,7 +267,7 @@ class DeltaNetCell(_DeltaCell):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """Spec §7: gates N(0, initializer_range), norm 1, o_proj = 0."""
+        """docs/AHN.md §7: gates N(0, initializer_range), norm 1, o_proj = 0."""
         for layer in (self.b_proj, self.g_proj):
             _init_linear(layer, self.initializer_range)
         self.o_norm.weight.fill_(1.0)
@@ -274,7 +277,7 @@ class DeltaNetCell(_DeltaCell):
         return {"beta": torch.sigmoid(self.b_proj(x))}
 
     def gate_bytes_per_token_per_head(self, dtype: torch.dtype) -> int:
-        return dtype.itemsize
+        return self.layout.gate_bytes_per_token_per_head(dtype.itemsize)
 
     def scan(self, q, k, v, gates, state=None, backend="auto"):
         return self._scan(q, k, v, gates["beta"], None, state, backend)
@@ -287,9 +290,10 @@ class Mamba2Cell(AHNCell):
     log-decay ``g = dt * a`` with ``a = -exp(A_log)``, queries ``q_hat``, scale 1.
     """
 
-    kind = "mamba2"
-    ahn_implementation = "Mamba2"
-    gate_names = ("dt",)
+    layout = CELLS["mamba2"]
+    kind = layout.kind
+    ahn_implementation = layout.implementation
+    gate_names = layout.gate_names
 
     def __init__(self, hidden_size: int, num_heads: int, head_dim: int = 128, initializer_range: float = 0.02,
                  norm_eps: float = OUTPUT_NORM_EPS, *, device=None, dtype=None) -> None:
@@ -305,7 +309,7 @@ class Mamba2Cell(AHNCell):
 
     @torch.no_grad()
     def reset_parameters(self, dt_bias: float = 1.0, A_scale: float = 1.0) -> None:
-        """Spec §7: A_log = log(A_scale * (1..H)) with A_scale = 1, dt_bias = 1, gates N(0, initializer_range)
+        """docs/AHN.md §7: A_log = log(A_scale * (1..H)) with A_scale = 1, dt_bias = 1, gates N(0, initializer_range)
         with zero bias, o_proj = 0. The per-token decay is exp(-A softplus(dt_proj x + dt_bias)), about 0.27 for
         head 1 at the defaults; a training config may start with a longer memory (``cell_init``)."""
         if not A_scale > 0:
@@ -323,7 +327,7 @@ class Mamba2Cell(AHNCell):
         return {"dt": F.softplus(_fp(self.dt_proj(x)) + _fp(self.dt_bias))}
 
     def gate_bytes_per_token_per_head(self, dtype: torch.dtype) -> int:
-        return 4
+        return self.layout.gate_bytes_per_token_per_head(dtype.itemsize)
 
     def scan(self, q, k, v, gates, state=None, backend="auto"):
         self._check_qkv(q, k, v)

@@ -1,11 +1,13 @@
-"""Checkpoint I/O in the released AHN format (spec ahn.md §5), with strict loading.
+"""Checkpoint I/O in the released AHN format (`docs/AHN.md` §5), with strict loading.
 
 A checkpoint is a folder with one ``model.safetensors`` holding only the AHN tensors, keyed
-``model.layers.{i}.ahn.fn.<param>``, and a full Qwen2 ``config.json`` carrying the AHN keys
-(``_layer_implementation = "Qwen2MemDecoderLayer"``, ``_ahn_implementation``, ``fa_layer_ids``, ...).
+``model.layers.{i}.ahn.fn.<param>``, and the base model's full ``config.json`` carrying the AHN keys
+(``_layer_implementation``, ``_ahn_implementation``, ``fa_layer_ids``, ...). ``_layer_implementation`` names
+the base family: ``"Qwen2MemDecoderLayer"`` (the releases, Qwen2.5 bases) or ``"Qwen3MemDecoderLayer"`` (what
+the official code writes for a Qwen3 base); a checkpoint only loads onto a base of its family.
 
 Why strict: the official merge script loads non-strictly and never reports missing keys, so a name
-mismatch silently leaves random AHN weights (defect D3). Here every AHN key must be consumed, every AHN
+mismatch silently leaves random AHN weights (`docs/DEFECTS.md` D3). Here every AHN key must be consumed, every AHN
 parameter present and every shape equal, and an error names the offending keys. A transposed
 ``o_proj`` cannot be detected (square per-head blocks); the layout is documented in
 :class:`ahn.cells.GroupLinear`.
@@ -35,7 +37,16 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
-LAYER_IMPLEMENTATION = "Qwen2MemDecoderLayer"
+# ``_layer_implementation`` per base family (HF ``model_type``). The Qwen2 and Qwen3 names are the official
+# code's (its Qwen2 and Qwen3 AHN decoder layers); it has no Llama or Mistral AHN, so those two names are this
+# project's, in the same pattern, for checkpoints it trains on such bases.
+LAYER_IMPLEMENTATIONS: dict[str, str] = {
+    "qwen2": "Qwen2MemDecoderLayer",
+    "qwen3": "Qwen3MemDecoderLayer",
+    "llama": "LlamaMemDecoderLayer",
+    "mistral": "MistralMemDecoderLayer",
+}
+_FAMILY_OF_LAYER = {impl: family for family, impl in LAYER_IMPLEMENTATIONS.items()}
 
 # The nine released checkpoints, keyed (cell kind, base size), and their base models.
 RELEASED_CHECKPOINTS: dict[tuple[str, str], str] = {
@@ -46,10 +57,10 @@ RELEASED_CHECKPOINTS: dict[tuple[str, str], str] = {
 RELEASED_REPO_IDS: tuple[str, ...] = tuple(RELEASED_CHECKPOINTS.values())
 BASE_MODELS: dict[str, str] = {size: f"Qwen/Qwen2.5-{size.upper()}-Instruct" for size in ("3b", "7b", "14b")}
 
-# AHN keys written next to the base config (the released values; spec §5.1).
+# AHN keys written next to the base config (the released values; docs/AHN.md §5.1).
 AHN_CONFIG_KEYS: tuple[str, ...] = ("_layer_implementation", "_ahn_implementation", "fa_layer_ids",
                                     "use_ahn_router", "use_q_proj", "save_ahn_only")
-# Keys that must never drive the harness: training leftovers, stock SWA switches (spec §5.1).
+# Keys that must never drive the harness: training leftovers, stock SWA switches (docs/AHN.md §5.1).
 UNTRUSTED_CONFIG_KEYS: tuple[str, ...] = (
     "sliding_window", "num_attn_sinks", "dy_sliding_window", "dy_num_attn_sinks", "use_sliding_window",
     "max_window_layers", "sliding_window_type", "ahn_position", "loss_type", "use_normalized_l2",
@@ -70,6 +81,7 @@ class AHNCheckpointConfig:
 
     cell_kind: str
     ahn_implementation: str
+    model_type: str  # the base family the checkpoint was made for ("qwen2", "qwen3", ...)
     num_layers: int
     hidden_size: int
     num_heads: int
@@ -81,8 +93,12 @@ class AHNCheckpointConfig:
     ignored: Mapping[str, Any] = field(default_factory=dict)  # untrusted keys found, for provenance only
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
+    @property
+    def layer_implementation(self) -> str:
+        return LAYER_IMPLEMENTATIONS[self.model_type]
+
     def base_config_dict(self) -> dict[str, Any]:
-        """The config as a plain Qwen2 config: AHN and training keys dropped, HF's own SWA switched off."""
+        """The config as a plain base config: AHN and training keys dropped, HF's own SWA switched off."""
         cfg = {k: v for k, v in self.raw.items() if k not in AHN_CONFIG_KEYS and k not in UNTRUSTED_CONFIG_KEYS}
         cfg.pop("layer_types", None)
         cfg.update(use_sliding_window=False, sliding_window=None)
@@ -140,6 +156,33 @@ def _listed(keys, limit: int = _MAX_LISTED) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
+# base family
+
+
+def layer_implementation_for(model_type: str | None) -> str:
+    """The ``_layer_implementation`` of an AHN checkpoint for a base of this family (HF ``model_type``)."""
+    impl = LAYER_IMPLEMENTATIONS.get(str(model_type))
+    if impl is None:
+        raise AHNCheckpointError(f"no AHN layer implementation for a base of model_type={model_type!r}; "
+                                 f"valid model types: {', '.join(LAYER_IMPLEMENTATIONS)}")
+    return impl
+
+
+def check_base_family(config: AHNCheckpointConfig, model: nn.Module, source: str = "the checkpoint") -> None:
+    """Refuse a checkpoint made for another base family, naming both (its layer implementation and the model's)."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type == config.model_type:
+        return
+    expects = LAYER_IMPLEMENTATIONS.get(str(model_type))
+    takes = f"which takes _layer_implementation={expects!r}" if expects else \
+        f"which has no AHN layer implementation (valid model types: {', '.join(LAYER_IMPLEMENTATIONS)})"
+    raise AHNCheckpointError(
+        f"{source} has _layer_implementation={config.layer_implementation!r} (a {config.model_type} base) but the "
+        f"model is a {model_type} base ({type(model).__name__}, model_type={model_type!r}), {takes}; load it "
+        f"onto the base it was trained for")
+
+
+# --------------------------------------------------------------------------------------------------
 # save
 
 
@@ -148,7 +191,7 @@ def save_ahn_checkpoint(model: nn.Module, path: str | os.PathLike, cell_kind: st
     """Write the released format: ``model.safetensors`` (AHN tensors only) + ``config.json``.
 
     ``base_config`` is the base model's config (a dict or a transformers config). ``dtype=None`` keeps
-    each tensor's dtype; the default bf16 matches the releases (spec §10.1).
+    each tensor's dtype; the default bf16 matches the releases (`docs/AHN.md` §10.1).
     """
     from safetensors.torch import save_file
 
@@ -160,12 +203,18 @@ def save_ahn_checkpoint(model: nn.Module, path: str | os.PathLike, cell_kind: st
     if kinds and kinds != {kind}:
         raise AHNCheckpointError(f"cell_kind={cell_kind!r} but the model's AHN cells are {sorted(kinds)}")
     cfg = dict(base_config.to_dict() if hasattr(base_config, "to_dict") else base_config)
+    model_type = cfg.get("model_type") or getattr(getattr(model, "config", None), "model_type", None)
+    own_type = getattr(getattr(model, "config", None), "model_type", None)
+    if own_type is not None and own_type != model_type:
+        raise AHNCheckpointError(f"base_config has model_type={model_type!r} but the model is {own_type!r}")
+    layer_implementation = layer_implementation_for(model_type)
     n_layers = cfg.get("num_hidden_layers")
     if n_layers is not None and _layer_ids(tensors) != set(range(n_layers)):
         raise AHNCheckpointError(f"AHN tensors cover layers {sorted(_layer_ids(tensors))} but the config has "
                                  f"num_hidden_layers={n_layers} (every layer must have an AHN: fa_layer_ids='')")
-    cfg.update(_layer_implementation=LAYER_IMPLEMENTATION, _ahn_implementation=AHN_IMPLEMENTATIONS[kind],
-               fa_layer_ids="", use_ahn_router=False, use_q_proj=False, save_ahn_only=True)
+    cfg.update(model_type=model_type, _layer_implementation=layer_implementation,
+               _ahn_implementation=AHN_IMPLEMENTATIONS[kind], fa_layer_ids="", use_ahn_router=False, use_q_proj=False,
+               save_ahn_only=True)
 
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
@@ -223,9 +272,14 @@ def resolve_checkpoint(path_or_repo: str | os.PathLike, *, revision: str | None 
 def parse_ahn_config(cfg: Mapping[str, Any]) -> AHNCheckpointConfig:
     """Validate and digest a checkpoint config dict (see :func:`read_ahn_config`)."""
     impl = cfg.get("_layer_implementation")
-    if impl != LAYER_IMPLEMENTATION:
-        raise AHNCheckpointError(f"not an AHN checkpoint config: _layer_implementation={impl!r}, "
-                                 f"expected {LAYER_IMPLEMENTATION!r}")
+    family = _FAMILY_OF_LAYER.get(impl) if isinstance(impl, str) else None
+    if family is None:
+        raise AHNCheckpointError(f"not an AHN checkpoint config: _layer_implementation={impl!r}, expected one of "
+                                 f"{', '.join(repr(v) for v in LAYER_IMPLEMENTATIONS.values())}")
+    model_type = cfg.get("model_type", family)
+    if model_type != family:
+        raise AHNCheckpointError(f"inconsistent AHN checkpoint config: _layer_implementation={impl!r} is a {family} "
+                                 f"layer but model_type={model_type!r}")
     ahn_impl = cfg.get("_ahn_implementation")
     try:
         kind = kind_from_name(str(ahn_impl))
@@ -244,6 +298,7 @@ def parse_ahn_config(cfg: Mapping[str, Any]) -> AHNCheckpointConfig:
     return AHNCheckpointConfig(
         cell_kind=kind,
         ahn_implementation=AHN_IMPLEMENTATIONS[kind],
+        model_type=family,
         num_layers=int(cfg["num_hidden_layers"]),
         hidden_size=hidden,
         num_heads=heads,
@@ -260,7 +315,8 @@ def parse_ahn_config(cfg: Mapping[str, Any]) -> AHNCheckpointConfig:
 def read_ahn_config(path_or_repo: str | os.PathLike, *, revision: str | None = None) -> AHNCheckpointConfig:
     """Read and validate ``config.json`` of a checkpoint folder or Hub repo.
 
-    Asserts ``_layer_implementation``; never takes window or sinks from the config.
+    Asserts ``_layer_implementation`` (a known base family, consistent with ``model_type``); never takes
+    window or sinks from the config.
     """
     folder = resolve_checkpoint(path_or_repo, revision=revision)
     path = folder / CONFIG_NAME
@@ -281,7 +337,8 @@ def load_ahn_state_dict(path_or_repo: str | os.PathLike, model: nn.Module, stric
                         revision: str | None = None) -> LoadReport:
     """Load a released-format checkpoint into the model's attached AHN cells.
 
-    Accepts fp32/bf16/fp16 tensors and casts to each parameter's dtype. Strict (default): every AHN key
+    The checkpoint's ``_layer_implementation`` must be the model's family (a Qwen3 checkpoint loads onto a Qwen3
+    base only). Accepts fp32/bf16/fp16 tensors and casts to each parameter's dtype. Strict (default): every AHN key
     in the file consumed, every AHN parameter present; any violation raises :class:`AHNCheckpointError`
     naming the keys. Shape mismatches always raise (expected vs found shape).
     """
@@ -296,6 +353,7 @@ def load_ahn_state_dict(path_or_repo: str | os.PathLike, model: nn.Module, stric
     config = None
     if (folder / CONFIG_NAME).is_file():
         config = parse_ahn_config(json.loads((folder / CONFIG_NAME).read_text()))
+        check_base_family(config, model, f"checkpoint {str(path_or_repo)!r}")
         kinds = {c.kind for c in _cells(model)}
         if kinds and kinds != {config.cell_kind}:
             raise AHNCheckpointError(f"checkpoint {str(path_or_repo)!r} is AHN-{config.ahn_implementation} "

@@ -5,7 +5,7 @@ The cell of layer i lives at `model.model.layers[i].ahn.fn`, so the state-dict k
 attaching again puts the same (possibly trained) cells back. The recurrent state and the write gates of window
 tokens live in the request's cache.
 
-Alignment (ahn.md §2.3): token t−W is written at step t, before the read of query t; so in a chunk, the evicted
+Alignment (`docs/AHN.md` §2.3): token t−W is written at step t, before the read of query t; so in a chunk, the evicted
 tokens e_0..e_{n−1} are read by the queries e_i + W, which are the last n queries of the chunk.
 """
 
@@ -19,11 +19,10 @@ from torch import nn
 
 from ahn.cells import make_cell
 from ahn.decode_graphs import GraphCache, can_capture, enabled_by_env
+from ahn.layout import cell_layout
 from baselines.cache import LayerMemory
 from baselines.interface import ChunkPlan, MemoryMethod, decoder_layers
-from baselines.methods import register_method
 
-CELLS = ("gdn", "dn", "mamba2")
 BACKEND_ENV = "AHN_HARNESS_AHN_BACKEND"  # the cells' backend when none is passed (default "auto")
 
 
@@ -46,8 +45,7 @@ class AHNMethod(MemoryMethod):
         the PyTorch cells the tiny AHNs were trained through, and compiles no Triton kernel)."""
         from ahn.ops.dispatch import BACKENDS
 
-        if cell not in CELLS:
-            raise ValueError(f"unknown AHN cell {cell!r}; valid cells: {', '.join(CELLS)}")
+        cell_layout(cell)  # a clear error naming the valid cells
         backend = backend if backend is not None else os.environ.get(BACKEND_ENV, "auto")
         if backend not in BACKENDS:
             raise ValueError(f"unknown AHN backend {backend!r} (from {BACKEND_ENV} or backend=); "
@@ -146,7 +144,7 @@ class AHNMethod(MemoryMethod):
         c = query.shape[2]
         first = c - n
         first_pos = evicted["first_position"]
-        if first_pos + self.window != start + first:  # the alignment rule of ahn.md §2.3
+        if first_pos + self.window != start + first:  # the alignment rule of docs/AHN.md §2.3
             raise AssertionError(f"AHN alignment broken: token {first_pos} read at {start + first}")
         fn = self.blocks[layer_idx].fn
         q, k, v, x_query = query[:, :, first:], evicted["keys"], evicted["values"], x[:, first:]
@@ -212,16 +210,3 @@ class AHNMethod(MemoryMethod):
         state = memory["state"][row].numel() * memory["state"].element_size() if evicted_any else 0
         return n_nonsink * gates + state
 
-
-def _factory(cell: str | None = None):
-    def make(**kwargs) -> AHNMethod:
-        if cell is not None:
-            kwargs["cell"] = cell
-        return AHNMethod(**kwargs)
-
-    return make
-
-
-register_method("ahn", _factory())
-for _cell in CELLS:
-    register_method(f"ahn-{_cell}", _factory(_cell))

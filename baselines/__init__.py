@@ -1,7 +1,7 @@
 """Memory methods over stock Hugging Face causal LMs: the interface and the training-free baselines.
 
-Exports are resolved lazily so that torch-free parts (`baselines.costs`, `baselines.model_configs`) import
-instantly, e.g. for `python -m harness info`.
+Exports are resolved lazily so that torch-free parts (`baselines.registry`, `baselines.costs`,
+`baselines.model_configs`) import instantly, e.g. for `python -m harness info`.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ import importlib
 
 _EXPORTS = {
     "MemoryMethod": "baselines.interface",
-    "attach": "baselines.interface",
+    "attach": "baselines.attaching",
     "is_attached": "baselines.interface",
-    "make_method": "baselines.methods",
-    "method_names": "baselines.methods",
+    "make_method": "baselines.registry",
+    "method_names": "baselines.registry",
+    "register_method": "baselines.registry",
     "FullAttention": "baselines.methods",
     "SinksWindow": "baselines.methods",
     "CompressivePooling": "baselines.methods",

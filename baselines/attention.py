@@ -130,7 +130,7 @@ def memory_attention(
     if method is None:
         raise RuntimeError("harness_memory attention called on a module with no memory method attached")
     scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
-    if method._bypass:  # the teacher: plain causal attention over this forward's tokens
+    if method.is_bypassed:  # the teacher: plain causal attention over this forward's tokens
         out = F.scaled_dot_product_attention(
             query, key, value, is_causal=True, scale=scaling, enable_gqa=query.shape[1] != key.shape[1]
         )
@@ -138,11 +138,11 @@ def memory_attention(
 
     ctx = active_context()
     if ctx is None:  # stateless one-shot pass (training, or a plain model(...) call)
-        ctx = method._stateless_context(query.shape[2])
+        ctx = method.stateless_context(query.shape[2])
     layer_idx = module.layer_idx
     lm = ctx.cache.layers[layer_idx]
     plan = ctx.plan(method, query.device)
-    x = method._hidden.get(layer_idx)
+    x = method.layer_input(layer_idx)
 
     keys = key if lm.keys is None else torch.cat([lm.keys, key], dim=2)
     values = value if lm.values is None else torch.cat([lm.values, value], dim=2)

@@ -3,7 +3,7 @@
 Each prefill chunk attends to the kept tokens plus itself; tokens it pushes out of the window go into the
 method's memory. Memory stays bounded by sinks + window + chunk, whatever the prompt length, and the result
 equals a one-shot prefill. Logits are computed for the last prompt position only (the LM head never sees the
-other prompt positions: defect D2 of the official code).
+other prompt positions: `docs/DEFECTS.md` D2).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The memory-method interface and how a method attaches to an unmodified `transformers` causal LM.
 
-Every method answers the same three questions (DESIGN.md): what attention sees (sinks plus the last `window`
+Every method answers the same three questions (`docs/ARCHITECTURE.md`): what attention sees (sinks plus the last `window`
 tokens, or everything), what happens to a token that leaves the window, and what it costs. The base class owns
 the common machinery (which tokens are visible, which are kept, which are evicted); subclasses only say what
 they do with evicted tokens.
@@ -22,12 +22,13 @@ import torch
 from torch import nn
 
 from baselines.cache import LayerMemory, MemoryCache
+from baselines.decode_layout import DecodeLayout
 
 ATTENTION_NAME = "harness_memory"
 SUPPORTED_MODEL_TYPES = ("qwen2", "qwen3", "llama", "mistral")
 
 # attention module -> the method attached to it (a weak map: no attribute is added to the module)
-_METHOD_OF_MODULE: weakref.WeakKeyDictionary[nn.Module, MemoryMethod] = weakref.WeakKeyDictionary()
+METHOD_OF_MODULE: weakref.WeakKeyDictionary[nn.Module, MemoryMethod] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -110,6 +111,38 @@ class MemoryMethod:
     """Base class: sinks + a sliding window of `window` tokens (None = unbounded) over a stock model.
 
     `window` never counts the sinks (paper inference default: sinks 128, window 32,640).
+
+    The contract a method is written against (the attention function in `baselines/attention.py` calls the
+    hooks once per layer and chunk, in this order; `docs/ADDING_A_METHOD.md` walks through one):
+
+    * `raw_visible(t, a)` / `keep_from(next_query)`: which raw tokens a query sees and which stay kept. Keep both
+      consistent: a token no later query sees must not be kept, and a kept token must be visible to the queries
+      that need it.
+    * `memory_keys(layer, plan, keys, values, start)`: extra keys/values every query of the chunk may attend
+      besides the raw tokens (CT's pooled slots), with their visibility `[c, m]` and the state to store.
+    * `token_data(layer_idx, x)`: per-token data to keep beside each non-sink window token (AHN's write gates),
+      handed back when the token is evicted.
+    * `absorb(layer_idx, layer, plan, evicted, query, x, start, new_memory)`: the tokens leaving the window, in
+      position order, with their token data; may return rows to add to the attention output before `o_proj`
+      (AHN's read-out) and writes what to store into `new_memory`.
+    * `install` / `uninstall` / `new_cache`: modules added to the model (AHN's cells), and the request state.
+
+    Limits of this contract, as it stands:
+
+    * The kept raw tokens are always the sinks followed by **one contiguous run** of positions (`MemoryCache`
+      stores two integers for them). Score-based eviction (H2O, SnapKV: keeping scattered tokens by attention
+      score) cannot be expressed; it needs a kept-index set in the cache first.
+    * Per-layer state returns two ways today: the 4th item of `memory_keys` and `absorb` writing into
+      `new_memory`; both end in `LayerMemory.memory`. A tensor there counts as cache bytes unless its key is in
+      `baselines.cache.BOOKKEEPING`; the method's cost model must count the same bytes.
+    * Overriding `raw_visible` turns off the GPU FlexAttention fast path (`baselines/flex.py` only knows the
+      base rule); memory keys always take the reference path.
+    * The attention function reads the method only through public accessors: `layer_input` (the layer's normed
+      input, captured by the pre-hook), `is_bypassed` (the teacher switch) and `stateless_context`.
+    * Decode: a method keeping the base visibility and no memory keys gets the static decode path
+      (`decode_layout`); memory beyond the kept K/V must then implement the `static_memory*` hooks (AHN does),
+      otherwise the defaults keep nothing. Any other method decodes with the eager engine.
+    * Every method has a torch-free cost model, registered with it (`baselines/registry.py`).
     """
 
     name = "base"
@@ -164,7 +197,23 @@ class MemoryMethod:
     def new_cache(self, model: nn.Module) -> MemoryCache:
         return MemoryCache(model.config.num_hidden_layers)
 
-    def _stateless_context(self, length: int) -> ForwardContext:
+    # ---- what the attention function reads -------------------------------------------------------------
+    @property
+    def is_bypassed(self) -> bool:
+        """True inside `bypassed()`: attention is plain causal, nothing is remembered."""
+        return self._bypass
+
+    def remember_input(self, layer_idx: int, hidden: torch.Tensor) -> None:
+        """The pre-hook's record of layer `layer_idx`'s normed input for this forward."""
+        self._hidden[layer_idx] = hidden
+
+    def layer_input(self, layer_idx: int) -> torch.Tensor | None:
+        return self._hidden.get(layer_idx)
+
+    def forget_inputs(self) -> None:
+        self._hidden.clear()
+
+    def stateless_context(self, length: int) -> ForwardContext:
         """A one-shot pass from position 0 that stores nothing; its plan is shared by all layers."""
         key = (length, self.sinks, self.window)
         cached = getattr(self, "_stateless", None)
@@ -229,15 +278,13 @@ class MemoryMethod:
 
 
     # ---- static decode (the fast path of `baselines.static_decode`) ----------------------------------
-    def decode_layout(self, max_tokens: int):
+    def decode_layout(self, max_tokens: int) -> DecodeLayout | None:
         """Slots a request of at most `max_tokens` tokens needs in fixed decode buffers, or None when this
         method's kept tokens are not "sinks + one sliding window" (then it decodes with the eager engine).
 
         The base rule covers any subclass that keeps the base visibility (`raw_visible`, `keep_from`) and adds
         no attended memory keys (`memory_keys`): full attention gets one slot per position, a bounded window
         `sinks` slots plus a ring of `window` (fewer when the request can never fill it)."""
-        from baselines.static_decode import DecodeLayout
-
         own = type(self)
         if (own.raw_visible is not MemoryMethod.raw_visible or own.keep_from is not MemoryMethod.keep_from
                 or own.memory_keys is not MemoryMethod.memory_keys):
@@ -320,57 +367,21 @@ def check_supported(model: nn.Module) -> None:
         )
 
 
-def _capture_hidden(module: nn.Module, args: tuple, kwargs: dict) -> None:
-    method = _METHOD_OF_MODULE.get(module)
+def capture_layer_input(module: nn.Module, args: tuple, kwargs: dict) -> None:
+    method = METHOD_OF_MODULE.get(module)
     if method is None:
         return
     hidden = kwargs.get("hidden_states", args[0] if args else None)
-    method._hidden[module.layer_idx] = hidden
-
-
-@contextlib.contextmanager
-def attach(model: nn.Module, method: MemoryMethod) -> Iterator[MemoryMethod]:
-    """Install `method` on `model`; on exit the model is exactly as before (modules, hooks, attention)."""
-    from baselines.attention import register_attention
-
-    layers = decoder_layers(model)
-    register_attention()
-    previous = model.config._attn_implementation
-    handles = []
-    method.install(model)
-    try:
-        for layer in layers:
-            attn = layer.self_attn
-            if attn in _METHOD_OF_MODULE:
-                raise RuntimeError("a memory method is already attached to this model; detach it first")
-            _METHOD_OF_MODULE[attn] = method
-            handles.append(attn.register_forward_pre_hook(_capture_hidden, with_kwargs=True))
-        _set_attn_implementation(model, ATTENTION_NAME)
-        yield method
-    finally:
-        for h in handles:
-            h.remove()
-        for layer in layers:
-            _METHOD_OF_MODULE.pop(layer.self_attn, None)
-        _set_attn_implementation(model, previous)
-        method.uninstall(model)
-        method._hidden.clear()
-
-
-def _set_attn_implementation(model: nn.Module, name: str) -> None:
-    try:
-        model.set_attn_implementation(name)
-    except (ValueError, AttributeError, TypeError):
-        model.config._attn_implementation = name
+    method.remember_input(module.layer_idx, hidden)
 
 
 def is_attached(model: nn.Module, method: MemoryMethod | None = None) -> bool:
-    """True when a method (or this one) is live on every attention module: runs assert it (defect D6)."""
+    """True when a method (or this one) is live on every attention module: runs assert it (`docs/DEFECTS.md` D6)."""
     layers = decoder_layers(model)
-    live = [_METHOD_OF_MODULE.get(layer.self_attn) for layer in layers]
+    live = [METHOD_OF_MODULE.get(layer.self_attn) for layer in layers]
     ok = all(m is not None for m in live) and model.config._attn_implementation == ATTENTION_NAME
     return ok and (method is None or all(m is method for m in live))
 
 
 def method_of(module: nn.Module) -> MemoryMethod | None:
-    return _METHOD_OF_MODULE.get(module)
+    return METHOD_OF_MODULE.get(module)

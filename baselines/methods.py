@@ -1,4 +1,4 @@
-"""The training-free methods and the registry that names every method.
+"""The training-free methods (registered by name in `baselines/registry.py`, costed in `baselines/method_costs.py`).
 
 * `full`: the model as it is (window unbounded; the cache grows with the prompt).
 * `swa`: StreamingLLM attention sinks + a sliding window; evicted tokens are dropped.
@@ -9,32 +9,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
 from baselines.cache import LayerMemory
+from baselines.costs import default_ct_slots
 from baselines.interface import ChunkPlan, MemoryMethod
-
-_REGISTRY: dict[str, Callable[..., MemoryMethod]] = {}
-
-
-def register_method(name: str, factory: Callable[..., MemoryMethod]) -> None:
-    _REGISTRY[name] = factory
-
-
-def method_names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def make_method(name: str, **kwargs) -> MemoryMethod:
-    """Build a method by name: full, swa, ct-max, ct-avg, and (once `ahn` is imported) ahn / ahn-gdn / …"""
-    if name not in _REGISTRY and name.startswith("ahn"):
-        import ahn.method  # noqa: F401  (registers the AHN methods)
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown memory method {name!r}; valid methods: {', '.join(method_names())}")
-    return _REGISTRY[name](**kwargs)
+from baselines.model_configs import ModelDims
+from baselines.registry import make_method, method_names, register_method  # noqa: F401  (their former home)
 
 
 class FullAttention(MemoryMethod):
@@ -85,8 +67,11 @@ class CompressivePooling(MemoryMethod):
     @staticmethod
     def default_slots(config) -> int:
         """Slots holding as many elements as an AHN state: head_dim * Nq / (2 * Nkv) (512 for Qwen2.5-3B)."""
-        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-        return max(1, head_dim * config.num_attention_heads // (2 * config.num_key_value_heads))
+        return max(1, default_ct_slots(ModelDims.from_hf_config(config)))
+
+    def pool_groups(self, groups: torch.Tensor) -> torch.Tensor:
+        """[B, Hkv, g, ratio, dh] keys or values of complete groups -> their [B, Hkv, g, dh] slots."""
+        return groups.amax(3) if self.pool == "max" else groups.mean(3)
 
     def install(self, model: nn.Module) -> None:
         if self.slots is None:
@@ -119,7 +104,7 @@ class CompressivePooling(MemoryMethod):
             n = (g_hi - g_lo) * self.ratio
             gk = keys.narrow(2, first_idx, n).view(b, hkv, g_hi - g_lo, self.ratio, dh)
             gv = values.narrow(2, first_idx, n).view(b, hkv, g_hi - g_lo, self.ratio, dh)
-            new_k, new_v = (gk.amax(3), gv.amax(3)) if self.pool == "max" else (gk.mean(3), gv.mean(3))
+            new_k, new_v = self.pool_groups(gk), self.pool_groups(gv)
             new_ids = torch.arange(g_lo, g_hi, device=keys.device)
         else:
             new_k = keys.new_zeros(b, hkv, 0, dh)
@@ -136,8 +121,3 @@ class CompressivePooling(MemoryMethod):
         state = {"slot_keys": new_k[:, :, keep], "slot_values": new_v[:, :, keep], "slot_ids": new_ids[keep]}
         return new_k, new_v, visible, state
 
-
-register_method("full", FullAttention)
-register_method("swa", SinksWindow)
-register_method("ct-max", lambda **kw: CompressivePooling(pool="max", **kw))
-register_method("ct-avg", lambda **kw: CompressivePooling(pool="avg", **kw))

@@ -31,41 +31,16 @@ from __future__ import annotations
 import math
 import os
 import sys
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from baselines.cache import MemoryCache
+from baselines.decode_layout import DecodeLayout  # noqa: F401  (re-exported: the layout belongs to this path)
 from baselines.interface import MemoryMethod, decoder_layers
 
 ENV_SWITCH = "AHN_HARNESS_STEP_GRAPH"  # "0": replay nothing, run the static step eagerly (still fixed buffers)
 ENV_SPLITS = "AHN_HARNESS_DECODE_SPLITS"  # pieces of the attention's slot reduction (`decode_attention`)
-
-
-@dataclass(frozen=True)
-class DecodeLayout:
-    """Where a position's K/V lives: slots [0, sinks) for sinks, then a ring of `ring` slots (or, when
-    `evicts` is False, full attention: slot = position, no eviction)."""
-
-    sinks: int
-    ring: int
-    evicts: bool
-
-    @property
-    def capacity(self) -> int:
-        return self.sinks + self.ring
-
-    def slot(self, pos: torch.Tensor) -> torch.Tensor:
-        if not self.evicts:
-            return pos.clamp(max=self.capacity - 1)
-        return torch.where(pos < self.sinks, pos, self.sinks + (pos - self.sinks) % self.ring)
-
-    def evicting(self, pos: torch.Tensor) -> torch.Tensor:
-        """The token at `pos` pushes position pos − ring out of the window (bounded layouts only)."""
-        if not self.evicts:
-            return torch.zeros_like(pos, dtype=torch.bool)
-        return pos >= self.sinks + self.ring
 
 
 def decode_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor,

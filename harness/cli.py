@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
+from baselines.registry import method_names
 from harness.presets import PRESETS, TINY_DEFAULT, get_preset, resolve_model
 
+#: Modules to import before any command: methods and benchmark families registered from their own files.
+PLUGINS_ENV = "AHN_HARNESS_PLUGINS"
 DEFAULT_TASKS = "synthetic:passkey@512+1k+2k+4k,synthetic:number_string@512+1k+2k+4k"
 DEFAULT_LIMIT = 4
 DEFAULT_OUTPUT = Path("runs")
@@ -51,8 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tasks", default=None,
                      help="task selection, e.g. lveval, lveval:factrecall_en@128k, infinitebench:passkey, "
                           f"synthetic:passkey@4k+8k (default with tiny presets: {DEFAULT_TASKS})")
-    run.add_argument("--method", help="memory method for a non-preset model: full, swa, ct-max, ct-avg, ahn-gdn, "
-                                      "ahn-dn, ahn-mamba2")
+    run.add_argument("--method", help="memory method for a non-preset model: " + ", ".join(method_names()))
     run.add_argument("--window", type=int, help="window in tokens, sinks not counted (paper: 32640)")
     run.add_argument("--sinks", type=int, help="attention sinks (paper: 128)")
     run.add_argument("--chunk", type=int, help="prefill chunk in tokens (default 4096; 512 for tiny presets)")
@@ -83,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="parameters, FLOPs and cache bytes without loading weights")
     info.add_argument("--model", required=True, help="a preset, or a local folder / cached Hub id with --method")
-    info.add_argument("--method", help="memory method for a non-preset model")
+    info.add_argument("--method", help="memory method for a non-preset model: " + ", ".join(method_names()))
     info.add_argument("--length", type=_length, required=True, help="sequence length: 128000, 128k, …")
     info.add_argument("--window", type=int)
     info.add_argument("--sinks", type=int)
@@ -109,7 +113,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_list(what: str) -> int:
-    from baselines import method_names
     from tasks.registry import FAMILIES
 
     if what in ("all", "presets"):
@@ -277,7 +280,20 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def load_plugins() -> list[str]:
+    """Import the modules named in ``AHN_HARNESS_PLUGINS`` (their `register_method` / `register_family` lines
+    run); a module that cannot be imported is an error naming it."""
+    names = [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
+    for module in names:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise SystemExit(f"error: {PLUGINS_ENV} names {module!r}, which cannot be imported ({exc})") from exc
+    return names
+
+
 def _dispatch(argv: list[str]) -> int:
+    load_plugins()
     if argv and argv[0] == "score":
         from tasks.score_file import main as score_main
 
@@ -327,7 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(argv)
     except SystemExit as exc:  # argparse (ours or lm-eval's) printed its usage and error already
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        if isinstance(exc.code, str):  # a message not printed yet (e.g. a plugin that cannot be imported)
+            print(exc.code, file=sys.stderr)
+            return 2
+        return exc.code if isinstance(exc.code, int) else 0
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -24,7 +24,7 @@ Decisions, explicit:
   models; the cut is the benchmark's (LV-Eval halves by default; ``middle_style=infinitebench``). The
   settings are recorded in ``results["config"]`` (``get_model_info``).
 * **Truncation happens before the chat template**, on the last user message (the official pipelines' order:
-  ``spec/benchmarks.md`` A4, B4). lm-eval renders the template before the model sees the request, so
+  `docs/BENCHMARKS.md` A4, B4). lm-eval renders the template before the model sees the request, so
   :meth:`apply_chat_template` remembers each rendered prompt's messages and the request is re-rendered after
   truncating. The template's own tokens come on top of the budget, as in :func:`tasks.prompting.prepare`.
 * **Loglikelihoods** stream through the method as generation does (chunked prefill with the method's memory),

@@ -2,7 +2,7 @@
 
 Hub ids are looked up in the local Hugging Face cache first; offline (`HF_HUB_OFFLINE=1`) a missing model is
 an immediate error that names it and says how to point at a local folder. After loading, the method is attached
-and checked live (the official LV-Eval script could silently run without it: defect D6).
+and checked live (the official LV-Eval script could silently run without it: `docs/DEFECTS.md` D6).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-import ahn.method  # noqa: F401  (registers the AHN methods)
 from baselines import attach, is_attached, make_method
 from baselines.interface import MemoryMethod
+from baselines.precision import check_rope_fp32
+from baselines.registry import get_spec
 from harness.presets import Preset
 
 
@@ -103,10 +104,9 @@ def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
 
 
 def build_method(preset: Preset) -> MemoryMethod:
-    if preset.method == "full":
-        return make_method("full")
-    kwargs = {"sinks": preset.sinks, "window": preset.window}
-    return make_method(preset.method, **kwargs)
+    if not get_spec(preset.method).bounded:  # full attention takes no sinks or window
+        return make_method(preset.method)
+    return make_method(preset.method, sinks=preset.sinks, window=preset.window)
 
 
 @contextlib.contextmanager
@@ -119,7 +119,7 @@ def loaded(preset: Preset, device: str | None = None, dtype: str | None = None) 
     method = build_method(preset)  # validate settings before touching any weights
     model_dir = locate(preset.model, "model")
     ahn_dir = locate(preset.ahn_checkpoint, "AHN checkpoint") if preset.ahn_checkpoint else None
-    if preset.method.startswith("ahn") and ahn_dir is None:
+    if get_spec(preset.method).needs_checkpoint and ahn_dir is None:
         raise ValueError(f"{preset.name}: method {preset.method} needs an AHN checkpoint (--ahn-checkpoint)")
     try:  # the boundary to transformers: any failure here is a folder that cannot be loaded, said in one line
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -135,6 +135,7 @@ def loaded(preset: Preset, device: str | None = None, dtype: str | None = None) 
     if getattr(model.config, "use_sliding_window", False):
         model.config.use_sliding_window = False
     model.to(dev).eval()
+    check_rope_fp32(model)  # from_pretrained keeps them fp32; a cast model would drift with position
     with attach(model, method):
         if ahn_dir is not None:
             from ahn.checkpoint import load_ahn_state_dict, read_ahn_config

@@ -10,22 +10,20 @@ import difflib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from ahn.layout import CELLS
+from baselines.costs import TABLE9_ORDER
+from baselines.registry import get_spec
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_DIR = REPO_ROOT / "leaderboards" / "tiny"
 
 PAPER_SINKS, PAPER_WINDOW, LONGBENCH_WINDOW = 128, 32640, 8064
 TINY_SINKS, TINY_WINDOW = 32, 480
 
-METHOD_ROWS = {  # suffix → (method, paper row name)
-    "full": ("full", "Full Attn"),
-    "swa": ("swa", "Sinks+SWA"),
-    "ct-max": ("ct-max", "CT-Max"),
-    "ct-avg": ("ct-avg", "CT-Average"),
-    "ahn-mamba2": ("ahn-mamba2", "AHN-Mamba2"),
-    "ahn-dn": ("ahn-dn", "AHN-DN"),
-    "ahn-gdn": ("ahn-gdn", "AHN-GDN"),
-}
-AHN_REPO_CELL = {"ahn-mamba2": "Mamba2", "ahn-dn": "DN", "ahn-gdn": "GDN"}
+#: The paper's rows in the order of its tables: a preset per row and base (labels from the method registry).
+PAPER_ROWS: tuple[str, ...] = TABLE9_ORDER
+#: The cell's part of the released AHN repo ids.
+AHN_REPO_CELL = {layout.method: layout.hub_name for layout in CELLS.values()}
 
 
 @dataclass(frozen=True)
@@ -53,14 +51,16 @@ def _paper_presets() -> dict[str, Preset]:
     for size in ("3B", "7B", "14B"):
         base = f"Qwen2.5-{size}-Instruct"
         tag = size.lower()
-        for suffix, (method, row) in METHOD_ROWS.items():
-            if suffix.startswith("ahn"):
-                name = f"{suffix}-{tag}"
-                ckpt = f"ByteDance-Seed/AHN-{AHN_REPO_CELL[suffix]}-for-Qwen-2.5-Instruct-{size}"
+        for method in PAPER_ROWS:
+            spec = get_spec(method)
+            row = spec.paper_name
+            if spec.needs_checkpoint:
+                name = f"{method}-{tag}"
+                ckpt = f"ByteDance-Seed/AHN-{AHN_REPO_CELL[method]}-for-Qwen-2.5-Instruct-{size}"
             else:
-                name = f"qwen2.5-{tag}" if suffix == "full" else f"qwen2.5-{tag}-{suffix}"
+                name = f"qwen2.5-{tag}" if not spec.bounded else f"qwen2.5-{tag}-{method}"
                 ckpt = None
-            full = method == "full"
+            full = not spec.bounded
             presets[name] = Preset(
                 name=name, model=f"Qwen/{base}", method=method,
                 sinks=0 if full else PAPER_SINKS, window=None if full else PAPER_WINDOW,
@@ -72,12 +72,13 @@ def _paper_presets() -> dict[str, Preset]:
 
 def _tiny_presets() -> dict[str, Preset]:
     presets = {}
-    for suffix, (method, row) in METHOD_ROWS.items():
-        full = method == "full"
-        presets[f"tiny-{suffix}"] = Preset(
-            name=f"tiny-{suffix}", model=str(TINY_DIR / "base"), method=method,
+    for method in PAPER_ROWS:
+        spec = get_spec(method)
+        row, full = spec.paper_name, not spec.bounded
+        presets[f"tiny-{method}"] = Preset(
+            name=f"tiny-{method}", model=str(TINY_DIR / "base"), method=method,
             sinks=0 if full else TINY_SINKS, window=None if full else TINY_WINDOW,
-            ahn_checkpoint=str(TINY_DIR / suffix) if suffix.startswith("ahn") else None,
+            ahn_checkpoint=str(TINY_DIR / method) if spec.needs_checkpoint else None,
             paper_row=row, chunk_size=512,
             description=f"{row} on the project's tiny byte-level base ({TINY_SINKS} sinks + {TINY_WINDOW} window)",
         )
@@ -85,7 +86,7 @@ def _tiny_presets() -> dict[str, Preset]:
 
 
 PRESETS: dict[str, Preset] = {**_paper_presets(), **_tiny_presets()}
-TINY_DEFAULT = [f"tiny-{s}" for s in METHOD_ROWS]
+TINY_DEFAULT = [f"tiny-{m}" for m in PAPER_ROWS]
 
 
 def get_preset(name: str) -> Preset:
@@ -110,7 +111,7 @@ def resolve_model(model: str, method: str | None = None, sinks: int | None = Non
     if not looks_like_path:
         get_preset(model)  # raises with the valid names
     method = method or "full"
-    full = method == "full"
+    full = not get_spec(method).bounded
     return Preset(
         name=f"{Path(model).name}:{method}", model=model, method=method,
         sinks=0 if full else (PAPER_SINKS if sinks is None else sinks),

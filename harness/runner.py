@@ -20,14 +20,16 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from baselines.costs import estimate
+from baselines.costs import CostModel, estimate
 from baselines.engine import DecoderPool, generate, generate_many, static_decode_supported
 from baselines.model_configs import ModelDims
+from baselines.registry import cost_model_of
 from harness.buckets import bucket_of
 from harness.hashing import record_hashes
 from harness.loading import Loaded, loaded
 from harness.presets import Preset
 from harness.provenance import make_manifest
+from harness.record import SampleRecord
 from harness.store import RunStore, merge_shards
 from harness.summary import write_summary
 from tasks.prompting import prepare
@@ -91,68 +93,62 @@ def _chat(setting: str, default: bool) -> bool:
     raise ValueError(f"chat_template must be auto, on or off, got {setting!r}")
 
 
-def _cost_method(preset: Preset) -> str:
-    return preset.method if preset.method != "ahn" else "ahn-gdn"
-
-
 def _dims(model) -> ModelDims:
     return ModelDims.from_hf_config(model.config)
 
 
-def _prepare_record(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDims):
+def _prepare_record(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDims,
+                    costs: CostModel) -> tuple[SampleRecord, torch.Tensor, int]:
     """The prompt as its benchmark prepares it, and the record's fields known before generation."""
     task = task_settings(sample)
     chat = _chat(settings.chat_template, task.chat_template)
     prepared = prepare(sample, lo.tokenizer, task.truncation, chat)
     max_new = settings.max_new_tokens if settings.max_new_tokens is not None else sample.max_new_tokens
-    record: dict[str, Any] = {
-        "key": sample.key, "task": sample.task, "level": sample.level, "id": sample.id,
-        "prompt_tokens_before": prepared.prompt_tokens_before, "prompt_tokens": prepared.prompt_tokens_after,
-        "truncated": prepared.truncated, "chat_template": chat, "max_new_tokens": max_new,
-        "answers": sample.answers, "extra": sample.extra,
+    record = SampleRecord(
+        key=sample.key, task=sample.task, level=sample.level, id=sample.id,
+        prompt_tokens_before=prepared.prompt_tokens_before, prompt_tokens=prepared.prompt_tokens_after,
+        truncated=prepared.truncated, chat_template=chat, max_new_tokens=max_new,
+        answers=sample.answers, extra=sample.extra,
         **record_hashes(prepared.text, prepared.input_ids, sample.answers),
-    }
-    record["bucket"] = bucket_of(record)
+    )
+    record.bucket = bucket_of(record.to_dict())
     p = lo.preset
-    method_name = _cost_method(p)
-    cost = estimate(dims, method_name, prepared.prompt_tokens_after, p.sinks or 0, p.window or 1,
-                    ct_slots=getattr(lo.method, "slots", None), chunk_size=p.chunk_size,
-                    dtype_bytes=torch.finfo(lo.dtype).bits // 8)
-    record.update({
-        "flops_paper": cost.flops_model, "flops_actual": cost.flops_model_actual,
-        "flops_mixing_paper": cost.flops_mixing, "flops_mixing_actual": cost.flops_mixing_actual,
-        "cache_bytes_paper": cost.cache_bytes, "cache_bytes_actual": cost.cache_bytes_actual,
-        "params_extra": cost.params_extra,
-    })
+    cost = estimate(dims, costs, prepared.prompt_tokens_after, p.sinks or 0, p.window or 1,
+                    chunk_size=p.chunk_size, dtype_bytes=torch.finfo(lo.dtype).bits // 8)
+    record.flops_paper, record.flops_actual = cost.flops_model, cost.flops_model_actual
+    record.flops_mixing_paper, record.flops_mixing_actual = cost.flops_mixing, cost.flops_mixing_actual
+    record.cache_bytes_paper, record.cache_bytes_actual = cost.cache_bytes, cost.cache_bytes_actual
+    record.params_extra = cost.params_extra
     return record, torch.tensor([prepared.input_ids], device=lo.device), max_new
 
 
-def _failed(record: dict[str, Any], exc: BaseException, lo: Loaded) -> dict[str, Any]:
+def _failed(record: SampleRecord, exc: BaseException, lo: Loaded) -> SampleRecord:
     if lo.device.type == "cuda":
         torch.cuda.empty_cache()
-    record.update(status="failed", error=f"out of memory: {str(exc).splitlines()[0]}", score=None, prediction=None)
-    return record
+    return record.fail(f"out of memory: {str(exc).splitlines()[0]}")
 
 
-def _finish_record(record: dict[str, Any], result, lo: Loaded, sample: Sample, batch: int) -> dict[str, Any]:
+def _finish_record(record: SampleRecord, result, lo: Loaded, sample: Sample, batch: int) -> SampleRecord:
     prediction = lo.tokenizer.decode(result.tokens[0], skip_special_tokens=True)
     scored = score_detailed(sample.task, prediction, sample.answers, sample.extra)
-    record.update({
-        "status": "ok", "error": None, "prediction": prediction, "score": scored.score,
-        "score_note": scored.note, "n_generated": len(result.tokens[0]),
-        "prefill_s": result.prefill_s, "decode_s": result.decode_s,
-        "decode_s_per_token": result.decode_s / max(1, len(result.tokens[0])),
-        "peak_mem_bytes": result.peak_mem_bytes,
-        "cache_bytes_measured": result.cache_bytes_after_prefill,
-        "cache_bytes_measured_final": result.cache_bytes_final,
-        "decode_batch": batch,
-    })
+    record.status, record.error, record.prediction = "ok", None, prediction
+    record.score, record.score_note = scored.score, scored.note
+    record.n_generated = len(result.tokens[0])
+    record.prefill_s, record.decode_s = result.prefill_s, result.decode_s
+    record.decode_s_per_token = result.decode_s / max(1, len(result.tokens[0]))
+    record.peak_mem_bytes = result.peak_mem_bytes
+    record.cache_bytes_measured = result.cache_bytes_after_prefill
+    record.cache_bytes_measured_final = result.cache_bytes_final
+    record.decode_batch = batch
     return record
 
 
-def run_sample(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDims) -> dict[str, Any]:
-    """One sample end to end; never raises for a sample-level failure (recorded as status=failed)."""
-    record, ids, max_new = _prepare_record(lo, sample, settings, dims)
+def run_sample(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDims,
+               costs: CostModel | None = None) -> SampleRecord:
+    """One sample end to end; never raises for a sample-level failure (recorded as status=failed).
+
+    `costs` is the method's cost model (asked of the method when not given)."""
+    record, ids, max_new = _prepare_record(lo, sample, settings, dims, costs or cost_model_of(lo.method))
     try:
         result = generate(lo.model, lo.method, ids, max_new_tokens=max_new, chunk_size=lo.preset.chunk_size,
                           repetition_penalty=settings.repetition_penalty)
@@ -162,11 +158,12 @@ def run_sample(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDim
 
 
 def run_batch(lo: Loaded, samples: list[Sample], settings: RunSettings, dims: ModelDims, rows: int,
-              pool: DecoderPool) -> list[dict[str, Any]]:
+              pool: DecoderPool, costs: CostModel | None = None) -> list[SampleRecord]:
     """Several samples: each prefilled alone, decoded together through the static step (`generate_many`).
     Per-sample records equal `run_sample`'s but for times (decode time and peak memory are the batch's). If
     the batch runs out of memory, its samples run one at a time."""
-    prepared = [_prepare_record(lo, s, settings, dims) for s in samples]
+    costs = costs or cost_model_of(lo.method)
+    prepared = [_prepare_record(lo, s, settings, dims, costs) for s in samples]
     try:
         results = generate_many(lo.model, lo.method, [ids for _, ids, _ in prepared], [m for _, _, m in prepared],
                                 chunk_size=lo.preset.chunk_size, repetition_penalty=settings.repetition_penalty,
@@ -174,7 +171,7 @@ def run_batch(lo: Loaded, samples: list[Sample], settings: RunSettings, dims: Mo
     except torch.OutOfMemoryError:
         if lo.device.type == "cuda":
             torch.cuda.empty_cache()
-        return [run_sample(lo, s, settings, dims) for s in samples]
+        return [run_sample(lo, s, settings, dims, costs) for s in samples]
     return [_finish_record(rec, res, lo, s, len(samples)) for (rec, _, _), res, s in zip(prepared, results, samples)]
 
 
@@ -235,6 +232,7 @@ def run_preset(preset: Preset, settings: RunSettings, out_dir: Path) -> Path:
         done = store.done_keys(retry_failed=settings.retry_failed)
         todo = [s for s in mine if s.key not in done]
         dims = _dims(lo.model)
+        costs = cost_model_of(lo.method)  # an unregistered method fails here, before any sample
         rows = decode_plan(lo, settings, todo)
         bar = tqdm(total=len(todo), desc=preset.name, unit="sample", disable=not settings.progress or rank != 0,
                    dynamic_ncols=True)
@@ -243,14 +241,14 @@ def run_preset(preset: Preset, settings: RunSettings, out_dir: Path) -> Path:
             for begin in range(0, len(todo), max(1, rows)):
                 group = todo[begin:begin + max(1, rows)]
                 t0 = time.perf_counter()
-                records = run_batch(lo, group, settings, dims, rows, pool) if rows else \
-                    [run_sample(lo, group[0], settings, dims)]
+                records = run_batch(lo, group, settings, dims, rows, pool, costs) if rows else \
+                    [run_sample(lo, group[0], settings, dims, costs)]
                 for record in records:
-                    record["wall_s"] = (time.perf_counter() - t0) / len(records)
-                    store.append(record)
+                    record.wall_s = (time.perf_counter() - t0) / len(records)
+                    store.append(record.to_dict())
                     bar.update(1)
-                    if record["status"] == "ok":
-                        bar.set_postfix(score=f"{record['score']:.2f}", tok=record["prompt_tokens"])
+                    if record.status == "ok":
+                        bar.set_postfix(score=f"{record.score:.2f}", tok=record.prompt_tokens)
         bar.close()
     _barrier(world)
     if rank == 0:

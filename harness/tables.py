@@ -1,6 +1,6 @@
 """The AHN paper's tables with our numbers beside the published ones (`harness table --paper`).
 
-Published numbers live as data in `leaderboards/paper/` (`ahn_v2.json`: Tables 2, 6, 9 as in the spec;
+Published numbers live as data in `leaderboards/paper/` (`ahn_v2.json`: Tables 2, 6, 9;
 `ahn_v2_extra.json`: Tables 3, 4, 5, 7, 8 and the printed cells of Table 2). Efficiency numbers are recomputed
 from the analytic cost model (no torch, instant); scores come from run summaries handed in by the caller.
 
@@ -75,7 +75,7 @@ _EFFICIENCY: tuple[tuple[str, str, str, str], ...] = (
 )
 
 _SEVEN_B_NOTE = (
-    "The paper's 7B FLOPs do not follow its own recipe (paper.md §3.7): the recipe gives Full 3.4988 / 5.2378 PF "
+    "The paper's 7B FLOPs do not follow its own recipe (docs/COSTS.md §3.7): the recipe gives Full 3.4988 / 5.2378 PF "
     "(mixing / model) against the printed 3.23 / 4.87, so every 7B absolute FLOPs figure is about 7–8% lower in "
     "the paper, while the mixing ratios (48.0 / 48.5 / 48.2%), the cache (14.68 / 3.76 / 3.81 GB) and the "
     "parameters match, and the model ratios differ by about 0.25 points. No integer configuration fits the "

@@ -12,10 +12,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ahn.layout import CELL_KINDS
 from harness.presets import REPO_ROOT, TINY_DEFAULT, TINY_DIR, Preset
 
 UNTRAINED_DIR = REPO_ROOT / "runs" / "tiny-untrained"
-CELLS = ("gdn", "dn", "mamba2")
 
 
 def trained_world_present() -> bool:
@@ -36,7 +36,7 @@ def build_untrained_world(out: Path = UNTRAINED_DIR) -> Path:
     model = build_model(cfg)
     save_base(model, out / "base")
     model = model.to(torch.float32)
-    for cell in CELLS:
+    for cell in CELL_KINDS:
         torch.manual_seed(cfg.seed)
         method = make_method("ahn", cell=cell, sinks=32, window=480)
         with attach(model, method):

@@ -1,4 +1,4 @@
-"""The AHN paper's evaluation variants (spec Part C), kept apart from the official protocols.
+"""The AHN paper's evaluation variants (`docs/BENCHMARKS.md` C), kept apart from the official protocols.
 
 Why separate task names: the paper changed truncation, prompts and metrics, so its numbers are not
 comparable with the official tables, and a run must never mix the two under one task key.

@@ -1,4 +1,4 @@
-"""InfiniteBench adapter: the 12 tasks, read from the raw ``{task}.jsonl`` files (spec Part B).
+"""InfiniteBench adapter: the 12 tasks, read from the raw ``{task}.jsonl`` files (`docs/BENCHMARKS.md` B).
 
 Raw jsonl, not ``load_dataset``: the latter needs string Features that turn the int/float labels of
 code_run and math_find into strings and break the official comparisons. Labels keep the official types

@@ -1,4 +1,4 @@
-"""LongBench v1, the six tasks of the AHN paper's Table 3, run the way the paper ran them (spec C3).
+"""LongBench v1, the six tasks of the AHN paper's Table 3, run the way the paper ran them (`docs/BENCHMARKS.md` C3).
 
 Protocol: the task's ``dataset2prompt.json`` prompt, left truncation keeping the last ``32,000 − max_gen``
 tokens when the prompt exceeds 32,000 (official LongBench middle-truncates instead), the chat template for

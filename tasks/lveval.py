@@ -1,6 +1,6 @@
 """LV-Eval adapter: 11 datasets × 5 levels, read from the published zips or flat jsonl files.
 
-Layouts accepted (spec A2): the Hub zip ``{dataset}.zip`` with members ``{dataset}/{dataset}_{level}.jsonl``,
+Layouts accepted (`docs/BENCHMARKS.md` A2): the Hub zip ``{dataset}.zip`` with members ``{dataset}/{dataset}_{level}.jsonl``,
 the unzipped folder ``{dir}/{dataset}/{dataset}_{level}.jsonl``, and the official loader's flat
 ``{dir}/{dataset}_{level}.jsonl``. Field aliases ``gold_ans`` (= ``answer_keywords``) and ``distractor``
 (= ``confusing_facts``) are accepted. Only ``answers[0]`` is scored officially; the full list is kept. ``extra["answer_keywords"]`` and
@@ -47,7 +47,7 @@ LANGUAGE: dict[str, str] = {
     d: ("zh" if d in {"cmrc_mixup", "multifieldqa_zh_mixup", "factrecall_zh", "dureader_mixup", "lic_mixup"} else "en")
     for d in DATASETS
 }
-# The official metric function of each dataset (spec A1), for the scorer and the report.
+# The official metric function of each dataset (docs/BENCHMARKS.md A1), for the scorer and the report.
 METRIC: dict[str, str] = {
     "loogle_SD_mixup": "qa_f1_score_with_gold_ans",
     "cmrc_mixup": "qa_f1_zh_score_with_gold_ans",
@@ -61,7 +61,7 @@ METRIC: dict[str, str] = {
     "hotpotwikiqa_mixup": "qa_f1_score_with_gold_ans",
     "lic_mixup": "qa_f1_zh_score_with_gold_ans",
 }
-# Datasets whose records carry answer_keywords (spec A1 "optional field"): empty ones are logged.
+# Datasets whose records carry answer_keywords (docs/BENCHMARKS.md A1, optional fields): empty ones are logged.
 HAS_KEYWORDS = frozenset(
     {"loogle_SD_mixup", "multifieldqa_en_mixup", "multifieldqa_zh_mixup", "loogle_CR_mixup", "loogle_MIR_mixup",
      "hotpotwikiqa_mixup", "lic_mixup"}
@@ -70,7 +70,7 @@ HAS_KEYWORDS = frozenset(
 OFFICIAL_TRUNCATION = Truncation("middle", 15_500)  # official --model-max-length default
 PAPER_TRUNCATION = Truncation("middle", 256_000)  # AHN paper (effectively none)
 OFFICIAL_CHAT_TEMPLATE = False  # official build_chat has no Qwen / Llama-3 branch
-PAPER_CHAT_TEMPLATE = True  # AHN copy: one user turn, generation prompt (spec ahn.md §10.6)
+PAPER_CHAT_TEMPLATE = True  # AHN copy: one user turn, generation prompt (docs/AHN.md §10.6)
 
 
 def settings(dataset: str, protocol: str = "official") -> TaskSettings:

@@ -1,7 +1,7 @@
 """Turning a :class:`~tasks.sample.Sample` into the token ids a model is fed: truncation, then chat template.
 
 The order matters and differs between benchmarks, and scores move with it, so each official order is
-reproduced exactly (``shared/spec/benchmarks.md`` A4, B4, C2, C3):
+reproduced exactly (`docs/BENCHMARKS.md` A4, B4, C2, C3):
 
 * LV-Eval (``middle``, style ``"lveval"``): tokenise the formatted prompt (default special tokens); if longer
   than ``L``, ``half = int(L/2)`` and the text becomes ``decode(ids[:half]) + decode(ids[-half:])``; then the
@@ -13,7 +13,7 @@ reproduced exactly (``shared/spec/benchmarks.md`` A4, B4, C2, C3):
   template.
 
 Whether to apply a chat template is always an explicit argument, never guessed from a model name (the
-official AHN code's name test silently skipped the template for ``Qwen2.5``; ``spec/ahn.md`` D4).
+official AHN code's name test silently skipped the template for ``Qwen2.5``; `docs/DEFECTS.md` D4).
 The tokenizer is duck-typed like a HF tokenizer (``encode``, ``decode``, ``apply_chat_template``), so this
 module needs neither torch nor transformers.
 """
@@ -99,7 +99,7 @@ def encode(tokenizer: Any, text: str, add_special_tokens: bool = True) -> list[i
 
 
 def apply_chat(tokenizer: Any, text: str, chat_template_kwargs: dict[str, Any] | None = None) -> str:
-    """The prompt as one user turn with the generation prompt, no system message (spec ahn.md §10.6)."""
+    """The prompt as one user turn with the generation prompt, no system message (`docs/AHN.md` §10.6)."""
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError(
             "chat_template=True but the tokenizer has no chat template; pass chat_template=False for a base model"

@@ -1,7 +1,7 @@
 """Verbatim benchmark prompt templates and generation-length tables.
 
-The strings are copied from the project's benchmark specification (``shared/spec/benchmarks.md``), which
-quotes the official sources verbatim; any change here changes scores, so tests compare them with the spec.
+The strings are the official sources' (named per table below; their protocols in `docs/BENCHMARKS.md`), verbatim;
+any change here changes scores, so tests compare them with an independent transcription where one is at hand.
 Templates are filled with Python ``str.format``.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 # ruff: noqa: E501
 
-LVEVAL_DATASET_PROMPT: dict[str, str] = {  # spec A3 (LV-Eval config.py DATASET_PROMPT)
+LVEVAL_DATASET_PROMPT: dict[str, str] = {  # docs/BENCHMARKS.md A3 (LV-Eval config.py DATASET_PROMPT)
     "hotpotwikiqa_mixup": "Answer the question based on the given passages. Questions and answers are only relevant to some passages. Only give me the answer and do not output any other explanation and evidence.\n\nArticle: {context}\n\nPlease answer the following question based on the above passages. Questions and answers are only relevant to some passages. Only give me the answer and do not output any other explanation and evidence.\n\nQuestion: {input}\nAnswer:",
     "loogle_SD_mixup": "Please answer the following question based on the given passages. Questions and answers are only relevant to one passage. Only give me the answer and do not output any other explanation and evidence.\n\nArticle: {context}\n\nPlease answer the following question based on the above passages. Questions and answers are only relevant to one passage. Only give me the answer and do not output any other explanation and evidence.\n\nQuestion: {input}\nAnswer:",
     "loogle_CR_mixup": "Please answer the following question based on the given passages. Questions and answers are only relevant to one passage. Only give me the answer and do not output any other explanation and evidence.\n\nArticle: {context}\n\nPlease answer the following question based on the above passages. Questions and answers are only relevant to one passage. Only give me the answer and do not output any other explanation and evidence.\n\nQuestion: {input}\nAnswer:",
@@ -26,7 +26,7 @@ LVEVAL_DATASET_PROMPT: dict[str, str] = {  # spec A3 (LV-Eval config.py DATASET_
     "lic_mixup": "请根据下面给定的文章回答问题，问题和答案只与其中一篇文章有关。\n\n文章：{context}\n\n请现在基于上述文章回答下面的问题，问题和答案只与其中一篇文章有关。\n\n问题：{input}\n回答：",
 }
 
-INFINITEBENCH_OPEN_PROMPTS: dict[str, str] = {  # spec B3 yarn_mistral_templates
+INFINITEBENCH_OPEN_PROMPTS: dict[str, str] = {  # docs/BENCHMARKS.md B3 yarn_mistral_templates
     "passkey": "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. I will quiz you about the important information.\n\n{context}\n\n{input}\n\nThe pass key is",
     "number_string": "There is an important info hidden inside a lot of irrelevant text. Find it. I will quiz you about the important information there.\n\n{context}\n\n{input}\n\nThe sequence of digits is",
     "kv_retrieval": "Extract the value corresponding to the specified key in the JSON object below.\n\n{context}\n\n{input}",
@@ -41,7 +41,7 @@ INFINITEBENCH_OPEN_PROMPTS: dict[str, str] = {  # spec B3 yarn_mistral_templates
     "longdialogue_qa_eng": "Below is a dialogue script where one random occurrence of a character name is replaced with \"$$MASK$$\", and you should try to guess who that character is.\n\n{context}\n\nThe name that has been replaced with $$MASK$$ is likely",
 }
 
-INFINITEBENCH_CHAT_PROMPTS: dict[str, str] = {  # spec B3 gpt4_templates
+INFINITEBENCH_CHAT_PROMPTS: dict[str, str] = {  # docs/BENCHMARKS.md B3 gpt4_templates
     "passkey": "There is an important info hidden inside a lot of irrelevant text. Find it and memorize them. I will quiz you about the important information there.\n\n{context}\n\n{input}",
     "number_string": "There is an important info hidden inside a lot of irrelevant text. Find it. I will quiz you about the important information there.\n\n{context}\n\n{input}",
     "kv_retrieval": "Extract the value corresponding to the specified key in the JSON object below.\n\n{context}\n\n{input}",
@@ -56,8 +56,8 @@ INFINITEBENCH_CHAT_PROMPTS: dict[str, str] = {  # spec B3 gpt4_templates
     "longdialogue_qa_eng": "Below is a dialogue script where one random occurrence of a character name is replaced with \"$$MASK$$\", and you should try to guess who that character is.\n\nThe dialogue:\n\n---\n\n{context}\n\n---\n\nEnd of dialogue.\n\nWhich character is most likely \"$$MASK$$\"? Just say the name used by the scriptwriter (before the colon marks) of one single character and nothing else.",
 }
 
-# InfiniteBench chat-style set: GPT-4 got a system message "You are a helpful assistant" (spec B3); the
-# harness uses one user turn (spec B4.3) and records the prompt set.
+# InfiniteBench chat-style set: GPT-4 got a system message "You are a helpful assistant" (docs/BENCHMARKS.md B3); the
+# harness uses one user turn (docs/BENCHMARKS.md B4) and records the prompt set.
 INFINITEBENCH_GPT4_SYSTEM = "You are a helpful assistant"
 
 INFINITEBENCH_PROMPT_SETS: dict[str, dict[str, str]] = {
@@ -65,11 +65,10 @@ INFINITEBENCH_PROMPT_SETS: dict[str, dict[str, str]] = {
     "chat": INFINITEBENCH_CHAT_PROMPTS,
 }
 
-# AHN paper, InfiniteBench En.QA and Zh.QA (spec C2): the same English prompt for both languages.
+# AHN paper, InfiniteBench En.QA and Zh.QA (docs/BENCHMARKS.md C2): the same English prompt for both languages.
 AHN_INFINITEBENCH_PROMPT = "Read the book below and answer a question.\n\n{context}\n\nQuestion: {input}\n\nBe very concise."
 
-# LongBench v1 six tasks of the AHN paper (spec C3), ``config/dataset2prompt.json``. The spec does not quote
-# them; they were written from knowledge of the public file and then CHECKED, string for string, against the
+# LongBench v1 six tasks of the AHN paper (docs/BENCHMARKS.md C3), ``config/dataset2prompt.json``. They were written from knowledge of the public file and then CHECKED, string for string, against the
 # AHN repository's copy (ByteDance-Seed/AHN eval/longbench/configs/dataset2prompt.json, commit a6b858d) and
 # THUDM/LongBench config/dataset2prompt.json at commit f6227eb: identical. Later LongBench commits fixed the
 # narrativeqa typo ("as concisely"); the AHN runs used "asconcisely", kept here on purpose.
@@ -85,7 +84,7 @@ LONGBENCH_PROMPTS: dict[str, str] = {
 
 # ---- generation lengths -------------------------------------------------------------------------------
 
-LVEVAL_MAX_GEN: dict[str, int] = {  # spec A1
+LVEVAL_MAX_GEN: dict[str, int] = {  # docs/BENCHMARKS.md A1
     "loogle_SD_mixup": 64,
     "cmrc_mixup": 64,
     "multifieldqa_en_mixup": 64,
@@ -99,7 +98,7 @@ LVEVAL_MAX_GEN: dict[str, int] = {  # spec A1
     "lic_mixup": 64,
 }
 
-INFINITEBENCH_MAX_GEN: dict[str, int] = {  # spec B1
+INFINITEBENCH_MAX_GEN: dict[str, int] = {  # docs/BENCHMARKS.md B1
     "passkey": 6,
     "number_string": 12,
     "kv_retrieval": 50,
@@ -114,9 +113,9 @@ INFINITEBENCH_MAX_GEN: dict[str, int] = {  # spec B1
     "code_debug": 5,
 }
 
-AHN_INFINITEBENCH_MAX_GEN = 256  # spec C2
+AHN_INFINITEBENCH_MAX_GEN = 256  # docs/BENCHMARKS.md C2
 
-LONGBENCH_MAX_GEN: dict[str, int] = {  # spec C3 (the AHN paper's values)
+LONGBENCH_MAX_GEN: dict[str, int] = {  # docs/BENCHMARKS.md C3 (the AHN paper's values)
     "narrativeqa": 128,
     "hotpotqa": 32,
     "musique": 32,

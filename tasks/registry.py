@@ -10,20 +10,26 @@ so a typo fails before any data is read.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from tasks import ahn_paper, infinitebench, longbench, lveval
-from tasks.prompting import NO_TRUNCATION, TaskSettings
+from tasks.families import DEFAULT_SYNTHETIC_N_PER_LENGTH, parse_length
+from tasks.family import BenchmarkFamily, LoadRequest, families, get_family
+from tasks.prompting import TaskSettings
 from tasks.sample import Sample
 
-FAMILIES: tuple[str, ...] = ("lveval", "infinitebench", "longbench", "ahn-paper", "synthetic")
-DEFAULT_SYNTHETIC_N_PER_LENGTH = 20
+__all__ = ["DEFAULT_SYNTHETIC_N_PER_LENGTH", "Selection", "data_provenance", "load_samples",
+           "parse_length", "parse_one", "parse_task_spec", "task_settings"]
+
+
+def __getattr__(name: str):
+    """``FAMILIES``: the names of the registered benchmark families, in registration order."""
+    if name == "FAMILIES":
+        return tuple(families())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -39,61 +45,6 @@ class Selection:
         return s + ("@" + "+".join(self.levels) if self.levels else "")
 
 
-def parse_length(label: str) -> int:
-    """A synthetic length label as tokens: ``4k`` = 4096, ``1m`` = 1048576, ``3000`` = 3000."""
-    m = re.fullmatch(r"\s*(\d+)\s*([kKmM]?)\s*", label)
-    if not m:
-        raise ValueError(f"bad length {label!r}; use an integer token count or a label like 4k, 128k, 1m")
-    n = int(m.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[m.group(2).lower()]
-    if n <= 0:
-        raise ValueError(f"bad length {label!r}: must be positive")
-    return n
-
-
-def _synthetic() -> ModuleType:
-    """``tasks.synthetic``, imported only when a synthetic task is asked for."""
-    try:
-        return importlib.import_module("tasks.synthetic")
-    except ImportError as exc:  # pragma: no cover - depends on the other package being present
-        raise ValueError(f"synthetic tasks are unavailable: cannot import tasks.synthetic ({exc})") from exc
-
-
-def _synthetic_names() -> tuple[str, ...] | None:
-    names = getattr(_synthetic(), "TASKS", None)
-    return tuple(names) if names else None
-
-
-def _family_names(family: str) -> tuple[str, ...]:
-    if family == "lveval":
-        return lveval.DATASETS
-    if family == "infinitebench":
-        return infinitebench.TASKS
-    if family == "longbench":
-        return longbench.TASKS
-    if family == "ahn-paper":
-        return ahn_paper.NAMES
-    return _synthetic_names() or ()
-
-
-def _check_levels(sel: Selection) -> None:
-    if not sel.levels:
-        return
-    if sel.family == "lveval":
-        for lv in sel.levels:
-            lveval.check_level(lv)
-    elif sel.family == "synthetic":
-        for lv in sel.levels:
-            parse_length(lv)
-    elif sel.family == "ahn-paper":
-        only_lveval = sel.name is not None and sel.name.startswith("lveval")
-        for lv in sel.levels:
-            if lv != ahn_paper.LVEVAL_LEVEL or not only_lveval:
-                valid = ahn_paper.LVEVAL_LEVEL if only_lveval else "none (select ahn-paper:lveval for its 128k level)"
-                raise ValueError(f"bad level {lv!r} for {sel.family}:{sel.name or '*'}; valid: {valid}")
-    else:
-        raise ValueError(f"{sel.family} has no levels (got {'+'.join(sel.levels)!r}); drop the '@...' part")
-
-
 def parse_one(item: str) -> Selection:
     """One selection string (see the module docstring)."""
     text = item.strip()
@@ -107,17 +58,17 @@ def parse_one(item: str) -> Selection:
     else:
         family, name = body, ""
     family, name = family.strip(), name.strip()
-    if family not in FAMILIES:
-        raise ValueError(f"unknown task family {family!r}; valid: {', '.join(FAMILIES)}")
+    fam = get_family(family)
     levels = tuple(x.strip() for x in re.split(r"[+|]", lv) if x.strip()) if lv else None
     if "@" in text and not levels:
         raise ValueError(f"empty level list in {text!r}")
     sel = Selection(family, name or None, levels)
     if sel.name is not None:
-        valid = _family_names(family)
+        valid = fam.names()
         if valid and sel.name not in valid:
             raise ValueError(f"unknown {family} task {sel.name!r}; valid: {', '.join(valid)}")
-    _check_levels(sel)
+    if sel.levels:
+        fam.check_levels(sel.name, sel.levels)
     return sel
 
 
@@ -127,7 +78,7 @@ def parse_task_spec(spec: str) -> list[Selection]:
 
 
 def _raise_empty(spec: str) -> list[Selection]:
-    raise ValueError(f"no task selected in {spec!r}; families: {', '.join(FAMILIES)}")
+    raise ValueError(f"no task selected in {spec!r}; families: {', '.join(families())}")
 
 
 def _as_selections(selection: Selection | str | Sequence[Selection | str]) -> list[Selection]:
@@ -138,42 +89,6 @@ def _as_selections(selection: Selection | str | Sequence[Selection | str]) -> li
     out: list[Selection] = []
     for s in selection:
         out.extend(_as_selections(s))
-    return out
-
-
-def _load_one(
-    sel: Selection,
-    data_dir: str | Path | None,
-    limit: int | None,
-    tokenizer: Any,
-    seed: int,
-    prompt_set: str,
-) -> list[Sample]:
-    names = [sel.name] if sel.name else None
-    levels = list(sel.levels) if sel.levels else None
-    if sel.family == "lveval":
-        return lveval.load(names, levels, data_dir, limit)
-    if sel.family == "infinitebench":
-        return infinitebench.load(names, data_dir, limit, prompt_set)
-    if sel.family == "longbench":
-        return longbench.load(names, data_dir, limit)
-    if sel.family == "ahn-paper":
-        return ahn_paper.load(names, data_dir, limit, levels)
-    mod = _synthetic()
-    if levels:
-        lengths = [parse_length(x) for x in levels]
-    else:
-        default = getattr(mod, "DEFAULT_LENGTHS", None)
-        if not default:
-            raise ValueError(f"synthetic:{sel.name or '*'} needs lengths, e.g. synthetic:passkey@4k+8k")
-        lengths = [int(x) for x in default]
-    n = limit if limit is not None else int(getattr(mod, "DEFAULT_N_PER_LENGTH", DEFAULT_SYNTHETIC_N_PER_LENGTH))
-    todo = names or list(_synthetic_names() or ())
-    if not todo:
-        raise ValueError("synthetic: no task name given and tasks.synthetic lists none (TASKS)")
-    out: list[Sample] = []
-    for name in todo:
-        out.extend(mod.load(name, lengths, n, seed, tokenizer))
     return out
 
 
@@ -196,7 +111,9 @@ def load_samples(
     seen: set[str] = set()
     out: list[Sample] = []
     for sel in _as_selections(selection):
-        for s in _load_one(sel, data_dir, limit, tokenizer, seed, prompt_set):
+        request = LoadRequest(names=(sel.name,) if sel.name else None, levels=sel.levels, data_dir=data_dir,
+                              limit=limit, tokenizer=tokenizer, seed=seed, prompt_set=prompt_set)
+        for s in get_family(sel.family).load(request):
             if s.key not in seen:
                 seen.add(s.key)
                 out.append(s)
@@ -207,33 +124,17 @@ def task_settings(task: str | Sample) -> TaskSettings:
     """Default ``(truncation, chat_template, max_new_tokens)`` of a task (``family/name``) or a sample.
 
     LV-Eval: the official protocol (middle 15,500, no chat template); ``ahn-paper/...``: the paper's;
-    InfiniteBench: B4.3 (a sample made with the ``chat`` prompt set gets the chat template). The harness
+    InfiniteBench: `docs/BENCHMARKS.md` B4 (a sample made with the ``chat`` prompt set gets the chat template). The harness
     may override any of these explicitly; it records what it used.
     """
     sample = task if isinstance(task, Sample) else None
     name = sample.task if sample is not None else str(task)
     family, _, rest = name.partition("/")
-    if family not in FAMILIES:
-        raise ValueError(f"unknown task family {family!r} in {name!r}; valid: {', '.join(FAMILIES)}")
+    fam: BenchmarkFamily = get_family(family)
     if not rest:
-        example = next(iter(_family_names(family)), "<name>")
+        example = next(iter(fam.names()), "<name>")
         raise ValueError(f"task {name!r} needs a name: family/name, e.g. {family}/{example}")
-    if family == "lveval":
-        return lveval.settings(rest)
-    if family == "infinitebench":
-        prompt_set = sample.extra.get("prompt_set", "open") if sample is not None else "open"
-        return infinitebench.settings(rest, prompt_set)
-    if family == "longbench":
-        return longbench.settings(rest)
-    if family == "ahn-paper":
-        return ahn_paper.settings(rest)
-    mod = _synthetic()
-    fn = getattr(mod, "task_settings", None)
-    if fn is not None:
-        got = fn(rest)
-        return got if isinstance(got, TaskSettings) else TaskSettings(*got)
-    max_new = sample.max_new_tokens if sample is not None else 16
-    return TaskSettings(NO_TRUNCATION, False, max_new)
+    return fam.settings(rest, sample)
 
 
 def data_provenance(samples: Sequence[Sample]) -> dict[str, list[dict[str, Any]]]:

@@ -7,17 +7,22 @@ from pathlib import Path
 
 import pytest
 
+import tests.plugins.ct_last  # noqa: F401  (a method registered from its own file: the shared tests cover it)
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
+# AHN_HARNESS_FIXTURES (absolute, or relative to the repository root) points elsewhere on a machine without
+# ../shared, e.g. fixtures carried to a GPU machine under an ignored folder
+SHARED_FIXTURES = REPO_ROOT / (os.environ.get("AHN_HARNESS_FIXTURES") or "../shared/fixtures")
 
 
 @pytest.fixture(scope="session")
 def shared_fixtures() -> Path:
     """The public data in ../shared/fixtures; tests that need it skip on a user's fresh clone."""
     if not SHARED_FIXTURES.is_dir():
-        pytest.skip("../shared/fixtures is absent (a user's fresh clone has none)")
+        pytest.skip(f"{SHARED_FIXTURES} is absent (a user's fresh clone has no ../shared/fixtures; "
+                    "AHN_HARNESS_FIXTURES may point elsewhere)")
     return SHARED_FIXTURES

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config, Qwen3Config
 
+from baselines.precision import cast_keeping_rope
+
 FAMILIES = ("qwen2", "qwen3", "llama")
 
 
@@ -27,7 +29,7 @@ def tiny_config(family: str = "qwen2", layers: int = 2, vocab: int = 300, **over
 def tiny_model(family: str = "qwen2", seed: int = 0, dtype=torch.float32, attn: str = "sdpa", **overrides):
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(tiny_config(family, **overrides), attn_implementation=attn)
-    return model.to(dtype).eval()
+    return cast_keeping_rope(model, dtype).eval()  # fp32-initialised weights, RoPE frequencies kept fp32
 
 
 def randomize_ahn(method, seed: int = 1, scale: float = 0.05) -> None:

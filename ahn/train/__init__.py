@@ -1,4 +1,4 @@
-"""The AHN training recipe: self-distillation of AHN modules on a frozen base (ahn.md §8).
+"""The AHN training recipe: self-distillation of AHN modules on a frozen base (`docs/AHN.md` §8).
 
 ``python -m ahn.train --config FILE [key=value ...]`` runs it; :func:`train` is the same from Python.
 :mod:`ahn.train.tiny_base` pretrains the tiny world's byte-level base model.

@@ -58,7 +58,7 @@ class DataConfig:
 class WindowConfig:
     """Sinks and window of the student, drawn per micro-batch (``random``) or fixed.
 
-    Random (ahn.md §8.4): ``W_tot = sinks + window`` uniform over ``window_candidates`` with
+    Random (`docs/AHN.md` §8.4): ``W_tot = sinks + window`` uniform over ``window_candidates`` with
     ``min_fraction * L < W_tot < L``; ``sinks`` uniform over ``sink_candidates`` with ``sinks <= W_tot / 2``.
     """
 
@@ -73,7 +73,7 @@ class WindowConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW and the schedule (HF Trainer defaults of the official script, ahn.md §8.6)."""
+    """AdamW and the schedule (HF Trainer defaults of the official script, `docs/AHN.md` §8.6)."""
 
     lr: float = 1e-4
     weight_decay: float = 0.1
@@ -84,7 +84,7 @@ class OptimConfig:
     schedule: str = "cosine"  # "cosine" | "linear" | "constant" (after warm-up)
     min_lr_ratio: float = 0.0
     # Names containing any of these get no weight decay. HF Trainer exempts "bias" names (and LayerNorm
-    # modules, which AHN has none of), so decay also hits A_log, D and the norm weights: replicated (§8 note).
+    # modules, which AHN has none of), so decay also hits A_log, D and the norm weights: replicated (docs/AHN.md §8.6).
     no_decay: list[str] = field(default_factory=lambda: ["bias"])
 
 

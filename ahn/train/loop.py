@@ -1,4 +1,4 @@
-"""The AHN self-distillation trainer (ahn.md §8), written to avoid the official trainer's defects (D11).
+"""The AHN self-distillation trainer (`docs/AHN.md` §8), written to avoid the official trainer's defects (`docs/DEFECTS.md` D11).
 
 One micro-batch: draw (sinks, window); the teacher is the frozen base with plain causal attention and no
 memory (no grad); the student is the same weights with sinks + sliding window + AHN; the loss is the forward KL
@@ -67,7 +67,7 @@ class DistEnv:
 
 
 def init_distributed(device_kind: str) -> DistEnv:
-    """torch.distributed only when WORLD_SIZE > 1 (torchrun); a single process never needs it (D11)."""
+    """torch.distributed only when WORLD_SIZE > 1 (torchrun); a single process never needs it (docs/DEFECTS.md D11)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistEnv()
@@ -129,6 +129,8 @@ def load_base(cfg: TrainConfig, device: torch.device, dtype: torch.dtype) -> tup
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     check_base_family(cfg.base)
+    from baselines.precision import check_rope_fp32
+
     try:  # the boundary to transformers: a folder it cannot load is a config error, said in one line
         tokenizer = AutoTokenizer.from_pretrained(cfg.base)
         model = AutoModelForCausalLM.from_pretrained(cfg.base, dtype=dtype, attn_implementation="sdpa")
@@ -137,6 +139,7 @@ def load_base(cfg: TrainConfig, device: torch.device, dtype: torch.dtype) -> tup
             raise
         raise ConfigError(f"base={cfg.base!r}: cannot load the model ({type(e).__name__}: "
                           f"{str(e).splitlines()[0] if str(e) else ''}); re-download or re-save it") from None
+    check_rope_fp32(model)  # from_pretrained(dtype=...) keeps them fp32 (docs/PARITY.md)
     return model.to(device).eval(), tokenizer
 
 
@@ -441,6 +444,7 @@ def train(cfg: TrainConfig, *, model: nn.Module | None = None, tokenizer: Any = 
     """
     from baselines import attach, make_method
     from baselines.interface import check_supported
+    from baselines.precision import check_rope_fp32
 
     t_setup = time.time()
     device_kind = "cuda" if (cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())) \
@@ -455,6 +459,7 @@ def train(cfg: TrainConfig, *, model: nn.Module | None = None, tokenizer: Any = 
     else:
         try:
             check_supported(model)
+            check_rope_fp32(model)
         except ValueError as e:
             raise ConfigError(str(e)) from e
         device = next(model.parameters()).device

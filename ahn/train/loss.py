@@ -1,4 +1,4 @@
-"""Self-distillation losses (ahn.md §8.3): forward KL(teacher || student) at temperature 1, or student CE.
+"""Self-distillation losses (`docs/AHN.md` §8.3): forward KL(teacher || student) at temperature 1, or student CE.
 
 Which positions count. ``V = {t : t >= W_tot and labels[t] != -100}``:
   * ``"official"``: ``labels[t]`` *unshifted*, as the official code does. With SFT labels (prompt = -100) this is

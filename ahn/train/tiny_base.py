@@ -376,13 +376,16 @@ def _lr_factor(cfg: TinyBaseConfig, step: int, elapsed: float = 0.0) -> float:
 
 
 def save_base(model: nn.Module, out: Path) -> None:
-    """HF folder: bf16 weights, byte tokenizer, greedy generation config ending at <|im_end|>."""
+    """HF folder: bf16 weights, byte tokenizer, greedy generation config ending at <|im_end|>.
+
+    Casts ``model`` to bf16 in place, RoPE frequencies kept fp32."""
     from transformers import GenerationConfig
 
+    from baselines.precision import cast_keeping_rope
     from tasks.byte_tokenizer import save_byte_tokenizer
 
     out.mkdir(parents=True, exist_ok=True)
-    model = model.to(torch.bfloat16)
+    cast_keeping_rope(model, torch.bfloat16)
     model.config.dtype = torch.bfloat16
     model.save_pretrained(str(out))
     save_byte_tokenizer(out)

@@ -1,4 +1,4 @@
-"""The random window and sinks of each training forward (ahn.md §8.4), or a fixed pair.
+"""The random window and sinks of each training forward (`docs/AHN.md` §8.4), or a fixed pair.
 
 Why random: the paper's Table 4 shows a random window beats a fixed one (the AHN must work for whatever
 window it is later run with). Why these filters: ``W_tot > L/8`` keeps enough tokens inside the window for the

@@ -9,7 +9,17 @@ Nothing here imports torch, so ``harness score`` runs anywhere.
 """
 
 from tasks.scoring.base import ScoreResult
-from tasks.scoring.registry import ALIASES, TASKS, TaskInfo, known_tasks, resolve_task, score, score_detailed
+from tasks.scoring.registry import TaskInfo, known_tasks, resolve_task, score, score_detailed
+
+
+def __getattr__(name: str):
+    """``TASKS`` and ``ALIASES`` of the registered families, as `tasks.scoring.registry` keeps them."""
+    if name in ("TASKS", "ALIASES"):
+        from tasks.scoring import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ALIASES",

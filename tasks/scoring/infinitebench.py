@@ -1,9 +1,9 @@
 """InfiniteBench metrics (``src/compute_scores.py`` of OpenBMB/InfiniteBench at 88b3daa), quirks included.
 
-Spec benchmarks.md B5. Labels arrive as the official prediction files store them: a list (or a bare value)
+`docs/BENCHMARKS.md` B5. Labels arrive as the official prediction files store them: a list (or a bare value)
 per task, ``[option_text, letter]`` for the two choice tasks. :func:`label_for` applies the official
 ``get_answer`` (building ``[text, letter]`` from ``extra["options"]`` when only the text is given) and the one
-fix the spec asks for: kv_retrieval labels are unwrapped from their list (the official test ``label in words``
+fix `docs/BENCHMARKS.md` B2 asks for: kv_retrieval labels are unwrapped from their list (the official test ``label in words``
 is always False on a list).
 """
 

@@ -1,5 +1,5 @@
-"""The AHN paper's scorer (``eval/longbench/eval.py`` of ByteDance-Seed/AHN): LongBench's six tasks (spec C3)
-and its InfiniteBench En.QA / Zh.QA variant (spec C2).
+"""The AHN paper's scorer (``eval/longbench/eval.py`` of ByteDance-Seed/AHN): LongBench's six tasks (`docs/BENCHMARKS.md` C3)
+and its InfiniteBench En.QA / Zh.QA variant (`docs/BENCHMARKS.md` C2).
 
 Every prediction is first cut at the paper's markers, then scored against each reference and the best kept.
 QA-F1 is LongBench's English token F1; ROUGE-L is ``rouge`` 1.0.1 on raw text (Chinese: jieba-cut and

@@ -1,4 +1,4 @@
-"""LV-Eval metrics (``metrics.py`` of infinigence/LVEval), quirks included (spec benchmarks.md A5).
+"""LV-Eval metrics (``metrics.py`` of infinigence/LVEval), quirks included (`docs/BENCHMARKS.md` A5).
 
 Quirks kept on purpose, because the published numbers depend on them: the keyword gate's denominator counts
 blacklisted words, the F1 after the gate uses the full answer with no blacklist, Chinese gating falls back to

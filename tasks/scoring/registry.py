@@ -1,7 +1,8 @@
 """Every scorable task by name, and the one entry point that scores a prediction without ever raising on it.
 
 Task names are ``family/name``: ``lveval/<dataset>``, ``infinitebench/<task>``, ``ahn-paper/longbook_qa_eng``
-and ``ahn-paper/longbook_qa_chn``, ``longbench/<task>`` and ``synthetic/<task>``.
+and ``ahn-paper/longbook_qa_chn``, ``longbench/<task>`` and ``synthetic/<task>``, plus those of any family
+registered later: each family declares its tasks and scorers (`tasks/family.py`), this module looks them up.
 """
 
 from __future__ import annotations
@@ -9,110 +10,65 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from functools import partial
+from collections.abc import Mapping
 from typing import Any
 
-from tasks.scoring import infinitebench, longbench, lveval, synthetic
+from tasks.family import Scorer, TaskInfo, families, registry_version
 from tasks.scoring.base import OfficialRaise, ScoreResult
 
-Scorer = Callable[[Any, Any, dict[str, Any]], "float | ScoreResult"]
+__all__ = ["Scorer", "TaskInfo", "known_tasks", "resolve_task", "score", "score_detailed"]  # and TASKS, ALIASES
+
+_tables: tuple[int, dict[str, TaskInfo], dict[str, str]] | None = None
 
 
-@dataclass(frozen=True)
-class TaskInfo:
-    """What scores a task and how, for listings and reports."""
-
-    name: str
-    metric: str
-    language: str
-    scorer: Scorer
-
-    @property
-    def family(self) -> str:
-        return self.name.split("/", 1)[0]
-
-
-def _build() -> dict[str, TaskInfo]:
-    tasks: dict[str, TaskInfo] = {}
-    for dataset, (metric, lang) in lveval.DATASETS.items():
-        tasks[f"lveval/{dataset}"] = TaskInfo(
-            f"lveval/{dataset}", metric.__name__, lang, partial(lveval.score_lveval, dataset)
-        )
-    ib_metrics = {
-        "passkey": "first digit run == label",
-        "number_string": "first digit run == label",
-        "kv_retrieval": "label in cleaned words",
-        "longbook_sum_eng": "ROUGE-Lsum F (rouge_score)",
-        "longbook_choice_eng": "option parsing",
-        "longbook_qa_eng": "token F1",
-        "longbook_qa_chn": "character F1",
-        "longdialogue_qa_eng": "label[0] in uppercased words",
-        "math_find": "first number == label",
-        "math_calc": "correct-prefix ratio",
-        "code_run": "int(last word) == label",
-        "code_debug": "option parsing",
-    }
-    for task in infinitebench.TASK_NAMES:
-        lang = "zh" if task == "longbook_qa_chn" else "en"
-        tasks[f"infinitebench/{task}"] = TaskInfo(
-            f"infinitebench/{task}", ib_metrics[task], lang, partial(infinitebench.score_infinitebench, task)
-        )
-    for task in longbench.INFINITEBENCH_TASKS:
-        lang = "zh" if task.endswith("chn") else "en"
-        tasks[f"ahn-paper/{task}"] = TaskInfo(
-            f"ahn-paper/{task}",
-            "ROUGE-L F (rouge 1.0.1)" + (", jieba-joined" if lang == "zh" else ""),
-            lang,
-            partial(longbench.score_ahn_infinitebench, task),
-        )
-    for task, (metric, _) in longbench.TASKS.items():
-        lang = "zh" if task == "dureader" else "en"
-        tasks[f"longbench/{task}"] = TaskInfo(
-            f"longbench/{task}", metric.__name__, lang, partial(longbench.score_longbench, task)
-        )
-    for task, ib_task in synthetic.INFINITEBENCH_LIKE.items():
-        tasks[f"synthetic/{task}"] = TaskInfo(
-            f"synthetic/{task}", ib_metrics[ib_task], "en", partial(synthetic.score_synthetic, task)
-        )
-    for task in synthetic.NIAH_TASKS:
-        tasks[f"synthetic/{task}"] = TaskInfo(
-            f"synthetic/{task}", "string_match_all", "en", partial(synthetic.score_synthetic, task)
-        )
-    return tasks
+def _current() -> tuple[dict[str, TaskInfo], dict[str, str]]:
+    """Every family's tasks and aliases, rebuilt when a family has been registered since."""
+    global _tables
+    fams = families()
+    if _tables is None or _tables[0] != registry_version():
+        tasks: dict[str, TaskInfo] = {}
+        aliases: dict[str, str] = {}
+        for family in fams.values():
+            tasks.update(family.tasks())
+            aliases.update(family.aliases())
+        _tables = (registry_version(), tasks, aliases)
+    return _tables[1], _tables[2]
 
 
-#: Every known task name → its :class:`TaskInfo`.
-TASKS: dict[str, TaskInfo] = _build()
+def __getattr__(name: str):
+    """``TASKS`` (every known task name -> its TaskInfo) and ``ALIASES`` (other names that score like a known
+    task, e.g. the AHN paper's ``ahn-paper/lveval/<dataset>``), always those of the registered families."""
+    if name == "TASKS":
+        return _current()[0]
+    if name == "ALIASES":
+        return _current()[1]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-#: Other names that score like a known task: the AHN paper's LV-Eval runs (``tasks.ahn_paper`` names them
-#: ``ahn-paper/lveval/<dataset>``) use the official LV-Eval metrics (spec C1).
-ALIASES: dict[str, str] = {f"ahn-paper/{name}": name for name in TASKS if name.startswith("lveval/")}
 
 _LVEVAL_LEVEL = re.compile(r"^(?:ahn-paper/)?(lveval/.+)_(16|32|64|128|256)k$")
 
 
 def known_tasks() -> list[str]:
     """All task names, sorted."""
-    return sorted(TASKS)
+    return sorted(_current()[0])
 
 
 def resolve_task(task: str) -> TaskInfo:
     """The :class:`TaskInfo` of ``task`` (or of its alias); an LV-Eval config name with its level
     (``lveval/cmrc_mixup_16k``) is accepted too. Unknown names raise ``ValueError`` naming the close
     matches and the valid names."""
-    if task in TASKS:
-        return TASKS[task]
-    if task in ALIASES:
-        return TASKS[ALIASES[task]]
+    tasks, aliases = _current()
+    if task in tasks:
+        return tasks[task]
+    if task in aliases:
+        return tasks[aliases[task]]
     level = _LVEVAL_LEVEL.match(task) if isinstance(task, str) else None
-    if level and level.group(1) in TASKS:
-        return TASKS[level.group(1)]
-    close = difflib.get_close_matches(str(task), [*TASKS, *ALIASES], n=5, cutoff=0.6)
+    if level and level.group(1) in tasks:
+        return tasks[level.group(1)]
+    close = difflib.get_close_matches(str(task), [*tasks, *aliases], n=5, cutoff=0.6)
     if not close and isinstance(task, str):
         tail = task.rsplit("/", 1)[-1]
-        close = [name for name in TASKS if name.rsplit("/", 1)[-1] == tail]
+        close = [name for name in tasks if name.rsplit("/", 1)[-1] == tail]
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise ValueError(f"unknown task {task!r}.{hint} Valid tasks: {', '.join(known_tasks())}")
 

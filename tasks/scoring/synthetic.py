@@ -2,7 +2,7 @@
 
 The InfiniteBench-style generators (passkey, number_string, kv_retrieval, math_find, math_calc, code_run) are
 scored with InfiniteBench's own rules so that their numbers read the same; the RULER-style needle tasks use
-RULER's ``string_match_all`` (spec part D).
+RULER's ``string_match_all`` (`docs/BENCHMARKS.md` D).
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ def generate(
 
 
 def max_new_tokens(name: str, gen: Generated, count_tokens: CountTokens = count_bytes) -> int:
-    """Generation budget: the benchmark's (spec B1, RULER 128), never too short to write the answer.
+    """Generation budget: the benchmark's (`docs/BENCHMARKS.md` B1; RULER 128), never too short to write the answer.
 
     math_calc has no fixed budget at other lengths: it gets exactly the length of its full answer (B1's
     30,000 belongs to 30,000-number expressions). The other tasks keep B1's value unless the reference

@@ -1,6 +1,6 @@
 """Haystacks: the irrelevant text that needles hide in, growable one word at a time.
 
-Two kinds: InfiniteBench's repeated noise line (spec B7, also RULER ``niah_single_1``) and a seeded prose
+Two kinds: InfiniteBench's repeated noise line (`docs/BENCHMARKS.md` B7, also RULER ``niah_single_1``) and a seeded prose
 generator written for this project (RULER's Paul Graham essays cannot be shipped offline, and the tiny LM
 needs some varied plain text to learn from). Both are cut into word *atoms* so a prompt can be sized to a
 fraction of a percent, while needles are only ever inserted between whole *chunks* (a noise line, a prose

@@ -1,8 +1,8 @@
-"""InfiniteBench's synthetic tasks (spec B7), rebuilt at any length and needle depth.
+"""InfiniteBench's synthetic tasks (`docs/BENCHMARKS.md` B7), rebuilt at any length and needle depth.
 
 The needle, noise, query and context strings are B7's; what changes is the size knob (noise words, JSON
 pairs, list elements, functions instead of the fixed 128k counts) and that the needle depth is a parameter
-rather than a sweep over the dataset. Prompts are the InfiniteBench open-model templates (spec B3).
+rather than a sweep over the dataset. Prompts are the InfiniteBench open-model templates (`docs/BENCHMARKS.md` B3).
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def math_find_answer(values: list[int], subtype: str) -> int | float:
 
 
 def math_find_prefix(question: str) -> str:
-    """The template's ``{prefix}`` as InfiniteBench derives it from the input (spec B3)."""
+    """The template's ``{prefix}`` as InfiniteBench derives it from the input (`docs/BENCHMARKS.md` B3)."""
     m = re.search(r"The .+ of", question)
     what = m.group(0).lower()[: -len(" of")] if m else "the number"
     return f"What is {what} in the following list?"

@@ -1,4 +1,4 @@
-"""RULER-style needle-in-a-haystack tasks (spec Part D), at any length and depth.
+"""RULER-style needle-in-a-haystack tasks (`docs/BENCHMARKS.md` D), at any length and depth.
 
 Needle, template and answer prefix are RULER's; keys are adjective-noun words from a built-in list and
 values 7-digit numbers. The haystack is InfiniteBench's noise line (RULER ``niah_single_1``'s haystack) by

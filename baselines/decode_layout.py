@@ -1,0 +1,33 @@
+"""Where a position's K/V lives in the fixed decode buffers of `baselines.static_decode` (a leaf module: the
+method interface names a method's layout, the static decoder fills it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class DecodeLayout:
+    """Where a position's K/V lives: slots [0, sinks) for sinks, then a ring of `ring` slots (or, when
+    `evicts` is False, full attention: slot = position, no eviction)."""
+
+    sinks: int
+    ring: int
+    evicts: bool
+
+    @property
+    def capacity(self) -> int:
+        return self.sinks + self.ring
+
+    def slot(self, pos: torch.Tensor) -> torch.Tensor:
+        if not self.evicts:
+            return pos.clamp(max=self.capacity - 1)
+        return torch.where(pos < self.sinks, pos, self.sinks + (pos - self.sinks) % self.ring)
+
+    def evicting(self, pos: torch.Tensor) -> torch.Tensor:
+        """The token at `pos` pushes position pos − ring out of the window (bounded layouts only)."""
+        if not self.evicts:
+            return torch.zeros_like(pos, dtype=torch.bool)
+        return pos >= self.sinks + self.ring
