@@ -115,8 +115,13 @@ def generate(
     repetition_penalty: float | None = None,
     cache: MemoryCache | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stop: Callable[[list[int]], bool] | None = None,
 ) -> GenerationResult:
-    """Greedy generation; EOS ids and repetition penalty default to the model's generation_config."""
+    """Greedy generation; EOS ids and repetition penalty default to the model's generation_config.
+
+    ``stop(tokens)``, when given, is asked after each new token of a row (its tokens so far); True ends that
+    row like EOS does, the token kept (lm-eval's ``until`` strings stop generation this way).
+    """
     if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
     default_eos, default_penalty = generation_defaults(model)
@@ -139,15 +144,20 @@ def generate(
     seen = input_ids
     out: list[list[int]] = [[] for _ in range(batch)]
     done = torch.zeros(batch, dtype=torch.bool, device=device)
+    by_eos = torch.zeros_like(done)
     eos_tensor = torch.tensor(eos_ids, device=device, dtype=torch.long)
     t1 = time.perf_counter()
     for step in range(max_new_tokens):
         next_ids = apply_repetition_penalty(logits, seen, penalty).argmax(-1)
         is_eos = torch.isin(next_ids, eos_tensor) if eos_ids else torch.zeros_like(done)
+        stopped = torch.zeros_like(done)
         for row in range(batch):
             if not done[row] and not is_eos[row]:
                 out[row].append(int(next_ids[row]))
-        done |= is_eos
+                if stop is not None and stop(out[row]):
+                    stopped[row] = True
+        by_eos |= is_eos & ~done
+        done |= is_eos | stopped
         if bool(done.all()) or step == max_new_tokens - 1:
             break
         seen = torch.cat([seen, next_ids[:, None]], dim=1)
@@ -158,7 +168,7 @@ def generate(
     return GenerationResult(
         tokens=out, prefill_s=prefill_s, decode_s=decode_s, prompt_tokens=int(input_ids.shape[1]),
         cache_bytes_after_prefill=after_prefill, cache_bytes_final=cache.nbytes(), peak_mem_bytes=peak,
-        stopped_by_eos=[bool(d) for d in done],
+        stopped_by_eos=[bool(d) for d in by_eos],
     )
 
 

@@ -180,15 +180,20 @@ def plot_outside(runs: Sequence[Run], out: Path) -> list[Path]:
     """Bars: accuracy beyond the window per length bucket and method, with 95% bootstrap CIs (PNG + SVG)."""
     from matplotlib.figure import Figure
 
-    from harness.plots import _palette, _save, _style
+    from harness.plots import _save, _style
+    from harness.style import method_of, sort_key, style_for
 
     buckets, keys_by_bucket = _outside_by_bucket(runs)
     m = _method(next(r for r in runs if _kind(r) == "swa"))
+    kinds = {id(r): method_of(r.manifest, r.label) for r in runs}
+    runs = sorted(runs, key=lambda r: sort_key(kinds[id(r)], r.label))  # the paper's row order, as every figure
     with _style():
-        fig = Figure(figsize=(8, 4.2), layout="constrained")
+        fig = Figure(figsize=(8, 4.4), layout="constrained")
         ax = fig.add_subplot()
         width = 0.84 / len(runs)
-        for i, (run, color) in enumerate(zip(runs, _palette(len(runs)))):
+        for i, run in enumerate(runs):
+            style = style_for(kinds[id(run)])
+            color = style.color
             scores = _scores(run)
             means, lows, highs = [], [], []
             for b in buckets:
@@ -199,8 +204,8 @@ def plot_outside(runs: Sequence[Run], out: Path) -> list[Path]:
                 lows.append(100 * (mean - lo))
                 highs.append(100 * (hi - mean))
             x = np.arange(len(buckets)) + (i - (len(runs) - 1) / 2) * width
-            ax.bar(x, means, width, color=color, label=run.label, yerr=[lows, highs], capsize=2,
-                   error_kw={"elinewidth": 0.8, "ecolor": "0.3"})
+            ax.bar(x, means, width, color=color, label=run.label, yerr=[lows, highs], capsize=2, hatch=style.hatch,
+                   edgecolor="white", linewidth=0.5, error_kw={"elinewidth": 0.8, "ecolor": "0.3"})
             for xi, mean in zip(x, means):
                 if mean < 0.5:  # an empty bar would be invisible: say it scored nothing
                     ax.text(xi, 1.0, "0", ha="center", va="bottom", fontsize=8, color=color)

@@ -28,7 +28,7 @@ EPILOG = """examples:
   python -m harness run --model Qwen/Qwen2.5-7B-Instruct --method swa --window 8064 --tasks longbench
   python -m harness info --model ahn-gdn-3b --length 128000 --json
   python -m harness compare runs/A runs/B --max-drop 1.0
-  python -m harness table --paper
+  python -m harness table --paper --output leaderboards/paper_tables.md
   python -m harness lm-eval run --model ahn-harness --model_args preset=tiny-ahn-gdn --tasks ...
 """
 
@@ -75,12 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--prompt-set", default="open", choices=["open", "chat"], help="InfiniteBench prompt set")
     run.add_argument("--seed", type=int, default=0, help="seed of the synthetic tasks")
     run.add_argument("--retry-failed", action="store_true", help="rerun samples recorded as failed")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--decode", default="auto", choices=["auto", "eager", "static"],
                      help="auto: the static step (fixed buffers, one CUDA graph per step, samples batched) on a GPU "
                           "for methods that have one, the eager engine elsewhere")
     run.add_argument("--batch-size", type=int, help="samples decoded together with --decode static "
                                                     "(default: from free GPU memory, at most 16; 1 on the CPU)")
+    _console_flags(run)
 
     lst = sub.add_parser("list", help="presets, methods and task families")
     lst.add_argument("what", nargs="?", default="all", choices=["all", "presets", "methods", "tasks"])
@@ -99,17 +99,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("compare", help="paired comparison of two runs; a CI regression gate", add_help=False)
     sub.add_parser("lm-eval", help="lm-eval's CLI with the methods registered as --model ahn-harness",
                    add_help=False)
+    sub.add_parser("export-lm-eval", help="runs in lm-eval's results layout (results_*.json, samples_*.jsonl)",
+                   add_help=False)
 
     table = sub.add_parser("table", help="the paper's tables regenerated beside the published numbers")
     table.add_argument("--paper", action="store_true", help="Tables 2, 6, 7, 9 (and 3, 5 as published)")
     table.add_argument("--runs", nargs="*", default=[], type=Path,
                        help="run folders of paper presets whose scores go beside the published ones")
-    table.add_argument("--output", type=Path, default=Path("leaderboards/paper_tables.md"))
+    table.add_argument("--output", type=Path,
+                       help="also write the markdown here (default: standard output only; the committed copy "
+                            "is leaderboards/paper_tables.md)")
 
     plot = sub.add_parser("plot", help="PNG + SVG figures of one or more runs")
     plot.add_argument("runs", nargs="+", type=Path)
     plot.add_argument("--output", type=Path, help="folder for the figures (default: <first run>/plots)")
+    _console_flags(plot)
     return parser
+
+
+def _console_flags(sub: argparse.ArgumentParser) -> None:
+    """--quiet / --verbose / --[no-]progress (harness.console)."""
+    sub.add_argument("-q", "--quiet", action="store_true",
+                     help="errors only; standard output carries just the results paths")
+    sub.add_argument("-v", "--verbose", action="store_true", help="debug messages (and transformers' info)")
+    sub.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="progress bars (default: only when standard error is a terminal); --no-progress "
+                          "also hides transformers' weight-loading bar")
 
 
 def _cmd_list(what: str) -> int:
@@ -234,7 +249,7 @@ def _cmd_run(args) -> int:
                            device=args.device, dtype=args.dtype, chat_template=args.chat_template,
                            max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,
                            prompt_set=args.prompt_set, retry_failed=args.retry_failed,
-                           progress=not args.no_progress, decode=args.decode, batch_size=args.batch_size)
+                           progress=args.bars, decode=args.decode, batch_size=args.batch_size)
     dirs = run_presets(presets, settings)
     print(f"results: {output}")
     for d in dirs:
@@ -252,17 +267,19 @@ def _cmd_table(args) -> int:
         from harness.paper_results import collect_paper_results
 
         results = collect_paper_results(args.runs)
-    from harness.preflight import check_writable_file
+    if args.output is not None:
+        from harness.preflight import check_writable_file
 
-    check_writable_file(args.output)
+        check_writable_file(args.output)
     text = paper_tables_markdown(results)
-    try:
-        args.output.write_text(text)
-    except OSError as exc:
-        why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
-        raise ValueError(f"cannot write --output {args.output}: {why}") from exc
     print(text)
-    print(f"(written to {args.output})", file=sys.stderr)
+    if args.output is not None:
+        try:
+            args.output.write_text(text)
+        except OSError as exc:
+            why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
+            raise ValueError(f"cannot write --output {args.output}: {why}") from exc
+        print(f"(written to {args.output})", file=sys.stderr)
     return 0
 
 
@@ -302,6 +319,14 @@ def _dispatch(argv: list[str]) -> int:
         from harness.compare import main as compare_main
 
         return compare_main(argv[1:])
+    if argv and argv[0] == "export-lm-eval":
+        from harness.frame import main as export_main
+
+        return export_main(argv[1:])
+    if argv and argv[0] == "export-lm-eval":
+        from harness.frame import main as export_main
+
+        return export_main(argv[1:])
     if argv and argv[0] == "lm-eval":
         from harness.lm_eval_bridge import main as lm_eval_main
 
@@ -312,6 +337,10 @@ def _dispatch(argv: list[str]) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if hasattr(args, "quiet"):
+        from harness import console
+
+        args.bars = console.configure(console.verbosity_of(args.quiet, args.verbose), args.progress)
     commands = {"list": lambda: _cmd_list(args.what), "info": lambda: _cmd_info(args),
                 "run": lambda: _cmd_run(args), "table": lambda: _cmd_table(args), "plot": lambda: _cmd_plot(args)}
     if args.command not in commands:

@@ -7,7 +7,7 @@ streaming engine with the memory method attached, so the score measures the meth
 
 Model arguments (``--model_args`` / ``model_args=``)::
 
-    preset=tiny-ahn-gdn                                   # a named preset, or
+    preset=tiny-ahn-gdn                                   # a named preset (pretrained=tiny-ahn-gdn too), or
     pretrained=<folder or hub id>,method=swa,sinks=4,window=64,ahn_checkpoint=<folder or id>
     chunk=4096            # prefill chunk (default: the preset's)
     max_length=32768      # prompt + generation budget (default: the model's max_position_embeddings)
@@ -30,8 +30,15 @@ Decisions, explicit:
 * **Loglikelihoods** stream through the method as generation does (chunked prefill with the method's memory),
   keeping logits only for the continuation. ``loglikelihood_rolling`` feeds the whole document through the
   method in chunks (no lm-eval rolling windows: bounded memory is the method's job).
-* One request at a time (batch 1; ``batch_size`` is accepted and ignored). Generation runs to
-  ``max_gen_toks`` (or EOS) and the text is cut at the first ``until`` string.
+* One request at a time (batch 1; ``batch_size`` is accepted and ignored). Generation stops at EOS, at
+  ``max_gen_toks``, or as soon as the text contains an ``until`` string; the text is cut there.
+* **Truncation is counted**: each request kind logs a warning with how many prompts were cut, and
+  ``results["config"]["truncated_prompts"]`` carries the counts (with ``requests`` and ``generated_tokens``).
+* **Results are named after the preset.** lm-eval names the results folder of ``--output_path`` after a
+  ``pretrained=`` model argument (else a random id). ``pretrained=`` accepts a preset name too, and the command
+  line below passes ``preset=NAME`` on as ``pretrained=NAME``, so two presets' results land in two folders
+  named after them. With ``pretrained=<folder>,method=…`` they are named after the folder: give each method
+  its own ``--output_path``.
 
 Use from Python with :func:`evaluate`, or on the command line, where the model must be registered in the
 lm-eval process first: ``python -m harness.lm_eval_bridge run --model ahn-harness --model_args preset=... --tasks
@@ -243,7 +250,8 @@ class HarnessLMCore:
         self.middle_style = middle_style
         self._chats: dict[str, tuple[list[dict[str, str]], bool]] = {}
         self.request_counts: Counter[str] = Counter()
-        self.truncated_count = 0
+        self.truncated: Counter[str] = Counter()  # prompts cut to the budget, per request kind
+        self.generated_tokens = 0
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -256,10 +264,19 @@ class HarnessLMCore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def truncated_count(self) -> int:
+        """Prompts cut to the budget, all request kinds together."""
+        return sum(self.truncated.values())
+
     # ---- provenance (lm-eval copies this into results["config"]) ------------------------------------------
     def get_model_info(self) -> dict[str, Any]:
+        """Settings and counts; lm-eval calls this after the requests ran, so the counts are final."""
         return {
             "harness_preset": self.preset.to_dict(),
+            "requests": dict(self.request_counts),
+            "truncated_prompts": {"total": self.truncated_count, **self.truncated},
+            "generated_tokens": self.generated_tokens,
             "memory_method": self.method.describe(),
             "truncation": {"kind": self.truncation_kind, "middle_style": self.middle_style,
                            "max_length": self.max_length,
@@ -317,7 +334,7 @@ class HarnessLMCore:
         # guarantee); the cut itself is the benchmark's arithmetic (tasks.prompting)
         return Truncation(self.truncation_kind, self.max_length - reserve, 0, self.middle_style)
 
-    def prompt_ids(self, context: str, reserve: int) -> list[int]:
+    def prompt_ids(self, context: str, reserve: int, kind: str = "generate_until") -> list[int]:
         """Token ids fed for ``context``, truncated to ``max_length - reserve`` the configured way."""
         from tasks.prompting import encode, truncate_text
 
@@ -335,7 +352,7 @@ class HarnessLMCore:
                 last = messages[users[-1]]
                 last["content"], _, truncated = truncate_text(self.tokenizer, last["content"], truncation)
             ids = encode(self.tokenizer, self._render(messages, add_generation_prompt), add_special_tokens=False)
-        self.truncated_count += int(truncated)
+        self.truncated[kind] += int(truncated)
         if not ids:
             ids = [self._prefix_token_id()]
         return ids
@@ -356,18 +373,41 @@ class HarnessLMCore:
         from baselines.engine import generate
 
         out: list[str] = []
-        for req in tqdm(requests, desc=f"{MODEL_NAME} generate_until", disable=disable_tqdm or self.rank != 0):
+        for req in tqdm(requests, desc=f"{MODEL_NAME} generate_until", disable=_bar_disable(disable_tqdm, self.rank)):
             context, gen_kwargs = req.args[0], req.args[1]
             until, max_gen, penalty = greedy_settings(gen_kwargs)
-            ids = self.prompt_ids(context, reserve=max_gen)
+            ids = self.prompt_ids(context, reserve=max_gen, kind="generate_until")
             input_ids = torch.tensor([ids], dtype=torch.long, device=self._device)
             result = generate(self.model, self.method, input_ids, max_new_tokens=max_gen,
-                              chunk_size=self.chunk_size, repetition_penalty=penalty)
+                              chunk_size=self.chunk_size, repetition_penalty=penalty, stop=self._stopper(until))
+            self.generated_tokens += len(result.tokens[0])
             text = cut_at_stop(self.tokenizer.decode(result.tokens[0], skip_special_tokens=True), until)
             out.append(text)
             self.request_counts["generate_until"] += 1
             self.cache_hook.add_partial("generate_until", (context, gen_kwargs), text)
+        self._report_truncation("generate_until")
         return out
+
+    def _stopper(self, until: list[str]) -> Any:
+        """The engine's stop test for ``until``: the text generated so far contains a stop string."""
+        stops = [s for s in until if s]
+        if not stops:
+            return None
+
+        def stop(tokens: list[int]) -> bool:
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            return any(s in text for s in stops)
+
+        return stop
+
+    def _report_truncation(self, kind: str) -> None:
+        """Log how many prompts of this request kind were cut to the budget (lm-eval's results carry it too)."""
+        cut, total = self.truncated[kind], self.request_counts[kind]
+        if cut:
+            log.warning("%s: %d of %d %s prompt(s) were truncated (%s) to max_length=%d minus the generation or "
+                        "continuation budget", MODEL_NAME, cut, total, kind, self.truncation_kind, self.max_length)
+        else:
+            log.info("%s: none of %d %s prompt(s) needed truncation", MODEL_NAME, total, kind)
 
     # ---- loglikelihoods --------------------------------------------------------------------------------------
     def _score(self, prefix: list[int], targets: list[int]) -> tuple[float, bool]:
@@ -422,7 +462,7 @@ class HarnessLMCore:
             return [self._prefix_token_id()], cont_alone
         if self.truncation_kind != "none":
             stripped, _, truncated = truncate_text(self.tokenizer, stripped, self._truncation(len(cont_alone)))
-            self.truncated_count += int(truncated)
+            self.truncated["loglikelihood"] += int(truncated)
         context_ids = encode(self.tokenizer, stripped)
         whole = encode(self.tokenizer, stripped + continuation)
         if len(whole) > len(context_ids) and whole[:len(context_ids)] == context_ids:
@@ -433,12 +473,13 @@ class HarnessLMCore:
         from tqdm import tqdm
 
         out: list[tuple[float, bool]] = []
-        for req in tqdm(requests, desc=f"{MODEL_NAME} loglikelihood", disable=disable_tqdm or self.rank != 0):
+        for req in tqdm(requests, desc=f"{MODEL_NAME} loglikelihood", disable=_bar_disable(disable_tqdm, self.rank)):
             context, continuation = req.args[0], req.args[1]
             result = self._score(*self._pair_ids(context, continuation))
             out.append(result)
             self.request_counts["loglikelihood"] += 1
             self.cache_hook.add_partial("loglikelihood", (context, continuation), result)
+        self._report_truncation("loglikelihood")
         return out
 
     def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
@@ -449,7 +490,7 @@ class HarnessLMCore:
 
         out: list[float] = []
         for req in tqdm(requests, desc=f"{MODEL_NAME} loglikelihood_rolling",
-                        disable=disable_tqdm or self.rank != 0):
+                        disable=_bar_disable(disable_tqdm, self.rank)):
             (text,) = req.args[:1]
             ids = encode(self.tokenizer, text, add_special_tokens=False)
             value, _ = self._score([self._prefix_token_id()], ids)
@@ -457,6 +498,11 @@ class HarnessLMCore:
             self.request_counts["loglikelihood_rolling"] += 1
             self.cache_hook.add_partial("loglikelihood_rolling", (text,), value)
         return out
+
+
+def _bar_disable(disable_tqdm: bool, rank: int) -> bool | None:
+    """tqdm's ``disable``: off when lm-eval asks or on other ranks, else tqdm's rule (off when not a TTY)."""
+    return True if disable_tqdm or rank != 0 else None
 
 
 def _usable_device(device: Any) -> str | None:
@@ -485,6 +531,20 @@ def _opt_int(value: Any, name: str) -> int | None:
 # ---------------------------------------------------------------------------------------------------------------
 # Entry points
 # ---------------------------------------------------------------------------------------------------------------
+def name_results_by_preset(model_args: str | dict[str, Any]) -> str | dict[str, Any]:
+    """``preset=NAME`` passed on as ``pretrained=NAME``, the argument lm-eval names its results folder after."""
+    if isinstance(model_args, dict):
+        if model_args.get("preset") not in _NONE_LIKE and model_args.get("pretrained") in _NONE_LIKE:
+            args = {k: v for k, v in model_args.items() if k not in ("preset", "pretrained")}
+            return {"pretrained": model_args["preset"], **args}
+        return model_args
+    parts = [p for p in str(model_args).split(",") if p.strip()]
+    keys = [p.split("=", 1)[0].strip() for p in parts]
+    if "preset" in keys and "pretrained" not in keys:
+        parts = [("pretrained=" + p.split("=", 1)[1]) if k == "preset" else p for p, k in zip(parts, keys)]
+    return ",".join(parts)
+
+
 def _parse_model_args(model_args: str | dict[str, Any]) -> dict[str, Any]:
     if isinstance(model_args, dict):
         return dict(model_args)
@@ -509,6 +569,7 @@ def evaluate(
     import lm_eval
     from lm_eval.tasks import TaskManager
 
+    model_args = name_results_by_preset(model_args)
     args = _parse_model_args(model_args)
     lm = lm_class()(**args)
     try:
@@ -531,14 +592,29 @@ def main(argv: list[str] | None = None) -> None:
     register()
     from lm_eval.__main__ import cli_evaluate
 
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
+    args = list(sys.argv[1:] if argv is None else argv)
+    for i, arg in enumerate(args):  # results named after the preset, not a random id (see the module notes)
+        if arg == "--model_args" and i + 1 < len(args):
+            args[i + 1] = _cli_model_args(args[i + 1])
+        elif arg.startswith("--model_args="):
+            args[i] = "--model_args=" + _cli_model_args(arg.split("=", 1)[1])
+    sys.argv = [sys.argv[0], *args]
     try:
         cli_evaluate()
     except ValueError as exc:
         if "Tasks not found" in str(exc):  # lm-eval names the bad task; say where the valid ones are listed
             raise ValueError(f"{exc} (the valid names: python -m harness lm-eval ls tasks)") from exc
         raise
+
+
+def _cli_model_args(text: str) -> str:
+    """``name_results_by_preset`` on a command-line value, key=value or JSON."""
+    import json
+
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        return json.dumps(name_results_by_preset(json.loads(stripped)))
+    return str(name_results_by_preset(text))
 
 
 if __name__ == "__main__":

@@ -112,6 +112,9 @@ def build_method(preset: Preset) -> MemoryMethod:
 @contextlib.contextmanager
 def loaded(preset: Preset, device: str | None = None, dtype: str | None = None) -> Iterator[Loaded]:
     """Tokenizer + model + attached method (+ AHN weights), detached again on exit."""
+    from harness.compat import check_transformers
+
+    check_transformers()  # an unsupported transformers is refused by version, before any weights load
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dev = pick_device(device)

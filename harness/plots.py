@@ -2,15 +2,18 @@
 
 Three figures, each written as PNG (for reading) and SVG (for papers and the web):
 
-* ``score_by_length``: score per length bucket, one line per method, 95% CI band; one panel per benchmark
-  family (LV-Eval levels and token bins do not share an axis).
+* ``score_by_length``: score per length bucket, one marker per method with its 95% CI as an error bar (the
+  buckets are categories: nothing is interpolated between them), methods side by side within a bucket so equal
+  scores stay visible; one panel per benchmark family (LV-Eval levels and token bins do not share an axis).
 * ``cost_vs_length``: FLOPs and cache bytes per sample against prompt length, log-log, per method; the
   paper's analytic convention solid, what the implementation computes/stores dashed, measured bytes as
   markers. Full attention's cache grows linearly, a bounded method's goes flat: visible at once.
 * ``score_vs_cost``: mean score against mean cache bytes and against mean FLOPs per method, labelled points
-  with CI bars and the Pareto front (up and to the left is better).
+  with CI bars and the Pareto front (up and to the left is better). Labels are placed where they overlap no
+  other label and no marker; methods at one spot share one label.
 
-Figures are drawn on ``matplotlib.figure.Figure`` objects (Agg canvas), so plotting touches no global backend
+A method has one colour, marker and line style in every figure (:mod:`harness.style`); legends list methods in
+the paper's row order. Log axes carry at least four labelled ticks. Figures are drawn on ``matplotlib.figure.Figure`` objects (Agg canvas), so plotting touches no global backend
 or pyplot state and works headless.
 """
 
@@ -28,15 +31,19 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.text import Text
 from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, NullFormatter
+from matplotlib.transforms import Bbox
 
 from harness.buckets import sort_buckets
 from harness.store import Run, load_run
+from harness.style import MethodStyle, method_of, sort_key, style_for
 from harness.summary import summarize
 
 DPI = 160
 FORMATS = ("png", "svg")
-_BAND_ALPHA = 0.18
+LABEL_GID = "method-label"  # the gid of the text labels placed next to points (tests read their boxes)
+MIN_LOG_TICKS = 4
 
 
 @dataclass
@@ -44,7 +51,12 @@ class _Method:
     label: str
     run: Run
     rows: list[dict[str, Any]]
-    color: Any
+    method: str
+    style: MethodStyle
+
+    @property
+    def color(self) -> str:
+        return self.style.color
 
 
 @contextlib.contextmanager
@@ -59,27 +71,24 @@ def _style() -> Iterator[None]:
         yield
 
 
-def _palette(n: int) -> list[Any]:
-    try:
-        import seaborn as sns
-
-        return list(sns.color_palette("colorblind", max(n, 3)))[:n]
-    except ImportError:
-        from matplotlib import colormaps
-
-        return [colormaps["tab10"](i % 10) for i in range(n)]
-
-
 def _load(run_dirs: Sequence[str | Path | Run]) -> list[_Method]:
+    """The runs as methods in the paper's row order, each with its style (a repeated method: open markers)."""
     runs = [r if isinstance(r, Run) else load_run(r) for r in run_dirs]
     labels = [r.label for r in runs]
-    # Two runs of the same method (e.g. before/after a change) get their folder name appended.
+    # Two runs of the same label (e.g. before/after a change) get their folder name appended.
     final = [
         f"{lab} ({r.path.name})" if labels.count(lab) > 1 and r.path is not None else lab
         for lab, r in zip(labels, runs)
     ]
-    colors = _palette(len(runs))
-    return [_Method(lab, r, summarize(r.records), c) for lab, r, c in zip(final, runs, colors)]
+    kinds = [method_of(r.manifest, lab) for lab, r in zip(labels, runs)]
+    order = sorted(range(len(runs)), key=lambda i: (sort_key(kinds[i], final[i]), i))
+    seen: dict[str, int] = defaultdict(int)
+    methods = []
+    for i in order:
+        methods.append(_Method(final[i], runs[i], summarize(runs[i].records), kinds[i],
+                               style_for(kinds[i], seen[kinds[i]])))
+        seen[kinds[i]] += 1
+    return methods
 
 
 def _tokens_fmt(x: float, _pos: Any = None) -> str:
@@ -100,17 +109,44 @@ def _save(fig: Figure, out_dir: Path, stem: str, formats: Sequence[str]) -> list
     return paths
 
 
-def _method_legend(fig: Figure, methods: list[_Method], extra: list[Line2D] | None = None) -> None:
-    handles = [Line2D([], [], color=m.color, marker="o", lw=2, label=m.label) for m in methods]
-    handles += extra or []
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False)
+def _handle(m: _Method, **kwargs: Any) -> Line2D:
+    return Line2D([], [], lw=1.6, ms=7, label=m.label, **{**m.style.line_kwargs(), **kwargs})
+
+
+def _method_legend(fig: Figure, methods: list[_Method], extra: list[Line2D] | None = None, **style: Any) -> None:
+    handles = [_handle(m, **style) for m in methods] + (extra or [])
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False,
+               handlelength=3.2)
+
+
+def _log_view(lo: float, hi: float) -> tuple[float, float]:
+    """``[lo, hi]`` widened until 1-2-5 steps put MIN_LOG_TICKS ticks in it (denser steps would crowd an x axis)."""
+    locator = LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=50)
+    while lo > 0 and hi > lo and sum(lo <= t <= hi for t in locator.tick_values(lo, hi)) < MIN_LOG_TICKS:
+        lo, hi = lo / 1.25, hi * 1.25
+    return lo, hi
+
+
+def _log2_ticks(axis: Any, lo: float, hi: float) -> None:
+    """Token-count ticks at powers of two, with the halfway 1.5x steps when the data spans few of them."""
+    subs: tuple[float, ...] = (1.0,)
+    if sum(lo <= t <= hi for t in LogLocator(base=2, numticks=50).tick_values(lo, hi)) < MIN_LOG_TICKS:
+        subs = (1.0, 1.5)
+    axis.set_major_locator(LogLocator(base=2, subs=subs, numticks=50))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _log_ticks(axis: Any, lo: float, hi: float) -> None:
-    """Labels at 1-2-5 steps when the data spans few decades, so a log axis never shows a single label."""
-    decades = np.log10(hi / lo) if lo > 0 and hi > 0 else 99
-    subs = (1.0, 2.0, 5.0) if decades < 2.5 else (1.0, 3.0) if decades < 5 else (1.0,)
-    axis.set_major_locator(LogLocator(base=10, subs=subs))
+    """Major ticks at the coarsest 1-2-5-like steps that put at least MIN_LOG_TICKS labels inside [lo, hi]."""
+    steps = [(1.0,), (1.0, 3.0), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0), tuple(float(i) for i in range(1, 10))]
+    chosen = steps[-1]
+    if lo > 0 and hi > lo:
+        for subs in steps:
+            locator = LogLocator(base=10, subs=subs, numticks=50)
+            if sum(lo <= t <= hi for t in locator.tick_values(lo, hi)) >= MIN_LOG_TICKS:
+                chosen = subs
+                break
+    axis.set_major_locator(LogLocator(base=10, subs=chosen, numticks=50))
     axis.set_minor_formatter(NullFormatter())
 
 
@@ -123,8 +159,8 @@ def _empty(ax: Axes, text: str) -> None:
 # ---------------------------------------------------------------------------------------------- (a)
 
 
-def plot_score_by_length(methods: list[_Method], out_dir: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
-    """Score per length bucket, one line per method with a 95% CI band; one panel per family."""
+def score_by_length_figure(methods: list[_Method]) -> Figure:
+    """Score per length bucket: per method a marker and its 95% CI as an error bar, side by side per bucket."""
     fam_rows: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(dict)
     for m in methods:
         for r in m.rows:
@@ -134,8 +170,9 @@ def plot_score_by_length(methods: list[_Method], out_dir: Path, formats: Sequenc
     n = max(1, len(families))
     ncols = min(n, 3)
     nrows = -(-n // ncols)
+    step = min(0.8 / max(1, len(methods)), 0.14)  # dodge: each method's markers at its own offset in a bucket
     with _style():
-        fig = Figure(figsize=(4.6 * ncols + 0.6, 3.9 * nrows + 0.7), layout="constrained")
+        fig = Figure(figsize=(4.8 * ncols + 0.6, 3.9 * nrows + 0.7), layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
         for ax in axes.flat[len(families):]:
             ax.set_visible(False)
@@ -145,38 +182,40 @@ def plot_score_by_length(methods: list[_Method], out_dir: Path, formats: Sequenc
         for ax, fam in zip(axes.flat, families):
             buckets = sort_buckets(r["bucket"] for rows in fam_rows[fam].values() for r in rows)
             pos = {b: i for i, b in enumerate(buckets)}
-            same: dict[tuple, list[str]] = defaultdict(list)  # identical lines hide each other: say so
-            for m in methods:
+            for i, m in enumerate(methods):
                 rows = [r for r in fam_rows[fam].get(m.label, []) if r["score"] is not None]
                 if not rows:
                     continue
                 rows.sort(key=lambda r: pos[r["bucket"]])
-                same[tuple((r["bucket"], round(r["score"], 6)) for r in rows)].append(m.label)
-                x = np.array([pos[r["bucket"]] for r in rows], dtype=float)
+                x = np.array([pos[r["bucket"]] for r in rows], dtype=float) + (i - (len(methods) - 1) / 2) * step
                 y = np.array([r["score"] for r in rows])
-                lo = np.array([r["ci_low"] for r in rows])
-                hi = np.array([r["ci_high"] for r in rows])
-                ax.fill_between(x, lo, hi, color=m.color, alpha=_BAND_ALPHA, lw=0)
-                ax.plot(x, y, "o-", color=m.color, lw=2, ms=5)
-            hidden = [labels for labels in same.values() if len(labels) > 1]
-            note = ""
-            if hidden:  # under the axis, where it covers no data
-                note = "\nidentical scores, drawn as one line:"
-                for labels in hidden:
-                    note += "".join("\n" + " = ".join(labels[i: i + 3]) + (" =" if i + 3 < len(labels) else "")
-                                    for i in range(0, len(labels), 3))
+                lo = np.array([r["ci_low"] if r["ci_low"] is not None else r["score"] for r in rows])
+                hi = np.array([r["ci_high"] if r["ci_high"] is not None else r["score"] for r in rows])
+                kw = m.style.line_kwargs()
+                ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="none", ecolor=m.color, elinewidth=1.3, capsize=2.5,
+                            alpha=0.85, zorder=2)
+                # a thin line only guides the eye from bucket to bucket; the CI is the error bar
+                ax.plot(x, y, lw=1.1, ms=6.5, alpha=0.95, zorder=3, gid=f"method:{m.label}", **kw)
             ax.set_xticks(range(len(buckets)), buckets, rotation=30 if len(buckets) > 5 else 0)
+            ax.set_xlim(-0.5, len(buckets) - 0.5)
             ntask = max(r["n_tasks"] for rows in fam_rows[fam].values() for r in rows)
             ax.set_title(fam.removesuffix("/*") + (f" (mean of {ntask} tasks)" if ntask > 1 else ""))
             ax.set_xlabel("length bucket")
-            if note:
-                ax.set_xlabel("length bucket" + note, fontsize=8, linespacing=1.3)
+            ax.grid(False, axis="x")
+            for edge in range(1, len(buckets)):  # bucket boundaries: the buckets are categories
+                ax.axvline(edge - 0.5, color="0.88", lw=0.8, zorder=0)
             ax.set_ylim(bottom=min(0, ax.get_ylim()[0]))
         for ax in axes[:, 0]:
             ax.set_ylabel("score (×100)")
-        fig.suptitle("Score by length bucket (shaded: 95% bootstrap CI)", fontweight="bold")
+        fig.suptitle("Score by length bucket (bars: 95% bootstrap CI)", fontweight="bold")
         _method_legend(fig, methods)
-        return _save(fig, out_dir, "score_by_length", formats)
+    return fig
+
+
+def plot_score_by_length(methods: list[_Method], out_dir: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
+    """Write ``score_by_length`` (see :func:`score_by_length_figure`)."""
+    with _style():
+        return _save(score_by_length_figure(methods), out_dir, "score_by_length", formats)
 
 
 # ---------------------------------------------------------------------------------------------- (b)
@@ -195,10 +234,13 @@ def _by_length(records: list[dict[str, Any]], field: str) -> tuple[np.ndarray, n
     return xs, np.array([np.mean(acc[x]) for x in xs])
 
 
-_STYLES = {"paper": ("-", None), "actual": ("--", None), "measured": ("none", "x")}
+# line style per cost convention (the method is told by colour and marker): the paper's analytic count solid
+# with the method's marker, the implementation's count dashed, the live cache as open markers
+_CONVENTIONS = {"paper": "-", "actual": "--", "measured": "none"}
+_CONVENTION_NAMES = {"paper": "paper convention", "actual": "as implemented", "measured": "measured"}
 
 
-def plot_cost_vs_length(methods: list[_Method], out_dir: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
+def cost_vs_length_figure(methods: list[_Method]) -> Figure:
     """FLOPs and cache bytes per sample against prompt length (log-log), per method and convention."""
     panels = [
         ("FLOPs per sample", "FLOPs", [("flops_paper", "paper"), ("flops_actual", "actual")], "FLOP"),
@@ -208,22 +250,28 @@ def plot_cost_vs_length(methods: list[_Method], out_dir: Path, formats: Sequence
     ]
     used: set[str] = set()
     with _style():
-        fig = Figure(figsize=(11, 4.6), layout="constrained")
+        fig = Figure(figsize=(11, 4.8), layout="constrained")
         axes = fig.subplots(1, 2)
         for ax, (title, ylabel, fields, unit) in zip(axes, panels):
             drawn = False
+            xs: list[float] = []
             ys: list[float] = []
             for i, m in enumerate(methods):
                 # earlier methods drawn wider and below, so methods with equal costs stay visible as outlines
-                width = 1.8 + 0.9 * (len(methods) - 1 - i)
+                width = 1.4 + 0.7 * (len(methods) - 1 - i)
                 for field, conv in fields:
                     x, y = _by_length(m.run.records, field)
                     if not len(x):
                         continue
-                    ls, marker = _STYLES[conv]
-                    ax.plot(x, y, linestyle=ls, marker=marker, color=m.color, lw=width if conv == "paper" else 1.6,
-                            ms=5, mew=1.2, alpha=0.9, zorder=2 + i)
+                    kw = {"color": m.color, "linestyle": _CONVENTIONS[conv], "alpha": 0.9, "zorder": 2 + i}
+                    if conv == "paper":
+                        ax.plot(x, y, lw=width, marker=m.style.marker, ms=6, mfc=m.color, mec="white", mew=0.6, **kw)
+                    elif conv == "actual":
+                        ax.plot(x, y, lw=1.4, **kw)
+                    else:
+                        ax.plot(x, y, marker=m.style.marker, ms=9, mfc="none", mec=m.color, mew=1.3, **kw)
                     ys.extend(y)
+                    xs.extend(x)
                     used.add(conv)
                     drawn = True
             if not drawn:
@@ -232,22 +280,28 @@ def plot_cost_vs_length(methods: list[_Method], out_dir: Path, formats: Sequence
                 continue
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
+            _log2_ticks(ax.xaxis, min(xs), max(xs))
             ax.xaxis.set_major_formatter(FuncFormatter(_tokens_fmt))
-            ax.xaxis.set_minor_formatter(NullFormatter())
             _log_ticks(ax.yaxis, min(ys), max(ys))
-            ax.yaxis.set_major_formatter(EngFormatter(unit=unit, places=0))
+            ax.yaxis.set_major_formatter(EngFormatter(unit=unit))
             ax.set_xlabel("prompt tokens fed (after truncation)")
             ax.set_ylabel(ylabel)
             ax.set_title(title)
             ax.grid(True, which="minor", alpha=0.25)
         fig.suptitle("Cost vs prompt length (log-log)", fontweight="bold")
         conv_handles = [
-            Line2D([], [], color="0.3", linestyle=_STYLES[c][0], marker=_STYLES[c][1], lw=2,
-                   label={"paper": "paper convention", "actual": "as implemented", "measured": "measured"}[c])
+            Line2D([], [], color="0.3", linestyle=_CONVENTIONS[c], lw=2, marker="o" if c == "measured" else None,
+                   mfc="none", label=_CONVENTION_NAMES[c])
             for c in ("paper", "actual", "measured") if c in used
         ]
-        _method_legend(fig, methods, conv_handles)
-        return _save(fig, out_dir, "cost_vs_length", formats)
+        _method_legend(fig, methods, conv_handles, linestyle="-")
+    return fig
+
+
+def plot_cost_vs_length(methods: list[_Method], out_dir: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
+    """Write ``cost_vs_length`` (see :func:`cost_vs_length_figure`)."""
+    with _style():
+        return _save(cost_vs_length_figure(methods), out_dir, "cost_vs_length", formats)
 
 
 # ---------------------------------------------------------------------------------------------- (c)
@@ -291,7 +345,86 @@ def _pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return front
 
 
-def plot_score_vs_cost(methods: list[_Method], out_dir: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
+def _boxes_overlap(a: Any, b: Any, pad: float = 1.0) -> bool:
+    return a.x0 < b.x1 + pad and b.x0 < a.x1 + pad and a.y0 < b.y1 + pad and b.y0 < a.y1 + pad
+
+
+def _overlap_area(a: Any, b: Any) -> float:
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return max(0.0, w) * max(0.0, h)
+
+
+def place_labels(ax: Axes, points: list[tuple[float, float, list[_Method]]],
+                 obstacles: list[Any] | None = None) -> list[Text]:
+    """Text labels next to points (data coordinates), none overlapping another label, a marker or an error bar.
+
+    Points closer than a marker's width on screen share one label (their methods one per line). For each
+    label, offsets at growing distances and eight directions are tried in order; the first whose box lies
+    inside the axes and clear of everything placed so far wins (a leader line joins far labels to their
+    point); if none is clear, the least-overlapping one. The figure's layout is settled first, so the boxes
+    tested here are the boxes drawn.
+    """
+    fig = ax.get_figure()
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    to_px = ax.transData
+    groups: list[tuple[np.ndarray, list[_Method]]] = []
+    for x, y, ms in points:
+        p = to_px.transform((x, y))
+        for g in groups:
+            if np.hypot(*(g[0] - p)) < 9.0:
+                g[1].extend(ms)
+                break
+        else:
+            groups.append((p, list(ms)))
+    marker_px = 7.0 * fig.dpi / 72.0
+    taken = [Bbox.from_extents(p[0] - marker_px, p[1] - marker_px, p[0] + marker_px, p[1] + marker_px)
+             for p, _ in groups] + list(obstacles or [])
+    frame = ax.get_window_extent(renderer)
+    directions = [(1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1)]
+    texts: list[Text] = []
+    for p, ms in sorted(groups, key=lambda g: (g[0][0], -g[0][1])):
+        inv = to_px.inverted().transform(p)
+        label = "\n".join(m.label for m in ms)
+        color = ms[0].color if len(ms) == 1 else "0.15"
+        best: tuple[float, Any, Any] | None = None
+        for dist in (7, 13, 22, 34, 50):
+            for dx, dy in directions:
+                norm = np.hypot(dx, dy)
+                off = (dist * dx / norm, dist * dy / norm)
+                ha = "left" if dx > 0 else "right" if dx < 0 else "center"
+                va = "bottom" if dy > 0 else "top" if dy < 0 else "center"
+                far = dist > 13
+                text = ax.annotate(label, tuple(inv), xytext=off, textcoords="offset points", ha=ha, va=va,
+                                   fontsize=8.5, color=color, fontweight="bold", zorder=6, gid=LABEL_GID,
+                                   arrowprops={"arrowstyle": "-", "color": color, "lw": 0.6, "shrinkA": 0,
+                                               "shrinkB": 4} if far else None)
+                text.set_in_layout(False)
+                box = text.get_window_extent(renderer)
+                inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+                cost = sum(_overlap_area(box, t) for t in taken) + (0.0 if inside else 1e9)
+                clear = inside and not any(_boxes_overlap(box, t) for t in taken)
+                if clear:
+                    if best is not None:
+                        best[1].remove()
+                    best = (0.0, text, box)
+                    break
+                if best is None or cost < best[0]:
+                    if best is not None:
+                        best[1].remove()
+                    best = (cost, text, box)
+                else:
+                    text.remove()
+            if best is not None and best[0] == 0.0:
+                break
+        assert best is not None
+        texts.append(best[1])
+        taken.append(best[2])
+    return texts
+
+
+def score_vs_cost_figure(methods: list[_Method]) -> Figure:
     """Mean score (95% CI) against mean cache bytes and mean FLOPs per method, with the Pareto front."""
     names = {
         "cache_bytes_measured": "measured", "cache_bytes_actual": "as implemented",
@@ -303,22 +436,33 @@ def plot_score_vs_cost(methods: list[_Method], out_dir: Path, formats: Sequence[
     ]
     overall, scope_note = _overall_rows(methods)
     with _style():
-        fig = Figure(figsize=(11, 4.6), layout="constrained")
+        fig = Figure(figsize=(11, 5.0), layout="constrained")
+        FigureCanvasAgg(fig)  # label placement measures text on this canvas
         axes = fig.subplots(1, 2, sharey=True)
+        title = "Score vs cost (up and left is better; dashed: Pareto front)"
+        fig.suptitle(title + (f"\n{scope_note}" if scope_note else ""), fontweight="bold")
+        _method_legend(fig, methods, linestyle="none")
+        placed: list[tuple[Axes, list[tuple[float, float, list[_Method]]], list[tuple[float, float, float]]]] = []
+        lows, highs = [], []
         for ax, (what, fields, unit) in zip(axes, panels):
             field = _pick_cost(overall, fields)
-            pts, missing = [], []
+            pts, points, bars, missing = [], [], [], []
             for m in methods:
                 o = overall.get(m.label)
                 if field is None or o is None or o["score"] is None or not o.get(field):
                     missing.append(m.label)
                     continue
                 x, y = o[field], o["score"]
-                err = np.array([[y - o["ci_low"]], [o["ci_high"] - y]])
-                ax.errorbar([x], [y], yerr=err, fmt="o", color=m.color, ms=9, capsize=4, lw=1.6, zorder=3)
-                ax.annotate(m.label, (x, y), xytext=(7, 7), textcoords="offset points", fontsize=9,
-                            color=m.color, fontweight="bold")
+                lo = o["ci_low"] if o["ci_low"] is not None else y
+                hi = o["ci_high"] if o["ci_high"] is not None else y
+                kw = m.style.line_kwargs()
+                ax.errorbar([x], [y], yerr=[[y - lo], [hi - y]], fmt=kw["marker"], color=m.color,
+                            mfc=kw["markerfacecolor"], mec=m.color, ms=9, capsize=4, lw=1.6, zorder=3)
                 pts.append((x, y))
+                points.append((x, y, [m]))
+                bars.append((x, lo, hi))
+                lows.append(lo)
+                highs.append(hi)
             ax.set_title(f"Score vs {what}")
             if not pts:
                 _empty(ax, f"no {what} data in these runs")
@@ -331,16 +475,36 @@ def plot_score_vs_cost(methods: list[_Method], out_dir: Path, formats: Sequence[
                 fx, fy = zip(*front)
                 ax.plot(fx, fy, "--", color="0.55", lw=1.2, zorder=1)
             ax.set_xscale("log")
-            lo, hi = min(p[0] for p in pts), max(p[0] for p in pts)
-            ax.set_xlim(lo / 2.0, hi * 3.0)  # room for the labels to the right
-            _log_ticks(ax.xaxis, lo / 2.0, hi * 3.0)
-            ax.xaxis.set_major_formatter(EngFormatter(unit=unit, places=0))
+            lo_x, hi_x = _log_view(min(p[0] for p in pts) / 2.5, max(p[0] for p in pts) * 4.0)  # label room
+            ax.set_xlim(lo_x, hi_x)
+            _log_ticks(ax.xaxis, lo_x, hi_x)
+            ax.xaxis.set_major_formatter(EngFormatter(unit=unit))
             ax.set_xlabel(f"mean {what} per sample ({names[field]}), log scale")
+            placed.append((ax, points, bars, front))
         axes[0].set_ylabel("mean score over tasks (×100)")
-        title = "Score vs cost (up and left is better; dashed: Pareto front)"
-        fig.suptitle(title + (f"\n{scope_note}" if scope_note else ""), fontweight="bold")
-        _method_legend(fig, methods)
-        return _save(fig, out_dir, "score_vs_cost", formats)
+        if lows:
+            span = max(max(highs) - min(lows), 10.0)
+            axes[0].set_ylim(min(lows) - 0.15 * span, max(highs) + 0.18 * span)  # room for labels above and below
+        for ax, points, bars, front in placed:
+            fig.draw_without_rendering()
+            tr = ax.transData
+            obstacles = []
+            for x, lo, hi in bars:  # the error bars: thin boxes a label must not cross
+                (x0, y0), (x1, y1) = tr.transform((x, lo)), tr.transform((x, hi))
+                obstacles.append(Bbox.from_extents(x0 - 4, y0, x1 + 4, y1))
+            for a, b in zip(front, front[1:]):  # the Pareto front: small boxes along each segment
+                pa, pb = tr.transform(a), tr.transform(b)
+                for t in np.linspace(0.0, 1.0, max(2, int(np.hypot(*(pb - pa)) // 6))):
+                    q = pa + t * (pb - pa)
+                    obstacles.append(Bbox.from_extents(q[0] - 2, q[1] - 2, q[0] + 2, q[1] + 2))
+            place_labels(ax, points, obstacles)
+    return fig
+
+
+def plot_score_vs_cost(methods: list[_Method], out_dir: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
+    """Write ``score_vs_cost`` (see :func:`score_vs_cost_figure`)."""
+    with _style():
+        return _save(score_vs_cost_figure(methods), out_dir, "score_vs_cost", formats)
 
 
 # ---------------------------------------------------------------------------------------------- API

@@ -80,7 +80,8 @@ def _tiny_presets() -> dict[str, Preset]:
             sinks=0 if full else TINY_SINKS, window=None if full else TINY_WINDOW,
             ahn_checkpoint=str(TINY_DIR / method) if spec.needs_checkpoint else None,
             paper_row=row, chunk_size=512,
-            description=f"{row} on the project's tiny byte-level base ({TINY_SINKS} sinks + {TINY_WINDOW} window)",
+            description=f"{row} on the project's tiny byte-level base "
+                        + ("(the whole prompt attended)" if full else f"({TINY_SINKS} sinks + {TINY_WINDOW} window)"),
         )
     return presets
 

@@ -25,6 +25,7 @@ from baselines.engine import DecoderPool, generate, generate_many, static_decode
 from baselines.model_configs import ModelDims
 from baselines.registry import cost_model_of
 from harness.buckets import bucket_of
+from harness.console import tqdm_disable
 from harness.hashing import record_hashes
 from harness.loading import Loaded, loaded
 from harness.presets import Preset
@@ -54,7 +55,7 @@ class RunSettings:
     repetition_penalty: float | None = None  # None: the model's generation_config
     prompt_set: str = "open"
     retry_failed: bool = False
-    progress: bool = True
+    progress: bool | None = None  # None: tqdm's rule (a bar on a terminal only)
     decode: str = "auto"  # auto | eager | static (see `decode_plan`)
     batch_size: int | None = None  # rows of the static decoder (None: from free memory)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -234,8 +235,10 @@ def run_preset(preset: Preset, settings: RunSettings, out_dir: Path) -> Path:
         dims = _dims(lo.model)
         costs = cost_model_of(lo.method)  # an unregistered method fails here, before any sample
         rows = decode_plan(lo, settings, todo)
-        bar = tqdm(total=len(todo), desc=preset.name, unit="sample", disable=not settings.progress or rank != 0,
-                   dynamic_ncols=True)
+        log.info("%s: %d sample(s) to run, %d already in %s", preset.name, len(todo), len(mine) - len(todo),
+                 out_dir)
+        bar = tqdm(total=len(todo), desc=preset.name, unit="sample", dynamic_ncols=True,
+                   disable=True if rank != 0 else tqdm_disable(settings.progress))
         pool = DecoderPool()
         with store:
             for begin in range(0, len(todo), max(1, rows)):

@@ -9,12 +9,13 @@ but its scores carry no information, and it says so loudly.
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 
 from ahn.layout import CELL_KINDS
 from harness.presets import REPO_ROOT, TINY_DEFAULT, TINY_DIR, Preset
 
+log = logging.getLogger(__name__)
 UNTRAINED_DIR = REPO_ROOT / "runs" / "tiny-untrained"
 
 
@@ -50,8 +51,8 @@ def resolve_tiny(preset: Preset) -> Preset:
     if preset.name not in TINY_DEFAULT or preset.model != str(TINY_DIR / "base") or trained_world_present():
         return preset
     root = build_untrained_world()
-    print(f"warning: {TINY_DIR} has no trained tiny models yet; {preset.name} runs on UNTRAINED seed models "
-          f"from {root} (costs are real, scores are not informative)", file=sys.stderr)
+    log.warning("warning: %s has no trained tiny models yet; %s runs on UNTRAINED seed models from %s (costs are "
+                "real, scores are not informative)", TINY_DIR, preset.name, root)
     ckpt = str(root / preset.name.removeprefix("tiny-")) if preset.ahn_checkpoint else None
     return preset.with_overrides(model=str(root / "base"), ahn_checkpoint=ckpt,
                                  description="UNTRAINED seed model: " + preset.description)

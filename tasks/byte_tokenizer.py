@@ -82,9 +82,21 @@ def build_byte_tokenizer() -> Any:
     return tok
 
 
+# The class name written into tokenizer_config.json: transformers 5 writes "TokenizersBackend", which
+# transformers 4.x does not know; "PreTrainedTokenizerFast" loads the same tokenizer.json on both.
+PORTABLE_TOKENIZER_CLASS = "PreTrainedTokenizerFast"
+
+
 def save_byte_tokenizer(path: str | Path) -> Path:
-    """Write the tokenizer to ``path`` so that ``AutoTokenizer.from_pretrained(path)`` loads it offline."""
+    """Write the tokenizer to ``path`` so that ``AutoTokenizer.from_pretrained(path)`` loads it offline, with
+    transformers 4.57 as with 5.x (same ids, special tokens and chat template)."""
+    import json
+
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     build_byte_tokenizer().save_pretrained(str(out))
+    config_path = out / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["tokenizer_class"] = PORTABLE_TOKENIZER_CLASS
+    config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return out

@@ -375,6 +375,21 @@ def _lr_factor(cfg: TinyBaseConfig, step: int, elapsed: float = 0.0) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def write_portable_config(folder: Path) -> None:
+    """Repeat RoPE's theta at the top of ``config.json`` as ``rope_theta``.
+
+    transformers 5 writes theta inside ``rope_parameters`` only; transformers 4.x reads ``rope_theta`` and,
+    finding none, silently uses 10,000 instead of the tiny base's 1e6 (other answers, no error). With both
+    keys the folder loads the same model on either.
+    """
+    path = Path(folder) / "config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    theta = (config.get("rope_parameters") or {}).get("rope_theta")
+    if theta is not None:
+        config["rope_theta"] = theta
+        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def save_base(model: nn.Module, out: Path) -> None:
     """HF folder: bf16 weights, byte tokenizer, greedy generation config ending at <|im_end|>.
 
@@ -388,6 +403,7 @@ def save_base(model: nn.Module, out: Path) -> None:
     cast_keeping_rope(model, torch.bfloat16)
     model.config.dtype = torch.bfloat16
     model.save_pretrained(str(out))
+    write_portable_config(out)
     save_byte_tokenizer(out)
     GenerationConfig(eos_token_id=model.config.eos_token_id, pad_token_id=model.config.pad_token_id,
                      do_sample=False, repetition_penalty=1.0).save_pretrained(str(out))

@@ -330,3 +330,78 @@ def test_ahn_method_through_the_bridge(tiny_dir, tmp_path):
             sum(float(ref[i - 1, ids[i]]) for i in range(40, 80)), abs=_sum_bound(lm, ref, 80, 40))
     finally:
         lm.close()
+
+
+# ---- stop strings, truncation counts, result names ------------------------------------------------------
+def test_generation_stops_at_the_first_until_string(tiny_dir):
+    """`until` ends generation itself, not only the returned text: a stop string matching the first generated
+    character leaves one token generated instead of max_gen_toks."""
+    lm = make_lm(tiny_dir, "full", max_length=4096)
+    try:
+        context = "The pass key is 7361. Remember it.\nAnswer:"
+        (free,) = lm.generate_until([SimpleNamespace(args=(context, {"until": ["never-generated"],
+                                                                     "max_gen_toks": 8}))])
+        assert lm.generated_tokens == 8 and free  # runs to max_gen_toks when no stop string appears
+        first = free[0]
+        (cut,) = lm.generate_until([SimpleNamespace(args=(context, {"until": [first], "max_gen_toks": 8}))])
+        assert cut == "" and lm.generated_tokens == 8 + 1
+    finally:
+        lm.close()
+
+
+def test_truncation_is_logged_and_reported(tiny_dir, caplog):
+    lm = make_lm(tiny_dir, "full")
+    try:
+        long = "filler " * 40 + "\nAnswer:"
+        reqs = [SimpleNamespace(args=(long, {"until": ["\n"], "max_gen_toks": 2})),
+                SimpleNamespace(args=("short\nAnswer:", {"until": ["\n"], "max_gen_toks": 2}))]
+        with caplog.at_level("INFO", logger="harness.lm_eval_bridge"):
+            lm.generate_until(reqs)
+            lm.loglikelihood([SimpleNamespace(args=("short context", " yes"))])
+        info = lm.get_model_info()
+        assert info["truncated_prompts"] == {"total": 1, "generate_until": 1, "loglikelihood": 0}
+        assert info["requests"] == {"generate_until": 2, "loglikelihood": 1}
+        assert "1 of 2 generate_until prompt(s) were truncated (middle) to max_length=96" in caplog.text
+        assert "none of 1 loglikelihood prompt(s) needed truncation" in caplog.text
+    finally:
+        lm.close()
+
+
+def test_preset_is_passed_on_as_the_name_lm_eval_files_results_under():
+    assert bridge.name_results_by_preset("preset=tiny-swa,chunk=64") == "pretrained=tiny-swa,chunk=64"
+    assert bridge.name_results_by_preset({"preset": "tiny-full", "device": "cpu"}) == {
+        "pretrained": "tiny-full", "device": "cpu"}
+    assert bridge.name_results_by_preset("pretrained=/m,method=swa") == "pretrained=/m,method=swa"
+    assert bridge._cli_model_args('{"preset": "tiny-full"}') == '{"pretrained": "tiny-full"}'
+    from lm_eval.loggers.evaluation_tracker import GeneralConfigTracker
+
+    assert GeneralConfigTracker._get_model_name(bridge.name_results_by_preset("preset=tiny-swa")) == "tiny-swa"
+
+
+@pytest.mark.slow
+def test_two_presets_land_under_their_names(task_dir, tmp_path):
+    """lm-eval's own command line (through `harness lm-eval`) on two tiny presets: one results folder per
+    preset, named after it, each carrying the truncation count; the warning is in the log."""
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "leaderboards" / "tiny" / "base" / "config.json").exists():
+        pytest.skip("the tiny world is not committed in this checkout")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "c")}
+    for preset in ("tiny-full", "tiny-swa"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness", "lm-eval", "run", "--model", "ahn-harness", "--model_args",
+             f"preset={preset},max_length={MAX_LENGTH}", "--device", "cpu", "--tasks", GEN_TASK,
+             "--include_path", str(task_dir), "--limit", "2", "--output_path", str(tmp_path / "out")],
+            cwd=root, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "2 of 2 generate_until prompt(s) were truncated" in proc.stderr + proc.stdout
+    folders = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert folders == ["tiny-full", "tiny-swa"]
+    for name in folders:
+        (res,) = (tmp_path / "out" / name).glob("results_*.json")
+        doc = json.loads(res.read_text())
+        assert doc["model_name"] == name
+        assert doc["config"]["truncated_prompts"]["generate_until"] == 2
+        assert doc["config"]["harness_preset"]["name"] == name

@@ -116,23 +116,133 @@ def test_score_vs_cost_compares_on_shared_tasks(tmp_path: Path) -> None:
     assert note == "on the 1 task(s) every run scored"
 
 
-def test_identical_score_lines_are_named_under_the_axis(tmp_path: Path, monkeypatch) -> None:
-    """Methods with the very same scores draw one line over another: the figure must say which ones."""
-    from matplotlib.figure import Figure
+ROOT = Path(__file__).resolve().parents[2]
+COMMITTED_JOBS = [p for p in (ROOT / "leaderboards" / "tiny" / "default-run", ROOT / "leaderboards" / "tiny" / "claims-run")
+                  if p.is_dir()]
 
-    from harness.plots import _load, plot_score_by_length
+
+def _job(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if (p / "manifest.json").exists())
+
+
+def _crowded_runs(root: Path) -> list[Path]:
+    """Seven methods whose scores and costs nearly coincide: the hardest case for labels."""
+    names = ["full", "swa", "ct-max", "ct-avg", "ahn-mamba2", "ahn-dn", "ahn-gdn"]
+    return [make_run(root / n, n, [0.5, 0.45, 0.4, 0.35, 0.3], n_per=6, seed=i) for i, n in enumerate(names)]
+
+
+def _figures(runs):
+    from harness.plots import _load, cost_vs_length_figure, score_by_length_figure, score_vs_cost_figure
+
+    methods = _load(runs)
+    return methods, {"score_by_length": score_by_length_figure(methods),
+                     "cost_vs_length": cost_vs_length_figure(methods),
+                     "score_vs_cost": score_vs_cost_figure(methods)}
+
+
+def _boxes(fig, artists):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    return [a.get_window_extent(renderer) for a in artists]
+
+
+def _disjoint(boxes) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes)) if boxes[i].overlaps(boxes[j])]
+
+
+def _label_cases(tmp_path: Path) -> list[tuple[str, list[Path]]]:
+    return [(p.name, _job(p)) for p in COMMITTED_JOBS] + [("crowded", _crowded_runs(tmp_path / "crowded"))]
+
+
+def test_score_vs_cost_labels_overlap_nothing(tmp_path: Path) -> None:
+    """Label boxes on the drawn figure: disjoint from each other, inside their axes, clear of every marker;
+    every method is named (methods at one spot share a label)."""
+    from harness.plots import LABEL_GID
+
+    for name, runs in _label_cases(tmp_path):
+        methods, figs = _figures(runs)
+        fig = figs["score_vs_cost"]
+        for ax in fig.axes:
+            texts = [t for t in ax.texts if t.get_gid() == LABEL_GID]
+            if not texts:
+                continue
+            boxes = _boxes(fig, texts)
+            assert _disjoint(boxes) == [], (name, [t.get_text() for t in texts])
+            frame = ax.get_window_extent(fig.canvas.get_renderer())
+            assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in boxes)
+            marker_centres = [ax.transData.transform(xy) for line in ax.lines for xy in line.get_xydata()
+                              if line.get_marker() not in (None, "None", "")]
+            for b in boxes:
+                assert not any(b.x0 < x < b.x1 and b.y0 < y < b.y1 for x, y in marker_centres), name
+            named = "\n".join(t.get_text() for t in texts).split("\n")
+            assert sorted(named) == sorted(m.label for m in methods), name
+
+
+def test_tick_labels_do_not_overlap_and_log_axes_carry_four(tmp_path: Path) -> None:
+    from harness.plots import MIN_LOG_TICKS
+
+    for name, runs in _label_cases(tmp_path):
+        _, figs = _figures(runs)
+        for stem, fig in figs.items():
+            for ax in fig.axes:
+                if not ax.get_visible():
+                    continue
+                for axis, lim in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+                    labels = [t for t in axis.get_ticklabels() if t.get_text() and t.get_visible()]
+                    lo, hi = min(lim), max(lim)
+                    inside = [t for t, v in zip(axis.get_ticklabels(), axis.get_ticklocs()) if lo <= v <= hi
+                              and t.get_text()]
+                    if axis.get_scale() == "log":
+                        assert len(inside) >= MIN_LOG_TICKS, (name, stem, [t.get_text() for t in inside])
+                    assert _disjoint(_boxes(fig, labels)) == [], (name, stem, [t.get_text() for t in labels])
+
+
+def test_a_method_keeps_its_colour_and_marker_in_any_order_and_figure(tmp_path: Path) -> None:
+    from harness.style import STYLES
+
+    runs = synthetic_runs(tmp_path / "runs")
+    forward, figs = _figures(runs)
+    backward, _ = _figures(list(reversed(runs)))
+    assert [(m.label, m.style) for m in forward] == [(m.label, m.style) for m in backward]
+    assert {m.label: (m.color, m.style.marker) for m in forward} == {
+        "full": (STYLES["full"].color, STYLES["full"].marker), "swa": (STYLES["swa"].color, STYLES["swa"].marker),
+        "ahn-gdn": (STYLES["ahn-gdn"].color, STYLES["ahn-gdn"].marker)}
+    assert len({s.color for s in STYLES.values()}) == len({s.marker for s in STYLES.values()}) == len(STYLES)
+    for stem, fig in figs.items():  # the legend of every figure shows the same colour and marker per method
+        handles = {t.get_text(): h for h, t in zip(fig.legends[0].legend_handles, fig.legends[0].get_texts())}
+        for m in forward:
+            assert handles[m.label].get_color() == m.color and handles[m.label].get_marker() == m.style.marker, stem
+
+
+def test_score_by_length_draws_cis_as_error_bars_and_keeps_equal_scores_apart(tmp_path: Path) -> None:
+    """Buckets are categories: no band interpolated between them; methods with the very same scores are drawn
+    side by side, each with its own marker."""
+    from matplotlib.collections import LineCollection, PolyCollection
 
     runs = [make_run(tmp_path / name, name, [0.5, 0.4, 0.3, 0.2, 0.1], seed=7) for name in ("swa", "ct-max")]
-    runs.append(make_run(tmp_path / "full", "full", [0.9, 0.9, 0.8, 0.8, 0.7], seed=8))
-    labels: list[str] = []
-    original = Figure.savefig
+    _, figs = _figures(runs)
+    ax = figs["score_by_length"].axes[0]
+    assert not [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert [c for c in ax.collections if isinstance(c, LineCollection)]  # the error bars
+    lines = [ln for ln in ax.lines if (ln.get_gid() or "").startswith("method:")]
+    assert len(lines) == 2 and lines[0].get_marker() != lines[1].get_marker()
+    (x0, y0), (x1, y1) = (ln.get_xydata()[0] for ln in lines)
+    assert y0 == y1 and x0 != x1
 
-    def spy(fig, *args, **kwargs):
-        labels.extend(ax.get_xlabel() for ax in fig.axes)
-        return original(fig, *args, **kwargs)
 
-    monkeypatch.setattr(Figure, "savefig", spy)
-    (tmp_path / "fig").mkdir()
-    plot_score_by_length(_load(runs), tmp_path / "fig", formats=("png",))
-    text = " ".join(labels)
-    assert "identical scores" in text and "swa = ct-max" in text and "full" not in text
+def test_the_overlap_check_sees_labels_placed_naively(tmp_path: Path, monkeypatch) -> None:
+    """Negative control: the crowded case with every label at one fixed offset (the old placement) overlaps."""
+    from harness import plots
+
+    def naive(ax, points, obstacles=None):
+        return [ax.annotate("\n".join(m.label for m in ms), (x, y), xytext=(7, 7), textcoords="offset points",
+                            fontsize=8.5, gid=plots.LABEL_GID) for x, y, ms in points]
+
+    monkeypatch.setattr(plots, "place_labels", naive)
+    _, figs = _figures(_crowded_runs(tmp_path / "crowded"))
+    fig = figs["score_vs_cost"]
+    texts = [t for t in fig.axes[0].texts if t.get_gid() == plots.LABEL_GID]
+    assert _disjoint(_boxes(fig, texts))
