@@ -322,7 +322,11 @@ def read_ahn_config(path_or_repo: str | os.PathLike, *, revision: str | None = N
     path = folder / CONFIG_NAME
     if not path.is_file():
         raise AHNCheckpointError(f"{str(path_or_repo)!r}: no {CONFIG_NAME} in {folder}")
-    return parse_ahn_config(json.loads(path.read_text()))
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise AHNCheckpointError(f"{path}: not a valid JSON config ({e})") from None
+    return parse_ahn_config(doc)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -359,7 +363,14 @@ def load_ahn_state_dict(path_or_repo: str | os.PathLike, model: nn.Module, stric
     if not expected:
         raise AHNCheckpointError("the model has no AHN parameters (no state-dict key contains '.ahn.'); "
                                  "attach AHN cells before loading")
-    found = {canonical_key(k): v for k, v in load_file(str(weights)).items()}
+    try:
+        raw = load_file(str(weights))
+    except Exception as e:  # safetensors' own error type: a truncated or foreign file
+        if type(e).__name__ != "SafetensorError" and not isinstance(e, OSError):
+            raise
+        raise AHNCheckpointError(f"{weights}: not a whole safetensors file ({e}); re-download or re-save the "
+                                 "checkpoint") from None
+    found = {canonical_key(k): v for k, v in raw.items()}
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
     mismatched = [(k, tuple(expected[k].shape), tuple(found[k].shape))

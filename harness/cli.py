@@ -6,6 +6,7 @@ Every command explains itself with `--help`; a bad value is reported with the va
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
 import os
@@ -154,9 +155,22 @@ def _dims_for(preset):
     return ModelDims.from_hf_config(json.loads((Path(folder) / "config.json").read_text()))
 
 
+def _check_method_settings(args) -> None:
+    """--window / --sinks / --chunk in range (run and info share them)."""
+    from harness.preflight import check_int
+
+    check_int("--window", args.window, 1)
+    check_int("--sinks", args.sinks, 0)
+    check_int("--chunk", args.chunk, 1)
+
+
 def _cmd_info(args) -> int:
     from baselines.costs import estimate
+    from harness.preflight import check_int
 
+    _check_method_settings(args)
+    check_int("--length", args.length, 1)
+    check_int("--dtype-bytes", args.dtype_bytes, 1)
     preset = resolve_model(args.model, args.method, args.sinks, args.window, chunk_size=args.chunk)
     dims = _dims_for(preset)
     method = preset.method
@@ -179,23 +193,58 @@ def _cmd_info(args) -> int:
     return 0
 
 
-def _cmd_run(args) -> int:
-    from harness.runner import RunSettings, run_presets
-
-    names = [m.strip() for m in args.model.split(",") if m.strip()]
+def _preflight_run(args) -> tuple[list, str, Path, int | None]:
+    """Every setting of `run` checked before any weights are read: presets, numbers, device, dtype, model and
+    checkpoint folders, tasks, and a writable output. Returns (presets, tasks, output, limit)."""
+    from harness import preflight
+    from harness.loading import build_method
     from harness.tiny_seed import resolve_tiny
-
-    presets = [resolve_tiny(resolve_model(n, args.method, args.sinks, args.window, args.ahn_checkpoint, args.chunk))
-               for n in names]
-    tiny = all(p.name.startswith("tiny-") for p in presets)
-    tasks = args.tasks or (DEFAULT_TASKS if tiny else None)
-    if tasks is None:
-        raise ValueError("--tasks is required for non-tiny models, e.g. --tasks lveval or --tasks infinitebench")
     from tasks.registry import parse_task_spec
 
+    _check_method_settings(args)
+    preflight.check_int("--limit", args.limit, 1)
+    preflight.check_int("--max-new-tokens", args.max_new_tokens, 0)
+    preflight.check_int("--batch-size", getattr(args, "batch_size", None), 1)
+    preflight.check_positive_float("--repetition-penalty", args.repetition_penalty,
+                                   " (1.0 = no penalty; above 1 discourages repeats)")
+    preflight.check_device(args.device)
+    preflight.check_dtype(args.dtype)
+    names = [m.strip() for m in args.model.split(",") if m.strip()]
+    if not names:
+        raise preflight.SettingsError(f"--model {args.model!r} names no model; valid: a preset (python -m harness "
+                                      "list presets), a Hub id (owner/name) or a local model folder")
+    presets = [resolve_tiny(resolve_model(n, args.method, args.sinks, args.window, args.ahn_checkpoint, args.chunk))
+               for n in names]
+    if all(p.method == "full" for p in presets) and (args.window is not None or args.sinks is not None):
+        raise preflight.SettingsError(f"{', '.join(p.name for p in presets)}: full attention keeps every token, so "
+                                      "--window and --sinks would be ignored; they apply to the bounded methods "
+                                      "(--method swa, ct-max, ct-avg, ahn-gdn, ahn-dn, ahn-mamba2)")
+    for preset in presets:
+        build_method(preset)  # the method's own checks of sinks and window
+        if preset.method.startswith("ahn") and not preset.ahn_checkpoint:
+            raise preflight.SettingsError(f"{preset.name}: method {preset.method} needs an AHN checkpoint "
+                                          "(--ahn-checkpoint FOLDER or Hub id)")
+        preflight.check_model_folder(preset.model)
+        if preset.ahn_checkpoint:
+            preflight.check_ahn_folder(preset.ahn_checkpoint)
+    tiny = all(p.name.startswith("tiny-") for p in presets)
+    if args.tasks is not None and not args.tasks.strip():
+        raise preflight.SettingsError(f"--tasks {args.tasks!r} selects no task; e.g. --tasks lveval, "
+                                      f"--tasks synthetic:passkey@4k (default for tiny presets: {DEFAULT_TASKS})")
+    tasks = args.tasks if args.tasks is not None else (DEFAULT_TASKS if tiny else None)
+    if tasks is None:
+        raise ValueError("--tasks is required for non-tiny models, e.g. --tasks lveval or --tasks infinitebench")
     parse_task_spec(tasks)  # a typo in a task or level fails here, before any weights are loaded
     limit = args.limit if args.limit is not None else (DEFAULT_LIMIT if tiny and args.tasks is None else None)
     output = args.output or DEFAULT_OUTPUT / ("tiny-default" if tiny and len(presets) > 1 else presets[0].name)
+    preflight.check_writable_folder(output)
+    return presets, tasks, output, limit
+
+
+def _cmd_run(args) -> int:
+    from harness.runner import RunSettings, run_presets
+
+    presets, tasks, output, limit = _preflight_run(args)
     settings = RunSettings(tasks=tasks, output=output, limit=limit, data_dir=args.data_dir, seed=args.seed,
                            device=args.device, dtype=args.dtype, chat_template=args.chat_template,
                            max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,
@@ -218,19 +267,31 @@ def _cmd_table(args) -> int:
         from harness.paper_results import collect_paper_results
 
         results = collect_paper_results(args.runs)
+    if args.output is not None:
+        from harness.preflight import check_writable_file
+
+        check_writable_file(args.output)
     text = paper_tables_markdown(results)
     print(text)
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text)
+        try:
+            args.output.write_text(text)
+        except OSError as exc:
+            why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
+            raise ValueError(f"cannot write --output {args.output}: {why}") from exc
         print(f"(written to {args.output})", file=sys.stderr)
     return 0
 
 
 def _cmd_plot(args) -> int:
     from harness.plots import plot_runs
+    from harness.preflight import check_writable_folder
 
     out = args.output or args.runs[0] / "plots"
+    for run in args.runs:
+        if not (run / "manifest.json").is_file():
+            raise ValueError(f"{run}: not a run folder (no manifest.json); pass folders written by harness run")
+    check_writable_folder(out)
     for p in plot_runs(args.runs, out):
         print(p)
     return 0
@@ -248,8 +309,7 @@ def load_plugins() -> list[str]:
     return names
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _dispatch(argv: list[str]) -> int:
     load_plugins()
     if argv and argv[0] == "score":
         from tasks.score_file import main as score_main
@@ -259,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
         from harness.compare import main as compare_main
 
         return compare_main(argv[1:])
+    if argv and argv[0] == "export-lm-eval":
+        from harness.frame import main as export_main
+
+        return export_main(argv[1:])
     if argv and argv[0] == "export-lm-eval":
         from harness.frame import main as export_main
 
@@ -273,31 +337,54 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    try:
-        if hasattr(args, "quiet"):
-            from harness import console
+    if hasattr(args, "quiet"):
+        from harness import console
 
-            args.bars = console.configure(console.verbosity_of(args.quiet, args.verbose), args.progress)
-        if args.command == "list":
-            return _cmd_list(args.what)
-        if args.command == "info":
-            return _cmd_info(args)
-        if args.command == "run":
-            return _cmd_run(args)
-        if args.command == "table":
-            return _cmd_table(args)
-        if args.command == "plot":
-            return _cmd_plot(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:
-        if type(exc).__name__ in ("ModelUnavailableError", "DatasetUnavailableError"):
-            print(f"error: {exc}", file=sys.stderr)
+        args.bars = console.configure(console.verbosity_of(args.quiet, args.verbose), args.progress)
+    commands = {"list": lambda: _cmd_list(args.what), "info": lambda: _cmd_info(args),
+                "run": lambda: _cmd_run(args), "table": lambda: _cmd_table(args), "plot": lambda: _cmd_plot(args)}
+    if args.command not in commands:
+        parser.error(f"unknown command {args.command!r}")
+    return commands[args.command]()
+
+
+def error_message(exc: BaseException) -> str | None:
+    """The one-line ``error:`` text of an expected failure (bad input, unreadable file, full disk, missing
+    weights or package); None for anything else, which is a bug and keeps its traceback."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"cannot write {exc.filename}: the disk is full ({exc.strerror})"
+        return f"{exc.filename}: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full ({exc.strerror}); free space or pass another --output"
+    if isinstance(exc, ValueError | OSError):
+        return str(exc) or type(exc).__name__
+    if type(exc).__name__ in ("ModelUnavailableError", "SafetensorError"):
+        return str(exc)
+    if isinstance(exc, ImportError) and "lm-eval" in str(exc):
+        return str(exc)
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m harness …``: 0 success, 1 a failed gate (compare), 2 bad input (one ``error:`` line)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(argv)
+    except SystemExit as exc:  # argparse (ours or lm-eval's) printed its usage and error already
+        if isinstance(exc.code, str):  # a message not printed yet (e.g. a plugin that cannot be imported)
+            print(exc.code, file=sys.stderr)
             return 2
-        raise
-    parser.error(f"unknown command {args.command!r}")
-    return 2
+        return exc.code if isinstance(exc.code, int) else 0
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        message = error_message(exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
 
 
 __all__ = ["main", "build_parser", "get_preset"]

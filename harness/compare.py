@@ -12,6 +12,12 @@ A sample that scored in A and failed in B (an OOM, a crash) cannot be paired on 
 new failure and, by default, fails the gate as well: excluding it silently would reward a method for
 failing on the hard samples.
 
+Two records pair only when they were computed from the same input: records carry hashes of the prompt text
+fed, of its token ids and of the reference answers (``harness.hashing``). A shared key whose hashes differ
+(another ``--seed``, a changed generator, tokenizer or truncation) makes ``compare`` refuse (exit 2) and
+name the hash fields that differ. Records of older runs carry no hashes: their pairs are compared with a
+warning that they could not be checked, unless ``--require-hashes`` is given, which refuses them.
+
 Exit codes: 0 no regression, 1 regressions (named on stdout), 2 bad input (message on stderr).
 """
 
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -29,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from harness.buckets import ALL, record_bucket, sort_buckets
+from harness.hashing import RECORD_HASH_KEYS
 from harness.store import Run, RunError, load_run
 from harness.summary import bootstrap_ci, is_scored, row_seed, task_family
 
@@ -54,6 +62,7 @@ class Comparison:
     fail_on_new_failures: bool = True
     path_a: str | None = None
     path_b: str | None = None
+    unverified: list[str] = field(default_factory=list)  # shared keys whose records carry no input hashes
 
     @property
     def passed(self) -> bool:
@@ -65,8 +74,47 @@ class Comparison:
         return {**asdict(self), "passed": self.passed}
 
 
+class InputMismatchError(RunError):
+    """Records share a key but were computed from different inputs (prompt, token ids or answers)."""
+
+
 def _as_run(run: Run | str | Path) -> Run:
     return run if isinstance(run, Run) else load_run(run)
+
+
+def check_same_inputs(
+    by_a: dict[str, dict[str, Any]], by_b: dict[str, dict[str, Any]], keys: list[str], *,
+    require_hashes: bool = False,
+) -> list[str]:
+    """Raise ``InputMismatchError`` when paired records' input hashes differ; return the unverifiable keys.
+
+    A key is unverifiable when either record lacks a hash field (a run from before records carried them);
+    with ``require_hashes`` that is refused too.
+    """
+    differing: dict[str, list[str]] = {}
+    unverified: list[str] = []
+    for key in keys:
+        ra, rb = by_a[key], by_b[key]
+        if any(ra.get(h) is None or rb.get(h) is None for h in RECORD_HASH_KEYS):
+            unverified.append(key)
+        bad = [h for h in RECORD_HASH_KEYS if ra.get(h) is not None and rb.get(h) is not None and ra[h] != rb[h]]
+        if bad:
+            differing[key] = bad
+    if differing:
+        fields = sorted({h for v in differing.values() for h in v}, key=RECORD_HASH_KEYS.index)
+        example = "; ".join(f"{k}: {', '.join(v)}" for k, v in list(differing.items())[:3])
+        raise InputMismatchError(
+            f"refusing to pair samples computed from different inputs: {len(differing)} of {len(keys)} shared "
+            f"sample keys differ in {', '.join(fields)} (e.g. {example}). The runs used another seed, generator, "
+            "tokenizer, truncation or data; compare runs made from the same inputs."
+        )
+    if unverified and require_hashes:
+        raise InputMismatchError(
+            f"{len(unverified)} of {len(keys)} shared sample keys have records without input hashes "
+            f"({', '.join(RECORD_HASH_KEYS)}), e.g. {unverified[0]} (a run from an older harness); rerun it, or "
+            "compare without --require-hashes to pair them unchecked"
+        )
+    return unverified
 
 
 def _delta_row(
@@ -113,6 +161,7 @@ def compare_runs(
     *,
     ci_level: float = 0.95,
     fail_on_new_failures: bool = True,
+    require_hashes: bool = False,
 ) -> Comparison:
     """Paired comparison of run B against baseline run A.
 
@@ -126,6 +175,7 @@ def compare_runs(
     common = [k for k in by_a if k in by_b]  # A's stable order
     if not common:
         raise RunError(f"nothing to compare: {a.path or a.label} and {b.path or b.label} share no sample key")
+    unverified = check_same_inputs(by_a, by_b, common, require_hashes=require_hashes)
 
     pairs: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     new_fail: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -187,6 +237,7 @@ def compare_runs(
         fail_on_new_failures=fail_on_new_failures,
         path_a=str(a.path) if a.path else None,
         path_b=str(b.path) if b.path else None,
+        unverified=unverified,
     )
 
 
@@ -241,6 +292,9 @@ def format_comparison(cmp: Comparison) -> str:
         lines.append(f"keys only in A ({len(cmp.only_in_a)}, not compared): {_keys(cmp.only_in_a)}")
     if cmp.only_in_b:
         lines.append(f"keys only in B ({len(cmp.only_in_b)}, not compared): {_keys(cmp.only_in_b)}")
+    if cmp.unverified:
+        lines.append(f"WARNING: {len(cmp.unverified)} pair(s) could not be checked for equal inputs (records "
+                     f"without input hashes, from an older run): {_keys(cmp.unverified)}")
     if cmp.fixed_failures:
         lines.append(f"failed in A, scored in B ({len(cmp.fixed_failures)}): {_keys(cmp.fixed_failures)}")
     if cmp.new_failures:
@@ -272,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="confidence level of the CI (default %(default)s); raise it when gating many buckets")
     p.add_argument("--allow-new-failures", action="store_true",
                    help="do not fail the gate on samples that scored in A and failed in B")
+    p.add_argument("--require-hashes", action="store_true",
+                   help="refuse pairs whose records carry no input hashes (runs from an older harness)")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
     return p
 
@@ -283,17 +339,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed the message; --help exits 0
         return int(e.code or 0)
-    if args.max_drop < 0 or args.n_boot < 1 or not 0 < args.ci_level < 1:
-        print("harness compare: error: need --max-drop >= 0, --n-boot >= 1, 0 < --ci-level < 1", file=sys.stderr)
+    bad = []
+    if not (math.isfinite(args.max_drop) and args.max_drop >= 0):
+        bad.append(f"--max-drop {args.max_drop} (need a finite number >= 0)")
+    if args.n_boot < 1:
+        bad.append(f"--n-boot {args.n_boot} (need an integer >= 1)")
+    if not 0 < args.ci_level < 1:
+        bad.append(f"--ci-level {args.ci_level} (need 0 < level < 1)")
+    if bad:
+        print(f"harness compare: error: bad {'; '.join(bad)}", file=sys.stderr)
         return 2
     try:
         cmp = compare_runs(
             args.run_a, args.run_b, args.max_drop, n_boot=args.n_boot, seed=args.seed,
             ci_level=args.ci_level, fail_on_new_failures=not args.allow_new_failures,
+            require_hashes=args.require_hashes,
         )
     except (RunError, OSError) as e:
         print(f"harness compare: error: {e}", file=sys.stderr)
         return 2
+    if cmp.unverified:
+        print(f"harness compare: warning: {len(cmp.unverified)} of the paired samples carry no input hashes "
+              "(an older run); they were paired by key alone", file=sys.stderr)
     if args.json:
         print(json.dumps(cmp.to_dict(), indent=2, ensure_ascii=False))
     else:

@@ -210,7 +210,7 @@ class HarnessLMCore:
     ) -> None:
         super().__init__()  # lm_eval LM: rank 0 of 1, cache hook
         if unknown:
-            raise TypeError(
+            raise ValueError(
                 f"{MODEL_NAME}: unknown model_args {sorted(unknown)}; valid: preset, pretrained, method, sinks, "
                 "window, ahn_checkpoint, chunk, max_length, truncation, middle_style, device, dtype"
             )
@@ -599,7 +599,12 @@ def main(argv: list[str] | None = None) -> None:
         elif arg.startswith("--model_args="):
             args[i] = "--model_args=" + _cli_model_args(arg.split("=", 1)[1])
     sys.argv = [sys.argv[0], *args]
-    cli_evaluate()
+    try:
+        cli_evaluate()
+    except ValueError as exc:
+        if "Tasks not found" in str(exc):  # lm-eval names the bad task; say where the valid ones are listed
+            raise ValueError(f"{exc} (the valid names: python -m harness lm-eval ls tasks)") from exc
+        raise
 
 
 def _cli_model_args(text: str) -> str:

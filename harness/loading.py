@@ -27,6 +27,10 @@ class ModelUnavailableError(RuntimeError):
     """The weights or tokenizer are neither local nor reachable."""
 
 
+class ModelLoadError(ValueError):
+    """A model folder that transformers cannot load (corrupt config, missing or truncated weights)."""
+
+
 @dataclass
 class Loaded:
     preset: Preset
@@ -35,6 +39,17 @@ class Loaded:
     method: MemoryMethod
     device: torch.device
     dtype: torch.dtype
+    model_dir: str | None = None  # the local folders the weights were read from
+    ahn_dir: str | None = None
+
+    def weight_fingerprints(self) -> dict[str, dict]:
+        """Size and SHA-256 of the files read from the model (and AHN checkpoint) folder, for the manifest."""
+        from harness.hashing import fingerprint_files
+
+        out = {"model": fingerprint_files(self.model_dir)} if self.model_dir else {}
+        if self.ahn_dir:
+            out["ahn_checkpoint"] = fingerprint_files(self.ahn_dir)
+        return out
 
 
 def _offline() -> bool:
@@ -49,8 +64,11 @@ def locate(name_or_path: str, what: str = "model") -> str:
         raise ModelUnavailableError(f"{what} folder {name_or_path!r} does not exist")
     from huggingface_hub import snapshot_download
 
+    from harness.hashing import LOADER_FILE_PATTERNS
+
+    patterns = list(LOADER_FILE_PATTERNS)  # only what the loaders read: no .bin / .pth duplicates, no extras
     try:
-        return snapshot_download(name_or_path, local_files_only=True)
+        return snapshot_download(name_or_path, local_files_only=True, allow_patterns=patterns)
     except Exception:  # not cached
         if _offline():
             raise ModelUnavailableError(
@@ -59,7 +77,7 @@ def locate(name_or_path: str, what: str = "model") -> str:
                 f"{name_or_path}`) and copy the cache, or pass a local folder instead of the id."
             ) from None
     try:
-        return snapshot_download(name_or_path)
+        return snapshot_download(name_or_path, allow_patterns=patterns)
     except Exception as exc:
         raise ModelUnavailableError(
             f"cannot fetch {what} {name_or_path!r} from the Hub ({type(exc).__name__}: {exc}). "
@@ -106,8 +124,16 @@ def loaded(preset: Preset, device: str | None = None, dtype: str | None = None) 
     ahn_dir = locate(preset.ahn_checkpoint, "AHN checkpoint") if preset.ahn_checkpoint else None
     if get_spec(preset.method).needs_checkpoint and ahn_dir is None:
         raise ValueError(f"{preset.name}: method {preset.method} needs an AHN checkpoint (--ahn-checkpoint)")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype, attn_implementation="sdpa")
+    try:  # the boundary to transformers: any failure here is a folder that cannot be loaded, said in one line
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype, attn_implementation="sdpa")
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise ModelLoadError(f"cannot load the model in {model_dir} ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}); re-download or re-save it") from exc
+    except Exception as exc:
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        raise ModelLoadError(f"cannot load the weights in {model_dir} ({exc}); re-download or re-save them") from exc
     # stock Qwen2 SWA fields are training leftovers in AHN configs: they must not enable HF's own SWA
     if getattr(model.config, "use_sliding_window", False):
         model.config.use_sliding_window = False
@@ -124,4 +150,4 @@ def loaded(preset: Preset, device: str | None = None, dtype: str | None = None) 
             load_ahn_state_dict(ahn_dir, model, strict=True)
         if not is_attached(model, method):
             raise RuntimeError(f"{preset.name}: the memory method is not active after loading")
-        yield Loaded(preset, tokenizer, model, method, dev, torch_dtype)
+        yield Loaded(preset, tokenizer, model, method, dev, torch_dtype, model_dir, ahn_dir)

@@ -14,8 +14,9 @@ def collect_paper_results(run_dirs: Sequence[str | Path]) -> dict[str, dict[str,
     out: dict[str, dict[str, dict[str, float]]] = {}
     for run_dir in run_dirs:
         run = load_run(run_dir)
-        preset = run.manifest.get("config", {}).get("preset", {})
-        base, row = preset.get("base"), preset.get("paper_row")
+        config = run.manifest.get("config")
+        preset = config.get("preset") if isinstance(config, dict) else None
+        base, row = (preset.get("base"), preset.get("paper_row")) if isinstance(preset, dict) else (None, None)
         if not base or not row:
             raise ValueError(f"{run_dir}: not a run of a paper preset (qwen2.5-3b, ahn-gdn-3b, …)")
         scores = out.setdefault(base, {}).setdefault(row, {})

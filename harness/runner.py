@@ -26,6 +26,7 @@ from baselines.model_configs import ModelDims
 from baselines.registry import cost_model_of
 from harness.buckets import bucket_of
 from harness.console import tqdm_disable
+from harness.hashing import record_hashes
 from harness.loading import Loaded, loaded
 from harness.presets import Preset
 from harness.provenance import make_manifest
@@ -38,6 +39,7 @@ from tasks.sample import Sample
 from tasks.scoring import score_detailed
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class RunSettings:
@@ -108,6 +110,7 @@ def _prepare_record(lo: Loaded, sample: Sample, settings: RunSettings, dims: Mod
         prompt_tokens_before=prepared.prompt_tokens_before, prompt_tokens=prepared.prompt_tokens_after,
         truncated=prepared.truncated, chat_template=chat, max_new_tokens=max_new,
         answers=sample.answers, extra=sample.extra,
+        **record_hashes(prepared.text, prepared.input_ids, sample.answers),
     )
     record.bucket = bucket_of(record.to_dict())
     p = lo.preset
@@ -213,7 +216,10 @@ def manifest_for(preset: Preset, lo: Loaded | None, settings: RunSettings) -> di
         "repetition_penalty": settings.repetition_penalty, "prompt_set": settings.prompt_set,
         "dtype": str(lo.dtype) if lo is not None else settings.dtype,
     }
-    return make_manifest(config, label=preset.name, datasets={"spec": settings.tasks}, argv=sys.argv)
+    manifest = make_manifest(config, label=preset.name, datasets={"spec": settings.tasks}, argv=sys.argv)
+    if lo is not None:  # not hashed into the config: checked file by file on resume (harness.store)
+        manifest["weights"] = lo.weight_fingerprints()
+    return manifest
 
 
 def run_preset(preset: Preset, settings: RunSettings, out_dir: Path) -> Path:
@@ -252,7 +258,23 @@ def run_preset(preset: Preset, settings: RunSettings, out_dir: Path) -> Path:
         if world > 1:
             merge_shards(out_dir)
         write_summary(out_dir)
+        _warn_if_window_holds_everything(preset, out_dir)
     return out_dir
+
+
+def _warn_if_window_holds_everything(preset: Preset, out_dir: Path) -> None:
+    """Say once when sinks + window held every prompt: the method then ran exactly as full attention."""
+    if preset.window is None or preset.method == "full":
+        return
+    from harness.store import load_run
+
+    lengths = [r.get("prompt_tokens") for r in load_run(out_dir).records]
+    lengths = [n for n in lengths if isinstance(n, int)]
+    budget = (preset.sinks or 0) + preset.window
+    if lengths and max(lengths) <= budget:
+        log.warning("%s: sinks + window = %d tokens hold every prompt of this run (the longest has %d), so %s "
+                    "ran exactly as full attention; use longer tasks or a smaller --window to test the memory",
+                    preset.name, budget, max(lengths), preset.method)
 
 
 def run_presets(presets: list[Preset], settings: RunSettings) -> list[Path]:

@@ -2,7 +2,9 @@
 
 Layout::
 
-    RUN/manifest.json                  what was run (harness.provenance.make_manifest)
+    RUN/manifest.json                  what was run (harness.provenance.make_manifest), with the weight
+                                       fingerprints a resume checks (``weights``, harness.hashing)
+    RUN/.lock                          held while a process decides to create or resume the run
     RUN/samples.jsonl                  one object per sample, unique ``key``
     RUN/samples.rank{r}-of{w}.jsonl    one file per process of a sharded job, until merge_shards
 
@@ -13,6 +15,8 @@ Why it is shaped like this:
   ignore it, so a sample is never half-counted and never duplicated.
 * Resume is by sample key, independent of the number of processes: every process sees the keys done in every
   file of the folder, so a job restarted with a different world size skips exactly what is done.
+* Processes starting at one instant serialise on ``RUN/.lock``: one creates the run, the others resume it
+  (same settings, once its writer is gone) or are refused without writing anything.
 * Each process writes only its own file (an advisory lock stops two writers on one file), so shards need no
   coordination; ``merge_shards`` folds them into ``samples.jsonl`` atomically.
 * Duplicate keys (a retried failure, a crash between merge and cleanup) resolve deterministically: the last
@@ -27,11 +31,13 @@ import logging
 import math
 import os
 import re
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.hashing import changed_files
 from harness.provenance import (
     collect_provenance,
     config_hash,
@@ -50,6 +56,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 SAMPLES = "samples.jsonl"
+LOCK = ".lock"  # held while a process decides to create or resume the run
 _SHARD_RE = re.compile(r"^samples\.rank(\d+)-of(\d+)\.jsonl$")
 
 
@@ -59,6 +66,10 @@ class RunError(ValueError):
 
 class ConfigMismatchError(RunError):
     """The folder holds a run of different settings; resuming would mix two experiments."""
+
+
+class WeightsChangedError(ConfigMismatchError):
+    """The weight files behind the run's model or checkpoint path changed since the run started."""
 
 
 @dataclass
@@ -283,19 +294,45 @@ class RunStore:
 
     @classmethod
     def create_or_resume(
-        cls, path: Path | str, manifest: dict[str, Any], *, rank: int = 0, world: int = 1
+        cls, path: Path | str, manifest: dict[str, Any], *, rank: int = 0, world: int = 1,
+        wait_for_manifest_s: float = 600.0,
     ) -> RunStore:
         """Open a run folder for writing: create it, or resume it when its settings are the same.
 
         A folder holding a manifest whose config hash differs raises ``ConfigMismatchError`` naming the
         differing settings (mixing two experiments in one folder would silently corrupt the results). A
-        non-empty folder without a manifest is refused too.
+        non-empty folder without a manifest is refused too, and so is a samples file another process is
+        writing (``RunError``).
+
+        The whole decision (read the manifest, write it, lock the samples file, drop a torn tail, record a
+        resume) runs under an exclusive lock on ``RUN/.lock``, so processes starting at the same instant see
+        one another: one creates the run and the others either resume it (same settings, after the writer
+        is gone) or are refused; nothing is written by a refused process. In a sharded job only rank 0
+        creates the manifest; other ranks wait up to ``wait_for_manifest_s`` for it.
         """
         path = Path(path)
         manifest = dict(manifest)
         manifest.setdefault("config_hash", manifest_hash(manifest))
         if manifest["config_hash"] != manifest_hash(manifest):
             raise RunError("manifest['config_hash'] does not match its config; build it with make_manifest")
+        if path.exists() and not path.is_dir():
+            raise RunError(f"{path} exists and is not a folder")
+        deadline = time.monotonic() + wait_for_manifest_s
+        while True:
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise RunError(f"cannot create the run folder {path}: {e.strerror or e}") from e
+            with _folder_lock(path):
+                if (path / MANIFEST).exists() or rank == 0 or world == 1:
+                    return cls._create_or_resume_locked(path, manifest, rank, world)
+            if time.monotonic() > deadline:  # rank 0 of this job never created the run
+                raise RunError(f"{path}: rank {rank} waited {wait_for_manifest_s:g} s for rank 0 to write "
+                               f"{MANIFEST}")
+            time.sleep(0.2)
+
+    @classmethod
+    def _create_or_resume_locked(cls, path: Path, manifest: dict[str, Any], rank: int, world: int) -> RunStore:
         mpath = path / MANIFEST
         if mpath.exists():
             old = read_manifest(path)
@@ -307,48 +344,50 @@ class RunStore:
                     f"there, {manifest['config_hash'][:12]} now); differing settings (existing -> new):\n  "
                     f"{shown}\nUse a new --output folder, or rerun with the original settings to resume."
                 )
+            _check_fingerprints(path, old, manifest)
             store = cls(path, old, rank, world)
             store.resumed = True
+            store._open()  # refused here, before anything is written, while another process writes the file
             if rank == 0:  # one writer of the manifest; the resume is recorded with its circumstances
                 entry = manifest.get("provenance") or collect_provenance()
                 old.setdefault("resumes", []).append(
                     {k: entry.get(k) for k in ("start_time", "command", "versions", "git", "hardware")}
                 )
                 _check_drift(old, entry)
-                _write_json_atomic(mpath, old)
-        else:
-            if path.exists() and not path.is_dir():
-                raise RunError(f"{path} exists and is not a folder")
-            if path.is_dir() and any(sample_files(path)):
-                if mpath.exists():  # another rank of this job created the run a moment ago
-                    return cls.create_or_resume(path, manifest, rank=rank, world=world)
-                raise RunError(f"{path} holds samples but no {MANIFEST}; refusing to mix runs (use a new --output)")
-            path.mkdir(parents=True, exist_ok=True)
-            manifest.setdefault("provenance", collect_provenance())
-            # Every rank may get here at once; the atomic replace makes the race harmless (same config).
-            _write_json_atomic(mpath, manifest)
-            store = cls(path, manifest, rank, world)
+                try:
+                    _write_json_atomic(mpath, old)
+                except BaseException:
+                    store.close()
+                    raise
+            return store
+        if any(sample_files(path)):
+            raise RunError(f"{path} holds samples but no {MANIFEST}; refusing to mix runs (use a new --output)")
+        manifest.setdefault("provenance", collect_provenance())
+        _write_json_atomic(mpath, manifest)
+        store = cls(path, manifest, rank, world)
         store._open()
         return store
 
     def _open(self) -> None:
+        """Open and lock this process's samples file, then drop a torn tail (only the lock holder may)."""
+        try:
+            fh = open(self.samples_path, "ab")
+        except OSError as e:
+            raise RunError(f"cannot write {self.samples_path}: {e.strerror or e}") from e
+        if fcntl is not None:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                fh.close()
+                raise RunError(f"{self.samples_path} is being written by another process") from e
+        self._fh = fh
         scan = _scan(self.samples_path)
         if scan.torn:
             # Drop the crash debris before appending, or the next line would glue onto it.
-            with open(self.samples_path, "r+b") as f:
-                f.truncate(scan.good_end)
-                f.flush()
-                os.fsync(f.fileno())
+            os.ftruncate(fh.fileno(), scan.good_end)
+            os.fsync(fh.fileno())
             self.torn_lines_dropped = scan.torn
             log.warning("%s: dropped %d torn line(s) left by an interrupted write", self.samples_path, scan.torn)
-        self._fh = open(self.samples_path, "ab")
-        if fcntl is not None:
-            try:
-                fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as e:
-                self._fh.close()
-                self._fh = None
-                raise RunError(f"{self.samples_path} is being written by another process") from e
         for rec in self._all_records():
             self._note(rec)
 
@@ -394,6 +433,43 @@ class RunStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def _folder_lock(path: Path) -> Iterator[None]:
+    """Hold the run folder's exclusive lock (``RUN/.lock``): one process at a time decides create vs resume."""
+    try:
+        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise RunError(f"cannot write in the run folder {path}: {e.strerror or e}") from e
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _check_fingerprints(path: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Refuse a resume whose weight files differ from the run's (same path, other bytes); name the files.
+
+    A manifest written before fingerprints existed cannot be checked: the resume goes on with a warning.
+    """
+    was, now = old.get("weights"), new.get("weights")
+    if not now:
+        return
+    if not was:
+        log.warning("%s: the run's manifest has no weight fingerprints (an older run); cannot check that the "
+                    "weights are unchanged", path)
+        return
+    problems = [line for role in sorted(set(was) | set(now))
+                for line in changed_files(was.get(role) or {}, now.get(role) or {})]
+    if problems:
+        shown = "\n  ".join(problems[:20])
+        raise WeightsChangedError(
+            f"{path} was run with other weights than the ones now at the same path:\n  {shown}\n"
+            "Resuming would mix two weight sets in one run. Use a new --output folder, or restore the files."
+        )
 
 
 def _check_drift(old: dict[str, Any], now: dict[str, Any]) -> None:
@@ -467,6 +543,7 @@ def load_run(path: Path | str) -> Run:
 
 __all__ = [
     "ConfigMismatchError",
+    "WeightsChangedError",
     "Run",
     "RunError",
     "RunStore",

@@ -190,7 +190,8 @@ def device_info() -> dict[str, Any]:
     import torch
     import transformers
 
-    info: dict[str, Any] = {"torch": torch.__version__, "transformers": transformers.__version__}
+    # plain strings (torch.__version__ is a TorchVersion): the saved report must load with weights_only=True
+    info: dict[str, Any] = {"torch": str(torch.__version__), "transformers": transformers.__version__}
     try:
         import fla  # type: ignore[import-not-found]
 
@@ -432,7 +433,7 @@ def part_train(args: argparse.Namespace, shape: Shape, work: Path, out: Path) ->
                              "--save", str(path)] + (["--tiny"] if args.tiny else [])
         result["commands"][str(n)] = shown(cmd, env)
         wall = run_child(cmd, env, out / "logs" / f"train_n{n}.log", f"train N={n}")
-        saved[n] = torch.load(path, map_location="cpu", weights_only=False)
+        saved[n] = torch.load(path, map_location="cpu", weights_only=True)
         result["runs"][str(n)] = {**saved[n]["report"], "command_wall_s": wall}
     ref, dp = saved[1], saved[args.gpus]
     err, by_kind = compare_grads(ref["grads"], dp["grads"])

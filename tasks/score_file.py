@@ -202,7 +202,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"harness score: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # the output could not be written
-        print(f"harness score: error: {exc}", file=sys.stderr)
+        why = "the disk is full" if exc.errno == 28 else (exc.strerror or str(exc))
+        if exc.filename and str(exc.filename) != str(args.output):
+            why += f" at {exc.filename}"
+        print(f"harness score: error: cannot write --output {args.output}: {why}; pass a file you can write to",
+              file=sys.stderr)
         return 2
     for number, reason in report.skipped:
         print(f"harness score: line {number} skipped: {reason}", file=sys.stderr)

@@ -25,7 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output-dir", help="where the AHN checkpoint, log and summary go")
     ap.add_argument("--resume", help="'auto' (default), 'never', or a checkpoint folder")
     ap.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    args = ap.parse_intermixed_args(argv)  # overrides may come before or after the flags
+    try:
+        args = ap.parse_intermixed_args(argv)  # overrides may come before or after the flags
+    except SystemExit as e:  # argparse printed its usage and error
+        return e.code if isinstance(e.code, int) else 2
     overrides = list(args.overrides)
     if args.max_steps is not None:
         overrides.append(f"max_steps={args.max_steps}")
@@ -49,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         result = train(cfg)
     except (ConfigError, DataError, WindowError) as e:
         print(f"ahn.train: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # an unwritable output or checkpoint folder, a full disk
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"ahn.train: error: {where}{e.strerror or e}; pass an output_dir you can write to", file=sys.stderr)
         return 2
     status = "complete" if result.complete else f"stopped at step {result.steps_done}"
     print(f"ahn.train: {status}; outputs in {result.output_dir}", file=sys.stderr)

@@ -109,7 +109,12 @@ def check_base_family(path_or_config: Any) -> None:
     if isinstance(path_or_config, str | os.PathLike):
         from transformers import AutoConfig
 
-        config = AutoConfig.from_pretrained(str(path_or_config))
+        try:
+            config = AutoConfig.from_pretrained(str(path_or_config))
+        except (OSError, ValueError, KeyError) as e:
+            raise ConfigError(f"base={str(path_or_config)!r}: no readable model config there "
+                              f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); pass a local model "
+                              "folder (config.json + *.safetensors) or a Hub id") from None
     else:
         config = path_or_config
     model_type = getattr(config, "model_type", None)
@@ -124,10 +129,16 @@ def load_base(cfg: TrainConfig, device: torch.device, dtype: torch.dtype) -> tup
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     check_base_family(cfg.base)
-    tokenizer = AutoTokenizer.from_pretrained(cfg.base)
     from baselines.precision import check_rope_fp32
 
-    model = AutoModelForCausalLM.from_pretrained(cfg.base, dtype=dtype, attn_implementation="sdpa")
+    try:  # the boundary to transformers: a folder it cannot load is a config error, said in one line
+        tokenizer = AutoTokenizer.from_pretrained(cfg.base)
+        model = AutoModelForCausalLM.from_pretrained(cfg.base, dtype=dtype, attn_implementation="sdpa")
+    except Exception as e:
+        if not isinstance(e, OSError | ValueError | KeyError | RuntimeError) and type(e).__name__ != "SafetensorError":
+            raise
+        raise ConfigError(f"base={cfg.base!r}: cannot load the model ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else ''}); re-download or re-save it") from None
     check_rope_fp32(model)  # from_pretrained(dtype=...) keeps them fp32 (docs/PARITY.md)
     return model.to(device).eval(), tokenizer
 
@@ -201,6 +212,23 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _load_trainer_state(path: Path) -> dict[str, Any]:
+    """The trainer state of a checkpoint, unpickled with ``weights_only=True``: a resume folder is user input,
+    so only tensors and plain containers are read, never arbitrary objects (code)."""
+    import pickle
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError, ValueError) as e:
+        lines = [x for x in str(e).splitlines() if x.strip()]
+        why = next((x for x in lines if "GLOBAL" in x), lines[0] if lines else type(e).__name__)
+        raise ResumeError(f"cannot read the trainer state {path}: {why} (a resume folder may hold only tensors "
+                          "and plain containers; resume=never starts afresh)") from None
+    if not isinstance(state, dict):
+        raise ResumeError(f"{path}: the trainer state is a {type(state).__name__}, not a dict")
+    return state
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -448,7 +476,7 @@ def train(cfg: TrainConfig, *, model: nn.Module | None = None, tokenizer: Any = 
     resume_from = None if cfg.dry_run else find_checkpoint(cfg)
     state = None
     if resume_from is not None:
-        state = torch.load(resume_from / STATE_NAME, map_location="cpu", weights_only=False)
+        state = _load_trainer_state(resume_from / STATE_NAME)
         check_resumable(state, cfg, env, resume_from)
 
     torch.manual_seed(cfg.seed)

@@ -213,7 +213,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(tmp_path):
                     source=_source(), echo=_quiet)
         runs.append(dict(res.method.blocks.named_parameters()))
     for n, p in runs[0].items():
-        assert torch.allclose(p, runs[1][n], atol=1e-6), n
+        assert torch.equal(p, runs[1][n]), n  # recomputing the same forward is the same arithmetic, bit for bit
 
 
 def test_cli_dry_run_on_a_saved_model(tmp_path, capsys):
@@ -252,7 +252,7 @@ def test_torchrun_two_cpu_ranks_match_grad_accumulation(tmp_path):
               "window.window=28", "steps=3", "micro_batch_size=1", "optim.lr=1e-2", "gradient_checkpointing=false",
               "save_dtype=float32", "resume=never"]
     env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           "-m", "ahn.train", *common, "grad_accum=1", f"output_dir={tmp_path / 'ddp'}"],
                          cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]

@@ -134,3 +134,46 @@ def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert doc["passed"] is False and doc["max_drop"] == 1.0
     assert {(r["task"], r["bucket"]) for r in doc["regressions"]} >= {("lveval/a", "16k"), ("all", "all")}
+
+
+def _hashed_run(path: Path, prompts: list[str], answers: list[str], with_hashes: bool = True) -> Path:
+    from harness.hashing import record_hashes
+
+    with RunStore.create_or_resume(path, make_manifest({"preset": path.name}, argv=["t"])) as store:
+        for i, (prompt, answer) in enumerate(zip(prompts, answers)):
+            rec = {"key": f"synthetic/passkey|512|{i}", "task": "synthetic/passkey", "level": "512",
+                   "id": str(i), "score": 1.0, "status": "ok"}
+            if with_hashes:
+                rec.update(record_hashes(prompt, [ord(c) for c in prompt], [answer]))
+            store.append(rec)
+    return path
+
+
+def test_compare_refuses_to_pair_different_inputs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Must show 3 (issue 14): equal keys, different prompts or answers: exit 2 naming the differing hashes."""
+    prompts, answers = [f"the key is {i}" for i in range(4)], [str(i) for i in range(4)]
+    a = _hashed_run(tmp_path / "a", prompts, answers)
+    assert main([str(a), str(_hashed_run(tmp_path / "same", prompts, answers))]) == 0
+    capsys.readouterr()
+    other_answer = _hashed_run(tmp_path / "ans", prompts, answers[:3] + ["9"])
+    assert main([str(a), str(other_answer)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "1 of 4" in err and "answers_sha256" in err and "prompt_sha256" not in err
+    assert "synthetic/passkey|512|3" in err
+    other_prompt = _hashed_run(tmp_path / "prompt", ["x" + p for p in prompts], answers)
+    assert main([str(a), str(other_prompt)]) == 2
+    err = capsys.readouterr().err
+    assert "4 of 4" in err and "prompt_sha256, input_ids_sha256" in err and "answers_sha256" not in err
+
+
+def test_compare_records_without_hashes_warn_or_refuse(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Older runs (no hashes) are paired with a warning; --require-hashes refuses them."""
+    prompts, answers = ["p0", "p1"], ["0", "1"]
+    old = _hashed_run(tmp_path / "old", prompts, answers, with_hashes=False)
+    new = _hashed_run(tmp_path / "new", prompts, answers)
+    assert main([str(old), str(new)]) == 0
+    captured = capsys.readouterr()
+    assert "warning: 2 of the paired samples carry no input hashes" in captured.err
+    assert "could not be checked" in captured.out
+    assert main([str(old), str(new), "--require-hashes"]) == 2
+    assert "without input hashes" in capsys.readouterr().err

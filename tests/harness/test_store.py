@@ -273,3 +273,30 @@ def test_git_dirty_flag_matches_git() -> None:
                             cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True).stdout
     assert info["dirty"] == bool(status.strip()) and len(info["revision"]) == 40
     assert os.path.isabs(sys.executable)
+
+
+def test_resume_checks_weight_fingerprints(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Changed bytes behind a weights path refuse the resume naming the file; an older manifest only warns."""
+    from harness.hashing import fingerprint_files
+    from harness.store import WeightsChangedError
+
+    weights = tmp_path / "w"
+    weights.mkdir()
+    (weights / "model.safetensors").write_bytes(b"one")
+    (weights / "notes.md").write_text("not read by the loaders")
+    m = manifest()
+    m["weights"] = {"model": fingerprint_files(weights)}
+    assert set(m["weights"]["model"]["files"]) == {"model.safetensors"}
+    run = tmp_path / "run"
+    RunStore.create_or_resume(run, m).close()
+    (weights / "notes.md").write_text("changed, but not a weight file")
+    RunStore.create_or_resume(run, m).close()
+    (weights / "model.safetensors").write_bytes(b"two")
+    m2 = {**m, "weights": {"model": fingerprint_files(weights)}}
+    with pytest.raises(WeightsChangedError, match=r"w/model.safetensors: sha256 .* when the run started"):
+        RunStore.create_or_resume(run, m2)
+    old = tmp_path / "old"
+    RunStore.create_or_resume(old, manifest()).close()  # a manifest without fingerprints
+    with caplog.at_level("WARNING"):
+        RunStore.create_or_resume(old, m2).close()
+    assert "no weight fingerprints" in caplog.text

@@ -1,0 +1,337 @@
+"""Must show 1 (issue 14): bad inputs across every command exit 2 with one ``error:`` line, never a traceback.
+
+Each case names the bad value (and, where there is a list, the valid ones) in its expected substrings. The cases
+run in-process through each command's ``main(argv)`` (the code path of the console entry points, minus the
+interpreter start); ``test_no_traceback_reaches_stderr_of_a_real_process`` runs a handful as real subprocesses.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.hashing import record_hashes
+from harness.provenance import make_manifest
+from harness.store import RunStore
+
+REPO = Path(__file__).resolve().parents[2]
+ROOT = os.geteuid() == 0 if hasattr(os, "geteuid") else False
+READ_ONLY = "/sys/ahn-harness-test"  # sysfs refuses new entries, even to root
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    argv: list[str]  # "{w}" is replaced by the world folder; argv[0] "train" means python -m ahn.train
+    needles: tuple[str, ...]
+    setup: Callable[[pytest.MonkeyPatch, Path], None] | None = None
+    skip: str | None = None
+    absent: str | None = None  # a path (under {w}) that must not exist afterwards: nothing was written
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    """A tiny model and AHN checkpoint, broken copies of them, two runs and a predictions file."""
+    from ahn.checkpoint import save_ahn_checkpoint
+    from baselines import attach, make_method
+    from tasks.byte_tokenizer import save_byte_tokenizer
+    from tests.tiny_models import tiny_model
+
+    w = tmp_path_factory.mktemp("bad-inputs")
+    model = tiny_model("qwen2", vocab=259)
+    model.generation_config.eos_token_id = 258
+    model.save_pretrained(w / "model")
+    save_byte_tokenizer(w / "model")
+    with attach(model, make_method("ahn-gdn", sinks=4, window=64)):
+        save_ahn_checkpoint(model, w / "ahn", "gdn", model.config.to_dict())
+
+    def broken(name: str, src: str = "model") -> Path:
+        shutil.copytree(w / src, w / name)
+        return w / name
+
+    (broken("badjson") / "config.json").write_text("{")
+    (broken("emptycfg") / "config.json").write_text("")
+    (broken("cfgobject") / "config.json").write_text("{}")
+    (broken("notamodel") / "config.json").write_text('{"hidden_size": 8}')
+    (broken("noweights") / "model.safetensors").unlink()
+    data = (w / "model" / "model.safetensors").read_bytes()
+    (broken("truncated") / "model.safetensors").write_bytes(data[: len(data) // 2])
+    (broken("junkahn", "ahn") / "model.safetensors").write_bytes(b"junk")
+    (w / "a-file").write_text("x")
+    (w / "not-a-run").mkdir()
+    (w / "preds.jsonl").write_text('{"pred": "1", "answers": ["1"]}\n')
+    (w / "empty.jsonl").write_text("")
+    (w / "bad.json").write_text("{")
+    for name, prompt in (("runA", "the key is 1"), ("runB", "the key is 2"), ("runC", None)):
+        with RunStore.create_or_resume(w / name, make_manifest({"preset": name}, argv=["t"])) as store:
+            key = "synthetic/passkey|512|0" if prompt else "synthetic/passkey|512|other"
+            store.append({"key": key, "task": "synthetic/passkey", "level": "512", "score": 1.0, "status": "ok",
+                          **record_hashes(prompt or "x", [1, 2], ["1"])})
+    evil = w / "evil-resume"
+    evil.mkdir()
+    torch.save({"x": _Payload()}, evil / "trainer_state.pt")
+    return w
+
+
+class _Payload:
+    """A pickle that would create a file when unpickled without weights_only."""
+
+    def __reduce__(self):
+        return (os.mkdir, (str(Path(os.environ.get("AHN_TEST_PWNED", "/tmp/ahn-harness-pwned"))),))
+
+
+def _full_disk(monkeypatch: pytest.MonkeyPatch, _w: Path) -> None:
+    """A disk that fills up: every fsync reports ENOSPC (the write probe fsyncs)."""
+
+    def fsync(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def _no_lm_eval(monkeypatch: pytest.MonkeyPatch, _w: Path) -> None:
+    import functools
+
+    from harness import lm_eval_bridge
+
+    # a fresh cache for this test only: the registered class of the session stays what it was
+    monkeypatch.setattr(lm_eval_bridge, "lm_class", functools.cache(lm_eval_bridge.lm_class.__wrapped__))
+    for name in [m for m in sys.modules if m == "lm_eval" or m.startswith("lm_eval.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "lm_eval", None)  # import lm_eval -> ImportError
+
+
+def _unreadable(monkeypatch: pytest.MonkeyPatch, w: Path) -> None:
+    (w / "secret.jsonl").write_text('{"pred": "1", "answers": ["1"]}\n')
+    (w / "secret.jsonl").chmod(0)
+
+
+def _read_only_dir(monkeypatch: pytest.MonkeyPatch, w: Path) -> None:
+    (w / "ro").mkdir(exist_ok=True)
+    (w / "ro").chmod(0o500)
+
+
+RUN = ["run", "--tasks", "synthetic:passkey@512", "--limit", "1", "--no-progress"]
+M = ["--model", "{w}/model"]
+OUT = ["--output", "{w}/out"]
+NO_ROOT = "running as root: file permissions do not apply" if ROOT else None
+NO_CUDA = "a CUDA GPU is present" if torch.cuda.is_available() else None
+LM = ["lm-eval", "run", "--model", "ahn-harness", "--tasks", "lambada_openai", "--limit", "1", "--model_args"]
+TRAIN = ["train", "data.source=synthetic", "data.seq_len=128", "output_dir={w}/train-out"]
+
+CASES = [
+    # run: model selection
+    Case("run-model-empty", [*RUN, "--model", "", *OUT], ("--model ''", "preset", "local model folder")),
+    Case("run-model-comma", [*RUN, "--model", ",", *OUT], ("--model ','", "preset")),
+    Case("run-model-unknown-preset", [*RUN, "--model", "nosuch-3b", *OUT], ("'nosuch-3b'", "Valid presets")),
+    Case("run-model-missing-folder", [*RUN, "--model", "{w}/nope", *OUT], ("{w}/nope", "no such folder", "Hub id")),
+    Case("run-method-unknown", [*RUN, *M, "--method", "nosuch", *OUT], ("'nosuch'", "valid methods", "swa")),
+    Case("run-window-on-full", [*RUN, "--model", "tiny-full", "--window", "100", *OUT], ("--window", "swa")),
+    Case("run-ahn-without-checkpoint", [*RUN, *M, "--method", "ahn-gdn", *OUT], ("ahn-gdn", "--ahn-checkpoint")),
+    # run: numbers
+    Case("run-window-zero", [*RUN, *M, "--method", "swa", "--window", "0", *OUT], ("--window 0", ">= 1"),
+         absent="out"),
+    Case("run-window-negative", [*RUN, *M, "--method", "swa", "--window", "-5", *OUT], ("--window -5", ">= 1")),
+    Case("run-window-not-int", [*RUN, *M, "--window", "abc", *OUT], ("--window", "invalid int value: 'abc'")),
+    Case("run-sinks-negative", [*RUN, *M, "--method", "swa", "--sinks", "-1", *OUT], ("--sinks -1", ">= 0")),
+    Case("run-chunk-zero", [*RUN, *M, "--chunk", "0", *OUT], ("--chunk 0", ">= 1"), absent="out"),
+    Case("run-chunk-huge-negative", [*RUN, *M, "--chunk", "-99999999999", *OUT], ("--chunk -99999999999",)),
+    Case("run-max-new-tokens-negative", [*RUN, *M, "--max-new-tokens", "-1", *OUT], ("--max-new-tokens -1", ">= 0"),
+         absent="out"),
+    Case("run-limit-zero", [*RUN, *M, "--limit", "0", *OUT], ("--limit 0", ">= 1")),
+    Case("run-repetition-penalty-zero", [*RUN, *M, "--repetition-penalty", "0", *OUT],
+         ("--repetition-penalty 0.0", "> 0", "1.0 = no penalty")),
+    Case("run-repetition-penalty-negative", [*RUN, *M, "--repetition-penalty", "-1", *OUT],
+         ("--repetition-penalty -1.0", "> 0")),
+    Case("run-repetition-penalty-nan", [*RUN, *M, "--repetition-penalty", "nan", *OUT],
+         ("--repetition-penalty nan", "finite")),
+    Case("run-repetition-penalty-inf", [*RUN, *M, "--repetition-penalty", "inf", *OUT],
+         ("--repetition-penalty inf", "finite")),
+    Case("run-batch-size-zero", [*RUN, *M, "--batch-size", "0", *OUT], ("--batch-size 0", ">= 1")),
+    Case("run-decode-choice", [*RUN, *M, "--decode", "turbo", *OUT], ("'turbo'", "eager", "static")),
+    Case("run-seed-not-int", [*RUN, *M, "--seed", "1.5", *OUT], ("--seed", "invalid int value: '1.5'")),
+    # run: device, dtype, choices, tasks
+    Case("run-device-unknown", [*RUN, *M, "--device", "nosuch", *OUT], ("'nosuch'", "valid here: auto, cpu")),
+    Case("run-device-cuda-absent", [*RUN, *M, "--device", "cuda", *OUT], ("'cuda'", "no CUDA GPU", "valid here"),
+         skip=NO_CUDA),
+    Case("run-device-cuda-index", [*RUN, *M, "--device", "cuda:7", *OUT], ("'cuda:7'", "valid here"),
+         skip=NO_CUDA),
+    Case("run-dtype-unknown", [*RUN, *M, "--dtype", "float8", *OUT], ("'float8'", "bfloat16")),
+    Case("run-chat-template-choice", [*RUN, *M, "--chat-template", "maybe", *OUT], ("'maybe'", "auto", "on")),
+    Case("run-tasks-empty", ["run", *M, "--tasks", "", *OUT], ("--tasks ''", "synthetic:passkey")),
+    Case("run-tasks-unknown-family", ["run", *M, "--tasks", "nosuchfam", *OUT], ("'nosuchfam'", "lveval")),
+    Case("run-tasks-bad-length", ["run", *M, "--tasks", "synthetic:passkey@12q", *OUT], ("'12q'", "4k")),
+    # run: broken model and checkpoint folders (found before any weights load)
+    Case("run-config-invalid-json", [*RUN, "--model", "{w}/badjson", *OUT], ("badjson/config.json", "JSON")),
+    Case("run-config-empty-file", [*RUN, "--model", "{w}/emptycfg", *OUT], ("emptycfg/config.json", "JSON")),
+    Case("run-config-empty-object", [*RUN, "--model", "{w}/cfgobject", *OUT], ("cfgobject/config.json", "empty")),
+    Case("run-config-not-a-model", [*RUN, "--model", "{w}/notamodel", *OUT], ("notamodel", "cannot load the model")),
+    Case("run-weights-missing", [*RUN, "--model", "{w}/noweights", *OUT], ("noweights", "no *.safetensors")),
+    Case("run-weights-truncated", [*RUN, "--model", "{w}/truncated", *OUT],
+         ("truncated/model.safetensors", "not a whole safetensors")),
+    Case("run-ahn-checkpoint-junk", [*RUN, *M, "--method", "ahn-gdn", "--ahn-checkpoint", "{w}/junkahn", *OUT],
+         ("junkahn/model.safetensors", "not a whole safetensors")),
+    Case("run-ahn-checkpoint-missing", [*RUN, *M, "--method", "ahn-gdn", "--ahn-checkpoint", "{w}/nope", *OUT],
+         ("{w}/nope", "no such folder")),
+    # run: output
+    Case("run-output-read-only-fs", [*RUN, *M, "--output", READ_ONLY], (READ_ONLY, "cannot write there")),
+    Case("run-output-read-only-dir", [*RUN, *M, "--output", "{w}/ro/run"], ("{w}/ro/run", "cannot write there"),
+         setup=_read_only_dir, skip=NO_ROOT),
+    Case("run-output-is-a-file", [*RUN, *M, "--output", "{w}/a-file"], ("{w}/a-file", "not a folder")),
+    Case("run-output-disk-full", [*RUN, *M, "--output", "{w}/full"], ("{w}/full", "the disk is full"),
+         setup=_full_disk),
+    # info, list
+    Case("info-window-zero", ["info", "--model", "tiny-swa", "--length", "1k", "--window", "0"], ("--window 0", ">= 1")),
+    Case("info-chunk-negative", ["info", "--model", "tiny-swa", "--length", "1k", "--chunk", "-1"], ("--chunk -1",)),
+    Case("info-length-zero", ["info", "--model", "tiny-swa", "--length", "0"], ("'0'", "positive")),
+    Case("info-length-junk", ["info", "--model", "tiny-swa", "--length", "12q"], ("'12q'", "128k")),
+    Case("info-dtype-bytes-zero", ["info", "--model", "tiny-swa", "--length", "1k", "--dtype-bytes", "0"],
+         ("--dtype-bytes 0", ">= 1")),
+    Case("info-unknown-preset", ["info", "--model", "tiny-nosuch", "--length", "1k"], ("'tiny-nosuch'", "tiny-swa")),
+    Case("list-unknown", ["list", "nosuch"], ("'nosuch'", "presets", "methods")),
+    # score
+    Case("score-unknown-task", ["score", "--task", "nosuch/x", "--predictions", "{w}/preds.jsonl"],
+         ("'nosuch/x'", "lveval/factrecall_en")),
+    Case("score-missing-file", ["score", "--task", "lveval/factrecall_en", "--predictions", "{w}/nope.jsonl"],
+         ("{w}/nope.jsonl", "not found")),
+    Case("score-empty-file", ["score", "--task", "lveval/factrecall_en", "--predictions", "{w}/empty.jsonl"],
+         ("{w}/empty.jsonl", "empty")),
+    Case("score-folder-as-file", ["score", "--task", "lveval/factrecall_en", "--predictions", "{w}"],
+         ("{w}", "not a file")),
+    Case("score-unreadable-file", ["score", "--task", "lveval/factrecall_en", "--predictions", "/proc/self/mem"],
+         ("/proc/self/mem", "cannot read")),
+    Case("score-unreadable-permissions", ["score", "--task", "lveval/factrecall_en", "--predictions",
+                                          "{w}/secret.jsonl"], ("{w}/secret.jsonl",), setup=_unreadable,
+         skip=NO_ROOT),
+    Case("score-output-disk-full", ["score", "--task", "lveval/factrecall_en", "--predictions", "{w}/preds.jsonl",
+                                    "--output", "/dev/full"], ("/dev/full", "the disk is full")),
+    Case("score-output-read-only", ["score", "--task", "lveval/factrecall_en", "--predictions", "{w}/preds.jsonl",
+                                    "--output", f"{READ_ONLY}/x.jsonl"], (f"{READ_ONLY}/x.jsonl", "cannot write")),
+    Case("score-missing-task-flag", ["score", "--predictions", "{w}/preds.jsonl"], ("--task", "required")),
+    # compare
+    Case("compare-missing-run", ["compare", "{w}/nope", "{w}/runA"], ("{w}/nope", "no such run folder")),
+    Case("compare-not-a-run", ["compare", "{w}/not-a-run", "{w}/runA"], ("{w}/not-a-run", "not a run folder")),
+    Case("compare-different-inputs", ["compare", "{w}/runA", "{w}/runB"],
+         ("different inputs", "prompt_sha256", "synthetic/passkey|512|0")),
+    Case("compare-no-shared-key", ["compare", "{w}/runA", "{w}/runC"], ("share no sample key",)),
+    Case("compare-max-drop-nan", ["compare", "{w}/runA", "{w}/runA", "--max-drop", "nan"], ("--max-drop nan", ">= 0")),
+    Case("compare-max-drop-negative", ["compare", "{w}/runA", "{w}/runA", "--max-drop", "-1"], ("--max-drop -1.0",)),
+    Case("compare-n-boot-zero", ["compare", "{w}/runA", "{w}/runA", "--n-boot", "0"], ("--n-boot 0", ">= 1")),
+    Case("compare-ci-level-huge", ["compare", "{w}/runA", "{w}/runA", "--ci-level", "1e9"],
+         ("--ci-level 1000000000.0", "0 < level < 1")),
+    # plot, table
+    Case("plot-missing-run", ["plot", "{w}/nope"], ("{w}/nope", "not a run folder")),
+    Case("plot-output-read-only", ["plot", "{w}/runA", "--output", READ_ONLY], (READ_ONLY, "cannot write there")),
+    Case("plot-output-disk-full", ["plot", "{w}/runA", "--output", "{w}/plots-full"],
+         ("{w}/plots-full", "the disk is full"), setup=_full_disk),
+    Case("table-output-read-only", ["table", "--output", f"{READ_ONLY}/t.md"], (READ_ONLY, "cannot write")),
+    Case("table-output-disk-full", ["table", "--output", "/dev/full"], ("/dev/full", "the disk is full")),
+    Case("table-runs-missing", ["table", "--runs", "{w}/nope", "--output", "{w}/t.md"], ("{w}/nope", "no such run")),
+    Case("table-runs-not-paper", ["table", "--runs", "{w}/runA", "--output", "{w}/t.md"],
+         ("{w}/runA", "paper preset")),
+    # lm-eval
+    Case("lm-eval-unknown-preset", [*LM, "preset=nosuch"], ("'nosuch'", "tiny-swa")),
+    Case("lm-eval-unknown-model-arg", [*LM, "preset=tiny-swa,foo=1"], ("['foo']", "preset, pretrained")),
+    Case("lm-eval-bad-truncation", [*LM, "preset=tiny-swa,truncation=sideways"], ("'sideways'", "middle")),
+    Case("lm-eval-model-args-format", [*LM, "nonsense"], ("'nonsense'", "key=value")),
+    Case("lm-eval-unknown-task", ["lm-eval", "run", "--model", "ahn-harness", "--model_args", "preset=tiny-swa",
+                                  "--tasks", "nosuchtask"], ("nosuchtask", "lm-eval ls tasks")),
+    Case("lm-eval-not-installed", [*LM, "preset=tiny-swa"], ("lm-eval", "pip install"), setup=_no_lm_eval),
+    # python -m ahn.train
+    Case("train-config-missing", ["train", "--config", "{w}/nope.json"], ("{w}/nope.json", "does not exist")),
+    Case("train-config-invalid-json", ["train", "--config", "{w}/bad.json"], ("{w}/bad.json", "not valid JSON")),
+    Case("train-unknown-key", ["train", "nosuchkey=1"], ("nosuchkey", "valid keys")),
+    Case("train-bad-number", ["train", "optim.lr=abc"], ("optim.lr", "'abc'", "number")),
+    Case("train-bad-int-flag", ["train", "--max-steps", "abc"], ("--max-steps", "'abc'")),
+    Case("train-base-missing", [*TRAIN, "base={w}/nope", "--dry-run"], ("{w}/nope", "model folder")),
+    Case("train-base-truncated", [*TRAIN, "base={w}/truncated", "--dry-run"], ("{w}/truncated", "cannot load")),
+    Case("train-resume-unsafe-pickle", [*TRAIN, "base={w}/model", "resume={w}/evil-resume"],
+         ("evil-resume/trainer_state.pt", "GLOBAL posix.mkdir"), absent="pwned"),
+    Case("train-output-read-only", ["train", "data.source=synthetic", "data.seq_len=128", "base={w}/model",
+                                    f"output_dir={READ_ONLY}", "steps=1"], (READ_ONLY, "output_dir")),
+]
+
+
+def _subst(text: str, w: Path) -> str:
+    return text.replace("{w}", str(w))
+
+
+def _invoke(argv: list[str]) -> int:
+    if argv[0] == "train":
+        from ahn.train.__main__ import main as train_main
+
+        return train_main(argv[1:])
+    from harness.cli import main
+
+    loggers = [logging.getLogger()] + [v for v in logging.root.manager.loggerDict.values()
+                                       if isinstance(v, logging.Logger)]
+    before = {id(lg): list(lg.handlers) for lg in loggers}
+    try:
+        return main(argv)
+    finally:  # lm-eval adds stream handlers bound to this test's captured stderr; later tests would write to it
+        for lg in [logging.getLogger()] + [v for v in logging.root.manager.loggerDict.values()
+                                           if isinstance(v, logging.Logger)]:
+            for h in lg.handlers[:]:
+                if h not in before.get(id(lg), []):
+                    lg.removeHandler(h)
+
+
+def test_at_least_forty_cases_over_every_command() -> None:
+    commands = {c.argv[0] for c in CASES}
+    assert commands == {"run", "score", "compare", "plot", "table", "info", "list", "lm-eval", "train"}
+    assert len([c for c in CASES if c.skip is None]) >= 40
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_one_error_line(case: Case, world: Path, capsys, monkeypatch) -> None:
+    if case.skip:
+        pytest.skip(case.skip)
+    monkeypatch.setenv("AHN_TEST_PWNED", str(world / "pwned"))
+    if case.setup is not None:
+        case.setup(monkeypatch, world)
+    argv = [_subst(a, world) for a in case.argv]
+    code = _invoke(argv)
+    err = capsys.readouterr().err
+    assert code == 2, (code, err[-2000:])
+    assert "Traceback" not in err
+    error_lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(error_lines) == 1, err[-2000:]
+    for needle in case.needles:
+        assert _subst(needle, world) in err, (needle, err[-2000:])
+    if case.absent:
+        assert not (world / case.absent).exists(), f"{case.absent} was written by a refused command"
+
+
+SUBPROCESS_CASES = ["run-device-unknown", "run-weights-truncated", "compare-different-inputs",
+                    "train-resume-unsafe-pickle", "score-output-disk-full"]
+
+
+def test_no_traceback_reaches_stderr_of_a_real_process(world: Path) -> None:
+    """The console entry points: same message, exit status 2, no traceback, in real processes."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "AHN_TEST_PWNED": str(world / "pwned-sub"),
+           "OMP_NUM_THREADS": "1"}
+    by_id = {c.id: c for c in CASES}
+    procs = {}
+    for cid in SUBPROCESS_CASES:  # started together: the interpreter starts overlap
+        argv = [_subst(a, world) for a in by_id[cid].argv]
+        module = ["-m", "ahn.train", *argv[1:]] if argv[0] == "train" else ["-m", "harness", *argv]
+        procs[cid] = subprocess.Popen([sys.executable, *module], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+    for cid, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 2, (cid, err[-2000:])
+        assert "Traceback" not in err and "Traceback" not in out, cid
+        assert len([line for line in err.splitlines() if "error:" in line]) == 1, (cid, err[-2000:])
+        for needle in by_id[cid].needles:
+            assert _subst(needle, world) in err, (cid, needle, err[-2000:])
+    assert not (world / "pwned-sub").exists()
