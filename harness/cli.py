@@ -220,7 +220,11 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
                                       "--window and --sinks would be ignored; they apply to the bounded methods "
                                       "(--method swa, ct-max, ct-avg, ahn-gdn, ahn-dn, ahn-mamba2)")
     for preset in presets:
-        build_method(preset)  # the method's own checks of sinks and window
+        method = build_method(preset)  # the method's own checks of sinks and window
+        if getattr(args, "decode", "auto") == "static" and method.decode_layout(2) is None:
+            raise preflight.SettingsError(f"{preset.name}: --decode static: method {preset.method!r} has no static "
+                                          "decode layout (its kept tokens are not sinks + one window); use "
+                                          "--decode eager or auto")
         if preset.method.startswith("ahn") and not preset.ahn_checkpoint:
             raise preflight.SettingsError(f"{preset.name}: method {preset.method} needs an AHN checkpoint "
                                           "(--ahn-checkpoint FOLDER or Hub id)")

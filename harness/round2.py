@@ -358,15 +358,16 @@ def _errorbar(ax, xs: list[float], points: list[dict], label: str, color, offset
     ax.errorbar(x, mean, yerr=[lo, hi], marker="o", ms=4, capsize=2, lw=1.4, color=color, label=label)
 
 
-def _figure(draw: Callable[[Any, list], None], n_panels: int, title: str, out: Path, n_series: int) -> Path:
+def _figure(draw: Callable[[Any, list], None], n_panels: int, title: str, out: Path, labels: list[str]) -> Path:
     from matplotlib.figure import Figure
 
-    from harness.plots import _palette, _save, _style
+    from harness.plots import _save, _style
+    from harness.style import method_of, style_for
 
     with _style():
         fig = Figure(figsize=(4.6 * n_panels + 1.5, 4.2), layout="constrained")
         axes = [fig.add_subplot(1, n_panels, i + 1) for i in range(n_panels)]
-        draw(axes, _palette(n_series))
+        draw(axes, [style_for(method_of({}, label)).color for label in labels])  # a method's colour everywhere
         fig.suptitle(title)
         handles, labels = axes[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4), frameon=False)
@@ -391,7 +392,7 @@ def plot_length(rep: dict, out: Path) -> Path:
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(-3, 105)
 
-    return _figure(draw, 1, "Accuracy by length (95% bootstrap CI)", out, len(labels))
+    return _figure(draw, 1, "Accuracy by length (95% bootstrap CI)", out, labels)
 
 
 def plot_capacity(rep: dict, out: Path) -> Path:
@@ -412,7 +413,7 @@ def plot_capacity(rep: dict, out: Path) -> Path:
         axes[0].set_ylabel("accuracy (%)")
 
     return _figure(draw, len(rep["lengths"]), f"Capacity: k needles beyond the {rep['sinks']} + {rep['window']} "
-                   "window, one asked (95% bootstrap CI)", out, len(labels))
+                   "window, one asked (95% bootstrap CI)", out, labels)
 
 
 def plot_kv(rep: dict, out: Path) -> Path:
@@ -432,7 +433,7 @@ def plot_kv(rep: dict, out: Path) -> Path:
             ax.set_ylim(-3, 105)
         axes[0].set_ylabel("accuracy (%)")
 
-    return _figure(draw, 2, "kv_retrieval: exact copy of a 36-character value (95% bootstrap CI)", out, len(labels))
+    return _figure(draw, 2, "kv_retrieval: exact copy of a 36-character value (95% bootstrap CI)", out, labels)
 
 
 QUESTIONS: dict[str, tuple[Callable[..., dict], Callable[[dict, str], str], Callable[[dict, Path], Path]]] = {
