@@ -99,6 +99,15 @@ def generation_defaults(model: nn.Module) -> tuple[list[int], float]:
     return eos_ids, float(penalty) if penalty else 1.0
 
 
+def _stop_and_penalty(model: nn.Module, eos_token_id: int | list[int] | None,
+                      repetition_penalty: float | None) -> tuple[list[int], float]:
+    """The EOS ids and repetition penalty asked for, each defaulting to the model's generation_config."""
+    default_eos, default_penalty = generation_defaults(model)
+    eos_ids = default_eos if eos_token_id is None else ([eos_token_id] if isinstance(eos_token_id, int)
+                                                        else list(eos_token_id))
+    return eos_ids, default_penalty if repetition_penalty is None else float(repetition_penalty)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -124,10 +133,7 @@ def generate(
     """
     if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
-    default_eos, default_penalty = generation_defaults(model)
-    eos_ids = default_eos if eos_token_id is None else ([eos_token_id] if isinstance(eos_token_id, int)
-                                                        else list(eos_token_id))
-    penalty = default_penalty if repetition_penalty is None else float(repetition_penalty)
+    eos_ids, penalty = _stop_and_penalty(model, eos_token_id, repetition_penalty)
     cache = cache if cache is not None else method.new_cache(model)
     device = input_ids.device
     if device.type == "cuda":
@@ -236,10 +242,7 @@ def generate_many(
     rows = batch or n
     if rows < n:
         raise ValueError(f"batch of {rows} rows cannot hold {n} prompts")
-    default_eos, default_penalty = generation_defaults(model)
-    eos_ids = default_eos if eos_token_id is None else ([eos_token_id] if isinstance(eos_token_id, int)
-                                                        else list(eos_token_id))
-    penalty = default_penalty if repetition_penalty is None else float(repetition_penalty)
+    eos_ids, penalty = _stop_and_penalty(model, eos_token_id, repetition_penalty)
     device = prompts[0].device
     max_tokens = _round_up(max(int(p.shape[1]) for p in prompts) + max(news) + 1, 1024)
     pool = pool if pool is not None else DecoderPool()

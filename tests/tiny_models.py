@@ -39,3 +39,14 @@ def randomize_ahn(method, seed: int = 1, scale: float = 0.05) -> None:
         for p in method.blocks.parameters():
             if p.ndim == 3:  # o_proj [H, dh, dh]
                 p.copy_(torch.randn(p.shape, generator=g) * scale)
+
+
+def save_tiny_model_folder(path):
+    """A random tiny Qwen2 with the byte tokenizer (EOS 258), saved like any local model folder."""
+    from tasks.byte_tokenizer import save_byte_tokenizer
+
+    model = tiny_model("qwen2", vocab=259)
+    model.generation_config.eos_token_id = 258
+    model.save_pretrained(path)
+    save_byte_tokenizer(path)
+    return path

@@ -46,15 +46,9 @@ def data_dir(tmp_path) -> Path:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    from tasks.byte_tokenizer import save_byte_tokenizer
-    from tests.tiny_models import tiny_model
+    from tests.tiny_models import save_tiny_model_folder
 
-    path = tmp_path_factory.mktemp("tiny-model")
-    model = tiny_model("qwen2", vocab=259)
-    model.generation_config.eos_token_id = 258
-    model.save_pretrained(path)
-    save_byte_tokenizer(path)
-    return path
+    return save_tiny_model_folder(tmp_path_factory.mktemp("tiny-model"))
 
 
 def test_steps_1_to_5_make_it_selectable_and_scorable(recall, data_dir, capsys):

@@ -24,15 +24,9 @@ SETTINGS = ["--window", "64", "--sinks", "4"]
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    from tasks.byte_tokenizer import save_byte_tokenizer
-    from tests.tiny_models import tiny_model
+    from tests.tiny_models import save_tiny_model_folder
 
-    path = tmp_path_factory.mktemp("tiny-model")
-    model = tiny_model("qwen2", vocab=259)
-    model.generation_config.eos_token_id = 258
-    model.save_pretrained(path)
-    save_byte_tokenizer(path)
-    return path
+    return save_tiny_model_folder(tmp_path_factory.mktemp("tiny-model"))
 
 
 def test_step3_one_line_registers_it_everywhere():

@@ -15,7 +15,6 @@ import torch
 
 from harness.cli import main
 from harness.store import load_run
-from tests.tiny_models import tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 VOLATILE = {"prefill_s", "decode_s", "decode_s_per_token", "wall_s", "peak_mem_bytes"}
@@ -24,14 +23,9 @@ VOLATILE = {"prefill_s", "decode_s", "decode_s_per_token", "wall_s", "peak_mem_b
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> Path:
     """A random tiny Qwen2 with the byte tokenizer, saved like any local model folder."""
-    from tasks.byte_tokenizer import save_byte_tokenizer
+    from tests.tiny_models import save_tiny_model_folder
 
-    path = tmp_path_factory.mktemp("tiny-model")
-    model = tiny_model("qwen2", vocab=259)
-    model.generation_config.eos_token_id = 258
-    model.save_pretrained(path)
-    save_byte_tokenizer(path)
-    return path
+    return save_tiny_model_folder(tmp_path_factory.mktemp("tiny-model"))
 
 
 def _args(model_dir: Path, out: Path, *extra: str) -> list[str]:
