@@ -119,12 +119,13 @@ class AHNMethod(MemoryMethod):
             self.graphs.clear()
             return None
 
-    def _read_write(self, fn: nn.Module, q, k, v, gates: dict[str, torch.Tensor], state, x_query):
+    def _read_write(self, fn: nn.Module, q, k, v, gates: dict[str, torch.Tensor], state, x_query,
+                    backend: str | None = None):
         """Write the evicted tokens (k, v [B,Hkv,n,dh] and their gates), read with q [B,H,n,dh]."""
         rep = q.shape[1] // k.shape[1]  # GQA: AHN head i uses KV head i // rep
         k = k.repeat_interleave(rep, dim=1).transpose(1, 2)
         v = v.repeat_interleave(rep, dim=1).transpose(1, 2)
-        r, state = fn.scan(q.transpose(1, 2), k, v, gates, state, backend=self.backend)
+        r, state = fn.scan(q.transpose(1, 2), k, v, gates, state, backend=backend or self.backend)
         return fn.output(r, x_query), state
 
     def absorb(
@@ -186,16 +187,20 @@ class AHNMethod(MemoryMethod):
             if name in layer.token_data:
                 ring[row][ring_idx] = layer.token_data[name][0].to(ring.dtype)
 
-    def static_memory_step(self, layer_idx, memory, layout, x, query, evicted_keys, evicted_values, slot,
+    def static_memory_step(self, layer, memory, layout, x, query, evicted_keys, evicted_values, slot,
                            evicting, nonsink):
         """The eager `absorb` for one token per row: write the evicted token (its gates come from the gate
-        ring), read with the query, keep the new token's gates in the slot the evicted token frees."""
-        fn = self.blocks[layer_idx].fn
+        ring), read with the query, keep the new token's gates in the slot the evicted token frees.
+
+        One token per row is one step of the plain recurrence (`ahn.ops.naive`): exact, and torch.compile fuses
+        it with the gates and norms around it; only an explicit backend="fla" keeps fla's one-token kernel."""
+        fn = layer.ahn.fn
         rows = torch.arange(x.shape[0], device=x.device)
         ring_idx = (slot - layout.sinks).clamp(min=0)
         gates = {name: memory[f"gate:{name}"][rows, ring_idx][:, None] for name in fn.gate_names}
         state = memory["state"]
-        out, new_state = self._read_write(fn, query, evicted_keys, evicted_values, gates, state, x)
+        backend = "fla" if self.backend == "fla" else "recurrent"
+        out, new_state = self._read_write(fn, query, evicted_keys, evicted_values, gates, state, x, backend)
         state.copy_(torch.where(evicting[:, None, None, None], new_state.to(state.dtype), state))
         for name, new in fn.write_gates(x).items():
             ring = memory[f"gate:{name}"]

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import warnings
 
 import torch
 from torch import nn
@@ -41,6 +42,7 @@ from baselines.interface import MemoryMethod, decoder_layers
 
 ENV_SWITCH = "AHN_HARNESS_STEP_GRAPH"  # "0": replay nothing, run the static step eagerly (still fixed buffers)
 ENV_SPLITS = "AHN_HARNESS_DECODE_SPLITS"  # pieces of the attention's slot reduction (`decode_attention`)
+ENV_COMPILE = "AHN_HARNESS_STEP_COMPILE"  # "0": the step's pieces uncompiled; "1": inductor; or a backend name
 
 
 def decode_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor,
@@ -83,6 +85,101 @@ def graphs_enabled() -> bool:
     return os.environ.get(ENV_SWITCH, "1") != "0"
 
 
+def compile_setting(device: torch.device) -> str | None:
+    """The torch.compile backend of the step's pieces: AHN_HARNESS_STEP_COMPILE=0 none, =1 inductor, or a backend
+    name (e.g. "aot_eager" in CPU tests); by default inductor on CUDA and none elsewhere."""
+    setting = os.environ.get(ENV_COMPILE, "auto")
+    if setting == "auto":
+        return "inductor" if device.type == "cuda" else None
+    if setting == "0":
+        return None
+    return "inductor" if setting == "1" else setting
+
+
+def auto_splits(capacity: int, device: torch.device) -> int:
+    """Pieces of the attention's slot reduction: from AHN_HARNESS_DECODE_SPLITS, else on CUDA pieces of about
+    1,024 slots (a product of a few rows over 32,768 slots in one piece leaves most SMs idle), else 1."""
+    setting = os.environ.get(ENV_SPLITS, "auto")
+    if setting != "auto":
+        return max(1, int(setting))
+    return math.gcd(capacity, max(1, capacity // 1024)) if device.type == "cuda" else 1
+
+
+def begin_step(base: nn.Module, layout: DecodeLayout, valid: torch.Tensor, pos: torch.Tensor, tok: torch.Tensor,
+               rows: torch.Tensor, true: torch.Tensor):
+    """Where each row's new token goes, the attention bias over the slots, the embedded token and its RoPE."""
+    slot = layout.slot(pos)
+    evicting = layout.evicting(pos)
+    nonsink = pos >= layout.sinks if layout.evicts else torch.ones_like(evicting)
+    valid.index_put_((rows, slot), true)
+    bias = torch.zeros(valid.shape, dtype=torch.float32, device=valid.device)
+    bias = bias.masked_fill(~valid, float("-inf"))[:, None, :]
+    x = base.embed_tokens(tok[:, None])
+    cos, sin = base.rotary_emb(x, pos[:, None])
+    return slot, evicting, nonsink, bias, x, cos, sin
+
+
+def layer_step(layer: nn.Module, k_buf: torch.Tensor, v_buf: torch.Tensor, memory: dict[str, torch.Tensor],
+               x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, slot: torch.Tensor, evicting: torch.Tensor,
+               nonsink: torch.Tensor, bias: torch.Tensor, rows: torch.Tensor, method: MemoryMethod,
+               layout: DecodeLayout, rope, scaling: float, splits: int) -> torch.Tensor:
+    """One decoder layer for one token per row over its fixed buffers: norm → q/k/v → RoPE → the method's memory
+    step (AHN: write the token leaving the window, read with the query) → the new K/V into its slot → attention
+    over the buffer → o_proj → MLP. A function of the layer module and tensors only (no layer index), so one
+    compiled graph serves every layer of the model."""
+    attn = layer.self_attn
+    b, dh = x.shape[0], k_buf.shape[-1]
+    h = layer.input_layernorm(x)
+    q = attn.q_proj(h).view(b, 1, -1, dh)
+    k = attn.k_proj(h).view(b, 1, -1, dh)
+    if hasattr(attn, "q_norm"):  # Qwen3: per-head RMSNorm before RoPE
+        q, k = attn.q_norm(q), attn.k_norm(k)
+    q, k = rope(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
+    v = attn.v_proj(h).view(b, 1, -1, dh).transpose(1, 2)
+    old_k, old_v = k_buf[rows, :, slot], v_buf[rows, :, slot]  # [B, Hkv, dh]: the token leaving the window
+    read = method.static_memory_step(layer, memory, layout, h, q, old_k[:, :, None], old_v[:, :, None], slot,
+                                     evicting, nonsink)
+    k_buf[rows, :, slot] = k[:, :, 0]
+    v_buf[rows, :, slot] = v[:, :, 0]
+    out = decode_attention(q, k_buf, v_buf, bias, scaling, splits)
+    out = out.transpose(1, 2).reshape(b, 1, -1)
+    if read is not None:
+        out = out + read.to(out.dtype)
+    x = x + attn.o_proj(out)
+    return x + layer.mlp(layer.post_attention_layernorm(x))
+
+
+def finish_step(model: nn.Module, x: torch.Tensor, seen: torch.Tensor, logits_out: torch.Tensor,
+                next_out: torch.Tensor, tok: torch.Tensor, pos: torch.Tensor, rows: torch.Tensor, true: torch.Tensor,
+                penalty: float) -> None:
+    """Final norm, LM head, repetition penalty over the tokens seen, greedy pick, and the next step's inputs."""
+    logits = model.lm_head(model.base_model.norm(x))[:, -1].float()
+    if penalty != 1.0:
+        picked = torch.where(logits < 0, logits * penalty, logits / penalty)
+        logits = torch.where(seen, picked, logits)
+    nxt = logits.argmax(-1)
+    logits_out.copy_(logits)
+    next_out.copy_(nxt)
+    seen.index_put_((rows, nxt), true)
+    tok.copy_(nxt)
+    pos.add_(1)
+
+
+_RECOMPILE_LIMIT = 64  # one graph per decoder shape (batch, capacity, dtype) and method: more than dynamo's 8
+
+
+def compiled(fn, backend: str | None):
+    """`fn` through torch.compile with `backend` (static shapes), or `fn` itself for None."""
+    if backend is None:
+        return fn
+    import torch._dynamo
+
+    config = torch._dynamo.config
+    limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    setattr(config, limit, max(getattr(config, limit), _RECOMPILE_LIMIT))
+    return torch.compile(fn, backend=backend, dynamic=False)
+
+
 class StaticDecoder:
     """Fixed buffers for `batch` rows of `capacity` tokens and the decode step over them.
 
@@ -93,7 +190,8 @@ class StaticDecoder:
     """
 
     def __init__(self, model: nn.Module, method: MemoryMethod, batch: int, max_tokens: int,
-                 repetition_penalty: float = 1.0, graphs: bool | None = None) -> None:
+                 repetition_penalty: float = 1.0, graphs: bool | None = None,
+                 compile: str | bool | None = None) -> None:
         layout = method.decode_layout(max_tokens)
         if layout is None:
             raise ValueError(f"{method!r} has no static decode layout; decode it with the eager engine")
@@ -111,8 +209,8 @@ class StaticDecoder:
         self.num_kv = cfg.num_key_value_heads
         self.scaling = float(attn.scaling)
         self.rope = sys.modules[type(attn).__module__].apply_rotary_pos_emb
-        self.splits = int(os.environ.get(ENV_SPLITS, "1"))
         dev, b, c = self.device, batch, layout.capacity
+        self.splits = auto_splits(c, dev)
         self.k = [torch.zeros(b, self.num_kv, c, self.head_dim, device=dev, dtype=self.dtype) for _ in self.layers]
         self.v = [torch.zeros_like(t) for t in self.k]
         self.memory = [method.static_memory(i, b, layout, dev, self.dtype) for i in range(len(self.layers))]
@@ -128,6 +226,10 @@ class StaticDecoder:
         use = graphs_enabled() if graphs is None else graphs
         self.graphs = bool(use) and self.device.type == "cuda"
         self._graph: torch.cuda.CUDAGraph | None = None
+        backend = compile_setting(dev) if compile is None else ("inductor" if compile is True else compile or None)
+        self.compile_backend = backend
+        self._warm = False
+        self._begin, self._layer, self._finish = (compiled(f, backend) for f in (begin_step, layer_step, finish_step))
         self.reset()
 
     # ---- rows --------------------------------------------------------------------------------------
@@ -187,48 +289,32 @@ class StaticDecoder:
     # ---- the step ----------------------------------------------------------------------------------
     def _step(self) -> None:
         """One token for every row; reads and writes only the fixed buffers (capturable)."""
-        model, lay, method = self.model, self.layout, self.method
-        pos = self.pos
-        slot = lay.slot(pos)
-        evicting = lay.evicting(pos)
-        nonsink = pos >= lay.sinks if lay.evicts else torch.ones_like(evicting)
-        self.valid.index_put_((self.rows, slot), self._true)
-        bias = torch.zeros(self.valid.shape, dtype=torch.float32, device=self.device)
-        bias = bias.masked_fill(~self.valid, float("-inf"))[:, None, :]
-        base = model.base_model
-        x = base.embed_tokens(self.tok[:, None])
-        cos, sin = base.rotary_emb(x, pos[:, None])
-        b, dh = self.batch, self.head_dim
-        for i, layer in enumerate(self.layers):
-            attn = layer.self_attn
-            h = layer.input_layernorm(x)
-            q = attn.q_proj(h).view(b, 1, -1, dh)
-            k = attn.k_proj(h).view(b, 1, -1, dh)
-            if hasattr(attn, "q_norm"):  # Qwen3: per-head RMSNorm before RoPE
-                q, k = attn.q_norm(q), attn.k_norm(k)
-            q, k = self.rope(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
-            v = attn.v_proj(h).view(b, 1, -1, dh).transpose(1, 2)
-            old_k, old_v = self.k[i][self.rows, :, slot], self.v[i][self.rows, :, slot]  # [B, Hkv, dh]
-            rows = method.static_memory_step(i, self.memory[i], lay, h, q, old_k[:, :, None], old_v[:, :, None],
-                                             slot, evicting, nonsink)
-            self.k[i][self.rows, :, slot] = k[:, :, 0]
-            self.v[i][self.rows, :, slot] = v[:, :, 0]
-            out = decode_attention(q, self.k[i], self.v[i], bias, self.scaling, self.splits)
-            out = out.transpose(1, 2).reshape(b, 1, -1)
-            if rows is not None:
-                out = out + rows.to(out.dtype)
-            x = x + attn.o_proj(out)
-            x = x + layer.mlp(layer.post_attention_layernorm(x))
-        logits = model.lm_head(base.norm(x))[:, -1].float()
-        if self.penalty != 1.0:
-            picked = torch.where(logits < 0, logits * self.penalty, logits / self.penalty)
-            logits = torch.where(self.seen, picked, logits)
-        nxt = logits.argmax(-1)
-        self.logits.copy_(logits)
-        self.next.copy_(nxt)
-        self.seen.index_put_((self.rows, nxt), self._true)
-        self.tok.copy_(nxt)
-        self.pos.add_(1)
+        slot, evicting, nonsink, bias, x, cos, sin = self._begin(self.model.base_model, self.layout, self.valid,
+                                                                 self.pos, self.tok, self.rows, self._true)
+        for layer, k, v, memory in zip(self.layers, self.k, self.v, self.memory, strict=True):
+            x = self._layer(layer, k, v, memory, x, cos, sin, slot, evicting, nonsink, bias, self.rows,
+                            self.method, self.layout, self.rope, self.scaling, self.splits)
+        self._finish(self.model, x, self.seen, self.logits, self.next, self.tok, self.pos, self.rows, self._true,
+                     self.penalty)
+
+    def _warm_up(self, retry: bool) -> None:
+        """Run the step once (compiling its pieces, picking kernels). If compilation fails and `retry` (the rows
+        are scratch, as before a capture), warn and go on with the uncompiled pieces, which compute the same
+        function; otherwise (loaded rows, perhaps half-updated by the failed step) stop with a clear error."""
+        try:
+            self._step()
+        except Exception as exc:  # noqa: BLE001 - any compiler failure: the uncompiled step is the reference
+            if self.compile_backend is None:
+                raise
+            if not retry:
+                raise RuntimeError(f"static decode step: torch.compile ({self.compile_backend}) failed; set "
+                                   f"{ENV_COMPILE}=0 to decode with the uncompiled step") from exc
+            warnings.warn(f"static decode step: torch.compile ({self.compile_backend}) failed, running the "
+                          f"pieces uncompiled: {type(exc).__name__}: {str(exc)[:300]}", stacklevel=3)
+            self.compile_backend = None
+            self._begin, self._layer, self._finish = begin_step, layer_step, finish_step
+            self.reset()
+            self._step()
 
     @torch.no_grad()
     def capture(self) -> None:
@@ -238,8 +324,8 @@ class StaticDecoder:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            for _ in range(2):
-                self._step()
+            self._warm_up(retry=True)
+            self._step()
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
@@ -254,6 +340,9 @@ class StaticDecoder:
             if self._graph is None:
                 raise RuntimeError("capture() before loading rows: capture runs the step on the buffers")
             self._graph.replay()
+        elif self.compile_backend is not None and not self._warm:
+            self._warm = True
+            self._warm_up(retry=False)
         else:
             self._step()
         return self.next

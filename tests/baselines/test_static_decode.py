@@ -159,3 +159,77 @@ def test_every_registered_method_either_has_a_layout_or_decodes_eagerly():
         method = _method(name, 3, 10)
         layout = method.decode_layout(100)
         assert layout is None or layout.capacity <= 100 or layout.evicts, name
+
+
+@pytest.mark.parametrize("name", ["full", "swa", "ahn-gdn", "ahn-dn", "ahn-mamba2"])
+def test_compiled_step_equals_the_uncompiled_step(name):
+    """The step's pieces through torch.compile (dynamo's trace and AOT functionalisation, run by `aot_eager`; the
+    GPU test runs inductor) compute the uncompiled step's function: the in-place buffer writes (K/V slots, AHN
+    state and gate rings, validity, positions) survive functionalisation, and one compiled graph serves every
+    layer. fp64: the two run the same ops, so they agree far inside TOL."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    model = tiny_model("qwen3", dtype=torch.float64)
+    method = _method(name, 3, 10)
+    ids = torch.randint(0, 300, (1, 17), generator=torch.Generator().manual_seed(2))
+    with attach(model, method):
+        if isinstance(method, AHNMethod):
+            randomize_ahn(method)
+        cache = method.new_cache(model)
+        first = int(prefill(model, method, cache, ids, chunk_size=6).argmax(-1))
+        plain = StaticDecoder(model, method, 2, 40, repetition_penalty=1.3, compile=False)
+        fast = StaticDecoder(model, method, 2, 40, repetition_penalty=1.3, compile="aot_eager")
+        for dec in (plain, fast):
+            dec.load(0, cache, ids, first)
+        for step in range(12):  # past the window's edge: tokens leave it from the 4th step on
+            a, b = plain.step().clone(), fast.step().clone()
+            assert torch.equal(a[0], b[0]), step
+            assert (plain.logits[0] - fast.logits[0]).abs().max() <= TOL * plain.logits[0].abs().max(), step
+        for buffers in (zip(plain.k, fast.k), zip(plain.v, fast.v)):
+            for x, y in buffers:
+                assert torch.equal(x[0], y[0])
+        for mx, my in zip(plain.memory, fast.memory):
+            for key in mx:
+                assert (mx[key][0] - my[key][0]).abs().max() <= TOL * max(1.0, mx[key][0].abs().max().item()), key
+    assert fast.compile_backend == "aot_eager"
+    assert counters["stats"]["unique_graphs"] == 3, dict(counters["stats"])  # begin, one layer for all, finish
+
+
+def test_compile_failure_falls_back_before_capture_and_stops_with_loaded_rows(monkeypatch):
+    """A backend that fails: before a capture (scratch rows) the step warns and runs uncompiled; with loaded rows
+    (no graphs) it stops and names the switch, rather than redo a half-applied step."""
+    import torch._dynamo
+
+    def broken(gm, example_inputs):
+        raise RuntimeError("no compiler here")
+
+    torch._dynamo.reset()
+    model = tiny_model("qwen2", dtype=torch.float64)
+    method = make_method("swa", sinks=2, window=6)
+    prompt = torch.randint(0, 300, (1, 9), generator=torch.Generator().manual_seed(1))
+    with attach(model, method):
+        cache = method.new_cache(model)
+        first = int(prefill(model, method, cache, prompt).argmax(-1))
+        dec = StaticDecoder(model, method, 1, 30, compile=broken)
+        with pytest.warns(UserWarning, match="running the pieces uncompiled"):
+            dec._warm_up(retry=True)
+        assert dec.compile_backend is None
+        torch._dynamo.reset()
+        dec = StaticDecoder(model, method, 1, 30, compile=broken)
+        dec.load(0, cache, prompt, first)
+        with pytest.raises(RuntimeError, match="AHN_HARNESS_STEP_COMPILE=0"):
+            dec.step()
+
+
+def test_auto_splits_cut_the_slot_reduction_on_cuda_only(monkeypatch):
+    from baselines.static_decode import auto_splits
+
+    monkeypatch.delenv("AHN_HARNESS_DECODE_SPLITS", raising=False)
+    assert auto_splits(32768, torch.device("cuda")) == 32  # pieces of 1,024 slots
+    assert auto_splits(128 + 1000, torch.device("cuda")) == 1  # gcd(1128, 1) = 1: a short buffer stays whole
+    assert auto_splits(32768, torch.device("cpu")) == 1
+    monkeypatch.setenv("AHN_HARNESS_DECODE_SPLITS", "64")
+    assert auto_splits(32768, torch.device("cpu")) == 64
