@@ -93,11 +93,16 @@ def causal_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tens
 
 
 def _attend(query, keys, values, plan: ChunkPlan, method: MemoryMethod, scaling) -> torch.Tensor:
-    from baselines import flex
+    from baselines import flex, split_attention
 
     if query.is_cuda and query.shape[2] > 1 and _plain_causal(plan, method) and \
             os.environ.get("AHN_HARNESS_CAUSAL_CUDNN", "1") != "0":
         return causal_attention(query, keys, values, scaling)
+    kernel = split_attention.kernel_for(query)
+    if kernel is not None:  # a full window: three dense pieces (cuDNN) instead of one masked kernel
+        out = split_attention.sink_window_attention(query, keys, values, plan, method, scaling, kernel)
+        if out is not None:
+            return out
     if flex.usable(query):
         out = flex.sink_window_attention(query, keys, values, plan, method, scaling)
         if out is not None:

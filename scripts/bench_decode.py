@@ -3,7 +3,10 @@
 Qwen2.5-3B shape with random bf16 weights (`scripts/bench_gpu.py`'s model), 128 sinks + 32,640 window. For
 each method and prompt length: one chunked prefill, then
 * `eager`: the engine's `decode_step` (stock modules + the registered attention function), B = 1;
-* `static B=b`: `baselines.static_decode.StaticDecoder` with the prefilled request loaded into every row;
+* `static B=b`: `baselines.static_decode.StaticDecoder` with the prefilled request loaded into every row, in
+  each of `--variants`: `fused` (the default: the step's pieces compiled by inductor, the attention's slot
+  reduction in pieces, one CUDA graph) and `plain` (the same step uncompiled in one piece, one CUDA graph: the
+  fourth session's path);
 each timed as the median of `--reps` runs of `--steps` tokens after warm-up, with the spread (max − min of the
 runs). Full attention is also timed under stock transformers (SDPA, its own DynamicCache, same weights), the
 ratio every headline is quoted against. A parity check compares the static step's first logits with the eager
@@ -30,6 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, before any installed copy
 
 from bench_gpu import build_model, make, randomize_ahn  # noqa: E402
+
+# variant → the environment its StaticDecoder is built under (read at construction)
+VARIANTS = {"fused": {"AHN_HARNESS_STEP_COMPILE": "auto", "AHN_HARNESS_DECODE_SPLITS": "auto"},
+            "plain": {"AHN_HARNESS_STEP_COMPILE": "0", "AHN_HARNESS_DECODE_SPLITS": "1"}}
+
+
+def column(batch: int, variant: str) -> str:
+    return f"static_b{batch}" + ("" if variant == "fused" else f"_{variant}")
 
 
 def machine_state() -> dict:
@@ -78,7 +89,7 @@ def emit(rows: list, rec: dict) -> None:
 
 
 def bench_method(model, name: str, lengths: list[int], batches: list[int], steps: int, reps: int, chunk: int,
-                 rows: list, splits: tuple[int, ...] = (1,)) -> None:
+                 rows: list, variants: tuple[str, ...] = ("fused",)) -> None:
     from baselines import attach
     from baselines.engine import decode_step, prefill
     from baselines.static_decode import StaticDecoder
@@ -97,9 +108,12 @@ def bench_method(model, name: str, lengths: list[int], batches: list[int], steps
             prefill_s = time.perf_counter() - t0
             first = int(logits.argmax(-1))
             rec = {"method": name, "length": length, "prefill_s_once": prefill_s}
-            # parity first: static and eager from the same cache and token
-            dec = StaticDecoder(model, method, 1, length + 4 * steps + 64)
+            # parity first: static (the default variant) and eager from the same cache and token
+            os.environ.update(VARIANTS[variants[0]])
+            t0 = time.perf_counter()
+            dec = StaticDecoder(model, method, 1, length + (reps + 4) * steps + 512)
             dec.capture()
+            rec["capture_s_b1"] = time.perf_counter() - t0  # compilation (first shape only) and the capture
             dec.load(0, cache, ids, first)
             dec.step()
             static_logits = dec.logits[0].clone()
@@ -111,10 +125,10 @@ def bench_method(model, name: str, lengths: list[int], batches: list[int], steps
                 model, method, cache, tok), steps, reps)
             del dec
             for b in batches:
-                for split in splits:
-                    key = f"static_b{b}" + (f"_split{split}" if split != 1 else "")
+                for variant in variants:
+                    key = column(b, variant)
                     torch.cuda.empty_cache()
-                    os.environ["AHN_HARNESS_DECODE_SPLITS"] = str(split)
+                    os.environ.update(VARIANTS[variant])
                     try:
                         dec = StaticDecoder(model, method, b, length + (reps + 4) * steps + 512)
                         dec.capture()
@@ -125,7 +139,8 @@ def bench_method(model, name: str, lengths: list[int], batches: list[int], steps
                     except torch.OutOfMemoryError as exc:
                         rec[f"{key}_error"] = f"OOM: {str(exc).splitlines()[0][:100]}"
                     finally:
-                        os.environ.pop("AHN_HARNESS_DECODE_SPLITS", None)
+                        for var in VARIANTS[variant]:
+                            os.environ.pop(var, None)
             rec["cache_gib"] = cache.nbytes() / 2**30
             emit(rows, rec)
             del cache, ids, logits
@@ -163,8 +178,8 @@ def write_report(rows: list, state: dict, out: Path, args) -> str:
     out.mkdir(parents=True, exist_ok=True)
     (out / "decode_bench.json").write_text(json.dumps(doc, indent=2) + "\n")
     batches = [int(b) for b in args.batches.split(",") if b]
-    columns = [(f"static_b{b}" + (f"_split{sp}" if sp != 1 else ""), f"static B={b}" + (f", {sp} splits" if sp != 1
-                else "")) for b in batches for sp in (int(x) for x in args.splits.split(","))]
+    columns = [(column(b, v), f"static B={b}" + ("" if v == "fused" else f" ({v})")) for v in args.variants.split(",")
+               for b in batches]
     stock = {r["length"]: r["eager_ms"] for r in rows if r["method"] == "stock-transformers-full"}
     head = "| method | prompt tokens | eager ms | " + " | ".join(f"{label} ms" for _, label in columns) + \
         " | static B=1 vs stock | parity (rel. err, argmax) |"
@@ -208,7 +223,7 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--chunk", type=int, default=4096)
     p.add_argument("--skip-stock", action="store_true")
-    p.add_argument("--splits", default="1", help="AHN_HARNESS_DECODE_SPLITS values to time (e.g. 1,64)")
+    p.add_argument("--variants", default="fused,plain", help=f"static-step variants to time: {', '.join(VARIANTS)}")
     args = p.parse_args()
     state = machine_state()
     print(json.dumps(state), flush=True)
@@ -223,7 +238,7 @@ def main() -> None:
     for name in args.methods.split(","):
         extra = [int(x) for x in args.long.split(",") if x] if name.startswith("ahn") else []
         bench_method(model, name, lengths + extra, batches, args.steps, args.reps, args.chunk, rows,
-                     tuple(int(x) for x in args.splits.split(",")))
+                     tuple(args.variants.split(",")))
         write_report(rows, state, args.out, args)
     print(write_report(rows, state, args.out, args))
 

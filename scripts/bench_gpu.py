@@ -137,17 +137,19 @@ def write_report(rows: list[dict], par: dict | None, out: Path, chunk: int, laye
     lines = [f"# GPU benchmark ({doc['device']}, {doc['date']}, torch {doc['torch']})", "",
              f"{doc['model']}, {layers} layers, prefill chunk {chunk} unless stated, sinks 128 + window 32,640. "
              "Reproduce: `python scripts/bench_gpu.py`.", "",
-             "| method | chunk | prompt tokens | prefill s | peak GiB | cache GiB | decode ms/token | decode, eager |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| method | window attention | chunk | prompt tokens | prefill s | peak GiB | cache GiB | decode ms/token "
+             "| decode, eager |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         c = r.get("chunk", chunk)
+        a = r.get("attention", "flex")
         if "error" in r:
-            lines.append(f"| {r['method']} | {c} | {r['length']:,} | {r['error']} | | | | |")
+            lines.append(f"| {r['method']} | {a} | {c} | {r['length']:,} | {r['error']} | | | | |")
         else:
             d = f"{r['decode_ms']:.1f}" if r["decode_ms"] else ""
             e = f"{r['decode_eager_ms']:.1f}" if r.get("decode_eager_ms") else ""
             sp = f" ± {r['prefill_spread_s']:.2f}" if "prefill_spread_s" in r else ""
-            lines.append(f"| {r['method']} | {c} | {r['length']:,} | {r['prefill_s']:.2f}{sp} | {r['peak_gib']:.1f} | "
+            lines.append(f"| {r['method']} | {a} | {c} | {r['length']:,} | {r['prefill_s']:.2f}{sp} | {r['peak_gib']:.1f} | "
                          f"{r['cache_gib']:.2f} | {d} | {e} |")
     if par is None:
         lines += ["", "Fast path vs reference: not measured in this run."]
@@ -200,6 +202,9 @@ def main() -> None:
     parser.add_argument("--full-chunk", type=int, default=None, help="prefill chunk of full attention "
                         "(e.g. 131072: one causal pass through cuDNN)")
     parser.add_argument("--skip-decode", action="store_true")
+    parser.add_argument("--window-attention", default="split",
+                        help="AHN_HARNESS_WINDOW_ATTENTION settings to time each method under, e.g. split,flex "
+                             "(baselines/split_attention.py)")
     parser.add_argument("--from-log", type=Path, help="only re-render the report from a run's printed rows")
     parser.add_argument("--device-name", default="NVIDIA H100 80GB HBM3", help="with --from-log")
     parser.add_argument("--date", default=None, help="with --from-log (default today)")
@@ -216,7 +221,8 @@ def main() -> None:
     lengths = [int(x) for x in args.lengths.split(",")]
     rows = []
     par = None
-    for name in args.methods.split(","):
+    for name, attention in [(n, a) for a in args.window_attention.split(",") for n in args.methods.split(",")]:
+        os.environ["AHN_HARNESS_WINDOW_ATTENTION"] = attention
         method = make(name)
         with attach(model, method):
             if name.startswith("ahn"):
@@ -242,11 +248,12 @@ def main() -> None:
                             eager = timed_decode(model, method, cache) * 1e3
                             method.decode_graphs = True
                         decode = timed_decode(model, method, cache) * 1e3
-                    row = {"method": name, "length": length, "chunk": chunk, "prefill_s": seconds,
+                    row = {"method": name, "attention": attention, "length": length, "chunk": chunk, "prefill_s": seconds,
                            "prefill_spread_s": spread, "reps": args.reps, "peak_gib": peak / 2**30,
                            "cache_gib": cache.nbytes() / 2**30, "decode_ms": decode, "decode_eager_ms": eager}
                 except torch.OutOfMemoryError as exc:
-                    row = {"method": name, "length": length, "error": f"OOM: {str(exc).splitlines()[0]}"}
+                    row = {"method": name, "attention": attention, "length": length,
+                           "error": f"OOM: {str(exc).splitlines()[0]}"}
                     torch.cuda.empty_cache()
                 rows.append(row)
                 print(json.dumps(row), flush=True)
@@ -258,7 +265,8 @@ def main() -> None:
                 for chunk in (int(x) for x in args.extra_chunks.split(",")):
                     timed_prefill(model, method, ids[:, : 128 + 32640 + 2 * chunk + 17], chunk)  # compile
                     seconds, peak, cache, _ = timed_prefill(model, method, ids, chunk)
-                    row = {"method": name, "length": max(lengths), "chunk": chunk, "prefill_s": seconds,
+                    row = {"method": name, "attention": attention, "length": max(lengths), "chunk": chunk,
+                           "prefill_s": seconds,
                            "peak_gib": peak / 2**30, "cache_gib": cache.nbytes() / 2**30, "decode_ms": None}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
