@@ -1,25 +1,25 @@
 #!/usr/bin/env bash
 # One device call of the performance work, each stage under its own time limit, results under $OUT/perf
-# (see docs/PERFORMANCE.md). full: GPU tests of the fast paths, decode and prefill benchmarks, a prefill
-# profile; repro: decode and prefill benchmarks again, and the harness throughput benchmark.
-#   bash scripts/gpu_perf_session.sh [full|repro]
+# (docs/PERFORMANCE.md says what each stage measures and the numbers it gave).
+#   bash scripts/gpu_perf_session.sh [decode-prefill|throughput|all]
+# decode-prefill: the static step (fused and plain), eager and stock transformers decode at 128k (ahn-gdn also
+# at 32k and 512k), B = 1 and 8; prefill of 131,072 tokens (ahn-gdn with the split and flex window attention,
+# full in one cuDNN pass). throughput: samples per hour of `harness run` on the two workloads, new paths on
+# and off. Each benchmark checks the GPU is otherwise idle and records device, clocks and software.
 set -uo pipefail
-mode=${1:-full}
+mode=${1:-decode-prefill}
 out=${OUT:-/tmp/out}/perf
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONPATH=${PYTHONPATH:-}:$PWD
 filter() { grep -v -i -E "warn|^\s*$|Writing model|Loading weights" ; }
-if [ "$mode" = full ]; then
-  timeout 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests/baselines/test_static_decode_gpu.py 2>&1 | tail -6
+if [ "$mode" = decode-prefill ] || [ "$mode" = all ]; then
+  timeout 320 python3 scripts/bench_decode.py --out "$out" --methods ahn-gdn,swa,full --lengths 131072 \
+    --long 32768,524288 --batches 1,8 --variants fused,plain 2>&1 | filter | grep -v '^{'
+  timeout 150 python3 scripts/bench_gpu.py --out "$out" --lengths 131072 --methods ahn-gdn,full --reps 5 \
+    --full-chunk 131072 --window-attention split,flex --skip-decode --skip-parity --extra-chunks '' 2>&1 \
+    | filter | grep '^|'
 fi
-timeout 230 python3 scripts/bench_decode.py --out "$out" 2>&1 | filter | grep -v '^{'
-timeout 160 python3 scripts/bench_gpu.py --out "$out" --lengths 131072 --full-chunk 131072 --reps 5 --skip-decode \
-  --skip-parity --extra-chunks 8192 2>&1 | filter | grep '^|'
-if [ "$mode" = full ]; then
-  timeout 70 python3 scripts/profile_prefill.py --skip-micro --methods ahn-gdn --top 20 --out "$out/profile.jsonl" \
-    2>&1 | filter | grep -v '^{' | tail -24
-fi
-if [ "$mode" = repro ]; then
-  timeout 220 python3 scripts/bench_throughput.py --out "$out" --samples 4 --batch 4 --baseline-samples 1 2>&1 \
+if [ "$mode" = throughput ] || [ "$mode" = all ]; then
+  timeout 300 python3 scripts/bench_throughput.py --out "$out" --samples 4 --batch 4 --baseline-samples 1 2>&1 \
     | filter | grep '^|'
 fi
