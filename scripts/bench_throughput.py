@@ -4,8 +4,9 @@ A random-weight Qwen2.5-3B-shaped model is saved as a local folder (with the byt
 prompt of N bytes is N tokens) and evaluated by `python -m harness run` itself (in-process), as a user would:
 * `lveval-128k`: 128k-token prompts, 64 new tokens (LV-Eval's longest level);
 * `infbench-sum`: 128k-token prompts, 1,024 new tokens (InfiniteBench's summarisation tasks).
-Each workload runs with the new paths (`--decode static`, batched) and with them off (`--decode eager`, one
-sample at a time, AHN_HARNESS_CAUSAL_CUDNN=0: the engine as it was), in the same process on the same weights.
+Each workload runs with the new paths (`--decode static`, batched: the compiled step; cuDNN for causal and
+full-window chunks) and with them off (`--decode eager`, one sample at a time, `PATHS_OFF`: the engine as it
+was), in the same process on the same weights.
 Samples per hour are 3600 × samples / Σ wall_s of the records (the steady state: model loading and compiling
 are reported apart, as `startup_s`). Writes `throughput.{json,md}`.
 
@@ -26,6 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, before any installed copy
 
 WORKLOADS = {"lveval-128k": (131072, 64), "infbench-sum": (131072, 1024)}
+# the engine before the fast paths: no cuDNN causal chunk, FlexAttention for every windowed chunk (with
+# `--decode eager`, one sample at a time)
+PATHS_OFF = {"AHN_HARNESS_CAUSAL_CUDNN": "0", "AHN_HARNESS_WINDOW_ATTENTION": "flex"}
 
 
 def save_model(folder: Path, layers: int | None, tiny: bool, method: str, sinks: int, window: int) -> Path:
@@ -113,17 +117,18 @@ def main() -> None:
             length, new = WORKLOADS[name]
             length, new = args.length or length, args.new_tokens or new
             for decode, batch, n in (("static", args.batch, args.samples), ("eager", None, args.baseline_samples)):
-                env = os.environ.get("AHN_HARNESS_CAUSAL_CUDNN")
+                saved = {var: os.environ.get(var) for var in PATHS_OFF}
                 if decode == "eager":
-                    os.environ["AHN_HARNESS_CAUSAL_CUDNN"] = "0"
+                    os.environ.update(PATHS_OFF)
                 try:
                     row = run_once(model_dir, Path(tmp) / f"{name}-{decode}", args.method, length, new, n,
                                    decode, batch, args.sinks, args.window, args.chunk)
                 finally:
-                    if env is None:
-                        os.environ.pop("AHN_HARNESS_CAUSAL_CUDNN", None)
-                    else:
-                        os.environ["AHN_HARNESS_CAUSAL_CUDNN"] = env
+                    for var, value in saved.items():
+                        if value is None:
+                            os.environ.pop(var, None)
+                        else:
+                            os.environ[var] = value
                 row.update(workload=name, method=args.method)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
