@@ -2,7 +2,7 @@
 
     python scripts/tiny_round2_gpu.py --out "$OUT"            # one H200: ~8 minutes, everything below
     python scripts/tiny_round2_gpu.py --out /tmp/r2 --smoke   # CPU check of the whole pipeline (minutes)
-    python scripts/tiny_round2_gpu.py --out "$OUT" --only length        # one question's runs (also capacity, kv)
+    python scripts/tiny_round2_gpu.py --out "$OUT" --only capacity,kv   # some questions' runs (length, capacity, kv)
 
 In order of value, all under one wall-clock deadline (``--budget`` seconds from the start):
 
@@ -52,6 +52,17 @@ ENV = {"AHN_HARNESS_FLEX": "0",  # dense SDPA masks: no FlexAttention compile in
        "AHN_HARNESS_AHN_BACKEND": "reference",  # the PyTorch cells the tiny AHNs were trained through
        "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
        "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}  # the call's output tail stays readable
+
+
+QUESTIONS = ("length", "capacity", "kv")
+
+
+def _questions(text: str) -> tuple[str, ...]:
+    names = tuple(q for q in text.split(",") if q)
+    bad = [q for q in names if q not in QUESTIONS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown question(s) {bad or text!r}; valid: {', '.join(QUESTIONS)}")
+    return names
 
 
 def _ks() -> tuple[int, ...]:
@@ -187,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ahn-min-s", type=float, default=200.0, help="distil the AHNs only if this much is left")
     ap.add_argument("--ahn-max-s", type=float, default=190.0, help="longest AHN training")
     ap.add_argument("--eval-reserve-s", type=float, default=80.0, help="time kept for evaluating the round-2 AHNs")
-    ap.add_argument("--only", choices=["length", "capacity", "kv"], help="one question's runs only")
+    ap.add_argument("--only", type=_questions, help="these questions' runs only (comma-separated: length, capacity, "
+                    "kv; e.g. capacity,kv on the GPU while length runs on CPUs elsewhere)")
     ap.add_argument("--decode", default="eager", choices=["eager", "static", "auto"],
                     help="harness decode path (eager: one sample at a time, each record fsynced as it ends, as in "
                          "round 1; the answers are a few tokens, so prefill sets the time)")
@@ -217,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                      "eval_tasks=[\"passkey\"]"]
         ahn_over = ["steps=2", "data.seq_len=1024", "data.min_len=800", "micro_batch_size=1", "data.num_workers=0",
                     "save_every=0", "log_every=1"]
-    want = {args.only} if args.only else {"length", "capacity", "kv"}
+    want = set(args.only) if args.only else set(QUESTIONS)
     tl.add("start", budget=args.budget, workers=args.workers, samples=samples, smoke=args.smoke, want=sorted(want))
 
     ctx = mp.get_context("spawn")
