@@ -100,7 +100,7 @@ def _attend(query, keys, values, plan: ChunkPlan, method: MemoryMethod, scaling)
         return causal_attention(query, keys, values, scaling)
     kernel = split_attention.kernel_for(query)
     if kernel is not None:  # a full window: three dense pieces (cuDNN) instead of one masked kernel
-        out = split_attention.sink_window_attention(query, keys, values, plan, method, scaling, kernel)
+        out = split_attention.guarded(query, keys, values, plan, method, scaling, kernel)
         if out is not None:
             return out
     if flex.usable(query):

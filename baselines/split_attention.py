@@ -24,6 +24,7 @@ kernels to it on the GPU.
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 
@@ -95,6 +96,24 @@ def merge(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
     dt = torch.float64 if parts[0][0].dtype == torch.float64 else torch.float32
     out = sum(torch.exp(p[1] - lse)[..., None].to(dt) * p[0].to(dt) for p in parts)
     return out.to(parts[0][0].dtype)
+
+
+_FAILED: set[str] = set()  # kernels that raised in this process: FlexAttention from then on
+
+
+def guarded(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, plan: ChunkPlan, method: MemoryMethod,
+            scaling: float, kernel: str) -> torch.Tensor | None:
+    """`sink_window_attention`, or None (the caller's FlexAttention path) if this kernel raised once in this
+    process, e.g. a cuDNN build that refuses the shapes: one warning, then the path stays off."""
+    if kernel in _FAILED:
+        return None
+    try:
+        return sink_window_attention(query, keys, values, plan, method, scaling, kernel)
+    except RuntimeError as exc:
+        _FAILED.add(kernel)
+        warnings.warn(f"split window attention ({kernel}) failed, using FlexAttention from here on: "
+                      f"{str(exc).splitlines()[0][:200]}", stacklevel=2)
+        return None
 
 
 def sink_window_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, plan: ChunkPlan,

@@ -111,3 +111,18 @@ def test_gpu_kernels_equal_the_masked_reference(kernel):
     ref = masked_attention(q.double(), k.double(), v.double(), plan.visible(q.device), 128 ** -0.5)
     out = split.sink_window_attention(q, k, v, plan, method, 128 ** -0.5, kernel).double()
     assert ((out - ref).norm() / ref.norm()).item() < 2e-2
+
+
+def test_a_kernel_that_raises_warns_once_and_hands_back_to_flex(monkeypatch):
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("cuDNN: no kernel for these shapes\nmore")
+
+    monkeypatch.setattr(split, "sink_window_attention", broken)
+    monkeypatch.setattr(split, "_FAILED", set())
+    with pytest.warns(UserWarning, match="using FlexAttention from here on: cuDNN: no kernel"):
+        assert split.guarded(None, None, None, None, None, 1.0, "cudnn") is None
+    assert split.guarded(None, None, None, None, None, 1.0, "cudnn") is None
+    assert len(calls) == 1
