@@ -126,3 +126,34 @@ def test_a_kernel_that_raises_warns_once_and_hands_back_to_flex(monkeypatch):
         assert split.guarded(None, None, None, None, None, 1.0, "cudnn") is None
     assert split.guarded(None, None, None, None, None, 1.0, "cudnn") is None
     assert len(calls) == 1
+
+
+def test_a_kernel_that_misses_the_reference_on_its_first_chunk_is_switched_off(monkeypatch):
+    """A wrong fast path (here: a log-sum-exp off by log 2, as a base-2 convention would be) is caught on the
+    first chunk it serves: that chunk returns the reference, later chunks go back to FlexAttention."""
+    from baselines.interface import ChunkPlan
+
+    method = make_method("swa", sinks=2, window=12)
+    plan = ChunkPlan(start=30, length=5, n_sink_old=2, first_old=18, n_sink_after=2, first_nonsink=18, keep_idx=7,
+                     first_after=23, method=method)
+    g = torch.Generator().manual_seed(5)
+    q = torch.randn(1, 4, 5, 8, generator=g, dtype=torch.float64)
+    k = torch.randn(1, 2, 19, 8, generator=g, dtype=torch.float64)
+    v = torch.randn(1, 2, 19, 8, generator=g, dtype=torch.float64)
+    ref = masked_attention(q, k, v, plan.visible(q.device), 0.3)
+    monkeypatch.setattr(split, "_FAILED", set())
+    monkeypatch.setattr(split, "_CHECKED", set())
+    good = split.guarded(q, k, v, plan, method, 0.3, "reference")
+    assert (good - ref).abs().max() < 1e-12 and "reference" in split._CHECKED
+    original = split.piece
+
+    def base2(*args, **kwargs):
+        out, lse = original(*args, **kwargs)
+        return out, lse / torch.log(torch.tensor(2.0, dtype=lse.dtype))
+
+    monkeypatch.setattr(split, "piece", base2)
+    monkeypatch.setattr(split, "_CHECKED", set())
+    with pytest.warns(UserWarning, match="from the masked reference on its first chunk"):
+        got = split.guarded(q, k, v, plan, method, 0.3, "reference")
+    assert (got - ref).abs().max() < 1e-12
+    assert split.guarded(q, k, v, plan, method, 0.3, "reference") is None
