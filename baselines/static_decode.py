@@ -186,7 +186,9 @@ class StaticDecoder:
     Use: `reset()`, then `load(row, cache, seen_ids, first_token)` for each request after its prefill, then
     `step()` repeatedly; each returns the next token of every row (rows not loaded decode a dummy and are
     ignored). `graphs=None` replays the step as one CUDA graph on CUDA (AHN_HARNESS_STEP_GRAPH=0 turns that
-    off) and runs it eagerly elsewhere.
+    off) and runs it eagerly elsewhere. `compile=None` runs the step's pieces through torch.compile as
+    AHN_HARNESS_STEP_COMPILE says (inductor on CUDA by default), True for inductor, False for none, or a backend
+    name; the uncompiled pieces compute the same function.
     """
 
     def __init__(self, model: nn.Module, method: MemoryMethod, batch: int, max_tokens: int,
