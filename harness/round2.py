@@ -141,6 +141,53 @@ def _fmt(p: Point) -> str:
 
 # ------------------------------------------------------------------------------------------ question 1
 
+DISTANCE_EDGES = (1024, 2048, 4096, 8192, 16384, 32768)  # bins of tokens from the needle to the question
+
+
+def needle_distance(r: dict[str, Any]) -> int | None:
+    """Tokens from a single-needle sample's needle to the end of its prompt (where the question is read)."""
+    offset = (r.get("extra") or {}).get("needle_token_offset")
+    if offset is None or r.get("prompt_tokens") is None:
+        return None
+    return int(r["prompt_tokens"]) - int(offset)
+
+
+def distance_bin(d: int) -> str:
+    """The bin of a distance: "<1k", "1k-2k", …, "16k-32k", or ">=32k"."""
+    if d < DISTANCE_EDGES[0]:
+        return f"<{_label(DISTANCE_EDGES[0])}"
+    for lo, hi in zip(DISTANCE_EDGES, DISTANCE_EDGES[1:]):
+        if d < hi:
+            return f"{_label(lo)}-{_label(hi)}"
+    return f">={_label(DISTANCE_EDGES[-1])}"
+
+
+def _by_distance(m: Method, wanted: set[str] | None, n_boot: int) -> dict[str, dict[str, Any]]:
+    """Per length, accuracy by needle distance over the samples whose needle left the window (bounded methods):
+    tells forgetting with distance (the decay horizon) from failing with the length itself."""
+    if m.window is None:
+        return {}
+    cells: dict[int, dict[str, dict[str, list[float]]]] = {}
+    for r in m.records:
+        if not is_scored(r) or (wanted and r["task"] not in wanted) or CAPACITY_TASK.match(r["task"]) \
+                or r["task"] == KV_TASK or not all_needles_outside(r, m.sinks or 0, m.window):
+            continue
+        d = needle_distance(r)
+        if d is None:
+            continue
+        cells.setdefault(_tokens(r), {}).setdefault(distance_bin(d), {}).setdefault(r["task"], []).append(
+            float(r["score"]))
+    return {_label(n): {b: asdict(_point(list(by_task.values()), m.label, str(n), b, n_boot=n_boot))
+                        for b, by_task in sorted(bins.items(), key=lambda kv: _bin_order(kv[0]))}
+            for n, bins in sorted(cells.items())}
+
+
+def _bin_order(label: str) -> int:
+    order = [f"<{_label(DISTANCE_EDGES[0])}"] + [f"{_label(lo)}-{_label(hi)}" for lo, hi in
+                                                 zip(DISTANCE_EDGES, DISTANCE_EDGES[1:])]
+    return order.index(label) if label in order else len(order)
+
+
 
 def length_report(methods: Sequence[Method], tasks: Sequence[str] | None = None, n_boot: int = N_BOOT) -> dict:
     """Accuracy by length per method (tasks pooled with equal weight, and per task); where each falls below 50%."""
@@ -169,7 +216,8 @@ def length_report(methods: Sequence[Method], tasks: Sequence[str] | None = None,
             if below is None and p.mean is not None and p.mean < HALF:
                 below = _label(n)
         out["methods"][m.label] = {"kind": m.kind, "sinks": m.sinks, "window": m.window, "by_length": rows,
-                                   "below_half": below, "longest": _label(max(by))}
+                                   "below_half": below, "longest": _label(max(by)),
+                                   "by_distance": _by_distance(m, wanted, n_boot)}
     if not out["methods"]:
         raise RunError("no scored sample of a length task (passkey, number_string, ...) in these runs")
     out["lengths"] = [_label(n) for n in sorted(all_lengths)]
@@ -201,6 +249,19 @@ def length_markdown(rep: dict, source: str) -> str:
                 p = (m["by_length"].get(lv) or {}).get("by_task", {}).get(task)
                 cells.append(_fmt(_pt(p)) if p else "")
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    memories = {label: m for label, m in rep["methods"].items() if m["kind"].startswith("ahn") and m.get("by_distance")}
+    if memories:
+        lines += ["", "## Where the memory fails: accuracy by the needle's distance from the question", "",
+                  "Samples whose needle left the sinks + window view only, tasks pooled with equal weight; a row is a "
+                  "prompt length, a column the tokens from the needle to the question. Falling along a row is "
+                  "forgetting with distance (the decay horizon); falling down a column, at equal distance, is an "
+                  "effect of the length itself (positions the base never saw, a state written by more tokens)."]
+        for label, m in memories.items():
+            bins = sorted({b for row in m["by_distance"].values() for b in row}, key=_bin_order)
+            lines += ["", f"{label}:", "", "| length | " + " | ".join(bins) + " |", "|---|" + "---:|" * len(bins)]
+            for lv, row in m["by_distance"].items():
+                cells = [f"{_fmt(_pt(row[b]))} (n={row[b]['n']})" if b in row else "" for b in bins]
+                lines.append(f"| {lv} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

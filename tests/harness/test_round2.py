@@ -162,3 +162,28 @@ def test_write_report_and_script(tmp_path):
     out = subprocess.run([sys.executable, str(REPO / "scripts" / "check_round2.py"), "kv", str(root), "--out",
                           str(tmp_path / "kv")], capture_output=True, text=True)
     assert out.returncode == 2 and "no scored synthetic/kv_retrieval sample" in out.stderr
+
+
+def test_length_splits_the_memory_by_needle_distance(tmp_path):
+    """Right when the needle is under 2k tokens away, wrong beyond, at every length: each row falls along the
+    distance axis, and the columns agree across lengths (forgetting, not a length effect). Needles still in
+    the window and full attention have no distance table."""
+    recs = []
+    for n in (4096, 16384):
+        for i, d in enumerate((600, 1500, 3000, 3500, 12000)):
+            if d + NEEDLE_SPAN + WINDOW > n - 2:
+                continue
+            recs.append(_rec("synthetic/passkey", n, i, float(d < 2048), [n - 2 - d]))
+        recs.append(_rec("synthetic/passkey", n, 99, 0.0, [n - 2 - 100]))  # in the window: left out
+    _write_run(tmp_path / "gdn", "tiny-ahn-gdn", "ahn-gdn", recs)
+    _write_run(tmp_path / "full", "tiny-full", "full", recs)
+    rep = length_report(collect(tmp_path), n_boot=200)
+    by = rep["methods"]["tiny-ahn-gdn"]["by_distance"]
+    assert {b: p["mean"] for b, p in by["4k"].items()} == {"<1k": 1.0, "1k-2k": 1.0, "2k-4k": 0.0}
+    assert {b: p["mean"] for b, p in by["16k"].items()} == {"<1k": 1.0, "1k-2k": 1.0, "2k-4k": 0.0, "8k-16k": 0.0}
+    assert sum(p["n"] for p in by["16k"].values()) == 5  # the in-window needle is not counted
+    assert rep["methods"]["tiny-full"]["by_distance"] == {}
+    from harness.round2 import length_markdown
+
+    text = length_markdown(rep, "x")
+    assert "## Where the memory fails" in text and "| 16k | 100% [100%, 100%] (n=1)" in text
