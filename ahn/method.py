@@ -192,14 +192,15 @@ class AHNMethod(MemoryMethod):
         """The eager `absorb` for one token per row: write the evicted token (its gates come from the gate
         ring), read with the query, keep the new token's gates in the slot the evicted token frees.
 
-        One token per row is one step of the plain recurrence (`ahn.ops.naive`): exact, and torch.compile fuses
-        it with the gates and norms around it; only an explicit backend="fla" keeps fla's one-token kernel."""
+        Under torch.compile one token per row is one step of the plain recurrence (`ahn.ops.naive`, fp32 state):
+        exact, and inductor fuses it with the gates and norms around it (an explicit backend="fla" keeps fla's
+        one-token kernel); uncompiled, the method's backend runs as in the eager engine."""
         fn = layer.ahn.fn
         rows = torch.arange(x.shape[0], device=x.device)
         ring_idx = (slot - layout.sinks).clamp(min=0)
         gates = {name: memory[f"gate:{name}"][rows, ring_idx][:, None] for name in fn.gate_names}
         state = memory["state"]
-        backend = "fla" if self.backend == "fla" else "recurrent"
+        backend = "recurrent" if torch.compiler.is_compiling() and self.backend != "fla" else self.backend
         out, new_state = self._read_write(fn, query, evicted_keys, evicted_values, gates, state, x, backend)
         state.copy_(torch.where(evicting[:, None, None, None], new_state.to(state.dtype), state))
         for name, new in fn.write_gates(x).items():

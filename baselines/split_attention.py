@@ -34,13 +34,14 @@ ENV = "AHN_HARNESS_WINDOW_ATTENTION"
 # setting → the kernel of the pieces ("split": cuDNN on CUDA; "flex": this path off, FlexAttention as before;
 # "split-reference": the reference pieces on any device, for tests)
 SETTINGS = {"split": "cudnn", "split-flash": "flash", "split-reference": "reference", "flex": None}
+DEFAULT = "flex"  # opt-in until a device call has measured it (docs/PERFORMANCE.md, fifth session)
 KERNELS = ("cudnn", "flash", "reference")
 
 
 def kernel_for(query: torch.Tensor) -> str | None:
-    """The pieces' kernel for this query under AHN_HARNESS_WINDOW_ATTENTION, or None (path off): by default
-    cuDNN for bf16/fp16 on CUDA, off elsewhere (the CPU keeps the masked reference)."""
-    value = os.environ.get(ENV, "split")
+    """The pieces' kernel for this query under AHN_HARNESS_WINDOW_ATTENTION, or None (path off): "split" is cuDNN
+    for bf16/fp16 on CUDA and off elsewhere (the CPU keeps the masked reference); unset is `DEFAULT`."""
+    value = os.environ.get(ENV, DEFAULT)
     if value not in SETTINGS:
         raise ValueError(f"{ENV}={value!r}; valid: {', '.join(SETTINGS)}")
     kernel = SETTINGS[value]

@@ -42,7 +42,10 @@ from baselines.interface import MemoryMethod, decoder_layers
 
 ENV_SWITCH = "AHN_HARNESS_STEP_GRAPH"  # "0": replay nothing, run the static step eagerly (still fixed buffers)
 ENV_SPLITS = "AHN_HARNESS_DECODE_SPLITS"  # pieces of the attention's slot reduction (`decode_attention`)
-ENV_COMPILE = "AHN_HARNESS_STEP_COMPILE"  # "0": the step's pieces uncompiled; "1": inductor; or a backend name
+ENV_COMPILE = "AHN_HARNESS_STEP_COMPILE"  # "0" (default): uncompiled; "1": inductor; "auto": inductor on CUDA
+# The compiled step and the split reduction are opt-in until a device call has measured them (docs/PERFORMANCE.md,
+# fifth session: every device call of that session failed to start); the defaults are the measured step.
+DEFAULT_COMPILE, DEFAULT_SPLITS = "0", "1"
 
 
 def decode_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor,
@@ -86,9 +89,9 @@ def graphs_enabled() -> bool:
 
 
 def compile_setting(device: torch.device) -> str | None:
-    """The torch.compile backend of the step's pieces: AHN_HARNESS_STEP_COMPILE=0 none, =1 inductor, or a backend
-    name (e.g. "aot_eager" in CPU tests); by default inductor on CUDA and none elsewhere."""
-    setting = os.environ.get(ENV_COMPILE, "auto")
+    """The torch.compile backend of the step's pieces: AHN_HARNESS_STEP_COMPILE=0 none (the default), =1 inductor,
+    =auto inductor on CUDA and none elsewhere, or a backend name (e.g. "aot_eager" in CPU tests)."""
+    setting = os.environ.get(ENV_COMPILE, DEFAULT_COMPILE)
     if setting == "auto":
         return "inductor" if device.type == "cuda" else None
     if setting == "0":
@@ -97,9 +100,10 @@ def compile_setting(device: torch.device) -> str | None:
 
 
 def auto_splits(capacity: int, device: torch.device) -> int:
-    """Pieces of the attention's slot reduction: from AHN_HARNESS_DECODE_SPLITS, else on CUDA pieces of about
-    1,024 slots (a product of a few rows over 32,768 slots in one piece leaves most SMs idle), else 1."""
-    setting = os.environ.get(ENV_SPLITS, "auto")
+    """Pieces of the attention's slot reduction, from AHN_HARNESS_DECODE_SPLITS: a number (default 1), or "auto":
+    on CUDA pieces of about 1,024 slots (a product of a few rows over 32,768 slots in one piece leaves most SMs
+    idle), else 1."""
+    setting = os.environ.get(ENV_SPLITS, DEFAULT_SPLITS)
     if setting != "auto":
         return max(1, int(setting))
     return math.gcd(capacity, max(1, capacity // 1024)) if device.type == "cuda" else 1
@@ -187,8 +191,8 @@ class StaticDecoder:
     `step()` repeatedly; each returns the next token of every row (rows not loaded decode a dummy and are
     ignored). `graphs=None` replays the step as one CUDA graph on CUDA (AHN_HARNESS_STEP_GRAPH=0 turns that
     off) and runs it eagerly elsewhere. `compile=None` runs the step's pieces through torch.compile as
-    AHN_HARNESS_STEP_COMPILE says (inductor on CUDA by default), True for inductor, False for none, or a backend
-    name; the uncompiled pieces compute the same function.
+    AHN_HARNESS_STEP_COMPILE says (none by default), True for inductor, False for none, or a backend name; the
+    uncompiled pieces compute the same function.
     """
 
     def __init__(self, model: nn.Module, method: MemoryMethod, batch: int, max_tokens: int,

@@ -4,9 +4,9 @@ Qwen2.5-3B shape with random bf16 weights (`scripts/bench_gpu.py`'s model), 128 
 each method and prompt length: one chunked prefill, then
 * `eager`: the engine's `decode_step` (stock modules + the registered attention function), B = 1;
 * `static B=b`: `baselines.static_decode.StaticDecoder` with the prefilled request loaded into every row, in
-  each of `--variants`: `fused` (the default: the step's pieces compiled by inductor, the attention's slot
-  reduction in pieces, one CUDA graph) and `plain` (the same step uncompiled in one piece, one CUDA graph: the
-  fourth session's path);
+  each of `--variants`: `fused` (the step's pieces compiled by inductor, the attention's slot reduction in
+  pieces, one CUDA graph; opt-in) and `plain` (the same step uncompiled in one piece, one CUDA graph: the
+  default, the fourth session's path);
 each timed as the median of `--reps` runs of `--steps` tokens after warm-up, with the spread (max − min of the
 runs). Full attention is also timed under stock transformers (SDPA, its own DynamicCache, same weights), the
 ratio every headline is quoted against. A parity check compares the static step's first logits with the eager
@@ -35,7 +35,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, 
 from bench_gpu import build_model, make, randomize_ahn  # noqa: E402
 
 # variant → the environment its StaticDecoder is built under (read at construction)
-VARIANTS = {"fused": {"AHN_HARNESS_STEP_COMPILE": "auto", "AHN_HARNESS_DECODE_SPLITS": "auto"},
+VARIANTS = {"fused": {"AHN_HARNESS_STEP_COMPILE": "1", "AHN_HARNESS_DECODE_SPLITS": "auto"},
             "plain": {"AHN_HARNESS_STEP_COMPILE": "0", "AHN_HARNESS_DECODE_SPLITS": "1"}}
 
 

@@ -30,6 +30,8 @@ WORKLOADS = {"lveval-128k": (131072, 64), "infbench-sum": (131072, 1024)}
 # the engine before the fast paths: no cuDNN causal chunk, FlexAttention for every windowed chunk (with
 # `--decode eager`, one sample at a time)
 PATHS_OFF = {"AHN_HARNESS_CAUSAL_CUDNN": "0", "AHN_HARNESS_WINDOW_ATTENTION": "flex"}
+# the new paths, some opt-in until measured (docs/PERFORMANCE.md): the compiled step, the split window attention
+PATHS_ON = {"AHN_HARNESS_STEP_COMPILE": "1", "AHN_HARNESS_DECODE_SPLITS": "auto", "AHN_HARNESS_WINDOW_ATTENTION": "split"}
 
 
 def save_model(folder: Path, layers: int | None, tiny: bool, method: str, sinks: int, window: int) -> Path:
@@ -117,9 +119,8 @@ def main() -> None:
             length, new = WORKLOADS[name]
             length, new = args.length or length, args.new_tokens or new
             for decode, batch, n in (("static", args.batch, args.samples), ("eager", None, args.baseline_samples)):
-                saved = {var: os.environ.get(var) for var in PATHS_OFF}
-                if decode == "eager":
-                    os.environ.update(PATHS_OFF)
+                saved = {var: os.environ.get(var) for var in (*PATHS_OFF, *PATHS_ON)}
+                os.environ.update(PATHS_OFF if decode == "eager" else PATHS_ON)
                 try:
                     row = run_once(model_dir, Path(tmp) / f"{name}-{decode}", args.method, length, new, n,
                                    decode, batch, args.sinks, args.window, args.chunk)

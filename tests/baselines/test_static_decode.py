@@ -225,9 +225,15 @@ def test_compile_failure_falls_back_before_capture_and_stops_with_loaded_rows(mo
 
 
 def test_auto_splits_cut_the_slot_reduction_on_cuda_only(monkeypatch):
-    from baselines.static_decode import auto_splits
+    from baselines.static_decode import auto_splits, compile_setting
 
     monkeypatch.delenv("AHN_HARNESS_DECODE_SPLITS", raising=False)
+    monkeypatch.delenv("AHN_HARNESS_STEP_COMPILE", raising=False)
+    assert auto_splits(32768, torch.device("cuda")) == 1  # unset: one piece, the measured default
+    assert compile_setting(torch.device("cuda")) is None  # unset: uncompiled, the measured default
+    monkeypatch.setenv("AHN_HARNESS_STEP_COMPILE", "auto")
+    assert compile_setting(torch.device("cuda")) == "inductor" and compile_setting(torch.device("cpu")) is None
+    monkeypatch.setenv("AHN_HARNESS_DECODE_SPLITS", "auto")
     assert auto_splits(32768, torch.device("cuda")) == 32  # pieces of 1,024 slots
     assert auto_splits(128 + 1000, torch.device("cuda")) == 1  # gcd(1128, 1) = 1: a short buffer stays whole
     assert auto_splits(32768, torch.device("cpu")) == 1
