@@ -308,11 +308,12 @@ class MemoryMethod:
         """One decode token per row, in place and without host syncs (the step is captured as a CUDA graph).
 
         `layer` is the decoder layer (the module `install` put the method's parts on), not its index: the step
-        runs through torch.compile, and one compiled graph serves every layer only if nothing in it is a
-        per-layer constant. x [B,1,d] is the layer input after its norm, query [B,H,1,dh] the post-RoPE query; evicted_keys/values
-        [B,Hkv,1,dh] the K/V in `slot` [B] before the new token overwrites them, i.e. the token leaving the
-        window where `evicting` [B] is True; `nonsink` [B] says the new token is not a sink. Returns rows
-        [B,1,H*dh] to add to the attention output before o_proj (zero where nothing was read), or None."""
+        may run through torch.compile, and one compiled graph serves every layer only if nothing in it is a
+        per-layer constant. x [B,1,d] is the layer input after its norm, query [B,H,1,dh] the post-RoPE query;
+        evicted_keys/values [B,Hkv,1,dh] the K/V in `slot` [B] before the new token overwrites them, i.e. the
+        token leaving the window where `evicting` [B] is True; `nonsink` [B] says the new token is not a sink.
+        Returns rows [B,1,H*dh] to add to the attention output before o_proj (zero where nothing was read), or
+        None."""
         return None
 
     def static_memory_nbytes(self, layer_idx: int, memory: dict[str, torch.Tensor], row: int, n_nonsink: int,

@@ -64,7 +64,7 @@ def applicable(plan: ChunkPlan, method: MemoryMethod) -> bool:
 def piece(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float, causal: bool,
           kernel: str = "reference") -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax attention of query [B,H,q,dh] over keys/values [B,Hkv,k,dh] (causal: top-left, key j ≤ query i)
-    → (out [B,H,q,dh] in the query's dtype, lse [B,H,q] fp32)."""
+    → (out [B,H,q,dh] in the query's dtype, lse [B,H,q] in fp32, fp64 for fp64 inputs)."""
     rep = query.shape[1] // keys.shape[1]
     if kernel == "reference":
         k, v = keys.repeat_interleave(rep, 1), values.repeat_interleave(rep, 1)
