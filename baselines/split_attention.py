@@ -38,13 +38,18 @@ DEFAULT = "flex"  # opt-in until a device call has measured it (docs/PERFORMANCE
 KERNELS = ("cudnn", "flash", "reference")
 
 
-def kernel_for(query: torch.Tensor) -> str | None:
-    """The pieces' kernel for this query under AHN_HARNESS_WINDOW_ATTENTION, or None (path off): "split" is cuDNN
-    for bf16/fp16 on CUDA and off elsewhere (the CPU keeps the masked reference); unset is `DEFAULT`."""
+def setting() -> str:
+    """AHN_HARNESS_WINDOW_ATTENTION (unset: `DEFAULT`); a ValueError naming the valid settings for any other."""
     value = os.environ.get(ENV, DEFAULT)
     if value not in SETTINGS:
         raise ValueError(f"{ENV}={value!r}; valid: {', '.join(SETTINGS)}")
-    kernel = SETTINGS[value]
+    return value
+
+
+def kernel_for(query: torch.Tensor) -> str | None:
+    """The pieces' kernel for this query under AHN_HARNESS_WINDOW_ATTENTION, or None (path off): "split" is cuDNN
+    for bf16/fp16 on CUDA and off elsewhere (the CPU keeps the masked reference); unset is `DEFAULT`."""
+    kernel = SETTINGS[setting()]
     if kernel == "reference":
         return kernel
     if kernel is None or not query.is_cuda or query.dtype not in (torch.bfloat16, torch.float16):

@@ -96,7 +96,15 @@ def compile_setting(device: torch.device) -> str | None:
         return "inductor" if device.type == "cuda" else None
     if setting == "0":
         return None
-    return "inductor" if setting == "1" else setting
+    if setting == "1":
+        return "inductor"
+    import torch._dynamo
+
+    backends = torch._dynamo.list_backends(exclude_tags=())
+    if setting not in backends:
+        raise ValueError(f"{ENV_COMPILE}={setting!r}; valid: 0 (uncompiled), 1 (inductor), auto (inductor on CUDA), "
+                         f"or a torch.compile backend ({', '.join(backends)})")
+    return setting
 
 
 def auto_splits(capacity: int, device: torch.device) -> int:
@@ -104,9 +112,18 @@ def auto_splits(capacity: int, device: torch.device) -> int:
     on CUDA pieces of about 1,024 slots (a product of a few rows over 32,768 slots in one piece leaves most SMs
     idle), else 1."""
     setting = os.environ.get(ENV_SPLITS, DEFAULT_SPLITS)
-    if setting != "auto":
-        return max(1, int(setting))
-    return math.gcd(capacity, max(1, capacity // 1024)) if device.type == "cuda" else 1
+    if setting == "auto":
+        return math.gcd(capacity, max(1, capacity // 1024)) if device.type == "cuda" else 1
+    if not setting.isdigit() or int(setting) < 1:
+        raise ValueError(f"{ENV_SPLITS}={setting!r}; valid: an integer >= 1 (pieces of the slot reduction) or auto")
+    return int(setting)
+
+
+def check_settings() -> None:
+    """The step's switches (AHN_HARNESS_STEP_COMPILE, AHN_HARNESS_DECODE_SPLITS) are valid: a ValueError naming
+    the bad value and the valid ones otherwise (`harness run` calls this before loading any weights)."""
+    compile_setting(torch.device("cpu"))
+    auto_splits(1024, torch.device("cpu"))
 
 
 def begin_step(base: nn.Module, layout: DecodeLayout, valid: torch.Tensor, pos: torch.Tensor, tok: torch.Tensor,

@@ -193,6 +193,18 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _check_fast_path_switches() -> None:
+    """The environment switches of the fast paths (docs/PERFORMANCE.md), before any weights are read."""
+    from baselines import split_attention, static_decode
+    from harness import preflight
+
+    try:
+        static_decode.check_settings()
+        split_attention.setting()
+    except ValueError as exc:
+        raise preflight.SettingsError(str(exc)) from None
+
+
 def _preflight_run(args) -> tuple[list, str, Path, int | None]:
     """Every setting of `run` checked before any weights are read: presets, numbers, device, dtype, model and
     checkpoint folders, tasks, and a writable output. Returns (presets, tasks, output, limit)."""
@@ -202,6 +214,7 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
     from tasks.registry import parse_task_spec
 
     _check_method_settings(args)
+    _check_fast_path_switches()
     preflight.check_int("--limit", args.limit, 1)
     preflight.check_int("--max-new-tokens", args.max_new_tokens, 0)
     preflight.check_int("--batch-size", getattr(args, "batch_size", None), 1)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, before any installed copy
 
-from bench_gpu import build_model, make, randomize_ahn  # noqa: E402
+from bench_gpu import build_model, environment, make, randomize_ahn  # noqa: E402
 
 # variant → the environment its StaticDecoder is built under (read at construction)
 VARIANTS = {"fused": {"AHN_HARNESS_STEP_COMPILE": "1", "AHN_HARNESS_DECODE_SPLITS": "auto"},
@@ -108,10 +107,10 @@ def bench_method(model, name: str, lengths: list[int], batches: list[int], steps
             prefill_s = time.perf_counter() - t0
             first = int(logits.argmax(-1))
             rec = {"method": name, "length": length, "prefill_s_once": prefill_s}
-            # parity first: static (the default variant) and eager from the same cache and token
-            os.environ.update(VARIANTS[variants[0]])
+            # parity first: static (the first variant) and eager from the same cache and token
             t0 = time.perf_counter()
-            dec = StaticDecoder(model, method, 1, length + (reps + 4) * steps + 512)
+            with environment(VARIANTS[variants[0]]):
+                dec = StaticDecoder(model, method, 1, length + (reps + 4) * steps + 512)
             dec.capture()
             rec["capture_s_b1"] = time.perf_counter() - t0  # compilation (first shape only) and the capture
             dec.load(0, cache, ids, first)
@@ -128,9 +127,9 @@ def bench_method(model, name: str, lengths: list[int], batches: list[int], steps
                 for variant in variants:
                     key = column(b, variant)
                     torch.cuda.empty_cache()
-                    os.environ.update(VARIANTS[variant])
                     try:
-                        dec = StaticDecoder(model, method, b, length + (reps + 4) * steps + 512)
+                        with environment(VARIANTS[variant]):
+                            dec = StaticDecoder(model, method, b, length + (reps + 4) * steps + 512)
                         dec.capture()
                         for row in range(b):
                             dec.load(row, cache, ids, first)
@@ -138,9 +137,6 @@ def bench_method(model, name: str, lengths: list[int], batches: list[int], steps
                         del dec
                     except torch.OutOfMemoryError as exc:
                         rec[f"{key}_error"] = f"OOM: {str(exc).splitlines()[0][:100]}"
-                    finally:
-                        for var in VARIANTS[variant]:
-                            os.environ.pop(var, None)
             rec["cache_gib"] = cache.nbytes() / 2**30
             emit(rows, rec)
             del cache, ids, logits

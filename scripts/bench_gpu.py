@@ -11,14 +11,32 @@ chunked recurrence) on the same model.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+
+
+@contextlib.contextmanager
+def environment(settings: dict[str, str]) -> Iterator[None]:
+    """Set these environment variables inside the block and restore what was there (the fast paths' switches
+    are read from the environment when a decoder or a forward is built)."""
+    saved = {var: os.environ.get(var) for var in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
 
 
 def build_model(layers: int | None = None):
@@ -225,9 +243,8 @@ def main() -> None:
     # full attention has no window: it runs once, under the first setting
     for name, attention in [(n, a) for a in settings for n in args.methods.split(",")
                             if n != "full" or a == settings[0]]:
-        os.environ["AHN_HARNESS_WINDOW_ATTENTION"] = attention
         method = make(name)
-        with attach(model, method):
+        with attach(model, method), environment({"AHN_HARNESS_WINDOW_ATTENTION": attention}):
             if name.startswith("ahn"):
                 randomize_ahn(method)
             # compile flex / fla kernels first, eviction into memory included (it starts past sinks + window)

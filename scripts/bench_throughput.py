@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -26,12 +25,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, before any installed copy
 
+from bench_gpu import environment  # noqa: E402
+
 WORKLOADS = {"lveval-128k": (131072, 64), "infbench-sum": (131072, 1024)}
 # the engine before the fast paths: no cuDNN causal chunk, FlexAttention for every windowed chunk (with
 # `--decode eager`, one sample at a time)
 PATHS_OFF = {"AHN_HARNESS_CAUSAL_CUDNN": "0", "AHN_HARNESS_WINDOW_ATTENTION": "flex"}
 # the new paths, some opt-in until measured (docs/PERFORMANCE.md): the compiled step, the split window attention
-PATHS_ON = {"AHN_HARNESS_STEP_COMPILE": "1", "AHN_HARNESS_DECODE_SPLITS": "auto", "AHN_HARNESS_WINDOW_ATTENTION": "split"}
+PATHS_ON = {"AHN_HARNESS_STEP_COMPILE": "1", "AHN_HARNESS_DECODE_SPLITS": "auto",
+            "AHN_HARNESS_WINDOW_ATTENTION": "split"}
 
 
 def save_model(folder: Path, layers: int | None, tiny: bool, method: str, sinks: int, window: int) -> Path:
@@ -95,14 +97,6 @@ def run_once(model_dir: Path, out: Path, method: str, length: int, new: int, sam
             "prefill_s_median": sorted(r["prefill_s"] for r in recs)[len(recs) // 2]}
 
 
-def _restore(saved: dict[str, str | None]) -> None:
-    for var, value in saved.items():
-        if value is None:
-            os.environ.pop(var, None)
-        else:
-            os.environ[var] = value
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("leaderboards/perf"))
@@ -127,25 +121,17 @@ def main() -> None:
         # (sinks + window for a bounded method), not on the prompt, so a short run with the same batch warms them
         t0 = time.perf_counter()
         warm_len = args.sinks + args.window + 2 * args.chunk if args.method != "full" else 2 * args.chunk
-        saved = {var: os.environ.get(var) for var in PATHS_ON}
-        os.environ.update(PATHS_ON)
-        try:
+        with environment(PATHS_ON):
             run_once(model_dir, Path(tmp) / "warm-up", args.method, warm_len, 2, 1, "static", args.batch, args.sinks,
                      args.window, args.chunk)
-        finally:
-            _restore(saved)
         warm_s = time.perf_counter() - t0
         for name in args.workloads.split(","):
             length, new = WORKLOADS[name]
             length, new = args.length or length, args.new_tokens or new
             for decode, batch, n in (("static", args.batch, args.samples), ("eager", None, args.baseline_samples)):
-                saved = {var: os.environ.get(var) for var in (*PATHS_OFF, *PATHS_ON)}
-                os.environ.update(PATHS_OFF if decode == "eager" else PATHS_ON)
-                try:
+                with environment(PATHS_OFF if decode == "eager" else PATHS_ON):
                     row = run_once(model_dir, Path(tmp) / f"{name}-{decode}", args.method, length, new, n,
                                    decode, batch, args.sinks, args.window, args.chunk)
-                finally:
-                    _restore(saved)
                 row.update(workload=name, method=args.method)
                 rows.append(row)
                 print(json.dumps(row), flush=True)

@@ -158,6 +158,13 @@ CASES = [
     Case("run-repetition-penalty-inf", [*RUN, *M, "--repetition-penalty", "inf", *OUT],
          ("--repetition-penalty inf", "finite")),
     Case("run-batch-size-zero", [*RUN, *M, "--batch-size", "0", *OUT], ("--batch-size 0", ">= 1")),
+    # run: the fast paths' environment switches, checked before any weights load
+    Case("run-step-compile-unknown", [*RUN, *M, *OUT], ("AHN_HARNESS_STEP_COMPILE='yes'", "auto", "inductor"),
+         setup=lambda mp, _w: mp.setenv("AHN_HARNESS_STEP_COMPILE", "yes"), absent="out"),
+    Case("run-decode-splits-zero", [*RUN, *M, *OUT], ("AHN_HARNESS_DECODE_SPLITS='0'", "integer >= 1", "auto"),
+         setup=lambda mp, _w: mp.setenv("AHN_HARNESS_DECODE_SPLITS", "0"), absent="out"),
+    Case("run-window-attention-unknown", [*RUN, *M, *OUT], ("AHN_HARNESS_WINDOW_ATTENTION='cudnn'", "split", "flex"),
+         setup=lambda mp, _w: mp.setenv("AHN_HARNESS_WINDOW_ATTENTION", "cudnn"), absent="out"),
     Case("run-decode-choice", [*RUN, *M, "--decode", "turbo", *OUT], ("'turbo'", "eager", "static")),
     Case("run-seed-not-int", [*RUN, *M, "--seed", "1.5", *OUT], ("--seed", "invalid int value: '1.5'")),
     # run: device, dtype, choices, tasks
