@@ -18,6 +18,8 @@ key seen in two folders of one label is an error, since the two would be one exp
 
 from __future__ import annotations
 
+import bisect
+import functools
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -152,14 +154,17 @@ def needle_distance(r: dict[str, Any]) -> int | None:
     return int(r["prompt_tokens"]) - int(offset)
 
 
+@functools.cache
+def distance_bins() -> tuple[str, ...]:
+    """The distance bins' labels in order: "<1k", "1k-2k", …, "16k-32k", ">=32k"."""
+    edges = DISTANCE_EDGES
+    return (f"<{_label(edges[0])}", *(f"{_label(lo)}-{_label(hi)}" for lo, hi in zip(edges, edges[1:])),
+            f">={_label(edges[-1])}")
+
+
 def distance_bin(d: int) -> str:
-    """The bin of a distance: "<1k", "1k-2k", …, "16k-32k", or ">=32k"."""
-    if d < DISTANCE_EDGES[0]:
-        return f"<{_label(DISTANCE_EDGES[0])}"
-    for lo, hi in zip(DISTANCE_EDGES, DISTANCE_EDGES[1:]):
-        if d < hi:
-            return f"{_label(lo)}-{_label(hi)}"
-    return f">={_label(DISTANCE_EDGES[-1])}"
+    """The bin of a distance (see `distance_bins`)."""
+    return distance_bins()[bisect.bisect_right(DISTANCE_EDGES, d)]
 
 
 def _by_distance(m: Method, wanted: set[str] | None, n_boot: int) -> dict[str, dict[str, Any]]:
@@ -178,14 +183,8 @@ def _by_distance(m: Method, wanted: set[str] | None, n_boot: int) -> dict[str, d
         cells.setdefault(_tokens(r), {}).setdefault(distance_bin(d), {}).setdefault(r["task"], []).append(
             float(r["score"]))
     return {_label(n): {b: asdict(_point(list(by_task.values()), m.label, str(n), b, n_boot=n_boot))
-                        for b, by_task in sorted(bins.items(), key=lambda kv: _bin_order(kv[0]))}
+                        for b, by_task in sorted(bins.items(), key=lambda kv: distance_bins().index(kv[0]))}
             for n, bins in sorted(cells.items())}
-
-
-def _bin_order(label: str) -> int:
-    order = [f"<{_label(DISTANCE_EDGES[0])}"] + [f"{_label(lo)}-{_label(hi)}" for lo, hi in
-                                                 zip(DISTANCE_EDGES, DISTANCE_EDGES[1:])]
-    return order.index(label) if label in order else len(order)
 
 
 
@@ -257,7 +256,7 @@ def length_markdown(rep: dict, source: str) -> str:
                   "forgetting with distance (the decay horizon); falling down a column, at equal distance, is an "
                   "effect of the length itself (positions the base never saw, a state written by more tokens)."]
         for label, m in memories.items():
-            bins = sorted({b for row in m["by_distance"].values() for b in row}, key=_bin_order)
+            bins = [b for b in distance_bins() if any(b in row for row in m["by_distance"].values())]
             lines += ["", f"{label}:", "", "| length | " + " | ".join(bins) + " |", "|---|" + "---:|" * len(bins)]
             for lv, row in m["by_distance"].items():
                 cells = [f"{_fmt(_pt(row[b]))} (n={row[b]['n']})" if b in row else "" for b in bins]
