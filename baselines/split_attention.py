@@ -34,7 +34,7 @@ ENV = "AHN_HARNESS_WINDOW_ATTENTION"
 # setting → the kernel of the pieces ("split": cuDNN on CUDA; "flex": this path off, FlexAttention as before;
 # "split-reference": the reference pieces on any device, for tests)
 SETTINGS = {"split": "cudnn", "split-flash": "flash", "split-reference": "reference", "flex": None}
-DEFAULT = "flex"  # opt-in until a device call has measured it (docs/PERFORMANCE.md, fifth session)
+DEFAULT = "split"  # measured faster than "flex" in two device calls (docs/PERFORMANCE.md, sixth session)
 KERNELS = ("cudnn", "flash", "reference")
 
 

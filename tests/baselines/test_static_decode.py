@@ -229,10 +229,15 @@ def test_auto_splits_cut_the_slot_reduction_on_cuda_only(monkeypatch):
 
     monkeypatch.delenv("AHN_HARNESS_DECODE_SPLITS", raising=False)
     monkeypatch.delenv("AHN_HARNESS_STEP_COMPILE", raising=False)
-    assert auto_splits(32768, torch.device("cuda")) == 1  # unset: one piece, the measured default
-    assert compile_setting(torch.device("cuda")) is None  # unset: uncompiled, the measured default
+    # unset is "auto" (measured faster on the GPU): pieces and inductor on CUDA, one piece and no compile on the CPU
+    assert auto_splits(32768, torch.device("cuda")) == 32 and auto_splits(32768, torch.device("cpu")) == 1
+    assert compile_setting(torch.device("cuda")) == "inductor" and compile_setting(torch.device("cpu")) is None
+    monkeypatch.setenv("AHN_HARNESS_STEP_COMPILE", "0")
+    assert compile_setting(torch.device("cuda")) is None
     monkeypatch.setenv("AHN_HARNESS_STEP_COMPILE", "auto")
     assert compile_setting(torch.device("cuda")) == "inductor" and compile_setting(torch.device("cpu")) is None
+    monkeypatch.setenv("AHN_HARNESS_DECODE_SPLITS", "1")
+    assert auto_splits(32768, torch.device("cuda")) == 1
     monkeypatch.setenv("AHN_HARNESS_DECODE_SPLITS", "auto")
     assert auto_splits(32768, torch.device("cuda")) == 32  # pieces of 1,024 slots
     assert auto_splits(128 + 1000, torch.device("cuda")) == 1  # gcd(1128, 1) = 1: a short buffer stays whole
