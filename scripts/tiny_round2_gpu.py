@@ -19,9 +19,11 @@ In order of value, all under one wall-clock deadline (``--budget`` seconds from 
 
 Every harness sample is fsynced as it finishes and every stage is bounded by the deadline, so a cut-off keeps
 what finished; run folders resume, and ``--reuse`` keeps a round-2 base / AHN already in ``--work`` (a follow-up
-call: copy ``leaderboards/tiny/round2/{base,ahn-*}`` to ``runs/round2/`` first) instead of training it again. Written under --out (at most 8 files): ``round2_runs.tar.gz`` (the run folders: manifest,
-samples, summaries; unpack into leaderboards/tiny/round2/), ``round2_models.tar.gz`` (base2 and its AHNs, no
-trainer checkpoints), ``round2_logs.tar.gz`` (training and worker logs) and ``round2_timeline.json`` (what ran,
+call: unpack the last ``round2_models.tar.gz`` into ``runs/round2/``, or copy ``leaderboards/tiny/round2/base``
+there) instead of training it again, and resumes an AHN whose schedule a deadline cut. Written under --out (at most 8 files): ``round2_runs.tar.gz`` (the run folders: manifest,
+samples, summaries; unpack into leaderboards/tiny/round2/), ``round2_models.tar.gz`` (base2, its AHNs and the
+AHN trainers' latest checkpoints: an AHN cut by the deadline is not evaluated, and resumes from there in a
+follow-up call), ``round2_logs.tar.gz`` (training and worker logs) and ``round2_timeline.json`` (what ran,
 when, exit codes). Then ``python scripts/check_round2.py {length,capacity,kv} leaderboards/tiny/round2/<q>``.
 """
 
@@ -127,6 +129,14 @@ def run_job(job: dict) -> dict:
                 "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-4000:]}
 
 
+def cell_complete(work: Path, cell: str) -> bool:
+    """The AHN cell in ``work`` finished its schedule. One cut by the time budget is resumed by a later call, not
+    evaluated: the 2026-12-06 cells, cut at 326-367 of 400 updates, were evaluated and scored like untrained ones."""
+    summary = work / f"ahn-{cell}" / "train_summary.json"
+    return (work / f"ahn-{cell}" / "model.safetensors").exists() and summary.exists() and bool(
+        json.loads(summary.read_text()).get("complete"))
+
+
 class Timeline:
     def __init__(self, path: Path, t0: float) -> None:
         self.path, self.t0, self.events = path, t0, []
@@ -172,7 +182,8 @@ def pack(work: Path, out: Path, timeline: Timeline, models: bool = True) -> None
     _tar(out / "round2_runs.tar.gz", runs)
     if models:
         _tar(out / "round2_models.tar.gz", [
-            (f, str(f.relative_to(work))) for name in ("base", *(f"ahn-{c}" for c in CELLS)) if (work / name).exists()
+            (f, str(f.relative_to(work))) for name in ("base", *(f"ahn-{c}" for c in CELLS), "ckpt")
+            if (work / name).exists()
             for f in sorted((work / name).rglob("*")) if f.is_file() and not f.name.endswith(".log")])
     _tar(out / "round2_logs.tar.gz", [(f, str(f.relative_to(work))) for f in sorted(work.rglob("*.log"))])
     timeline.add("packed", files=sorted(p.name for p in out.iterdir() if not p.name.startswith(".")))
@@ -259,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluated_ahns = False
 
     def trained(cell: str) -> bool:
-        return (work / f"ahn-{cell}" / "model.safetensors").exists() and (work / f"ahn-{cell}" / "train_summary.json").exists()
+        return cell_complete(work, cell)
 
     reused_cells = tuple(c for c in CELLS if args.reuse and trained(c))
     base2_pending = base2_reused and bool(want & {"capacity", "kv"})
@@ -288,7 +299,9 @@ def main(argv: list[str] | None = None) -> int:
                         cmd = [sys.executable, "-m", "ahn.train", "--config",
                                str(REPO / "ahn/train/configs/tiny_ahn_round2.json"), f"cell={c}",
                                f"base={work / 'base'}", f"output_dir={work / f'ahn-{c}'}",
-                               f"checkpoint_dir={work / 'ckpt' / f'ahn-{c}'}", "resume=never",
+                               f"checkpoint_dir={work / 'ckpt' / f'ahn-{c}'}",
+                               # a cut run continues from its checkpoint (packed with the models) under --reuse
+                               "resume=auto" if args.reuse else "resume=never",
                                f"time_budget_s={budget:.0f}", *ahn_over]
                         ahns[c] = _spawn(cmd, work / "logs" / f"ahn-{c}_train.log")
                     tl.add("ahn2 started", time_budget_s=round(budget), left=round(left), reused=reused_cells)
@@ -297,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         if ahns is not None and all(p.poll() is not None for p in ahns.values()) and not evaluated_ahns:
             evaluated_ahns = True
             done = [c for c in CELLS if c in reused_cells or (c in ahns and ahns[c].returncode == 0 and trained(c))]
-            tl.add("ahn2 finished", exit_codes={c: p.returncode for c, p in ahns.items()})
+            tl.add("ahn2 finished", exit_codes={c: p.returncode for c, p in ahns.items()}, complete=done,
+                   resume_later=[c for c in ahns if c not in done])
             pack(work, out, tl)
             cells = tuple(s for s in ahn_suffixes if s.removeprefix("ahn-") in done)
             if "capacity" in want:

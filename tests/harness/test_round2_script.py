@@ -46,6 +46,18 @@ def test_round2_presets_point_at_the_new_world(tmp_path):
     assert s._preset({"preset": "tiny-swa"}).name == "tiny-swa"  # round 1: the committed presets as they are
 
 
+def test_only_a_cell_that_finished_its_schedule_counts_as_trained(tmp_path):
+    s = _script()
+    cell = tmp_path / "ahn-gdn"
+    cell.mkdir()
+    (cell / "model.safetensors").write_bytes(b"")
+    assert not s.cell_complete(tmp_path, "gdn")  # no summary yet
+    (cell / "train_summary.json").write_text(json.dumps({"steps_done": 326, "steps": 400, "complete": False}))
+    assert not s.cell_complete(tmp_path, "gdn")  # cut by the deadline: resumed later, not evaluated
+    (cell / "train_summary.json").write_text(json.dumps({"steps_done": 400, "steps": 400, "complete": True}))
+    assert s.cell_complete(tmp_path, "gdn") and not s.cell_complete(tmp_path, "dn")
+
+
 @pytest.mark.slow
 def test_smoke_pipeline_on_cpu(tmp_path):
     out = tmp_path / "out"
@@ -60,4 +72,6 @@ def test_smoke_pipeline_on_cpu(tmp_path):
         names = tar.getnames()
     assert {f"kv/tiny2-{s}/samples.jsonl" for s in ("full", "swa", "ahn-gdn", "ahn-dn", "ahn-mamba2")} <= set(names)
     with tarfile.open(out / "round2_models.tar.gz") as tar:
-        assert {"base/model.safetensors", "ahn-gdn/model.safetensors"} <= set(tar.getnames())
+        names = set(tar.getnames())
+    assert {"base/model.safetensors", "ahn-gdn/model.safetensors"} <= names
+    assert any(n.startswith("ckpt/ahn-gdn/") for n in names)  # the trainer's checkpoint: a later call resumes it
