@@ -5,8 +5,8 @@ each method and prompt length: one chunked prefill, then
 * `eager`: the engine's `decode_step` (stock modules + the registered attention function), B = 1;
 * `static B=b`: `baselines.static_decode.StaticDecoder` with the prefilled request loaded into every row, in
   each of `--variants`: `fused` (the step's pieces compiled by inductor, the attention's slot reduction in
-  pieces, one CUDA graph; opt-in) and `plain` (the same step uncompiled in one piece, one CUDA graph: the
-  default, the fourth session's path);
+  pieces, one CUDA graph: the default on CUDA since the sixth session) and `plain` (the same step uncompiled in
+  one piece, one CUDA graph: the fourth session's path);
 each timed as the median of `--reps` runs of `--steps` tokens after warm-up, with the spread (max − min of the
 runs). Full attention is also timed under stock transformers (SDPA, its own DynamicCache, same weights), the
 ratio every headline is quoted against. A parity check compares the static step's first logits with the eager
