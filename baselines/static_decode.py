@@ -208,8 +208,8 @@ class StaticDecoder:
     `step()` repeatedly; each returns the next token of every row (rows not loaded decode a dummy and are
     ignored). `graphs=None` replays the step as one CUDA graph on CUDA (AHN_HARNESS_STEP_GRAPH=0 turns that
     off) and runs it eagerly elsewhere. `compile=None` runs the step's pieces through torch.compile as
-    AHN_HARNESS_STEP_COMPILE says (none by default), True for inductor, False for none, or a backend name; the
-    uncompiled pieces compute the same function.
+    AHN_HARNESS_STEP_COMPILE says (by default inductor on CUDA, none elsewhere), True for inductor, False for
+    none, or a backend name; the uncompiled pieces compute the same function.
     """
 
     def __init__(self, model: nn.Module, method: MemoryMethod, batch: int, max_tokens: int,

@@ -11,32 +11,21 @@ chunked recurrence) on the same model.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import os
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import torch
 
 
-@contextlib.contextmanager
-def environment(settings: dict[str, str]) -> Iterator[None]:
+def environment(settings: dict[str, str]):
     """Set these environment variables inside the block and restore what was there (the fast paths' switches
     are read from the environment when a decoder or a forward is built)."""
-    saved = {var: os.environ.get(var) for var in settings}
-    os.environ.update(settings)
-    try:
-        yield
-    finally:
-        for var, value in saved.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
+    return mock.patch.dict(os.environ, settings)
 
 
 def build_model(layers: int | None = None):
