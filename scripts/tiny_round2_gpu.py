@@ -217,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse", action="store_true",
                     help="keep a round-2 base / AHN cell already in --work (e.g. copied from leaderboards/tiny/round2) "
                          "instead of training it again; finished samples are always kept (runs resume)")
+    ap.add_argument("--ahn-init", metavar="DIR",
+                    help="warm-start each AHN cell from DIR/ahn-<cell> (a second schedule after a first one ended "
+                         "unsettled; give it its own --work so its runs do not resume the first schedule's)")
     ap.add_argument("--skip-base1-control", action="store_true", help="no capacity runs on the committed base")
     ap.add_argument("--smoke", action="store_true", help="CPU check: 2 samples, short lengths, a few training steps")
     args = ap.parse_args(argv)
@@ -302,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
                                f"checkpoint_dir={work / 'ckpt' / f'ahn-{c}'}",
                                # a cut run continues from its checkpoint (packed with the models) under --reuse
                                "resume=auto" if args.reuse else "resume=never",
+                               *([f"init_ahn={Path(args.ahn_init) / f'ahn-{c}'}"] if args.ahn_init else []),
                                f"time_budget_s={budget:.0f}", *ahn_over]
                         ahns[c] = _spawn(cmd, work / "logs" / f"ahn-{c}_train.log")
                     tl.add("ahn2 started", time_budget_s=round(budget), left=round(left), reused=reused_cells)

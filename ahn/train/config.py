@@ -112,6 +112,9 @@ class TrainConfig:
     # Per cell kind, arguments of the cell's reset_parameters (ahn.cells.init_options), e.g.
     # {"gdn": {"A_max": 1.0}}: the paper's init unless set. Only the trained cell's entry is used.
     cell_init: dict[str, dict[str, float]] = field(default_factory=dict)
+    # A warm start: the cells begin from this released-format AHN folder (of the same cell and base), with a fresh
+    # optimiser and schedule, e.g. a second schedule after a first one ended unsettled. A resumed checkpoint wins.
+    init_ahn: str | None = None
     device: str = "auto"
     save_dtype: str = "bfloat16"  # dtype of the released-format AHN weights ("bfloat16" | "float32")
     save_every: int = 100  # resumable checkpoint every N steps (0: only at the end)

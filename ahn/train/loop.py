@@ -500,9 +500,11 @@ def train(cfg: TrainConfig, *, model: nn.Module | None = None, tokenizer: Any = 
             check_trainable(model, params, optimizer)
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
             start_step = 0
-            if state is not None:
-                from ahn.checkpoint import load_ahn_state_dict
+            from ahn.checkpoint import load_ahn_state_dict
 
+            if state is None and cfg.init_ahn:
+                load_ahn_state_dict(cfg.init_ahn, model, strict=True)
+            if state is not None:
                 load_ahn_state_dict(resume_from / "ahn", model, strict=True)
                 optimizer.load_state_dict(state["optimizer"])
                 scheduler.load_state_dict(state["scheduler"])

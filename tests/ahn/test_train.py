@@ -280,3 +280,16 @@ def test_cell_init_sets_the_initial_decay(tmp_path):
         dt = torch.nn.functional.softplus(block.fn.dt_bias.detach().float())
         assert ((A >= 0.5 - 1e-5) & (A <= 0.75 + 1e-5)).all(), A
         assert ((dt >= 1e-4 * (1 - 1e-4)) & (dt <= 2e-4 * (1 + 1e-4))).all(), dt
+
+
+def test_init_ahn_warm_starts_the_cells_from_a_saved_run(tmp_path):
+    model = tiny_model(initializer_range=IR)
+    first = train(_cfg(tmp_path), model=model, source=_source(), echo=_quiet)
+    ids = torch.randint(0, 300, (1, 80), generator=torch.Generator().manual_seed(7))
+    trained = _student_logits(model, first.method, ids)
+    # dry_run: one forward/backward and no update, so the cells hold exactly what was loaded
+    warm = train(_cfg(tmp_path / "warm", f"init_ahn={tmp_path / 'out'}", "dry_run=true"), model=model,
+                 source=_source(), echo=_quiet)
+    assert torch.equal(_student_logits(model, warm.method, ids), trained)
+    cold = train(_cfg(tmp_path / "cold", "dry_run=true"), model=model, source=_source(), echo=_quiet)
+    assert not torch.allclose(_student_logits(model, cold.method, ids), trained)  # the control: a fresh init
