@@ -283,14 +283,15 @@ class MemoryMethod:
         method's kept tokens are not "sinks + one sliding window" (then it decodes with the eager engine).
 
         The base rule covers any subclass that keeps the base visibility (`raw_visible`, `keep_from`) and adds
-        no attended memory keys (`memory_keys`): full attention gets one slot per position, a bounded window
+        no attended memory keys (`memory_keys`): full attention gets one slot per position (rounded up to whole
+        pieces of the split reduction, `DecodeLayout.full`), a bounded window
         `sinks` slots plus a ring of `window` (fewer when the request can never fill it)."""
         own = type(self)
         if (own.raw_visible is not MemoryMethod.raw_visible or own.keep_from is not MemoryMethod.keep_from
                 or own.memory_keys is not MemoryMethod.memory_keys):
             return None
         if self.window is None:
-            return DecodeLayout(sinks=0, ring=max_tokens, evicts=False)
+            return DecodeLayout.full(max_tokens)
         return DecodeLayout(sinks=self.sinks, ring=max(1, min(self.window, max_tokens - self.sinks)), evicts=True)
 
     def static_memory(self, layer_idx: int, batch: int, layout, device: torch.device,

@@ -37,7 +37,10 @@ import torch
 from torch import nn
 
 from baselines.cache import MemoryCache
-from baselines.decode_layout import DecodeLayout  # noqa: F401  (re-exported: the layout belongs to this path)
+from baselines.decode_layout import (
+    PIECE,
+    DecodeLayout,  # noqa: F401  (re-exported: the layout belongs to this path)
+)
 from baselines.interface import MemoryMethod, decoder_layers
 
 ENV_SWITCH = "AHN_HARNESS_STEP_GRAPH"  # "0": replay nothing, run the static step eagerly (still fixed buffers)
@@ -113,7 +116,7 @@ def auto_splits(capacity: int, device: torch.device) -> int:
     idle), else 1."""
     setting = os.environ.get(ENV_SPLITS, DEFAULT_SPLITS)
     if setting == "auto":
-        return math.gcd(capacity, max(1, capacity // 1024)) if device.type == "cuda" else 1
+        return math.gcd(capacity, max(1, capacity // PIECE)) if device.type == "cuda" else 1
     if not setting.isdigit() or int(setting) < 1:
         raise ValueError(f"{ENV_SPLITS}={setting!r}; valid: an integer >= 1 (pieces of the slot reduction) or auto")
     return int(setting)

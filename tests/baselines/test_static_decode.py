@@ -224,6 +224,41 @@ def test_compile_failure_falls_back_before_capture_and_stops_with_loaded_rows(mo
             dec.step()
 
 
+def test_full_attention_buffer_is_whole_pieces_and_decodes_like_the_eager_engine(monkeypatch):
+    """Past one piece, full attention's buffer is rounded up to whole pieces of the split reduction (so `auto`
+    cuts it into pieces of 1,024 slots on CUDA); the spare slots stay masked: the step's logits equal the eager
+    engine's, with the reduction in pieces, and the row's bytes are those of its filled slots."""
+    from baselines.decode_layout import PIECE
+    from baselines.static_decode import auto_splits
+
+    monkeypatch.delenv("AHN_HARNESS_DECODE_SPLITS", raising=False)
+    full = make_method("full")
+    assert full.decode_layout(100).capacity == 100 and full.decode_layout(PIECE).capacity == PIECE
+    lay = full.decode_layout(131_072 + 5_000)
+    assert lay.capacity % PIECE == 0 and lay.capacity - PIECE < 136_072 <= lay.capacity
+    assert auto_splits(lay.capacity, torch.device("cuda")) == lay.capacity // PIECE
+    monkeypatch.setenv("AHN_HARNESS_DECODE_SPLITS", "4")  # pieces on the CPU too: 2,048 slots in 4
+    model = tiny_model("qwen2", dtype=torch.float64)
+    T, steps = PIECE + 6, 3
+    ids = torch.randint(0, 300, (1, T), generator=torch.Generator().manual_seed(9))
+    with attach(model, full):
+        cache = full.new_cache(model)
+        tok = int(prefill(model, full, cache, ids, chunk_size=512).argmax(-1))
+        decoder = StaticDecoder(model, full, batch=1, max_tokens=T + steps + 1)
+        assert decoder.layout.capacity == 2 * PIECE and decoder.splits == 4
+        decoder.reset()
+        ref = full.new_cache(model)
+        prefill(model, full, ref, ids, chunk_size=512)
+        decoder.load(0, cache, ids, tok)
+        for step in range(steps):
+            eager = decode_step(model, full, ref, torch.tensor([tok]))
+            picked = decoder.step()
+            assert (decoder.logits[0] - eager[0]).abs().max().item() <= TOL * eager.abs().max().item(), step
+            tok = int(eager.argmax(-1))
+            assert int(picked[0]) == tok
+        assert decoder.row_nbytes(0) == ref.nbytes()
+
+
 def test_auto_splits_cut_the_slot_reduction_on_cuda_only(monkeypatch):
     from baselines.static_decode import auto_splits, compile_setting
 
