@@ -220,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ahn-init", metavar="DIR",
                     help="warm-start each AHN cell from DIR/ahn-<cell> (a second schedule after a first one ended "
                          "unsettled; give it its own --work so its runs do not resume the first schedule's)")
+    ap.add_argument("--ahn-steps", type=int, help="the AHN schedule's length in updates (default: the config's)")
     ap.add_argument("--skip-base1-control", action="store_true", help="no capacity runs on the committed base")
     ap.add_argument("--smoke", action="store_true", help="CPU check: 2 samples, short lengths, a few training steps")
     args = ap.parse_args(argv)
@@ -306,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                                # a cut run continues from its checkpoint (packed with the models) under --reuse
                                "resume=auto" if args.reuse else "resume=never",
                                *([f"init_ahn={Path(args.ahn_init) / f'ahn-{c}'}"] if args.ahn_init else []),
+                               *([f"steps={args.ahn_steps}"] if args.ahn_steps else []),
                                f"time_budget_s={budget:.0f}", *ahn_over]
                         ahns[c] = _spawn(cmd, work / "logs" / f"ahn-{c}_train.log")
                     tl.add("ahn2 started", time_budget_s=round(budget), left=round(left), reused=reused_cells)
