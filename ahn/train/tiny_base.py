@@ -495,6 +495,12 @@ def pretrain(cfg: TinyBaseConfig, echo=None) -> dict[str, Any]:
         "stationary_rotary_pairs": {str(n): stationary_pairs(cfg.rope_theta, cfg.head_dim, n)
                                     for n in (max(cfg.seq_lens), 8 * max(cfg.seq_lens))},
     }
+    drawn = max(data.lengths_at(step)[0])
+    if drawn < max(cfg.seq_lens):  # the length warm-up follows steps, not the clock: a time budget can cut it
+        summary["longest_seq_len_drawn"] = drawn
+        say(f"warning: stopped inside the length warm-up, so rows never exceeded {drawn} tokens (seq_lens up to "
+            f"{max(cfg.seq_lens)}); length_warmup spans {cfg.length_warmup} x steps={cfg.steps} updates, so set "
+            "steps to what the time budget allows")
     if cfg.final_eval_lengths:
         extra = eval_items(cfg.eval_tasks, cfg.final_eval_lengths, max(4, cfg.eval_samples // 2), cfg.seed)
         summary["accuracy_longer"] = evaluate(model, extra, max(1, cfg.eval_batch // 4), device, amp, data.pad)

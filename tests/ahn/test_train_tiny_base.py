@@ -166,6 +166,21 @@ def test_length_warmup_adds_lengths_shortest_first():
     assert {data[s][0].shape[1] for s in range(10)} == {128}
 
 
+def test_a_time_budget_inside_the_length_warmup_is_reported(tmp_path):
+    """The warm-up follows steps (batches are a pure function of the step), so a time budget far short of
+    `steps` stops while only short rows were drawn: eval.json and the log say so (2026-12-06: a kv stage with
+    steps=100000 and a 150 s budget trained on 512-token rows only)."""
+    said: list[str] = []
+    over = MICRO + ["seq_lens=[128,256]", "tokens_per_step=512", "steps=100", "length_warmup=0.5", "eval_every=50"]
+    cut = pretrain(load_tiny_config(None, over + [f"output_dir={tmp_path / 'cut'}", "time_budget_s=0.0"]),
+                   echo=said.append)
+    assert cut["stop_reason"] == "time_budget" and cut["longest_seq_len_drawn"] == 128
+    assert any("never exceeded 128 tokens" in line for line in said)
+    done = pretrain(load_tiny_config(None, MICRO + [f"output_dir={tmp_path / 'done'}", "seq_lens=[128,256]",
+                                                    "length_warmup=0.5"]), echo=lambda s: None)
+    assert "longest_seq_len_drawn" not in done
+
+
 def test_init_from_continues_from_the_given_weights(tmp_path):
     """A zero-step run saves exactly the weights it started from (bf16 both times); another shape is refused."""
     from transformers import AutoModelForCausalLM
