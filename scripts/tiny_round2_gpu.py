@@ -1,8 +1,8 @@
 """Issue 16 in one device call: the tiny world's round-2 runs, time-boxed, packed into a few files under --out.
 
-    python scripts/tiny_round2_gpu.py --out "$OUT"            # one H200: ~8 minutes, everything below
-    python scripts/tiny_round2_gpu.py --out /tmp/r2 --smoke   # CPU check of the whole pipeline (minutes)
-    python scripts/tiny_round2_gpu.py --out "$OUT" --only capacity,kv   # some questions' runs (length, capacity, kv)
+    python scripts/tiny_round2_gpu.py --out "$OUT"                  # questions 1 and 2 (length, capacity)
+    python scripts/tiny_round2_gpu.py --out "$OUT" --only kv        # question 3, on a base of its own
+    python scripts/tiny_round2_gpu.py --out /tmp/r2 --smoke --only kv   # CPU check of the whole pipeline (minutes)
 
 In order of value, all under one wall-clock deadline (``--budget`` seconds from the start):
 
@@ -12,10 +12,13 @@ In order of value, all under one wall-clock deadline (``--budget`` seconds from 
 2. **capacity-base1**: full attention of the committed base on ``passkey_k{1,2,4,8,16}`` at 4k and 16k: the
    control that it cannot answer them (its retrieval is tied to the wording it was trained on, and it blends
    the digits of two unlabelled pass keys; leaderboards/tiny/NOTES.md), so capacity needs the round-2 base.
-3. **base2** (questions 2 and 3, side by side with 1): the committed base trained on with kv_retrieval and the
-   labelled pass keys (``ahn/train/configs/tiny_base_round2.json``) for ``--base-train-s`` seconds; then full
-   attention, sinks + window and CT on it (**capacity**, **kv**), and, if at least ``--ahn-min-s`` seconds are
-   left, the three AHN cells distilled on it side by side (``tiny_ahn_round2.json``) and evaluated the same way.
+3. **base2** (side by side with 1): the round-2 base of the question, trained in the stages of ``BASE_STAGES``
+   (``ahn/train/configs``): for capacity the committed base trained on with the labelled pass keys
+   (``tiny_base_round2.json``, in ``runs/round2``); for kv the round-2 base trained on kv_retrieval alone, then
+   on the mix with dense kv questions, then longer (``tiny_base_round2_kv_long`` → ``_kvmix`` → ``_kvmix_long``,
+   in ``runs/round2kv``). Then full attention, sinks + window and CT on it (**capacity** or **kv**), and, if the
+   base clears the teacher's bar (kv: 90% on kv_retrieval in its own eval) and at least ``--ahn-min-s`` seconds
+   are left, the three AHN cells distilled on it side by side (``AHN_RECIPE``) and evaluated the same way.
 
 Every harness sample is fsynced as it finishes and every stage is bounded by the deadline, so a cut-off keeps
 what finished; run folders resume, and ``--reuse`` keeps a round-2 base / AHN already in ``--work`` (a follow-up
@@ -33,6 +36,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -57,6 +61,16 @@ ENV = {"AHN_HARNESS_FLEX": "0",  # dense SDPA masks: no FlexAttention compile in
 
 
 QUESTIONS = ("length", "capacity", "kv")
+CONFIGS = REPO / "ahn" / "train" / "configs"
+# The base each question's AHNs distil from, as training stages (each starts from the one before; the first from
+# its config's init_from), the AHNs' recipe, and the bar the base must clear before AHNs are trained on it.
+BASE_STAGES = {
+    "capacity": ("tiny_base_round2.json",),
+    # kv_retrieval alone, then the round-2 mix with dense kv questions, then longer: leaderboards/tiny/NOTES.md
+    "kv": ("tiny_base_round2_kv_long.json", "tiny_base_round2_kvmix.json", "tiny_base_round2_kvmix_long.json"),
+}
+AHN_RECIPE = {"capacity": "tiny_ahn_round2.json", "kv": "tiny_ahn_round2_kv.json"}
+TEACHER_BAR = {"kv": ("kv_retrieval", 0.9)}  # distilling a teacher that cannot answer wasted 2026-12-06's cells
 
 
 def _questions(text: str) -> tuple[str, ...]:
@@ -65,6 +79,34 @@ def _questions(text: str) -> tuple[str, ...]:
     if bad or not names:
         raise argparse.ArgumentTypeError(f"unknown question(s) {bad or text!r}; valid: {', '.join(QUESTIONS)}")
     return names
+
+
+def world_of(want: set[str]) -> str:
+    """Which round-2 base the wanted questions run on: capacity and kv have bases of their own."""
+    if {"capacity", "kv"} <= want:
+        raise SystemExit("capacity and kv run on different round-2 bases: run them as two calls, --only capacity "
+                         "and --only kv (each with its own --work)")
+    return "kv" if "kv" in want else "capacity"
+
+
+def base_commands(world: str, work: Path, overrides: list[str]) -> list[list[str]]:
+    """One ``tiny_base`` command per training stage of ``world``'s base; the last writes ``work/base``."""
+    stages = BASE_STAGES[world]
+    outs = [work / f"base-{chr(ord('a') + i)}" for i in range(len(stages) - 1)] + [work / "base"]
+    return [[sys.executable, "-m", "ahn.train.tiny_base", "--config", str(CONFIGS / name), f"output_dir={out}",
+             *([f"init_from={outs[i - 1]}"] if i else []), *overrides] for i, (name, out) in enumerate(zip(stages, outs))]
+
+
+def teacher_ready(world: str, eval_json: Path) -> bool:
+    """The base answers the question it will teach: every eval length of the bar's task at or above the bar."""
+    if world not in TEACHER_BAR:
+        return True
+    task, bar = TEACHER_BAR[world]
+    if not eval_json.exists():
+        return False
+    acc = json.loads(eval_json.read_text()).get("accuracy") or {}
+    scores = [v for k, v in acc.items() if k.split("@")[0] == task]
+    return bool(scores) and min(scores) >= bar
 
 
 def _ks() -> tuple[int, ...]:
@@ -200,11 +242,13 @@ def _on_term(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="folder for the packed results ($OUT on the device)")
-    ap.add_argument("--work", type=Path, default=REPO / "runs" / "round2", help="run folders and models")
+    ap.add_argument("--work", type=Path, help="run folders and models (default: runs/round2, or runs/round2kv "
+                    "for --only kv)")
     ap.add_argument("--budget", type=float, default=480.0, help="seconds from the start until everything stops")
     ap.add_argument("--workers", type=int, default=9, help="harness processes sharing the GPU")
     ap.add_argument("--samples", type=int, default=32, help="samples per task, length (and k)")
-    ap.add_argument("--base-train-s", type=float, default=150.0, help="training time of the round-2 base")
+    ap.add_argument("--base-train-s", type=float,
+                    help="training time of each stage of the round-2 base (default: each config's time_budget_s)")
     ap.add_argument("--base-workers", type=int, default=5, help="data workers of the round-2 base's training")
     ap.add_argument("--ahn-min-s", type=float, default=200.0, help="distil the AHNs only if this much is left")
     ap.add_argument("--ahn-max-s", type=float, default=190.0, help="longest AHN training")
@@ -227,14 +271,18 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     deadline = t0 + args.budget
-    work, out = args.work.resolve(), args.out.resolve()
+    want = set(args.only) if args.only else {"length", "capacity"}
+    world_name = world_of(want)
+    work = (args.work or REPO / "runs" / ("round2kv" if world_name == "kv" else "round2")).resolve()
+    out = args.out.resolve()
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     tl = Timeline(out / "round2_timeline.json", t0)
     os.environ.update(ENV)
     lengths, cap_lengths, kv_lengths = LENGTHS, CAPACITY_LENGTHS, KV_LENGTHS
     samples = args.samples
-    base_over: list[str] = [f"time_budget_s={args.base_train_s}", f"num_workers={args.base_workers}"]
+    base_over: list[str] = [*([f"time_budget_s={args.base_train_s}"] if args.base_train_s else []),
+                            f"num_workers={args.base_workers}"]
     ahn_over: list[str] = ["data.num_workers=2"]
     if args.smoke:
         lengths, cap_lengths, kv_lengths, samples = ("1k", "2k"), ("2k",), ("1k",), 2
@@ -244,7 +292,6 @@ def main(argv: list[str] | None = None) -> int:
                      "eval_tasks=[\"passkey\"]"]
         ahn_over = ["steps=2", "data.seq_len=1024", "data.min_len=800", "micro_batch_size=1", "data.num_workers=0",
                     "save_every=0", "log_every=1"]
-    want = set(args.only) if args.only else set(QUESTIONS)
     tl.add("start", budget=args.budget, workers=args.workers, samples=samples, smoke=args.smoke, want=sorted(want))
 
     ctx = mp.get_context("spawn")
@@ -263,10 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     world = {"base": str(work / "base"), "root": str(work)}
     base2_reused = args.reuse and (work / "base" / "model.safetensors").exists()
     if want & {"capacity", "kv"} and not base2_reused:
-        cmd = [sys.executable, "-m", "ahn.train.tiny_base", "--config",
-               str(REPO / "ahn/train/configs/tiny_base_round2.json"), f"output_dir={work / 'base'}", *base_over]
-        base2 = _spawn(cmd, work / "logs" / "base2_train.log")
-        tl.add("base2 started", cmd=cmd)
+        cmds = base_commands(world_name, work, base_over)
+        base2 = _spawn(["bash", "-c", " && ".join(shlex.join(c) for c in cmds)], work / "logs" / "base2_train.log")
+        tl.add("base2 started", world=world_name, cmds=cmds)
     if "capacity" in want and not args.skip_base1_control:
         submit(capacity_jobs(work, "capacity-base1", samples, cap_lengths, ("full",)))
     bounded = ("full", "swa", "ct-max", "ct-avg")
@@ -296,12 +342,14 @@ def main(argv: list[str] | None = None) -> int:
                 if "kv" in want:
                     submit(kv_jobs(work, samples, kv_lengths, bounded, world))
                 left = deadline - time.time()
-                if left >= args.ahn_min_s or args.smoke or len(reused_cells) == len(CELLS):
+                if not (args.smoke or teacher_ready(world_name, eval_json)):
+                    tl.add("ahn2 skipped: the base misses the teacher's bar", bar=TEACHER_BAR[world_name])
+                elif left >= args.ahn_min_s or args.smoke or len(reused_cells) == len(CELLS):
                     budget = max(30.0, min(args.ahn_max_s, left - args.eval_reserve_s))
                     ahns = {}
                     for c in (c for c in CELLS if c not in reused_cells):
                         cmd = [sys.executable, "-m", "ahn.train", "--config",
-                               str(REPO / "ahn/train/configs/tiny_ahn_round2.json"), f"cell={c}",
+                               str(CONFIGS / AHN_RECIPE[world_name]), f"cell={c}",
                                f"base={work / 'base'}", f"output_dir={work / f'ahn-{c}'}",
                                f"checkpoint_dir={work / 'ckpt' / f'ahn-{c}'}",
                                # a cut run continues from its checkpoint (packed with the models) under --reuse

@@ -58,6 +58,27 @@ def test_only_a_cell_that_finished_its_schedule_counts_as_trained(tmp_path):
     assert s.cell_complete(tmp_path, "gdn") and not s.cell_complete(tmp_path, "dn")
 
 
+def test_each_question_trains_its_own_base_in_stages_and_kv_needs_a_teacher(tmp_path):
+    s = _script()
+    assert s.world_of({"length", "capacity"}) == "capacity" and s.world_of({"kv"}) == "kv"
+    with pytest.raises(SystemExit, match="two calls"):
+        s.world_of({"capacity", "kv"})
+    cmds = s.base_commands("kv", tmp_path, ["num_workers=3"])
+    assert [c[c.index("--config") + 1].rsplit("/", 1)[1] for c in cmds] == list(s.BASE_STAGES["kv"])
+    outs = [next(a for a in c if a.startswith("output_dir=")).split("=", 1)[1] for c in cmds]
+    assert outs[-1] == str(tmp_path / "base") and len(set(outs)) == len(outs)
+    assert not any(a.startswith("init_from=") for a in cmds[0])  # the first stage: its config's init_from
+    for prev, cmd in zip(outs, cmds[1:]):  # every later stage starts from the one before
+        assert f"init_from={prev}" in cmd and cmd[-1] == "num_workers=3"
+    (tmp_path / "eval.json").write_text(json.dumps({"accuracy": {"kv_retrieval@1024": 1.0, "passkey@1024": 0.2,
+                                                                 "kv_retrieval@4096": 0.875}}))
+    assert not s.teacher_ready("kv", tmp_path / "eval.json")  # 87.5% at 4k: below the 90% bar
+    assert s.teacher_ready("capacity", tmp_path / "eval.json")  # no bar
+    (tmp_path / "eval.json").write_text(json.dumps({"accuracy": {"kv_retrieval@1024": 1.0,
+                                                                 "kv_retrieval@4096": 0.96875}}))
+    assert s.teacher_ready("kv", tmp_path / "eval.json") and not s.teacher_ready("kv", tmp_path / "none.json")
+
+
 @pytest.mark.slow
 def test_smoke_pipeline_on_cpu(tmp_path):
     out = tmp_path / "out"
