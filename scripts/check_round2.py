@@ -2,7 +2,7 @@
 
     python scripts/check_round2.py length   leaderboards/tiny/round2/length    # -> leaderboards/tiny/round2_length.*
     python scripts/check_round2.py capacity leaderboards/tiny/round2/capacity  # -> leaderboards/tiny/round2_capacity.*
-    python scripts/check_round2.py kv       leaderboards/tiny/round2/kv        # -> leaderboards/tiny/round2_kv.*
+    python scripts/check_round2.py kv       leaderboards/tiny/round2kv/kv      # -> leaderboards/tiny/round2_kv.*
 
 ROOT holds `harness run` folders at any depth (one per job is fine; they are merged per method label).
 Writes <out>.json, <out>.md and <out>.png/.svg. Exit code 2 when there is nothing to read; for `kv`, 1 when full

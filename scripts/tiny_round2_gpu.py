@@ -17,7 +17,7 @@ In order of value, all under one wall-clock deadline (``--budget`` seconds from 
    (``tiny_base_round2.json``, in ``runs/round2``); for kv the round-2 base trained on kv_retrieval alone, then
    on the mix with dense kv questions, then longer (``tiny_base_round2_kv_long`` → ``_kvmix`` → ``_kvmix_long``,
    in ``runs/round2kv``). Then full attention, sinks + window and CT on it (**capacity** or **kv**), and, if the
-   base clears the teacher's bar (kv: 90% on kv_retrieval in its own eval) and at least ``--ahn-min-s`` seconds
+   base clears the teacher's bar (kv: 95% on kv_retrieval in its own eval) and at least ``--ahn-min-s`` seconds
    are left, the three AHN cells distilled on it side by side (``AHN_RECIPE``) and evaluated the same way.
 
 Every harness sample is fsynced as it finishes and every stage is bounded by the deadline, so a cut-off keeps
@@ -70,7 +70,9 @@ BASE_STAGES = {
     "kv": ("tiny_base_round2_kv_long.json", "tiny_base_round2_kvmix.json", "tiny_base_round2_kvmix_long.json"),
 }
 AHN_RECIPE = {"capacity": "tiny_ahn_round2.json", "kv": "tiny_ahn_round2_kv.json"}
-TEACHER_BAR = {"kv": ("kv_retrieval", 0.9)}  # distilling a teacher that cannot answer wasted 2026-12-06's cells
+# Distilling a teacher that cannot answer wasted 2026-12-06's cells. The bar is on the trainer's own eval, above
+# the issue's 90%: a base at 97% there (4k, 32 prompts) gave 84% in `harness run` (leaderboards/tiny/NOTES.md).
+TEACHER_BAR = {"kv": ("kv_retrieval", 0.95)}
 
 
 def _questions(text: str) -> tuple[str, ...]:
