@@ -91,12 +91,16 @@ def world_of(want: set[str]) -> str:
     return "kv" if "kv" in want else "capacity"
 
 
-def base_commands(world: str, work: Path, overrides: list[str]) -> list[list[str]]:
-    """One ``tiny_base`` command per training stage of ``world``'s base; the last writes ``work/base``."""
+def base_commands(world: str, work: Path, overrides: list[str], reuse: bool = False) -> list[list[str]]:
+    """One ``tiny_base`` command per training stage of ``world``'s base; the last writes ``work/base``. With
+    ``reuse`` a stage whose output is already saved is skipped, so a base whose stages outlast one device call
+    (kv: 150 + 150 + 400 s) is finished by the next."""
     stages = BASE_STAGES[world]
     outs = [work / f"base-{chr(ord('a') + i)}" for i in range(len(stages) - 1)] + [work / "base"]
-    return [[sys.executable, "-m", "ahn.train.tiny_base", "--config", str(CONFIGS / name), f"output_dir={out}",
-             *([f"init_from={outs[i - 1]}"] if i else []), *overrides] for i, (name, out) in enumerate(zip(stages, outs))]
+    cmds = [(out, [sys.executable, "-m", "ahn.train.tiny_base", "--config", str(CONFIGS / name), f"output_dir={out}",
+                   *([f"init_from={outs[i - 1]}"] if i else []), *overrides])
+            for i, (name, out) in enumerate(zip(stages, outs))]
+    return [cmd for out, cmd in cmds if not (reuse and (out / "model.safetensors").exists())]
 
 
 def teacher_ready(world: str, eval_json: Path) -> bool:
@@ -312,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     world = {"base": str(work / "base"), "root": str(work)}
     base2_reused = args.reuse and (work / "base" / "model.safetensors").exists()
     if want & {"capacity", "kv"} and not base2_reused:
-        cmds = base_commands(world_name, work, base_over)
+        cmds = base_commands(world_name, work, base_over, reuse=args.reuse)
         base2 = _spawn(["bash", "-c", " && ".join(shlex.join(c) for c in cmds)], work / "logs" / "base2_train.log")
         tl.add("base2 started", world=world_name, cmds=cmds)
     if "capacity" in want and not args.skip_base1_control:

@@ -70,6 +70,10 @@ def test_each_question_trains_its_own_base_in_stages_and_kv_needs_a_teacher(tmp_
     assert not any(a.startswith("init_from=") for a in cmds[0])  # the first stage: its config's init_from
     for prev, cmd in zip(outs, cmds[1:]):  # every later stage starts from the one before
         assert f"init_from={prev}" in cmd and cmd[-1] == "num_workers=3"
+    (tmp_path / "base-a").mkdir()
+    (tmp_path / "base-a" / "model.safetensors").write_bytes(b"")  # stage A saved by an earlier call
+    assert s.base_commands("kv", tmp_path, [], reuse=True) == [c[:-1] for c in cmds[1:]]
+    assert len(s.base_commands("kv", tmp_path, [])) == 3  # without reuse every stage runs again
     (tmp_path / "eval.json").write_text(json.dumps({"accuracy": {"kv_retrieval@1024": 1.0, "passkey@1024": 0.2,
                                                                  "kv_retrieval@4096": 0.875}}))
     assert not s.teacher_ready("kv", tmp_path / "eval.json")  # 87.5% at 4k: below the bar
