@@ -81,6 +81,12 @@ def test_each_question_trains_its_own_base_in_stages_and_kv_needs_a_teacher(tmp_
     (tmp_path / "eval.json").write_text(json.dumps({"accuracy": {"kv_retrieval@1024": 1.0,
                                                                  "kv_retrieval@4096": 0.96875}}))
     assert s.teacher_ready("kv", tmp_path / "eval.json") and not s.teacher_ready("kv", tmp_path / "none.json")
+    # the check that counts reads full attention's own kv runs: the committed round-2 kv base is at 84% at 4k,
+    # under the 90%, though its trainer's eval (97%) clears the pre-check above
+    committed = REPO / "leaderboards" / "tiny" / "round2kv"
+    assert s.teacher_ready("kv", committed / "base" / "eval.json")
+    assert not s.teacher_answers(committed / "kv" / "tiny2-full")
+    assert not s.teacher_answers(tmp_path / "no-runs")
 
 
 @pytest.mark.slow
