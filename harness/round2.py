@@ -10,7 +10,9 @@ Three questions, one function each, each writing ``<stem>.json``, ``<stem>.md`` 
   largest k each method still answers at >= 50%.
 * :func:`kv_report`: kv_retrieval; whether full attention (the teacher) reaches 90% at every length up to the
   base's training length, and each bounded method's accuracy on samples whose pair left the window, beside
-  sinks + window with the paired CI of the difference (as :mod:`harness.claims`).
+  sinks + window with the paired CI of the difference (as :mod:`harness.claims`), and the share of the value's
+  hex digits each method puts in the right place there (:func:`digits_right`): whether a method that copies
+  no value whole still keeps part of it.
 
 Runs are found under a root at any depth (one folder per job is fine) and merged per method label; a sample
 key seen in two folders of one label is an error, since the two would be one experiment counted twice.
@@ -117,6 +119,20 @@ def all_needles_outside(r: dict[str, Any], sinks: int, window: int, span: int = 
     if not offsets or r.get("prompt_tokens") is None:
         return None
     return all(o >= sinks and o + span <= r["prompt_tokens"] - window for o in offsets)
+
+
+def digits_right(r: dict[str, Any]) -> float | None:
+    """Share of the expected value's hex digits that the first line of the prediction has at the same place
+    (the dashes of the UUID skipped); None for a record without an answer. A guess in the UUID-4 format that
+    knows nothing of the value gets about 1/16 of the digits, plus its two fixed ones."""
+    answers = r.get("answers") or []
+    if not answers:
+        return None
+    value = str(answers[0])
+    lines = (r.get("prediction") or "").strip().splitlines()
+    guess = lines[0].strip() if lines else ""
+    places = [i for i, ch in enumerate(value) if ch != "-"]
+    return sum(1 for i in places if i < len(guess) and guess[i] == value[i]) / len(places) if places else None
 
 
 def _point(strata: list[list[float]], *labels: str, n_boot: int = N_BOOT) -> Point:
@@ -366,6 +382,12 @@ def kv_report(methods: Sequence[Method], training_length: int = 4096, n_boot: in
             beyond = [float(r["score"]) for r in at if all_needles_outside(r, sinks, window)]
             row["beyond_window"][_label(n)] = {"tokens": n, **asdict(_point([beyond], label, str(n), "out",
                                                                             n_boot=n_boot))}
+            digits = [d for r in at if all_needles_outside(r, sinks, window) and (d := digits_right(r)) is not None]
+            row["beyond_window"][_label(n)]["digits_right"] = float(np.mean(digits)) if digits else None
+        # pooled where the teacher answers (up to the training length), so full attention's row is its own ceiling
+        digits = [d for r in recs.values() if _tokens(r) <= training_length and all_needles_outside(r, sinks, window)
+                  and (d := digits_right(r)) is not None]
+        row["digits_right_beyond_window"] = asdict(_point([digits], label, "digits", n_boot=n_boot))
         if m.kind == "full":
             within = {lv: p for lv, p in row["all"].items() if p["tokens"] <= training_length}
             row["teacher_ok"] = bool(within) and all(p["mean"] is not None and p["mean"] >= TEACHER_BAR
@@ -389,15 +411,21 @@ def kv_markdown(rep: dict, source: str) -> str:
              f"36-character keys, copy the 36-character value; greedy exact match, 95% bootstrap CI in brackets. Full "
              f"attention {verdict} {rep['teacher_bar']:.0%} at every length up to the base's training length "
              f"({rep['training_length']:,} tokens). Beyond the window: samples whose pair left the {rep['sinks']} + "
-             f"{rep['window']} view. Produced by `python scripts/check_round2.py kv` from the per-sample records "
-             f"under `{source}`.", "",
+             f"{rep['window']} view; digits right: the share of the value's 32 hex digits the answer has in place on "
+             f"those samples, pooled over the lengths up to the training length (a UUID-4-shaped guess that knows nothing of the value gets about "
+             f"1/16 of them, plus the two fixed ones). Produced by `python scripts/check_round2.py kv` from the "
+             f"per-sample records under `{source}`.", "",
              "| method | " + " | ".join(f"{lv} all" for lv in lengths) + " | "
-             + " | ".join(f"{lv} beyond window" for lv in lengths) + " | vs sinks + window, beyond the window |",
-             "|---|" + "---:|" * (2 * len(lengths)) + "---|"]
+             + " | ".join(f"{lv} beyond window" for lv in lengths)
+             + f" | digits right, beyond the window, up to {_label(rep['training_length'])} | vs sinks + window, beyond "
+             "the window |",
+             "|---|" + "---:|" * (2 * len(lengths) + 1) + "---|"]
     for label, m in rep["methods"].items():
         cells = [f"{_fmt(_pt(m['all'][lv]))} (n={m['all'][lv]['n']})" for lv in lengths]
         cells += [f"{_fmt(_pt(m['beyond_window'][lv]))} (n={m['beyond_window'][lv]['n']})"
                   if m["beyond_window"][lv]["n"] else "" for lv in lengths]
+        digits = m.get("digits_right_beyond_window")
+        cells.append(f"{_fmt(_pt(digits))} (n={digits['n']})" if digits and digits["n"] else "")
         vs = m.get("vs_swa")
         tail = (f"{vs['difference']:+.0%} [{vs['ci'][0]:+.0%}, {vs['ci'][1]:+.0%}] (n={vs['n']})" if vs else "")
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {tail} |")

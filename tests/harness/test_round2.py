@@ -14,6 +14,7 @@ from harness.round2 import (
     all_needles_outside,
     capacity_report,
     collect,
+    digits_right,
     kv_report,
     length_report,
     write_report,
@@ -135,6 +136,35 @@ def test_kv_teacher_bar_and_paired_difference(tmp_path):
     assert gdn["beyond_window"]["2k"]["n"] == 16 and gdn["beyond_window"]["2k"]["mean"] == 1.0
     assert gdn["vs_swa"]["beats"] and gdn["vs_swa"]["difference"] == 1.0 and gdn["vs_swa"]["n"] == 48
     assert not dn["vs_swa"]["beats"] and dn["vs_swa"]["difference"] == 0.0  # no better than sinks + window
+
+
+VALUE = "6d398ee8-cfb1-4812-88db-9ed5b7388a2a"
+
+
+def test_digits_right_counts_hex_digits_in_place():
+    rec = {"answers": [VALUE]}
+    assert digits_right({**rec, "prediction": VALUE + "\n\nKey: ..."}) == 1.0
+    half = "".join(ch if ch == "-" or i % 2 else "z" for i, ch in enumerate(VALUE))  # every other place wrong
+    assert digits_right({**rec, "prediction": " " + half}) == 16 / 32
+    shifted = "0" + VALUE[:-1]  # one character late: a copy in the wrong place is not credited
+    assert digits_right({**rec, "prediction": shifted}) == sum(a == b for a, b in zip(shifted, VALUE) if b != "-") / 32
+    assert digits_right({**rec, "prediction": VALUE[:8]}) == 8 / 32  # cut short
+    assert digits_right({**rec, "prediction": None}) == 0.0
+    assert digits_right({"prediction": VALUE}) is None
+
+
+def test_kv_report_gives_digits_right_beyond_the_window(tmp_path):
+    wrong = VALUE[:19] + "".join("0" if ch != "0" else "1" for ch in VALUE[19:])  # 16 of 32 digits in place
+    recs = _kv_records(lambda t, i: 0.0, lengths=(1024, 2048, 4096, 8192), n=4)
+    for r in recs:  # beyond the window half the digits up to 4k, all of them at 8k; in the window all of them
+        beyond = r["extra"]["needle_token_offset"] == 200
+        r["answers"], r["prediction"] = [VALUE], (wrong if beyond and r["extra"]["n_tokens"] <= 4096 else VALUE)
+    _write_run(tmp_path / "gdn", "tiny-ahn-gdn", "ahn-gdn", recs)
+    rep = kv_report(collect(tmp_path), n_boot=200)
+    row = rep["methods"]["tiny-ahn-gdn"]
+    digits = row["digits_right_beyond_window"]
+    assert digits["n"] == 6 and digits["mean"] == 0.5  # pooled: the pairs that left the window, 1k-4k only
+    assert row["beyond_window"]["2k"]["digits_right"] == 0.5 and row["beyond_window"]["8k"]["digits_right"] == 1.0
 
 
 def test_kv_teacher_below_the_bar_fails(tmp_path):
