@@ -16,7 +16,8 @@ Each piece returns its output and the log-sum-exp of its scores; the rows are me
 out = Σ_p exp(lse_p − lse) · out_p with lse = logsumexp_p(lse_p), i.e. one softmax over the union of the keys.
 Applicable when the window is full before the chunk (every sink kept, W kept positions) and c ≤ W; other
 chunks return None and take FlexAttention. `piece` below is the reference (plain matmuls, any device); on CUDA
-the pieces run through cuDNN (K/V expanded to the query heads, as cuDNN takes no GQA) or flash (GQA native).
+the pieces run through cuDNN or flash (GQA native). For cuDNN the causal pieces B and C expand K/V to the query
+heads; the unmasked piece A, most of the keys, stacks each group's query heads along the sequence instead.
 Tests hold the merge to the masked reference on the CPU (`tests/baselines/test_split_attention.py`) and the
 kernels to it on the GPU.
 """
@@ -69,7 +70,29 @@ def applicable(plan: ChunkPlan, method: MemoryMethod) -> bool:
 def piece(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float, causal: bool,
           kernel: str = "reference") -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax attention of query [B,H,q,dh] over keys/values [B,Hkv,k,dh] (causal: top-left, key j ≤ query i)
-    → (out [B,H,q,dh] in the query's dtype, lse [B,H,q] in fp32, fp64 for fp64 inputs)."""
+    → (out [B,H,q,dh] in the query's dtype, lse [B,H,q] in fp32, fp64 for fp64 inputs).
+
+    An unmasked piece with grouped key heads runs on the query heads of each group stacked along the sequence
+    (:func:`grouped_queries`): the same scores, with each key head read once instead of expanded to every query
+    head it serves (a copy of 8× the piece's keys and values per layer and chunk on Qwen2.5-3B)."""
+    b, h, q, dh = query.shape
+    rep = h // keys.shape[1]
+    if not causal and rep > 1:
+        out, lse = _piece(grouped_queries(query, keys.shape[1]), keys, values, scaling, causal, kernel)
+        return out.reshape(b, h, q, dh), lse.reshape(b, h, q)
+    return _piece(query, keys, values, scaling, causal, kernel)
+
+
+def grouped_queries(query: torch.Tensor, n_kv: int) -> torch.Tensor:
+    """[B,H,q,dh] → [B,Hkv,rep·q,dh]: query head h shares key head h // rep (as ``repeat_interleave(rep, 1)`` of
+    the keys has it), so the rep heads of group j become one sequence of rep·q queries on key head j. Only for
+    unmasked attention: a causal mask would see the stacked positions as later queries."""
+    b, h, q, dh = query.shape
+    return query.reshape(b, n_kv, (h // n_kv) * q, dh)
+
+
+def _piece(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float, causal: bool,
+           kernel: str) -> tuple[torch.Tensor, torch.Tensor]:
     rep = query.shape[1] // keys.shape[1]
     if kernel == "reference":
         k, v = keys.repeat_interleave(rep, 1), values.repeat_interleave(rep, 1)
@@ -100,7 +123,10 @@ def merge(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
     no key of a piece has lse −inf there and weight 0)."""
     lse = torch.logsumexp(torch.stack([p[1] for p in parts]), 0)
     dt = torch.float64 if parts[0][0].dtype == torch.float64 else torch.float32
-    out = sum(torch.exp(p[1] - lse)[..., None].to(dt) * p[0].to(dt) for p in parts)
+    out = None
+    for o, part_lse in parts:  # accumulated in place in fp32: one buffer, not a cast and a product per piece
+        weight = torch.exp(part_lse - lse)[..., None].to(dt)
+        out = o.to(dt) * weight if out is None else out.addcmul_(o, weight)
     return out.to(parts[0][0].dtype)
 
 

@@ -29,6 +29,24 @@ def test_pieces_merge_to_one_softmax():
     assert lse.shape == (2, 4, 5)
 
 
+def test_an_unmasked_piece_reads_each_key_head_once(monkeypatch):
+    """With 4 query heads on 2 key heads, the unmasked piece reaches the kernel as 2 heads of 2 × 5 queries (no
+    expanded copy of its keys); a causal piece cannot be stacked so, and keeps the query heads."""
+    seen = []
+    original = split._piece
+
+    def spy(query, keys, values, scaling, causal, kernel):
+        seen.append((causal, tuple(query.shape), tuple(keys.shape)))
+        return original(query, keys, values, scaling, causal, kernel)
+
+    monkeypatch.setattr(split, "_piece", spy)
+    q, k = torch.randn(1, 4, 5, 8, dtype=torch.float64), torch.randn(1, 2, 9, 8, dtype=torch.float64)
+    out, lse = split.piece(q, k, k, 0.3, causal=False)
+    split.piece(q, k[:, :, :5], k[:, :, :5], 0.3, causal=True)
+    assert seen == [(False, (1, 2, 10, 8), (1, 2, 9, 8)), (True, (1, 4, 5, 8), (1, 2, 5, 8))]
+    assert out.shape == (1, 4, 5, 8) and lse.shape == (1, 4, 5)
+
+
 @pytest.mark.parametrize("name", ["swa", "ahn-gdn"])
 @pytest.mark.parametrize("chunk", [4, 7, 10])
 def test_prefill_through_the_split_path_equals_the_masked_reference(monkeypatch, name, chunk):
