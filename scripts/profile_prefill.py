@@ -204,6 +204,50 @@ def flex_options_micro(out) -> None:
         emit(out, rec)
 
 
+def split_micro(out) -> None:
+    """The split path's pieces on one full-window chunk (4,096 queries, 128 sinks + 32,640 window, Qwen2.5-3B
+    heads): the unmasked piece A with its query heads stacked per key head (the engine's path) against A with its
+    keys expanded to every query head (the seventh session's path) and against cuDNN given the grouped keys as
+    they are (whether this torch's cuDNN op takes GQA); the merge in place against a sum of products."""
+    from baselines import split_attention as split
+
+    H, Hkv, dh, c, n_a = 16, 2, 128, 4096, 128 + 32640 - 4096
+    rnd = lambda *shape: torch.randn(*shape, device="cuda", dtype=torch.bfloat16)  # noqa: E731
+    q, k, v = rnd(1, H, c, dh), rnd(1, Hkv, n_a, dh), rnd(1, Hkv, n_a, dh)
+    scale = dh ** -0.5
+    rec = {"micro": "split_piece_a", "chunk": c, "keys": n_a}
+    stacked = split.piece(q, k, v, scale, causal=False, kernel="cudnn")
+    expanded = split._piece(q, k, v, scale, False, "cudnn")
+    rec["stacked_vs_expanded_rel_err"] = ((stacked[0].float() - expanded[0].float()).norm()
+                                          / expanded[0].float().norm()).item()
+    rec["stacked_ms"], rec["stacked_spread"] = cuda_ms(lambda: split.piece(q, k, v, scale, causal=False,
+                                                                           kernel="cudnn"))
+    rec["expanded_ms"], rec["expanded_spread"] = cuda_ms(lambda: split._piece(q, k, v, scale, False, "cudnn"))
+    try:
+        native = torch.ops.aten._scaled_dot_product_cudnn_attention(q, k, v, None, True, 0.0, False, False,
+                                                                    scale=scale)
+        rec["native_gqa_rel_err"] = ((native[0].float() - expanded[0].float()).norm()
+                                     / expanded[0].float().norm()).item()
+        rec["native_gqa_ms"], rec["native_gqa_spread"] = cuda_ms(
+            lambda: torch.ops.aten._scaled_dot_product_cudnn_attention(q, k, v, None, True, 0.0, False, False,
+                                                                       scale=scale))
+    except Exception as exc:  # noqa: BLE001 - record whether this cuDNN op takes grouped keys
+        rec["native_gqa_error"] = f"{type(exc).__name__}: {str(exc)[:160]}"
+    emit(out, rec)
+
+    parts = [(rnd(1, H, c, dh), torch.randn(1, H, c, device="cuda")) for _ in range(3)]
+
+    def summed():
+        lse = torch.logsumexp(torch.stack([p[1] for p in parts]), 0)
+        return sum(torch.exp(p[1] - lse)[..., None].float() * p[0].float() for p in parts).to(torch.bfloat16)
+
+    rec = {"micro": "split_merge", "chunk": c,
+           "rel_err": ((split.merge(parts).float() - summed().float()).norm() / summed().float().norm()).item()}
+    rec["in_place_ms"], rec["in_place_spread"] = cuda_ms(lambda: split.merge(parts))
+    rec["summed_ms"], rec["summed_spread"] = cuda_ms(summed)
+    emit(out, rec)
+
+
 def checks(out) -> None:
     a = torch.randn(2, 8, 128, device="cuda", dtype=torch.bfloat16)
     b = torch.randn(2, 128, 4096, device="cuda", dtype=torch.bfloat16)
@@ -229,6 +273,7 @@ def main() -> None:
     out = args.out.open("a") if args.out else None
     emit(out, {"device": torch.cuda.get_device_name(), "torch": torch.__version__})
     checks(out)
+    split_micro(out)  # seconds: run even with --skip-micro
     if not args.skip_micro:
         attention_micro(out)
     if args.flex_options:
