@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # One device call of the performance work, each stage under its own time limit, results under $OUT/perf
 # (docs/PERFORMANCE.md says what each stage measures and the numbers it gave).
-#   bash scripts/gpu_perf_session.sh [decode-prefill|throughput|all]
+#   bash scripts/gpu_perf_session.sh [decode-prefill|throughput|split|all]
 # decode-prefill: the static step (fused and plain), eager and stock transformers decode at 128k (ahn-gdn also
 # at 32k and 512k), B = 1 and 8; prefill of 131,072 tokens (ahn-gdn with the split and flex window attention,
 # full in one cuDNN pass). throughput: samples per hour of `harness run` on the two workloads, new paths on
-# and off. Each benchmark checks the GPU is otherwise idle and records device, clocks and software.
+# and off. split: the split window attention's GPU tests, its pieces timed against their earlier forms in the
+# same run, and ahn-gdn's prefill under the profiler. Each benchmark checks the GPU is otherwise idle and records
+# device, clocks and software.
 set -uo pipefail
 mode=${1:-decode-prefill}
 out=${OUT:-/tmp/out}/perf
@@ -22,4 +24,9 @@ fi
 if [ "$mode" = throughput ] || [ "$mode" = all ]; then
   timeout 300 python3 scripts/bench_throughput.py --out "$out" --samples 4 --batch 4 --baseline-samples 1 2>&1 \
     | filter | grep '^|'
+fi
+if [ "$mode" = split ] || [ "$mode" = all ]; then
+  timeout 120 python3 -m pytest -q -m gpu tests/baselines/test_split_attention.py 2>&1 | tail -3
+  timeout 240 python3 scripts/profile_prefill.py --length 131072 --methods ahn-gdn --skip-micro \
+    --out "$out/prefill_profile.jsonl" 2>&1 | filter | grep -E '^\{"micro": "split|^==' | cut -c1-400
 fi
