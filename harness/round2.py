@@ -412,9 +412,9 @@ def kv_markdown(rep: dict, source: str) -> str:
              f"attention {verdict} {rep['teacher_bar']:.0%} at every length up to the base's training length "
              f"({rep['training_length']:,} tokens). Beyond the window: samples whose pair left the {rep['sinks']} + "
              f"{rep['window']} view; digits right: the share of the value's 32 hex digits the answer has in place on "
-             f"those samples, pooled over the lengths up to the training length (a UUID-4-shaped guess that knows nothing of the value gets about "
-             f"1/16 of them, plus the two fixed ones). Produced by `python scripts/check_round2.py kv` from the "
-             f"per-sample records under `{source}`.", "",
+             f"those samples, pooled over the lengths up to the training length (a UUID-4-shaped guess that knows "
+             f"nothing of the value gets about 1/16 of them, plus the two fixed ones). Produced by `python "
+             f"scripts/check_round2.py kv` from the per-sample records under `{source}`.", "",
              "| method | " + " | ".join(f"{lv} all" for lv in lengths) + " | "
              + " | ".join(f"{lv} beyond window" for lv in lengths)
              + f" | digits right, beyond the window, up to {_label(rep['training_length'])} | vs sinks + window, beyond "

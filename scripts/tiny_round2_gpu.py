@@ -16,10 +16,10 @@ In order of value, all under one wall-clock deadline (``--budget`` seconds from 
    (``ahn/train/configs``): for capacity the committed base trained on with the labelled pass keys
    (``tiny_base_round2.json``, in ``runs/round2``); for kv the round-2 base trained on kv_retrieval alone, then
    on the mix with dense kv questions, then longer, twice (``tiny_base_round2_kv_long`` → ``_kvmix`` →
-   ``_kvmix_long`` → ``_kvmix_long``, in ``runs/round2kv``). Then full attention, sinks + window and CT on it (**capacity** or **kv**), and, if the
-   base is a teacher (kv: 95% on kv_retrieval in its own eval, then full attention's kv run at the issue's 90% up
-   to 4k, which the AHNs wait for) and at least ``--ahn-min-s`` seconds are left, the three AHN cells distilled
-   on it side by side (``AHN_RECIPE``) and evaluated the same way.
+   ``_kvmix_long`` → ``_kvmix_long``, in ``runs/round2kv``). Then full attention, sinks + window and CT on it
+   (**capacity** or **kv**), and, if the base is a teacher (kv: 95% on kv_retrieval in its own eval, then full
+   attention's kv run at the issue's 90% up to 4k, which the AHNs wait for) and at least ``--ahn-min-s`` seconds
+   are left, the three AHN cells distilled on it side by side (``AHN_RECIPE``) and evaluated the same way.
 
 Every harness sample is fsynced as it finishes and every stage is bounded by the deadline, so a cut-off keeps
 what finished; run folders resume, and ``--reuse`` keeps a round-2 base / AHN already in ``--work`` (a follow-up
