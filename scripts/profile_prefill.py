@@ -250,6 +250,32 @@ def split_micro(out) -> None:
     emit(out, rec)
 
 
+def fusion_micro(out) -> None:
+    """What fusing the elementwise work of one decoder layer could give: Qwen2.5-3B's RMSNorm and MLP on one chunk
+    of 4,096 tokens, eager (as the harness runs them) against inductor-compiled, in the same run."""
+    from transformers import Qwen2Config
+    from transformers.models.qwen2.modeling_qwen2 import Qwen2MLP, Qwen2RMSNorm
+
+    from baselines.model_configs import hf_config
+
+    cfg = Qwen2Config(**{k: v for k, v in hf_config("Qwen2.5-3B-Instruct").items()
+                         if k not in ("architectures", "model_type")})
+    x = torch.randn(1, 4096, cfg.hidden_size, device="cuda", dtype=torch.bfloat16)
+    with torch.device("cuda"), torch.no_grad():
+        for label, module in (("rms_norm", Qwen2RMSNorm(cfg.hidden_size, eps=cfg.rms_norm_eps)),
+                              ("mlp", Qwen2MLP(cfg))):
+            module = module.to(torch.bfloat16)
+            for prm in module.parameters():
+                prm.normal_(0, 0.02) if prm.ndim > 1 else prm.uniform_(0.5, 1.5)
+            fused = torch.compile(module)
+            ref = module(x).float()
+            rec = {"micro": "fusion", "what": label, "tokens": x.shape[1],
+                   "rel_err": ((fused(x).float() - ref).norm() / ref.norm()).item()}
+            rec["eager_ms"], rec["eager_spread"] = cuda_ms(lambda m=module: m(x))
+            rec["compiled_ms"], rec["compiled_spread"] = cuda_ms(lambda m=fused: m(x))
+            emit(out, rec)
+
+
 def checks(out) -> None:
     a = torch.randn(2, 8, 128, device="cuda", dtype=torch.bfloat16)
     b = torch.randn(2, 128, 4096, device="cuda", dtype=torch.bfloat16)
@@ -276,6 +302,7 @@ def main() -> None:
     emit(out, {"device": torch.cuda.get_device_name(), "torch": torch.__version__})
     checks(out)
     split_micro(out)  # seconds: run even with --skip-micro
+    fusion_micro(out)
     if not args.skip_micro:
         attention_micro(out)
     if args.flex_options:
