@@ -28,5 +28,5 @@ fi
 if [ "$mode" = split ] || [ "$mode" = all ]; then
   timeout 120 python3 -m pytest -q -m gpu tests/baselines/test_split_attention.py 2>&1 | tail -3
   timeout 240 python3 scripts/profile_prefill.py --length 131072 --methods ahn-gdn --skip-micro \
-    --out "$out/prefill_profile.jsonl" 2>&1 | filter | grep -E '^\{"micro": "split|^==' | cut -c1-400
+    --out "$out/prefill_profile.jsonl" 2>&1 | filter | grep -E '^\{"micro": "(split|fusion)|^==' | cut -c1-400
 fi
