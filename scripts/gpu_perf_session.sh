@@ -6,8 +6,8 @@
 # at 32k and 512k), B = 1 and 8; prefill of 131,072 tokens (ahn-gdn with the split and flex window attention,
 # full in one cuDNN pass). throughput: samples per hour of `harness run` on the two workloads, new paths on
 # and off. split: the split window attention's GPU tests, its pieces timed against their earlier forms and a
-# layer's norm and MLP eager against compiled in the same run, and ahn-gdn's prefill under the profiler. Each benchmark checks the GPU is otherwise idle and records
-# device, clocks and software.
+# layer's norm and MLP eager against compiled in the same run, and ahn-gdn's prefill under the profiler. Each
+# benchmark checks the GPU is otherwise idle and records device, clocks and software.
 set -uo pipefail
 mode=${1:-decode-prefill}
 out=${OUT:-/tmp/out}/perf

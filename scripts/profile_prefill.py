@@ -265,8 +265,11 @@ def fusion_micro(out) -> None:
         for label, module in (("rms_norm", Qwen2RMSNorm(cfg.hidden_size, eps=cfg.rms_norm_eps)),
                               ("mlp", Qwen2MLP(cfg))):
             module = module.to(torch.bfloat16)
-            for prm in module.parameters():
-                prm.normal_(0, 0.02) if prm.ndim > 1 else prm.uniform_(0.5, 1.5)
+            for prm in module.parameters():  # projections small, norm weights near 1
+                if prm.ndim > 1:
+                    prm.normal_(0, 0.02)
+                else:
+                    prm.uniform_(0.5, 1.5)
             fused = torch.compile(module)
             ref = module(x).float()
             rec = {"micro": "fusion", "what": label, "tokens": x.shape[1],
