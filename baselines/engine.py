@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from baselines import fused_layers
 from baselines.cache import MemoryCache
 from baselines.interface import MemoryMethod, forward_context, is_attached
 
@@ -64,11 +65,12 @@ def prefill(
     if total == 0:
         raise ValueError("cannot prefill an empty prompt")
     logits = None
-    for begin in range(0, total, chunk_size):
-        end = min(begin + chunk_size, total)
-        logits = _forward(model, cache, input_ids[:, begin:end], want_logits=end == total)
-        if progress is not None:
-            progress(end, total)
+    with fused_layers.maybe(model, input_ids.device):  # off by default (baselines/fused_layers.py)
+        for begin in range(0, total, chunk_size):
+            end = min(begin + chunk_size, total)
+            logits = _forward(model, cache, input_ids[:, begin:end], want_logits=end == total)
+            if progress is not None:
+                progress(end, total)
     return logits
 
 

@@ -1,0 +1,134 @@
+"""Fused RMSNorm and gated MLP for prefill on a GPU (issue 12; off by default until measured).
+
+A profile of ahn-gdn's 131,072-token prefill on an H100 spent about 1 s of its 4.6 s of GPU kernels on
+elementwise work (`docs/PERFORMANCE.md`, eighth session): each RMSNorm reads and writes the chunk's hidden states
+five times in fp32, and the MLP's SiLU and product each make a pass over the 11,008-wide intermediate. Here the
+two are written as plain functions of their tensors (:func:`rms_norm`, :func:`gated_mlp`, the readable
+reference, equal to Hugging Face's Qwen2 / Llama modules bit for bit), compiled once by inductor into fused
+kernels, and installed over the model's modules for the length of a prefill (:func:`fused_layers`). One
+compiled function serves every layer, since the weights are arguments rather than module state.
+
+A module is replaced only if its own forward gives bit-identical output to the plain function on a probe
+input (checked once per module class), so a norm of another convention (Gemma's ``1 + weight``, say) or an MLP
+with another activation keeps its own forward.
+
+``AHN_HARNESS_FUSED_LAYERS``: ``0`` (default) off; ``1`` on CUDA devices; ``force`` on any device (tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import types
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ENV = "AHN_HARNESS_FUSED_LAYERS"
+SETTINGS = ("0", "1", "force")
+
+
+def setting() -> str:
+    """AHN_HARNESS_FUSED_LAYERS (unset: "0"); a ValueError naming the valid settings for any other value."""
+    value = os.environ.get(ENV, "0")
+    if value not in SETTINGS:
+        raise ValueError(f"{ENV}={value!r}; valid: {', '.join(SETTINGS)}")
+    return value
+
+
+def enabled(device: torch.device) -> bool:
+    value = setting()
+    return value == "force" or (value == "1" and device.type == "cuda")
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """Qwen2 / Llama RMSNorm: normalise in fp32, cast back, then scale."""
+    h = x.to(torch.float32)
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(x.dtype)
+
+
+def gated_mlp(x: torch.Tensor, gate: torch.Tensor, up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
+    """down(silu(gate x) * up x), the Qwen2 / Llama MLP without biases."""
+    return F.linear(F.silu(F.linear(x, gate)) * F.linear(x, up), down)
+
+
+@functools.cache
+def _compiled(fn: Callable) -> Callable:
+    return torch.compile(fn, dynamic=True, fullgraph=True)
+
+
+def _is_norm(module: nn.Module) -> bool:
+    weight = getattr(module, "weight", None)
+    return (type(module).__name__.endswith("RMSNorm") and isinstance(weight, torch.Tensor) and weight.ndim == 1
+            and isinstance(getattr(module, "variance_epsilon", None), float))
+
+
+def _is_mlp(module: nn.Module) -> bool:
+    parts = [getattr(module, name, None) for name in ("gate_proj", "up_proj", "down_proj")]
+    return (all(isinstance(p, nn.Linear) and p.bias is None for p in parts)
+            and callable(getattr(module, "act_fn", None)))
+
+
+def _plain(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The module's computation as a call of the plain function on its tensors, or None if it is neither kind."""
+    if _is_norm(module):
+        return lambda x: rms_norm(x, module.weight, module.variance_epsilon)
+    if _is_mlp(module):
+        return lambda x: gated_mlp(x, module.gate_proj.weight, module.up_proj.weight, module.down_proj.weight)
+    return None
+
+
+_AGREES: dict[tuple[type, type], bool] = {}  # (module class, activation class) -> forward equals the plain function
+
+
+def _agrees(module: nn.Module, plain: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+    kind = (type(module), type(getattr(module, "act_fn", None)))
+    if kind not in _AGREES:
+        width = module.weight.shape[0] if _is_norm(module) else module.gate_proj.in_features
+        ref = next(module.parameters())
+        g = torch.Generator(device=ref.device).manual_seed(0)
+        x = torch.randn(2, 3, width, generator=g, device=ref.device, dtype=torch.float32).to(ref.dtype)
+        with torch.no_grad():
+            _AGREES[kind] = bool(torch.equal(module(x), plain(x)))
+    return _AGREES[kind]
+
+
+@contextlib.contextmanager
+def fused_layers(model: nn.Module, compiled: bool = True) -> Iterator[int]:
+    """Run every RMSNorm and gated MLP of ``model`` through the (compiled) plain functions inside the block;
+    yields how many modules were replaced. On exit the model is exactly as before."""
+    patched = []
+    try:
+        for module in model.modules():
+            plain = _plain(module)
+            if plain is None or "forward" in module.__dict__ or not _agrees(module, plain):
+                continue
+            if _is_norm(module):
+                fn = _compiled(rms_norm) if compiled else rms_norm
+                forward = functools.partial(_norm_forward, fn)
+            else:
+                fn = _compiled(gated_mlp) if compiled else gated_mlp
+                forward = functools.partial(_mlp_forward, fn)
+            module.forward = types.MethodType(forward, module)
+            patched.append(module)
+        yield len(patched)
+    finally:
+        for module in patched:
+            del module.forward
+
+
+def _norm_forward(fn: Callable, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return fn(x, module.weight, module.variance_epsilon)
+
+
+def _mlp_forward(fn: Callable, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return fn(x, module.gate_proj.weight, module.up_proj.weight, module.down_proj.weight)
+
+
+def maybe(model: nn.Module, device: torch.device) -> contextlib.AbstractContextManager:
+    """:func:`fused_layers` when AHN_HARNESS_FUSED_LAYERS turns it on for ``device``, else nothing."""
+    return fused_layers(model) if enabled(device) else contextlib.nullcontext()
