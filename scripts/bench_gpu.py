@@ -144,12 +144,13 @@ def write_report(rows: list[dict], par: dict | None, out: Path, chunk: int, laye
     lines = [f"# GPU benchmark ({doc['device']}, {doc['date']}, torch {doc['torch']})", "",
              f"{doc['model']}, {layers} layers, prefill chunk {chunk} unless stated, sinks 128 + window 32,640. "
              "Reproduce: `python scripts/bench_gpu.py`.", "",
-             "| method | window attention | chunk | prompt tokens | prefill s | peak GiB | cache GiB | decode ms/token "
-             "| decode, eager |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| method | window attention | fused layers | chunk | prompt tokens | prefill s | peak GiB | cache GiB "
+             "| decode ms/token | decode, eager |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         c = r.get("chunk", chunk)
         a = r.get("attention", "flex")
+        a = f"{a} | {'on' if r.get('fused_layers', '0') != '0' else 'off'}"
         if "error" in r:
             lines.append(f"| {r['method']} | {a} | {c} | {r['length']:,} | {r['error']} | | | | |")
         else:
@@ -212,6 +213,9 @@ def main() -> None:
     parser.add_argument("--window-attention", default="split",
                         help="AHN_HARNESS_WINDOW_ATTENTION settings to time each method under, e.g. split,flex "
                              "(baselines/split_attention.py)")
+    parser.add_argument("--fused-layers", default="0",
+                        help="AHN_HARNESS_FUSED_LAYERS settings to time each method under, e.g. 0,1 "
+                             "(baselines/fused_layers.py)")
     parser.add_argument("--from-log", type=Path, help="only re-render the report from a run's printed rows")
     parser.add_argument("--device-name", default="NVIDIA H100 80GB HBM3", help="with --from-log")
     parser.add_argument("--date", default=None, help="with --from-log (default today)")
@@ -229,11 +233,12 @@ def main() -> None:
     rows = []
     par = None
     settings = args.window_attention.split(",")
-    # full attention has no window: it runs once, under the first setting
-    for name, attention in [(n, a) for a in settings for n in args.methods.split(",")
-                            if n != "full" or a == settings[0]]:
+    # full attention has no window: it runs once per fused-layers setting, under the first window setting
+    for fused, name, attention in [(f, n, a) for f in args.fused_layers.split(",") for a in settings
+                                   for n in args.methods.split(",") if n != "full" or a == settings[0]]:
         method = make(name)
-        with attach(model, method), environment({"AHN_HARNESS_WINDOW_ATTENTION": attention}):
+        with attach(model, method), environment({"AHN_HARNESS_WINDOW_ATTENTION": attention,
+                                                 "AHN_HARNESS_FUSED_LAYERS": fused}):
             if name.startswith("ahn"):
                 randomize_ahn(method)
             # compile flex / fla kernels first, eviction into memory included (it starts past sinks + window)
@@ -257,11 +262,12 @@ def main() -> None:
                             eager = timed_decode(model, method, cache) * 1e3
                             method.decode_graphs = True
                         decode = timed_decode(model, method, cache) * 1e3
-                    row = {"method": name, "attention": attention, "length": length, "chunk": chunk, "prefill_s": seconds,
+                    row = {"method": name, "attention": attention, "fused_layers": fused, "length": length,
+                           "chunk": chunk, "prefill_s": seconds,
                            "prefill_spread_s": spread, "reps": args.reps, "peak_gib": peak / 2**30,
                            "cache_gib": cache.nbytes() / 2**30, "decode_ms": decode, "decode_eager_ms": eager}
                 except torch.OutOfMemoryError as exc:
-                    row = {"method": name, "attention": attention, "length": length,
+                    row = {"method": name, "attention": attention, "fused_layers": fused, "length": length,
                            "error": f"OOM: {str(exc).splitlines()[0]}"}
                     torch.cuda.empty_cache()
                 rows.append(row)
@@ -274,8 +280,8 @@ def main() -> None:
                 for chunk in (int(x) for x in args.extra_chunks.split(",")):
                     timed_prefill(model, method, ids[:, : 128 + 32640 + 2 * chunk + 17], chunk)  # compile
                     seconds, peak, cache, _ = timed_prefill(model, method, ids, chunk)
-                    row = {"method": name, "attention": attention, "length": max(lengths), "chunk": chunk,
-                           "prefill_s": seconds,
+                    row = {"method": name, "attention": attention, "fused_layers": fused, "length": max(lengths),
+                           "chunk": chunk, "prefill_s": seconds,
                            "peak_gib": peak / 2**30, "cache_gib": cache.nbytes() / 2**30, "decode_ms": None}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
