@@ -205,8 +205,18 @@ def collect_provenance(argv: list[str] | None = None) -> dict[str, Any]:
         "versions": package_versions(),
         "git": git_info(),
         "hardware": hardware_info(),
-        "env": {k: os.environ[k] for k in ("CUDA_VISIBLE_DEVICES", "WORLD_SIZE", "HF_HUB_OFFLINE") if k in os.environ},
+        "env": run_environment(),
     }
+
+
+RECORDED_ENV = ("CUDA_VISIBLE_DEVICES", "WORLD_SIZE", "HF_HUB_OFFLINE", "PYTORCH_CUDA_ALLOC_CONF")
+SWITCH_PREFIX = "AHN_HARNESS_"  # the fast-path switches (docs/ARCHITECTURE.md): which kernels a run used
+
+
+def run_environment() -> dict[str, str]:
+    """The environment variables that shape a run: devices, offline mode, the allocator, and every
+    ``AHN_HARNESS_*`` switch, so two runs whose bf16 numbers differ can be told apart by the paths they took."""
+    return {k: v for k, v in sorted(os.environ.items()) if k in RECORDED_ENV or k.startswith(SWITCH_PREFIX)}
 
 
 def make_manifest(

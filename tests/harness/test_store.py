@@ -263,6 +263,17 @@ def test_config_hash_and_diff() -> None:
     assert run_label({}, fallback="dir") == "dir"
 
 
+def test_the_fast_path_switches_are_recorded(monkeypatch) -> None:
+    from harness.provenance import collect_provenance
+
+    monkeypatch.setenv("AHN_HARNESS_FUSED_LAYERS", "1")
+    monkeypatch.setenv("AHN_HARNESS_WINDOW_ATTENTION", "flex")
+    monkeypatch.setenv("UNRELATED_SECRET", "x")
+    env = collect_provenance(["harness", "run"])["env"]
+    assert env["AHN_HARNESS_FUSED_LAYERS"] == "1" and env["AHN_HARNESS_WINDOW_ATTENTION"] == "flex"
+    assert "UNRELATED_SECRET" not in env
+
+
 def test_git_dirty_flag_matches_git() -> None:
     from harness.provenance import git_info
 
