@@ -195,12 +195,13 @@ def _cmd_info(args) -> int:
 
 def _check_fast_path_switches() -> None:
     """The environment switches of the fast paths (docs/PERFORMANCE.md), before any weights are read."""
-    from baselines import split_attention, static_decode
+    from baselines import fused_layers, split_attention, static_decode
     from harness import preflight
 
     try:
         static_decode.check_settings()
         split_attention.setting()
+        fused_layers.setting()
     except ValueError as exc:
         raise preflight.SettingsError(str(exc)) from None
 
