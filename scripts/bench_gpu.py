@@ -28,15 +28,22 @@ def environment(settings: dict[str, str]):
     return mock.patch.dict(os.environ, settings)
 
 
-def build_model(layers: int | None = None):
-    from transformers import AutoModelForCausalLM, Qwen2Config
+def qwen_config(layers: int | None = None):
+    """Qwen2.5-3B-Instruct's config (embedded, no Hub), optionally with fewer layers."""
+    from transformers import Qwen2Config
 
     from baselines.model_configs import hf_config
 
     cfg = dict(hf_config("Qwen2.5-3B-Instruct"))
     if layers:
         cfg["num_hidden_layers"] = layers
-    config = Qwen2Config(**{k: v for k, v in cfg.items() if k not in ("architectures", "model_type")})
+    return Qwen2Config(**{k: v for k, v in cfg.items() if k not in ("architectures", "model_type")})
+
+
+def build_model(layers: int | None = None):
+    from transformers import AutoModelForCausalLM
+
+    config = qwen_config(layers)
     torch.manual_seed(0)
     with torch.device("cuda"):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16, attn_implementation="sdpa")

@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, before any installed copy
 
-from bench_gpu import build_model, make, randomize_ahn  # noqa: E402
+from bench_gpu import build_model, make, qwen_config, randomize_ahn  # noqa: E402
 
 
 def emit(out, rec: dict) -> None:
@@ -253,13 +253,9 @@ def split_micro(out) -> None:
 def fusion_micro(out) -> None:
     """What fusing the elementwise work of one decoder layer could give: Qwen2.5-3B's RMSNorm and MLP on one chunk
     of 4,096 tokens, eager (as the harness runs them) against inductor-compiled, in the same run."""
-    from transformers import Qwen2Config
     from transformers.models.qwen2.modeling_qwen2 import Qwen2MLP, Qwen2RMSNorm
 
-    from baselines.model_configs import hf_config
-
-    cfg = Qwen2Config(**{k: v for k, v in hf_config("Qwen2.5-3B-Instruct").items()
-                         if k not in ("architectures", "model_type")})
+    cfg = qwen_config()
     x = torch.randn(1, 4096, cfg.hidden_size, device="cuda", dtype=torch.bfloat16)
     with torch.device("cuda"), torch.no_grad():
         for label, module in (("rms_norm", Qwen2RMSNorm(cfg.hidden_size, eps=cfg.rms_norm_eps)),
