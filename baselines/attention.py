@@ -76,11 +76,22 @@ def _plain_causal(plan: ChunkPlan, method: MemoryMethod) -> bool:
             and (method.window is None or plan.length <= method.window))
 
 
+_CUDNN_GQA_FAILED: list[str] = []  # why cuDNN refused grouped key heads in this process (then: expand them)
+
+
 def causal_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float) -> torch.Tensor:
     """Square causal attention. On CUDA cuDNN's kernel first (on an H200 it ran a 131,072-token causal pass at
-    577 TFLOP/s against flash's 330, `docs/PERFORMANCE.md`); it takes no GQA, so K/V are expanded for it."""
+    577 TFLOP/s against flash's 330, `docs/PERFORMANCE.md`), with grouped key heads as they are (an H100 took them
+    natively, reading each key head once: `docs/PERFORMANCE.md`, ninth session); a cuDNN build that refuses them
+    gets them expanded to the query heads, through SDPA's own choice of kernel."""
     gqa = query.shape[1] != keys.shape[1]
     if query.is_cuda and query.dtype in (torch.bfloat16, torch.float16):
+        if not _CUDNN_GQA_FAILED:
+            try:
+                return torch.ops.aten._scaled_dot_product_cudnn_attention(
+                    query, keys, values, None, False, 0.0, True, False, scale=scaling)[0]
+            except RuntimeError as exc:
+                _CUDNN_GQA_FAILED.append(str(exc).splitlines()[0][:200])
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
         rep = query.shape[1] // keys.shape[1]
@@ -182,7 +193,11 @@ def memory_attention(
     if added is not None:
         rows, first = added
         b, c, h, dh = out.shape
-        out = torch.cat([out[:, :first], out[:, first:] + rows.view(b, c - first, h, dh).to(out.dtype)], dim=1)
+        rows = rows.view(b, c - first, h, dh).to(out.dtype)
+        if torch.is_grad_enabled():  # out is saved for the attention's backward: a new tensor
+            out = torch.cat([out[:, :first], out[:, first:] + rows], dim=1)
+        else:  # out is this call's own fresh tensor: add in place, no copy of the chunk's attention
+            out[:, first:] += rows
 
     if ctx.store:
         lm.keys, lm.values = kept_keys, kept_values

@@ -65,7 +65,7 @@ def prefill(
     if total == 0:
         raise ValueError("cannot prefill an empty prompt")
     logits = None
-    with fused_layers.maybe(model, input_ids.device):  # off by default (baselines/fused_layers.py)
+    with fused_layers.maybe(model, input_ids.device):  # on CUDA by default (baselines/fused_layers.py)
         for begin in range(0, total, chunk_size):
             end = min(begin + chunk_size, total)
             logits = _forward(model, cache, input_ids[:, begin:end], want_logits=end == total)

@@ -1,4 +1,4 @@
-"""Fused RMSNorm and gated MLP for prefill on a GPU (issue 12; off by default until measured).
+"""Fused RMSNorm and gated MLP for prefill on a GPU (issue 12; on by default on CUDA).
 
 A profile of ahn-gdn's 131,072-token prefill on an H100 spent about 1 s of its 4.6 s of GPU kernels on
 elementwise work (`docs/PERFORMANCE.md`, eighth session): each RMSNorm reads and writes the chunk's hidden states
@@ -12,7 +12,11 @@ A module is replaced only if its own forward gives bit-identical output to the p
 input (checked once per module class), so a norm of another convention (Gemma's ``1 + weight``, say) or an MLP
 with another activation keeps its own forward.
 
-``AHN_HARNESS_FUSED_LAYERS``: ``0`` (default) off; ``1`` on CUDA devices; ``force`` on any device (tests).
+The same switch compiles the split window attention's merge of its pieces (`baselines.split_attention.combine`).
+On an H100 the two took a 131,072-token prefill from 5.41 to 4.91 s (ahn-gdn) and from 6.86 to 5.90 s (full
+attention in one pass), median of 5 each, off and on in the same run (`docs/PERFORMANCE.md`, ninth session).
+
+``AHN_HARNESS_FUSED_LAYERS``: ``1`` (default) on CUDA devices; ``0`` off; ``force`` on any device (tests).
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ SETTINGS = ("0", "1", "force")
 
 
 def setting() -> str:
-    """AHN_HARNESS_FUSED_LAYERS (unset: "0"); a ValueError naming the valid settings for any other value."""
-    value = os.environ.get(ENV, "0")
+    """AHN_HARNESS_FUSED_LAYERS (unset: "1"); a ValueError naming the valid settings for any other value."""
+    value = os.environ.get(ENV, "1")
     if value not in SETTINGS:
         raise ValueError(f"{ENV}={value!r}; valid: {', '.join(SETTINGS)}")
     return value
@@ -57,7 +61,8 @@ def gated_mlp(x: torch.Tensor, gate: torch.Tensor, up: torch.Tensor, down: torch
 
 
 @functools.cache
-def _compiled(fn: Callable) -> Callable:
+def compile_shared(fn: Callable) -> Callable:
+    """``fn`` through inductor, once per function: dynamic shapes, so one compilation serves every chunk length."""
     return torch.compile(fn, dynamic=True, fullgraph=True)
 
 
@@ -108,10 +113,10 @@ def fused_layers(model: nn.Module, compiled: bool = True) -> Iterator[int]:
             if plain is None or "forward" in module.__dict__ or not _agrees(module, plain):
                 continue
             if _is_norm(module):
-                fn = _compiled(rms_norm) if compiled else rms_norm
+                fn = compile_shared(rms_norm) if compiled else rms_norm
                 forward = functools.partial(_norm_forward, fn)
             else:
-                fn = _compiled(gated_mlp) if compiled else gated_mlp
+                fn = compile_shared(gated_mlp) if compiled else gated_mlp
                 forward = functools.partial(_mlp_forward, fn)
             module.forward = types.MethodType(forward, module)
             patched.append(module)
@@ -130,5 +135,6 @@ def _mlp_forward(fn: Callable, module: nn.Module, x: torch.Tensor) -> torch.Tens
 
 
 def maybe(model: nn.Module, device: torch.device) -> contextlib.AbstractContextManager:
-    """:func:`fused_layers` when AHN_HARNESS_FUSED_LAYERS turns it on for ``device``, else nothing."""
+    """:func:`fused_layers` when AHN_HARNESS_FUSED_LAYERS turns it on for ``device`` (CUDA, by default), else
+    nothing."""
     return fused_layers(model) if enabled(device) else contextlib.nullcontext()

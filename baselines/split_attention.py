@@ -12,23 +12,27 @@ sees it). Query i of the chunk is at position start + i and sees a kept position
   (i = c − 1) sees nothing of B, and no query sees p = start − W;
 * **C**, the chunk itself: causal.
 
+While the window fills (nothing evicted yet, and the oldest kept key inside the last query's window), and in
+full attention's chunks, every kept key is visible to every query: the mask is **A** (all kept keys, no mask)
+and **C** alone, the "prefix" layout.
+
 Each piece returns its output and the log-sum-exp of its scores; the rows are merged as
 out = Σ_p exp(lse_p − lse) · out_p with lse = logsumexp_p(lse_p), i.e. one softmax over the union of the keys.
-Applicable when the window is full before the chunk (every sink kept, W kept positions) and c ≤ W; other
-chunks return None and take FlexAttention. `piece` below is the reference (plain matmuls, any device); on CUDA
-the pieces run through cuDNN or flash (GQA native). For cuDNN the causal pieces B and C expand K/V to the query
-heads; the unmasked piece A, most of the keys, stacks each group's query heads along the sequence instead.
-Tests hold the merge to the masked reference on the CPU (`tests/baselines/test_split_attention.py`) and the
-kernels to it on the GPU.
+Other chunks (a window edge inside an unfull window, c > W, another visibility rule) return None and take
+FlexAttention. `piece` below is the reference (plain matmuls, any device); on CUDA the pieces run through cuDNN
+or flash, both of which take grouped key heads as they are. Tests hold the merge to the masked reference on the
+CPU (`tests/baselines/test_split_attention.py`) and the kernels to it on the GPU.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 
 import torch
 
+from baselines import fused_layers
 from baselines.interface import ChunkPlan, MemoryMethod
 
 ENV = "AHN_HARNESS_WINDOW_ATTENTION"
@@ -58,13 +62,29 @@ def kernel_for(query: torch.Tensor) -> str | None:
     return kernel
 
 
+def layout(plan: ChunkPlan, method: MemoryMethod) -> str | None:
+    """Which dense pieces the chunk's mask splits into: "window" (A, B, C of the module docstring: the window is
+    full), "prefix" (A and C: every kept key is visible to every query, so the mask is the chunk's causal square
+    after an unmasked block, as while the window fills or in full attention's chunks), or None."""
+    if type(method).raw_visible is not MemoryMethod.raw_visible or plan.length < 2 or plan.n_old == 0:
+        return None
+    window, c = method.window, plan.length
+    if window is None:
+        return "prefix" if plan.first_old == plan.n_sink_old == 0 else None
+    if c > window:
+        return None
+    # raw index = position (nothing evicted yet), and the oldest kept non-sink key is inside the last query's window
+    if plan.first_old == plan.n_sink_old and plan.start + c - 1 - max(plan.first_old, method.sinks) < window:
+        return "prefix"
+    if (plan.n_sink_old == method.sinks and plan.start >= method.sinks and plan.first_old == plan.start - window
+            and plan.n_old == method.sinks + window):
+        return "window"
+    return None
+
+
 def applicable(plan: ChunkPlan, method: MemoryMethod) -> bool:
-    """The chunk's mask is the three blocks of the module docstring."""
-    window = method.window
-    return (window is not None and type(method).raw_visible is MemoryMethod.raw_visible
-            and plan.n_sink_old == method.sinks and plan.start >= method.sinks
-            and plan.first_old == plan.start - window and plan.n_old == method.sinks + window
-            and 2 <= plan.length <= window)
+    """The chunk's mask is one of the layouts of :func:`layout`."""
+    return layout(plan, method) is not None
 
 
 def piece(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float, causal: bool,
@@ -72,27 +92,9 @@ def piece(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling
     """Softmax attention of query [B,H,q,dh] over keys/values [B,Hkv,k,dh] (causal: top-left, key j ≤ query i)
     → (out [B,H,q,dh] in the query's dtype, lse [B,H,q] in fp32, fp64 for fp64 inputs).
 
-    An unmasked piece with grouped key heads runs on the query heads of each group stacked along the sequence
-    (:func:`grouped_queries`): the same scores, with each key head read once instead of expanded to every query
-    head it serves (a copy of 8× the piece's keys and values per layer and chunk on Qwen2.5-3B)."""
-    b, h, q, dh = query.shape
-    rep = h // keys.shape[1]
-    if not causal and rep > 1:
-        out, lse = _piece(grouped_queries(query, keys.shape[1]), keys, values, scaling, causal, kernel)
-        return out.reshape(b, h, q, dh), lse.reshape(b, h, q)
-    return _piece(query, keys, values, scaling, causal, kernel)
-
-
-def grouped_queries(query: torch.Tensor, n_kv: int) -> torch.Tensor:
-    """[B,H,q,dh] → [B,Hkv,rep·q,dh]: query head h shares key head h // rep (as ``repeat_interleave(rep, 1)`` of
-    the keys has it), so the rep heads of group j become one sequence of rep·q queries on key head j. Only for
-    unmasked attention: a causal mask would see the stacked positions as later queries."""
-    b, h, q, dh = query.shape
-    return query.reshape(b, n_kv, (h // n_kv) * q, dh)
-
-
-def _piece(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float, causal: bool,
-           kernel: str) -> tuple[torch.Tensor, torch.Tensor]:
+    Grouped key heads go to the kernels as they are: cuDNN and flash read each key head once for the query heads
+    it serves (measured on an H100: the same time as stacking the group's queries, 14 % under expanding the keys
+    to every query head, `docs/PERFORMANCE.md`, ninth session); only the reference expands them."""
     rep = query.shape[1] // keys.shape[1]
     if kernel == "reference":
         k, v = keys.repeat_interleave(rep, 1), values.repeat_interleave(rep, 1)
@@ -106,8 +108,7 @@ def _piece(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scalin
         out = torch.matmul(torch.softmax(scores, -1), v.to(dt))
         return out.to(query.dtype), lse.float() if dt != torch.float64 else lse
     if kernel == "cudnn":
-        k, v = (keys.repeat_interleave(rep, 1), values.repeat_interleave(rep, 1)) if rep > 1 else (keys, values)
-        res = torch.ops.aten._scaled_dot_product_cudnn_attention(query, k, v, None, True, 0.0, causal, False,
+        res = torch.ops.aten._scaled_dot_product_cudnn_attention(query, keys, values, None, True, 0.0, causal, False,
                                                                   scale=scaling)
     elif kernel == "flash":
         res = torch.ops.aten._scaled_dot_product_flash_attention(query, keys, values, 0.0, causal, False,
@@ -130,8 +131,33 @@ def merge(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
     return out.to(parts[0][0].dtype)
 
 
+def unreversed(out_b: torch.Tensor, lse_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Piece B computed on reversed queries (c − 1 rows) back in query order, with the last query's row, which
+    sees no key of B, as output 0 and lse −inf."""
+    out = torch.cat([out_b.flip(2), torch.zeros_like(out_b[:, :, :1])], 2)
+    return out, torch.cat([lse_b.flip(2), torch.full_like(lse_b[:, :, :1], float("-inf"))], 2)
+
+
+def combine(out_a: torch.Tensor, lse_a: torch.Tensor, out_c: torch.Tensor, lse_c: torch.Tensor,
+            out_b_reversed: torch.Tensor | None = None, lse_b_reversed: torch.Tensor | None = None) -> torch.Tensor:
+    """The chunk's attention [B,H,c,dh] from its pieces (B as computed, on reversed queries), laid out in memory
+    as [B,c,H,dh]: the layout the attention's output projection reads (`memory_attention` transposes it back,
+    a view). Written as plain tensor operations, so inductor fuses the unreversing, the merge and the layout
+    into one pass (:func:`combiner`)."""
+    parts = [(out_a, lse_a), (out_c, lse_c)]
+    if out_b_reversed is not None:
+        parts.append(unreversed(out_b_reversed, lse_b_reversed))
+    return merge(parts).transpose(1, 2).contiguous().transpose(1, 2)
+
+
+def combiner(device: torch.device) -> Callable[..., torch.Tensor]:
+    """:func:`combine`, compiled where AHN_HARNESS_FUSED_LAYERS fuses the prefill's elementwise work (on an H100
+    the eager merge of three pieces took 0.28 ms per layer and chunk, about 0.3 s of a 128k prefill)."""
+    return fused_layers.compile_shared(combine) if fused_layers.enabled(device) else combine
+
+
 _FAILED: set[str] = set()  # kernels that raised or missed the reference in this process: FlexAttention from then on
-_CHECKED: set[str] = set()  # kernels whose first chunk in this process matched the masked reference
+_CHECKED: set[tuple[str, str]] = set()  # (kernel, layout) whose first chunk in this process matched the reference
 CHECK_BOUND = 2e-2  # relative error of the first chunk against the masked reference: bf16 operands land between
 # 1e-3 and 1e-2 (docs/PERFORMANCE.md's levels); a wrong key, log-sum-exp convention or merge lands far above
 
@@ -141,9 +167,9 @@ def guarded(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, plan:
     """`sink_window_attention` with two guards, or None (the caller's FlexAttention path):
 
     * a kernel that raises (a cuDNN build that refuses the shapes, say) warns once and stays off;
-    * the first chunk a kernel serves in a process is also computed by the masked reference (one dense SDPA
-      call, tens of milliseconds at 4,096 × 36,864) and compared; a kernel that misses it warns once, stays
-      off, and that chunk returns the reference's result. A silent error of a fast path cannot reach a run."""
+    * the first chunk a kernel serves in a process in each layout is also computed by the masked reference (one
+      dense SDPA call, tens of milliseconds at 4,096 × 36,864) and compared; a kernel that misses it warns once,
+      stays off, and that chunk returns the reference's result. A silent error of a fast path cannot reach a run."""
     if kernel in _FAILED:
         return None
     try:
@@ -153,7 +179,10 @@ def guarded(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, plan:
         warnings.warn(f"split window attention ({kernel}) failed, using FlexAttention from here on: "
                       f"{str(exc).splitlines()[0][:200]}", stacklevel=2)
         return None
-    if out is None or kernel in _CHECKED:
+    if out is None:
+        return None
+    checked = (kernel, layout(plan, method))
+    if checked in _CHECKED:
         return out
     from baselines.attention import masked_attention
 
@@ -164,26 +193,30 @@ def guarded(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, plan:
         warnings.warn(f"split window attention ({kernel}) is {err:.2e} from the masked reference on its first "
                       f"chunk (bound {CHECK_BOUND}); using FlexAttention from here on", stacklevel=2)
         return ref
-    _CHECKED.add(kernel)
+    _CHECKED.add(checked)
     return out
 
 
 def sink_window_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, plan: ChunkPlan,
                           method: MemoryMethod, scaling: float, kernel: str = "reference") -> torch.Tensor | None:
-    """Same result as masked_attention(query, keys, values, plan.visible, scaling); None if not applicable.
+    """Same result as masked_attention(query, keys, values, plan.visible, scaling); None if no layout applies.
     query [B,H,c,dh]; keys/values [B,Hkv,n_raw,dh] laid out as the module docstring says."""
-    if not applicable(plan, method):
+    kind = layout(plan, method)
+    if kind is None:
         return None
+    combined = combiner(query.device)
+    if kind == "prefix":
+        n = plan.n_old
+        part_a = piece(query, keys[:, :, :n], values[:, :, :n], scaling, causal=False, kernel=kernel)
+        part_c = piece(query, keys[:, :, n:], values[:, :, n:], scaling, causal=True, kernel=kernel)
+        return combined(*part_a, *part_c)
     c, s, w = plan.length, method.sinks, method.window
     old = s + w  # raw index where the chunk starts; raw s is position start − W, seen by no query
     a_keys = torch.cat([keys[:, :, :s], keys[:, :, s + c: old]], 2)
     a_values = torch.cat([values[:, :, :s], values[:, :, s + c: old]], 2)
     part_a = piece(query, a_keys, a_values, scaling, causal=False, kernel=kernel)
     # B: queries 0 … c − 2 and kept keys j = 0 … c − 2, both reversed: a causal square
-    q_b = query[:, :, : c - 1].flip(2)
-    out_b, lse_b = piece(q_b, keys[:, :, s + 1: s + c].flip(2), values[:, :, s + 1: s + c].flip(2), scaling,
-                         causal=True, kernel=kernel)
-    out_b = torch.cat([out_b.flip(2), torch.zeros_like(out_b[:, :, :1])], 2)
-    lse_b = torch.cat([lse_b.flip(2), torch.full_like(lse_b[:, :, :1], float("-inf"))], 2)
+    part_b = piece(query[:, :, : c - 1].flip(2), keys[:, :, s + 1: s + c].flip(2),
+                   values[:, :, s + 1: s + c].flip(2), scaling, causal=True, kernel=kernel)
     part_c = piece(query, keys[:, :, old:], values[:, :, old:], scaling, causal=True, kernel=kernel)
-    return merge([part_a, (out_b, lse_b), part_c])
+    return combined(*part_a, *part_c, *part_b)

@@ -208,45 +208,38 @@ def flex_options_micro(out) -> None:
 
 def split_micro(out) -> None:
     """The split path's pieces on one full-window chunk (4,096 queries, 128 sinks + 32,640 window, Qwen2.5-3B
-    heads): the unmasked piece A with its query heads stacked per key head (the engine's path) against A with its
-    keys expanded to every query head (the seventh session's path) and against cuDNN given the grouped keys as
-    they are (whether this torch's cuDNN op takes GQA); the merge in place against a sum of products."""
+    heads): the unmasked piece A with its grouped keys given to cuDNN as they are (the engine's path) against A
+    with its keys expanded to every query head (the seventh session's path); the pieces' combination eager
+    against compiled (`split_attention.combine`, as AHN_HARNESS_FUSED_LAYERS runs it)."""
+    from baselines import fused_layers
     from baselines import split_attention as split
 
     H, Hkv, dh, c, n_a = 16, 2, 128, 4096, 128 + 32640 - 4096
     rnd = lambda *shape: torch.randn(*shape, device="cuda", dtype=torch.bfloat16)  # noqa: E731
     q, k, v = rnd(1, H, c, dh), rnd(1, Hkv, n_a, dh), rnd(1, Hkv, n_a, dh)
     scale = dh ** -0.5
+
+    def expanded():
+        return split.piece(q, k.repeat_interleave(H // Hkv, 1), v.repeat_interleave(H // Hkv, 1), scale,
+                           causal=False, kernel="cudnn")
+
     rec = {"micro": "split_piece_a", "chunk": c, "keys": n_a}
-    stacked = split.piece(q, k, v, scale, causal=False, kernel="cudnn")
-    expanded = split._piece(q, k, v, scale, False, "cudnn")
-    rec["stacked_vs_expanded_rel_err"] = ((stacked[0].float() - expanded[0].float()).norm()
-                                          / expanded[0].float().norm()).item()
-    rec["stacked_ms"], rec["stacked_spread"] = cuda_ms(lambda: split.piece(q, k, v, scale, causal=False,
-                                                                           kernel="cudnn"))
-    rec["expanded_ms"], rec["expanded_spread"] = cuda_ms(lambda: split._piece(q, k, v, scale, False, "cudnn"))
-    try:
-        native = torch.ops.aten._scaled_dot_product_cudnn_attention(q, k, v, None, True, 0.0, False, False,
-                                                                    scale=scale)
-        rec["native_gqa_rel_err"] = ((native[0].float() - expanded[0].float()).norm()
-                                     / expanded[0].float().norm()).item()
-        rec["native_gqa_ms"], rec["native_gqa_spread"] = cuda_ms(
-            lambda: torch.ops.aten._scaled_dot_product_cudnn_attention(q, k, v, None, True, 0.0, False, False,
-                                                                       scale=scale))
-    except Exception as exc:  # noqa: BLE001 - record whether this cuDNN op takes grouped keys
-        rec["native_gqa_error"] = f"{type(exc).__name__}: {str(exc)[:160]}"
+    native = split.piece(q, k, v, scale, causal=False, kernel="cudnn")
+    rec["native_vs_expanded_rel_err"] = ((native[0].float() - expanded()[0].float()).norm()
+                                         / expanded()[0].float().norm()).item()
+    rec["native_ms"], rec["native_spread"] = cuda_ms(lambda: split.piece(q, k, v, scale, causal=False,
+                                                                         kernel="cudnn"))
+    rec["expanded_ms"], rec["expanded_spread"] = cuda_ms(expanded)
     emit(out, rec)
 
-    parts = [(rnd(1, H, c, dh), torch.randn(1, H, c, device="cuda")) for _ in range(3)]
-
-    def summed():
-        lse = torch.logsumexp(torch.stack([p[1] for p in parts]), 0)
-        return sum(torch.exp(p[1] - lse)[..., None].float() * p[0].float() for p in parts).to(torch.bfloat16)
-
-    rec = {"micro": "split_merge", "chunk": c,
-           "rel_err": ((split.merge(parts).float() - summed().float()).norm() / summed().float().norm()).item()}
-    rec["in_place_ms"], rec["in_place_spread"] = cuda_ms(lambda: split.merge(parts))
-    rec["summed_ms"], rec["summed_spread"] = cuda_ms(summed)
+    lse = lambda rows: torch.randn(1, H, rows, device="cuda") + 8  # noqa: E731
+    parts = [rnd(1, H, c, dh), lse(c), rnd(1, H, c, dh), lse(c), rnd(1, H, c - 1, dh), lse(c - 1)]
+    fused = fused_layers.compile_shared(split.combine)
+    ref = split.combine(*parts)
+    rec = {"micro": "split_combine", "chunk": c,
+           "rel_err": ((fused(*parts).float() - ref.float()).norm() / ref.float().norm()).item()}
+    rec["compiled_ms"], rec["compiled_spread"] = cuda_ms(lambda: fused(*parts))
+    rec["eager_ms"], rec["eager_spread"] = cuda_ms(lambda: split.combine(*parts))
     emit(out, rec)
 
 

@@ -76,8 +76,10 @@ def test_the_setting_is_checked(monkeypatch):
         fused_layers.enabled(torch.device("cpu"))
     monkeypatch.setenv(fused_layers.ENV, "1")
     assert not fused_layers.enabled(torch.device("cpu"))  # "1" is for CUDA devices
+    monkeypatch.setenv(fused_layers.ENV, "0")
+    assert not fused_layers.enabled(torch.device("cuda"))
     monkeypatch.delenv(fused_layers.ENV)
-    assert not fused_layers.enabled(torch.device("cuda"))  # off unless asked for
+    assert fused_layers.enabled(torch.device("cuda")) and not fused_layers.enabled(torch.device("cpu"))  # default
 
 
 @pytest.mark.parametrize("name", ["swa", "ahn-gdn"])
@@ -101,7 +103,7 @@ def test_prefill_through_the_compiled_functions_equals_the_modules(monkeypatch, 
     method = make_method(name, sinks=3, window=10)
     with attach(model, method):
         ref = prefill(model, method, method.new_cache(model), ids, chunk_size=8)
-        assert calls == {"norm": 0, "mlp": 0}  # off by default
+        assert calls == {"norm": 0, "mlp": 0}  # off on the CPU by default
         monkeypatch.setenv(fused_layers.ENV, "force")
         got = prefill(model, method, method.new_cache(model), ids, chunk_size=8)
     assert calls == {"norm": 5 * 5, "mlp": 5 * 2}  # 5 chunks through 2 layers (2 norms each) and the final norm
