@@ -17,6 +17,7 @@ import warnings
 import torch
 from torch import nn
 
+from ahn import chunk_graphs
 from ahn.cells import make_cell
 from ahn.decode_graphs import GraphCache, can_capture, enabled_by_env
 from ahn.layout import cell_layout
@@ -58,6 +59,8 @@ class AHNMethod(MemoryMethod):
         self.blocks: nn.ModuleList | None = None
         self.decode_graphs = enabled_by_env() if decode_graphs is None else bool(decode_graphs)
         self.graphs = GraphCache()
+        self.chunk_graphs = chunk_graphs.ChunkGraphs()  # prefill chunks' memory updates (ahn/chunk_graphs.py)
+        self._chunk_graphs_failed = False
 
     def describe(self) -> dict:
         # "auto" is left out so the run configs (and their hashes) of earlier runs stay what they were
@@ -88,6 +91,7 @@ class AHNMethod(MemoryMethod):
 
     def uninstall(self, model: nn.Module) -> None:
         self.graphs.clear()
+        self.chunk_graphs.clear()
         for layer in decoder_layers(model):
             if hasattr(layer, "ahn"):
                 del layer.ahn
@@ -108,6 +112,22 @@ class AHNMethod(MemoryMethod):
         if out is None:
             return fn.write_gates(x)
         return dict(zip(fn.gate_names, out, strict=True))
+
+    def _chunk_graphed(self, x: torch.Tensor) -> bool:
+        return (x.shape[1] >= chunk_graphs.MIN_TOKENS and not self._chunk_graphs_failed
+                and chunk_graphs.setting() == "1" and can_capture(x))
+
+    def _run_chunk_graph(self, layer_idx: int, step, inputs: tuple, fn: nn.Module) -> tuple | None:
+        """The chunk's memory update replayed as its layer's graph; None where the caller runs it eagerly (a
+        length met once so far, or graphs off from here on, with a warning, after a failed capture)."""
+        try:
+            return self.chunk_graphs.run(layer_idx, step, inputs, list(fn.parameters()))
+        except RuntimeError as exc:
+            warnings.warn(f"AHN chunk graphs turned off, updating the memory eagerly: capture failed ({exc})",
+                          stacklevel=2)
+            self._chunk_graphs_failed = True
+            self.chunk_graphs.clear()
+            return None
 
     def _run_graph(self, name: tuple, step, inputs: tuple, fn: nn.Module) -> tuple | None:
         """The graphed step's outputs; None (and graphs off from here on, with a warning) if capture fails."""
@@ -151,14 +171,15 @@ class AHNMethod(MemoryMethod):
         q, k, v, x_query = query[:, :, first:], evicted["keys"], evicted["values"], x[:, first:]
         gates = {name: evicted[name] for name in fn.gate_names}
         state = layer.memory.get("state")
+
+        def step(q, k, v, state, x_query, *gate_values):
+            return self._read_write(fn, q, k, v, dict(zip(fn.gate_names, gate_values)), state, x_query)
+
+        out = None
         if state is not None and self._graphed(x_query):  # one-token decode: one launch per layer
-
-            def step(q, k, v, state, x_query, *gate_values):
-                return self._read_write(fn, q, k, v, dict(zip(fn.gate_names, gate_values)), state, x_query)
-
             out = self._run_graph(("memory", layer_idx, self.backend), step, (q, k, v, state, x_query, *gates.values()), fn)
-        else:
-            out = None
+        elif state is not None and self._chunk_graphed(x_query):  # a prefill chunk: one launch per layer
+            out = self._run_chunk_graph(layer_idx, step, (q, k, v, state, x_query, *gates.values()), fn)
         rows, state = out if out is not None else self._read_write(fn, q, k, v, gates, state, x_query)
         new_memory["state"] = state
         return rows, first

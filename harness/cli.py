@@ -195,6 +195,7 @@ def _cmd_info(args) -> int:
 
 def _check_fast_path_switches() -> None:
     """The environment switches of the fast paths (docs/PERFORMANCE.md), before any weights are read."""
+    from ahn import chunk_graphs
     from baselines import fused_layers, split_attention, static_decode
     from harness import preflight
 
@@ -202,6 +203,7 @@ def _check_fast_path_switches() -> None:
         static_decode.check_settings()
         split_attention.setting()
         fused_layers.setting()
+        chunk_graphs.setting()
     except ValueError as exc:
         raise preflight.SettingsError(str(exc)) from None
 

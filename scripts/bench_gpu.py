@@ -151,13 +151,14 @@ def write_report(rows: list[dict], par: dict | None, out: Path, chunk: int, laye
     lines = [f"# GPU benchmark ({doc['device']}, {doc['date']}, torch {doc['torch']})", "",
              f"{doc['model']}, {layers} layers, prefill chunk {chunk} unless stated, sinks 128 + window 32,640. "
              "Reproduce: `python scripts/bench_gpu.py`.", "",
-             "| method | window attention | fused layers | chunk | prompt tokens | prefill s | peak GiB | cache GiB "
-             "| decode ms/token | decode, eager |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| method | window attention | fused layers | chunk graphs | chunk | prompt tokens | prefill s | peak GiB "
+             "| cache GiB | decode ms/token | decode, eager |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         c = r.get("chunk", chunk)
         a = r.get("attention", "flex")
-        a = f"{a} | {'on' if r.get('fused_layers', '0') != '0' else 'off'}"
+        a = (f"{a} | {'on' if r.get('fused_layers', '0') != '0' else 'off'} | "
+             f"{'on' if r.get('chunk_graphs', '0') != '0' else 'off'}")  # rows from before a switch: off
         if "error" in r:
             lines.append(f"| {r['method']} | {a} | {c} | {r['length']:,} | {r['error']} | | | | |")
         else:
@@ -220,9 +221,12 @@ def main() -> None:
     parser.add_argument("--window-attention", default="split",
                         help="AHN_HARNESS_WINDOW_ATTENTION settings to time each method under, e.g. split,flex "
                              "(baselines/split_attention.py)")
-    parser.add_argument("--fused-layers", default="0",
+    parser.add_argument("--fused-layers", default="1",
                         help="AHN_HARNESS_FUSED_LAYERS settings to time each method under, e.g. 0,1 "
                              "(baselines/fused_layers.py)")
+    parser.add_argument("--chunk-graphs", default="1",
+                        help="AHN_HARNESS_CHUNK_GRAPHS settings to time AHN methods under, e.g. 0,1 "
+                             "(ahn/chunk_graphs.py)")
     parser.add_argument("--from-log", type=Path, help="only re-render the report from a run's printed rows")
     parser.add_argument("--device-name", default="NVIDIA H100 80GB HBM3", help="with --from-log")
     parser.add_argument("--date", default=None, help="with --from-log (default today)")
@@ -240,16 +244,22 @@ def main() -> None:
     rows = []
     par = None
     settings = args.window_attention.split(",")
-    # full attention has no window: it runs once per fused-layers setting, under the first window setting
-    for fused, name, attention in [(f, n, a) for f in args.fused_layers.split(",") for a in settings
-                                   for n in args.methods.split(",") if n != "full" or a == settings[0]]:
+    # full attention has no window and no memory: it runs once per fused-layers setting, under the first window
+    # and chunk-graph settings; methods without AHN memory likewise under the first chunk-graph setting
+    graph_settings = args.chunk_graphs.split(",")
+    for fused, graphs, name, attention in [
+            (f, g, n, a) for f in args.fused_layers.split(",") for g in graph_settings for a in settings
+            for n in args.methods.split(",")
+            if (n != "full" or a == settings[0]) and (n.startswith("ahn") or g == graph_settings[0])]:
         method = make(name)
         with attach(model, method), environment({"AHN_HARNESS_WINDOW_ATTENTION": attention,
-                                                 "AHN_HARNESS_FUSED_LAYERS": fused}):
+                                                 "AHN_HARNESS_FUSED_LAYERS": fused,
+                                                 "AHN_HARNESS_CHUNK_GRAPHS": graphs}):
             if name.startswith("ahn"):
                 randomize_ahn(method)
             # compile flex / fla kernels first, eviction into memory included (it starts past sinks + window)
-            warm = torch.randint(0, 151000, (1, 128 + 32640 + 2 * args.chunk + 17), device="cuda")
+            # (three evicting chunks: the memory update's chunk graphs capture on a layer's second one)
+            warm = torch.randint(0, 151000, (1, 128 + 32640 + 3 * args.chunk + 17), device="cuda")
             timed_prefill(model, method, warm, args.chunk)
             chunk = args.full_chunk if name == "full" and args.full_chunk else args.chunk
             if chunk != args.chunk:
@@ -269,12 +279,12 @@ def main() -> None:
                             eager = timed_decode(model, method, cache) * 1e3
                             method.decode_graphs = True
                         decode = timed_decode(model, method, cache) * 1e3
-                    row = {"method": name, "attention": attention, "fused_layers": fused, "length": length,
+                    row = {"method": name, "attention": attention, "fused_layers": fused, "chunk_graphs": graphs, "length": length,
                            "chunk": chunk, "prefill_s": seconds,
                            "prefill_spread_s": spread, "reps": args.reps, "peak_gib": peak / 2**30,
                            "cache_gib": cache.nbytes() / 2**30, "decode_ms": decode, "decode_eager_ms": eager}
                 except torch.OutOfMemoryError as exc:
-                    row = {"method": name, "attention": attention, "fused_layers": fused, "length": length,
+                    row = {"method": name, "attention": attention, "fused_layers": fused, "chunk_graphs": graphs, "length": length,
                            "error": f"OOM: {str(exc).splitlines()[0]}"}
                     torch.cuda.empty_cache()
                 rows.append(row)
@@ -287,7 +297,7 @@ def main() -> None:
                 for chunk in (int(x) for x in args.extra_chunks.split(",")):
                     timed_prefill(model, method, ids[:, : 128 + 32640 + 2 * chunk + 17], chunk)  # compile
                     seconds, peak, cache, _ = timed_prefill(model, method, ids, chunk)
-                    row = {"method": name, "attention": attention, "fused_layers": fused, "length": max(lengths),
+                    row = {"method": name, "attention": attention, "fused_layers": fused, "chunk_graphs": graphs, "length": max(lengths),
                            "chunk": chunk, "prefill_s": seconds,
                            "peak_gib": peak / 2**30, "cache_gib": cache.nbytes() / 2**30, "decode_ms": None}
                     rows.append(row)

@@ -172,3 +172,35 @@ def test_graph_cache_recaptures_when_parameters_move(cuda):
         w2 = torch.randn(4, 4, device=cuda)
         (y3,) = cache.run("mul", lambda t: (t @ w2,), (x2,), [w2])
         assert torch.allclose(y3, x2 @ w2) and cache.captures == 2
+
+
+@pytest.mark.parametrize("kind", CELL_KINDS)
+def test_chunk_graphs_equal_the_eager_memory_update(cuda, kind, monkeypatch):
+    """A prefill whose chunks evict 256 tokens each, with the memory update's chunk graphs on and off: the graphs
+    replay the eager update's kernels on copies of its inputs, so logits and states are equal bit for bit. Each
+    layer captures on its second full chunk and replays from its third."""
+    from ahn import chunk_graphs
+    from baselines import attach, make_method
+    from baselines.engine import prefill
+    from tests.tiny_models import randomize_ahn, tiny_model
+
+    model = tiny_model(layers=3, dtype=torch.bfloat16).to(cuda).eval()
+    ids = torch.randint(0, 300, (1, 8 + 256 * 6), generator=torch.Generator().manual_seed(3)).to(cuda)
+    results = {}
+    for setting in ("0", "1"):
+        monkeypatch.setenv(chunk_graphs.ENV_SWITCH, setting)
+        method = make_method(f"ahn-{kind}", sinks=8, window=256)
+        torch.manual_seed(0)
+        with attach(model, method):
+            randomize_ahn(method)
+            cache = method.new_cache(model)
+            logits = prefill(model, method, cache, ids, chunk_size=256)
+            results[setting] = (logits, [layer.memory["state"] for layer in cache.layers])
+            counts = (method.chunk_graphs.captures, method.chunk_graphs.replays)
+        # per layer: the chunk at 256 evicts 248 tokens into no state yet (eager); from 512 each full chunk
+        # evicts 256: met once at 512 (eager), captured at 768 and replayed there, at 1,024 and at 1,280; the
+        # last 8 tokens stay eager
+        assert counts == ((3, 3 * 3) if setting == "1" else (0, 0))
+    assert torch.equal(results["1"][0], results["0"][0])
+    for graphed, eager in zip(results["1"][1], results["0"][1], strict=True):
+        assert torch.equal(graphed, eager)
