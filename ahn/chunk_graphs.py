@@ -8,10 +8,9 @@ now replays one CUDA graph per layer instead: its norms, gates, chunked recurren
 
 The memory is meant to stay that of one chunk, not one per layer: the graphs of one chunk length share one
 memory pool (each replay overwrites the intermediates of the last, which nothing keeps) and one set of input and
-output buffers.
-A call copies its inputs in, replays its layer's graph, which ends by writing the shared outputs, and clones
-those out, so nothing a cache keeps aliases a buffer the next replay overwrites. A length is captured the
-second time a layer meets it (a prompt's last, odd-length chunk stays eager), and at most `max_lengths`
+output buffers. A call copies its inputs in, replays its layer's graph, which ends by writing the shared outputs,
+and clones those out, so nothing a cache keeps aliases a buffer the next replay overwrites. A length is captured
+the second time a layer meets it (a prompt's last, odd-length chunk stays eager), and at most `max_lengths`
 lengths are kept. The eager update stays the reference and the fallback; a GPU test holds the two equal
 (`tests/ahn/test_fla_gpu.py`).
 

@@ -122,6 +122,8 @@ class AHNMethod(MemoryMethod):
         length met once so far, or graphs off from here on, with a warning, after a failed capture)."""
         try:
             return self.chunk_graphs.run(layer_idx, step, inputs, list(fn.parameters()))
+        except torch.OutOfMemoryError:
+            raise  # the sample's, not the graphs': they stay on for the next one
         except RuntimeError as exc:
             warnings.warn(f"AHN chunk graphs turned off, updating the memory eagerly: capture failed ({exc})",
                           stacklevel=2)

@@ -90,6 +90,8 @@ def causal_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tens
             try:
                 return torch.ops.aten._scaled_dot_product_cudnn_attention(
                     query, keys, values, None, False, 0.0, True, False, scale=scaling)[0]
+            except torch.OutOfMemoryError:
+                raise  # the sample's, not the kernel's: the harness records it and goes on
             except RuntimeError as exc:
                 _CUDNN_GQA_FAILED.append(str(exc).splitlines()[0][:200])
         from torch.nn.attention import SDPBackend, sdpa_kernel

@@ -174,6 +174,8 @@ def guarded(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, plan:
         return None
     try:
         out = sink_window_attention(query, keys, values, plan, method, scaling, kernel)
+    except torch.OutOfMemoryError:
+        raise  # the sample's, not the kernel's: the path stays on for the next one
     except RuntimeError as exc:
         _FAILED.add(kernel)
         warnings.warn(f"split window attention ({kernel}) failed, using FlexAttention from here on: "

@@ -213,3 +213,17 @@ def test_a_kernel_that_misses_the_reference_on_its_first_chunk_is_switched_off(m
         got = split.guarded(q, k, v, plan, method, 0.3, "reference")
     assert (got - ref).abs().max() < 1e-12
     assert split.guarded(q, k, v, plan, method, 0.3, "reference") is None
+
+
+def test_running_out_of_memory_leaves_the_kernel_on(monkeypatch):
+    """An out-of-memory error is the sample's (the harness records it and goes on), not the kernel's: it reaches
+    the caller, and the next chunk still takes the split path."""
+
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(split, "sink_window_attention", oom)
+    monkeypatch.setattr(split, "_FAILED", set())
+    with pytest.raises(torch.OutOfMemoryError):
+        split.guarded(None, None, None, None, None, 1.0, "cudnn")
+    assert "cudnn" not in split._FAILED
