@@ -267,6 +267,8 @@ def main() -> None:
             for length in lengths:
                 ids = torch.randint(0, 151000, (1, length), device="cuda")
                 try:
+                    # what is allocated before the prefill (the weights, plus anything an earlier row left behind)
+                    resident = torch.cuda.memory_allocated() / 2**30
                     runs = []
                     for _ in range(args.reps):
                         seconds, peak, cache, _ = timed_prefill(model, method, ids, chunk)
@@ -282,6 +284,7 @@ def main() -> None:
                     row = {"method": name, "attention": attention, "fused_layers": fused, "chunk_graphs": graphs, "length": length,
                            "chunk": chunk, "prefill_s": seconds,
                            "prefill_spread_s": spread, "reps": args.reps, "peak_gib": peak / 2**30,
+                           "resident_before_gib": resident,
                            "cache_gib": cache.nbytes() / 2**30, "decode_ms": decode, "decode_eager_ms": eager}
                 except torch.OutOfMemoryError as exc:
                     row = {"method": name, "attention": attention, "fused_layers": fused, "chunk_graphs": graphs, "length": length,
