@@ -178,7 +178,7 @@ def test_graph_cache_recaptures_when_parameters_move(cuda):
 def test_chunk_graphs_equal_the_eager_memory_update(cuda, kind, monkeypatch):
     """A prefill whose chunks evict 256 tokens each, with the memory update's chunk graphs on and off: the graphs
     replay the eager update's kernels on copies of its inputs, so logits and states are equal bit for bit. Each
-    layer captures on its second full chunk and replays from its third."""
+    layer captures (and replays) on its second full chunk and replays on the later ones."""
     from ahn import chunk_graphs
     from baselines import attach, make_method
     from baselines.engine import prefill
