@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ahn.decode_graphs import warm_up
+
 ENV_SWITCH = "AHN_HARNESS_CHUNK_GRAPHS"  # "0" (default) off; "1" on CUDA
 SETTINGS = ("0", "1")
 MIN_TOKENS = 256  # shorter updates are cheap on the host; graphs for them would only cost memory
@@ -98,12 +100,8 @@ class ChunkGraphs:
                  inputs: Sequence[Tensor]) -> torch.cuda.CUDAGraph:
         for buffer, value in zip(entry.inputs, inputs, strict=True):
             buffer.copy_(value)
-        side = self._side = self._side or torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # first calls compile kernels, pick algorithms, allocate workspaces
-            for _ in range(self.warmup):
-                out = fn(*entry.inputs)
-        torch.cuda.current_stream().wait_stream(side)
+        self._side = self._side or torch.cuda.Stream()
+        out = warm_up(fn, entry.inputs, self.warmup, self._side)
         if entry.outputs is None:  # outside the pool: the graphs write them, nothing frees them
             entry.outputs = tuple(torch.empty_like(t) for t in out)
         del out

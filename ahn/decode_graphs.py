@@ -33,17 +33,25 @@ def can_capture(*tensors: Tensor) -> bool:
             and not torch.cuda.is_current_stream_capturing())
 
 
+def warm_up(fn: Callable[..., tuple[Tensor, ...]], inputs: Sequence[Tensor], times: int,
+            side: torch.cuda.Stream | None = None) -> tuple[Tensor, ...]:
+    """Run `fn(*inputs)` `times` times on a side stream before a capture (the first calls compile kernels, pick
+    algorithms and allocate workspaces, none of which a capture may do); returns the last call's outputs."""
+    side = side or torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(times):
+            out = fn(*inputs)
+    torch.cuda.current_stream().wait_stream(side)
+    return tuple(out)
+
+
 class GraphedStep:
     """`fn(*inputs) -> tuple[Tensor, ...]` captured as one CUDA graph for inputs of these shapes and dtypes."""
 
     def __init__(self, fn: Callable[..., tuple[Tensor, ...]], inputs: Sequence[Tensor], warmup: int = 2) -> None:
         self.static_in = tuple(t.detach().clone() for t in inputs)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # first calls compile kernels, pick algorithms, allocate workspaces
-            for _ in range(warmup):
-                fn(*self.static_in)
-        torch.cuda.current_stream().wait_stream(side)
+        warm_up(fn, self.static_in, warmup)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
             self.static_out = tuple(fn(*self.static_in))

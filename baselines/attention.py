@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from contextvars import ContextVar
 
@@ -94,6 +95,8 @@ def causal_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tens
                 raise  # the sample's, not the kernel's: the harness records it and goes on
             except RuntimeError as exc:
                 _CUDNN_GQA_FAILED.append(str(exc).splitlines()[0][:200])
+                warnings.warn(f"cuDNN refused grouped key heads ({_CUDNN_GQA_FAILED[0]}); causal passes expand them "
+                              "to the query heads from here on", stacklevel=2)
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
         rep = query.shape[1] // keys.shape[1]

@@ -82,11 +82,6 @@ def layout(plan: ChunkPlan, method: MemoryMethod) -> str | None:
     return None
 
 
-def applicable(plan: ChunkPlan, method: MemoryMethod) -> bool:
-    """The chunk's mask is one of the layouts of :func:`layout`."""
-    return layout(plan, method) is not None
-
-
 def piece(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float, causal: bool,
           kernel: str = "reference") -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax attention of query [B,H,q,dh] over keys/values [B,Hkv,k,dh] (causal: top-left, key j ≤ query i)
@@ -95,8 +90,8 @@ def piece(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling
     Grouped key heads go to the kernels as they are: cuDNN and flash read each key head once for the query heads
     it serves (measured on an H100: the same time as stacking the group's queries, 14 % under expanding the keys
     to every query head, `docs/PERFORMANCE.md`, ninth session); only the reference expands them."""
-    rep = query.shape[1] // keys.shape[1]
     if kernel == "reference":
+        rep = query.shape[1] // keys.shape[1]
         k, v = keys.repeat_interleave(rep, 1), values.repeat_interleave(rep, 1)
         dt = torch.float64 if query.dtype == torch.float64 else torch.float32
         scores = torch.matmul(query.to(dt), k.to(dt).transpose(-1, -2)) * scaling

@@ -158,7 +158,7 @@ def test_gpu_kernels_equal_the_masked_reference(kernel):
     plan = ChunkPlan(start=start, length=c, n_sink_old=sinks, first_old=start - window, n_sink_after=sinks,
                      first_nonsink=start - window, keep_idx=sinks + c, first_after=start + c - window,
                      method=method)
-    assert split.applicable(plan, method)
+    assert split.layout(plan, method) == "window"
     g = torch.Generator("cuda").manual_seed(0)
     n = sinks + window + c
     q = torch.randn(1, 8, c, 128, device="cuda", generator=g).to(torch.bfloat16)
