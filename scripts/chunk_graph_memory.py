@@ -6,7 +6,11 @@ outlived them (`docs/PERFORMANCE.md`). On the Qwen2.5-3B shape with random bf16 
 `scripts/bench_gpu.py`), this prefills ahn-gdn far enough for every layer to capture its graph and replay it,
 then reads the allocated bytes (and the bytes in the graphs' private pools, from the allocator's snapshot)
 before the prefill, after it, after the cache is dropped, after the graphs are cleared, and after the method is
-detached and garbage collected. Prints one JSON line per reading.
+detached and garbage collected. Prints one JSON line per reading. With the allocator's history on, the
+readings after the cache is dropped also list the largest blocks still allocated that the model did not own,
+each with the Python frames that allocated it; the last readings clear cuBLAS's per-stream workspaces and time
+what one matrix product on a fresh stream allocates (a candidate holder: one workspace per stream, kept for
+the process's life).
 
     python scripts/chunk_graph_memory.py --out chunk_graph_memory.jsonl
 """
@@ -27,16 +31,40 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, 
 from bench_gpu import build_model, environment, make, randomize_ahn  # noqa: E402
 
 
-def reading(label: str, out, **extra) -> None:
-    torch.cuda.synchronize()
-    pools: dict[str, int] = {}
+def live_blocks() -> list[dict]:
+    """Every allocated block, with its segment's pool and (history on) the frames that allocated it."""
+    blocks = []
     for segment in torch.cuda.memory_snapshot():
-        pool = str(segment.get("segment_pool_id", "default"))
-        pools[pool] = pools.get(pool, 0) + sum(b["size"] for b in segment["blocks"]
-                                               if b["state"] == "active_allocated")
+        address = segment["address"]
+        for b in segment["blocks"]:
+            if b["state"] == "active_allocated":
+                blocks.append({"address": address, "size": b["size"], "stream": segment.get("stream"),
+                               "pool": str(segment.get("segment_pool_id", "default")), "frames": b.get("frames", [])})
+            address += b["size"]
+    return blocks
+
+
+def where(frames: list[dict], depth: int = 6) -> list[str]:
+    """The innermost frames outside torch's own modules (the code that asked), innermost first."""
+    mine = [f for f in frames if "/torch/" not in f.get("filename", "")] or frames
+    return [f"{Path(f.get('filename', '?')).name}:{f.get('line')} {f.get('name')}" for f in mine[:depth]]
+
+
+def reading(label: str, out, before: set | None = None, **extra) -> None:
+    torch.cuda.synchronize()
+    blocks = live_blocks()
+    pools: dict[str, int] = {}
+    for b in blocks:
+        pools[b["pool"]] = pools.get(b["pool"], 0) + b["size"]
     rec = {"at": label, "allocated_gib": torch.cuda.memory_allocated() / 2**30,
            "reserved_gib": torch.cuda.memory_reserved() / 2**30, "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
            "allocated_by_pool_gib": {k: v / 2**30 for k, v in pools.items() if v}, **extra}
+    if before is not None:  # what is allocated now that was not when the model was built, largest first
+        new = sorted((b for b in blocks if b["address"] not in before), key=lambda b: -b["size"])
+        rec["new_blocks"] = len(new)
+        rec["new_gib"] = sum(b["size"] for b in new) / 2**30
+        rec["largest_new"] = [{"mib": b["size"] / 2**20, "pool": b["pool"], "stream": b["stream"],
+                               "allocated_at": where(b["frames"])} for b in new[:12]]
     line = json.dumps(rec)
     print(line, flush=True)
     if out is not None:
@@ -54,9 +82,11 @@ def main() -> None:
     from baselines import attach
     from baselines.engine import prefill
 
+    torch.cuda.memory._record_memory_history(max_entries=200_000, stacks="python")
     model = build_model()
     ids = torch.randint(0, 151000, (1, 128 + 32640 + args.evicting_chunks * args.chunk), device="cuda")
     reading("model built", out)
+    model_blocks = {b["address"] for b in live_blocks()} | {ids.data_ptr()}
     method = make("ahn-gdn")
     with environment({"AHN_HARNESS_CHUNK_GRAPHS": "1"}), attach(model, method):
         randomize_ahn(method)
@@ -75,14 +105,26 @@ def main() -> None:
         reading("after a second prefill (replays only)", out, captures=graphs.captures, replays=graphs.replays)
         del cache
         gc.collect()
-        reading("cache dropped", out)
+        reading("cache dropped", out, model_blocks)
         graphs.clear()
         gc.collect()
-        reading("graphs cleared", out)
+        reading("graphs cleared", out, model_blocks)
     del method, graphs
     gc.collect()
     torch.cuda.empty_cache()
-    reading("method detached and collected", out)
+    reading("method detached and collected", out, model_blocks)
+    clear = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
+    if clear is not None:
+        clear()
+        reading("cuBLAS workspaces cleared", out, model_blocks)
+    a = torch.randn(256, 256, device="cuda", dtype=torch.bfloat16)
+    for i in range(3):  # what a first matrix product on a new stream leaves allocated
+        start = torch.cuda.memory_allocated()
+        side = torch.cuda.Stream()
+        with torch.cuda.stream(side):
+            a @ a
+        torch.cuda.synchronize()
+        reading(f"one product on new stream {i}", out, None, added_mib=(torch.cuda.memory_allocated() - start) / 2**20)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def cuda_ms(fn, reps: int = 7, warmup: int = 2) -> tuple[float, float]:
     return statistics.median(times), max(times) - min(times)
 
 
-def profile_method(model, name: str, length: int, chunk: int, top: int, out) -> None:
+def profile_method(model, name: str, length: int, chunk: int, top: int, out, shapes: bool = False) -> None:
     from torch.profiler import ProfilerActivity, profile
 
     from baselines import attach
@@ -67,7 +67,7 @@ def profile_method(model, name: str, length: int, chunk: int, top: int, out) -> 
         prefill(model, method, method.new_cache(model), ids, chunk_size=chunk)
         torch.cuda.synchronize()
         plain = time.perf_counter() - t0
-        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=shapes) as prof:
             t0 = time.perf_counter()
             prefill(model, method, method.new_cache(model), ids, chunk_size=chunk)
             torch.cuda.synchronize()
@@ -87,6 +87,16 @@ def profile_method(model, name: str, length: int, chunk: int, top: int, out) -> 
           f"GPU kernels {kernel_s:.2f} s (ops and kernels summed: {busy:.2f} s)", flush=True)
     for r in rows:
         print(f"  {r['gpu_ms']:9.1f} ms  {r['calls']:6d}  {r['name']}")
+    if shapes:  # which calls of the copying and elementwise ops cost the GPU time, by their input shapes
+        ops = [e for e in prof.key_averages(group_by_input_shape=True)
+               if e.key.startswith("aten::") and e.device_time_total > 0]
+        ops = sorted(ops, key=lambda e: e.device_time_total, reverse=True)[:top]
+        by_shape = [{"op": e.key, "shapes": str(e.input_shapes)[:160], "gpu_ms": e.device_time_total / 1e3,
+                     "calls": e.count} for e in ops]
+        emit(out, {"profile_shapes": name, "length": length, "chunk": chunk, "top_ops": by_shape})
+        print("  by op and input shapes (GPU time of the op's kernels, children included):")
+        for r in by_shape:
+            print(f"  {r['gpu_ms']:9.1f} ms  {r['calls']:6d}  {r['op']} {r['shapes']}")
 
 
 def attention_micro(out) -> None:
@@ -289,6 +299,7 @@ def main() -> None:
     p.add_argument("--out", type=Path)
     p.add_argument("--skip-micro", action="store_true")
     p.add_argument("--flex-options", action="store_true", help="also time FlexAttention kernel options")
+    p.add_argument("--shapes", action="store_true", help="also rank the ops' GPU time by their input shapes")
     args = p.parse_args()
     out = args.out.open("a") if args.out else None
     emit(out, {"device": torch.cuda.get_device_name(), "torch": torch.__version__})
@@ -301,7 +312,7 @@ def main() -> None:
         flex_options_micro(out)
     model = build_model()
     for name in args.methods.split(","):
-        profile_method(model, name, args.length, args.chunk, args.top, out)
+        profile_method(model, name, args.length, args.chunk, args.top, out, args.shapes)
         torch.cuda.empty_cache()
 
 
