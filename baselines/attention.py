@@ -24,6 +24,7 @@ from baselines.interface import (
     active_context,
     method_of,
 )
+from baselines.raw_tokens import RawTokens
 
 _REGISTERED = False
 
@@ -108,32 +109,22 @@ def causal_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tens
     return F.scaled_dot_product_attention(query, keys, values, is_causal=True, scale=scaling, enable_gqa=gqa)
 
 
-def _attend(query, keys, values, plan: ChunkPlan, method: MemoryMethod, scaling) -> torch.Tensor:
+def _attend(query, keys: RawTokens, values: RawTokens, plan: ChunkPlan, method: MemoryMethod, scaling) -> torch.Tensor:
     from baselines import flex, split_attention
 
     if query.is_cuda and query.shape[2] > 1 and _plain_causal(plan, method) and \
             os.environ.get("AHN_HARNESS_CAUSAL_CUDNN", "1") != "0":
-        return causal_attention(query, keys, values, scaling)
+        return causal_attention(query, keys.all(), values.all(), scaling)
     kernel = split_attention.kernel_for(query)
     if kernel is not None:  # a full window: three dense pieces (cuDNN) instead of one masked kernel
         out = split_attention.guarded(query, keys, values, plan, method, scaling, kernel)
         if out is not None:
             return out
     if flex.usable(query):
-        out = flex.sink_window_attention(query, keys, values, plan, method, scaling)
+        out = flex.sink_window_attention(query, keys.all(), values.all(), plan, method, scaling)
         if out is not None:
             return out
-    return masked_attention(query, keys, values, plan.visible(query.device), scaling)
-
-
-def _keep(t: torch.Tensor, plan: ChunkPlan, dim: int) -> torch.Tensor:
-    """Raw tokens that survive the chunk: [0, n_sink_after) and [keep_idx, n_raw) along `dim`."""
-    if plan.n_sink_after == 0:
-        return t.narrow(dim, plan.keep_idx, t.shape[dim] - plan.keep_idx)
-    if plan.keep_idx == plan.n_sink_after:
-        return t
-    return torch.cat([t.narrow(dim, 0, plan.n_sink_after), t.narrow(dim, plan.keep_idx, t.shape[dim] - plan.keep_idx)],
-                     dim)
+    return masked_attention(query, keys.all(), values.all(), plan.visible(query.device), scaling)
 
 
 def memory_attention(
@@ -163,18 +154,19 @@ def memory_attention(
     layer_idx = module.layer_idx
     lm = ctx.cache.layers[layer_idx]
     plan = ctx.plan(method, query.device)
-    x = method.layer_input(layer_idx)
+    x = method.take_layer_input(layer_idx)
 
-    keys = key if lm.keys is None else torch.cat([lm.keys, key], dim=2)
-    values = value if lm.values is None else torch.cat([lm.values, value], dim=2)
-    kept_keys, kept_values = _keep(keys, plan, 2), _keep(values, plan, 2)
-    memory = method.memory_keys(lm, plan, keys, values, ctx.start)
+    # the raw tokens (kept, then new), copied only into what stays after the chunk (baselines/raw_tokens.py)
+    keys, values = RawTokens(lm.keys, key), RawTokens(lm.values, value)
+    kept_keys, kept_values = keys.keep(plan.n_sink_after, plan.keep_idx), values.keep(plan.n_sink_after, plan.keep_idx)
+    has_memory_keys = type(method).memory_keys is not MemoryMethod.memory_keys  # the base keeps none
+    memory = method.memory_keys(lm, plan, keys.all(), values.all(), ctx.start) if has_memory_keys else None
     new_memory = dict(lm.memory)
     if memory is not None:
         mem_k, mem_v, mem_visible, mem_state = memory
         new_memory.update(mem_state)
         out = masked_attention(
-            query, torch.cat([mem_k, keys], 2), torch.cat([mem_v, values], 2),
+            query, torch.cat([mem_k, keys.all()], 2), torch.cat([mem_v, values.all()], 2),
             torch.cat([mem_visible, plan.visible(query.device)], 1), scaling,
         )
     elif plan.length == 1:  # decode: the query sees exactly the tokens kept after this step, no mask needed
@@ -190,7 +182,7 @@ def memory_attention(
     for name, new in method.token_data(layer_idx, x_nonsink).items():
         data[name] = new if name not in lm.token_data else torch.cat([lm.token_data[name], new], dim=1)
     n_ev = plan.n_evicted
-    evicted = {"keys": keys.narrow(2, plan.n_sink_after, n_ev), "values": values.narrow(2, plan.n_sink_after, n_ev),
+    evicted = {"keys": keys.narrow(plan.n_sink_after, n_ev), "values": values.narrow(plan.n_sink_after, n_ev),
                "first_position": plan.first_nonsink}
     evicted.update({name: d[:, :n_ev] for name, d in data.items()})
 

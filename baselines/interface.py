@@ -137,8 +137,9 @@ class MemoryMethod:
       `baselines.cache.BOOKKEEPING`; the method's cost model must count the same bytes.
     * Overriding `raw_visible` turns off the GPU FlexAttention fast path (`baselines/flex.py` only knows the
       base rule); memory keys always take the reference path.
-    * The attention function reads the method only through public accessors: `layer_input` (the layer's normed
-      input, captured by the pre-hook), `is_bypassed` (the teacher switch) and `stateless_context`.
+    * The attention function reads the method only through public accessors: `take_layer_input` (the layer's
+      normed input, captured by the pre-hook and forgotten as it is read), `is_bypassed` (the teacher switch)
+      and `stateless_context`.
     * Decode: a method keeping the base visibility and no memory keys gets the static decode path
       (`decode_layout`); memory beyond the kept K/V must then implement the `static_memory*` hooks (AHN does),
       otherwise the defaults keep nothing. Any other method decodes with the eager engine.
@@ -207,8 +208,10 @@ class MemoryMethod:
         """The pre-hook's record of layer `layer_idx`'s normed input for this forward."""
         self._hidden[layer_idx] = hidden
 
-    def layer_input(self, layer_idx: int) -> torch.Tensor | None:
-        return self._hidden.get(layer_idx)
+    def take_layer_input(self, layer_idx: int) -> torch.Tensor | None:
+        """The layer's input for this forward, forgotten here: kept until the next forward, every layer's would
+        stay allocated through the prefill (36 × 16 MiB per 4,096-token chunk of a 3B model)."""
+        return self._hidden.pop(layer_idx, None)
 
     def forget_inputs(self) -> None:
         self._hidden.clear()

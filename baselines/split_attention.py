@@ -34,6 +34,7 @@ import torch
 
 from baselines import fused_layers
 from baselines.interface import ChunkPlan, MemoryMethod
+from baselines.raw_tokens import RawTokens
 
 ENV = "AHN_HARNESS_WINDOW_ATTENTION"
 # setting → the kernel of the pieces ("split": cuDNN on CUDA; "flex": this path off, FlexAttention as before;
@@ -157,8 +158,8 @@ CHECK_BOUND = 2e-2  # relative error of the first chunk against the masked refer
 # 1e-3 and 1e-2 (docs/PERFORMANCE.md's levels); a wrong key, log-sum-exp convention or merge lands far above
 
 
-def guarded(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, plan: ChunkPlan, method: MemoryMethod,
-            scaling: float, kernel: str) -> torch.Tensor | None:
+def guarded(query: torch.Tensor, keys: RawTokens | torch.Tensor, values: RawTokens | torch.Tensor, plan: ChunkPlan,
+            method: MemoryMethod, scaling: float, kernel: str) -> torch.Tensor | None:
     """`sink_window_attention` with two guards, or None (the caller's FlexAttention path):
 
     * a kernel that raises (a cuDNN build that refuses the shapes, say) warns once and stays off;
@@ -183,7 +184,7 @@ def guarded(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, plan:
         return out
     from baselines.attention import masked_attention
 
-    ref = masked_attention(query, keys, values, plan.visible(query.device), scaling)
+    ref = masked_attention(query, _raw(keys).all(), _raw(values).all(), plan.visible(query.device), scaling)
     err = ((out.float() - ref.float()).norm() / ref.float().norm()).item()
     if not err <= CHECK_BOUND:
         _FAILED.add(kernel)
@@ -194,26 +195,32 @@ def guarded(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, plan:
     return out
 
 
-def sink_window_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, plan: ChunkPlan,
-                          method: MemoryMethod, scaling: float, kernel: str = "reference") -> torch.Tensor | None:
+def _raw(t: RawTokens | torch.Tensor) -> RawTokens:
+    return t if isinstance(t, RawTokens) else RawTokens(None, t)
+
+
+def sink_window_attention(query: torch.Tensor, keys: RawTokens | torch.Tensor, values: RawTokens | torch.Tensor,
+                          plan: ChunkPlan, method: MemoryMethod, scaling: float,
+                          kernel: str = "reference") -> torch.Tensor | None:
     """Same result as masked_attention(query, keys, values, plan.visible, scaling); None if no layout applies.
-    query [B,H,c,dh]; keys/values [B,Hkv,n_raw,dh] laid out as the module docstring says."""
+    query [B,H,c,dh]; keys/values [B,Hkv,n_raw,dh] laid out as the module docstring says, as tensors or as
+    `RawTokens` (whose kept tokens, once taken, serve piece A without a copy)."""
     kind = layout(plan, method)
     if kind is None:
         return None
+    keys, values = _raw(keys), _raw(values)
     combined = combiner(query.device)
     if kind == "prefix":
-        n = plan.n_old
-        part_a = piece(query, keys[:, :, :n], values[:, :, :n], scaling, causal=False, kernel=kernel)
-        part_c = piece(query, keys[:, :, n:], values[:, :, n:], scaling, causal=True, kernel=kernel)
+        n, c = plan.n_old, plan.length
+        part_a = piece(query, keys.narrow(0, n), values.narrow(0, n), scaling, causal=False, kernel=kernel)
+        part_c = piece(query, keys.narrow(n, c), values.narrow(n, c), scaling, causal=True, kernel=kernel)
         return combined(*part_a, *part_c)
     c, s, w = plan.length, method.sinks, method.window
     old = s + w  # raw index where the chunk starts; raw s is position start − W, seen by no query
-    a_keys = torch.cat([keys[:, :, :s], keys[:, :, s + c: old]], 2)
-    a_values = torch.cat([values[:, :, :s], values[:, :, s + c: old]], 2)
-    part_a = piece(query, a_keys, a_values, scaling, causal=False, kernel=kernel)
+    a = [(0, s), (s + c, old - s - c)]  # the sinks, then the kept positions every query sees
+    part_a = piece(query, keys.select(a), values.select(a), scaling, causal=False, kernel=kernel)
     # B: queries 0 … c − 2 and kept keys j = 0 … c − 2, both reversed: a causal square
-    part_b = piece(query[:, :, : c - 1].flip(2), keys[:, :, s + 1: s + c].flip(2),
-                   values[:, :, s + 1: s + c].flip(2), scaling, causal=True, kernel=kernel)
-    part_c = piece(query, keys[:, :, old:], values[:, :, old:], scaling, causal=True, kernel=kernel)
+    part_b = piece(query[:, :, : c - 1].flip(2), keys.narrow(s + 1, c - 1).flip(2),
+                   values.narrow(s + 1, c - 1).flip(2), scaling, causal=True, kernel=kernel)
+    part_c = piece(query, keys.narrow(old, c), values.narrow(old, c), scaling, causal=True, kernel=kernel)
     return combined(*part_a, *part_c, *part_b)

@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, before any installed copy
 
-from bench_gpu import build_model, environment, make, randomize_ahn  # noqa: E402
+from bench_gpu import build_model, environment, make, randomize_ahn, timed_prefill  # noqa: E402
 
 
 def live_blocks() -> list[dict]:
@@ -125,6 +125,40 @@ def main() -> None:
             a @ a
         torch.cuda.synchronize()
         reading(f"one product on new stream {i}", out, None, added_mib=(torch.cuda.memory_allocated() - start) / 2**20)
+    bench_rows(model, ids, args.chunk, model_blocks, out)
+
+
+def bench_rows(model, ids, chunk: int, model_blocks: set, out) -> None:
+    """The rows of `bench_gpu.py --chunk-graphs 1,0` as that script runs them (a new method per row, the last
+    prefill's cache dropped before the next prefill, no explicit collection): what is allocated before each row,
+    each prefill's peak, and whether the last row's method was freed by its reference count alone. (Run in the
+    tenth session while the benchmark still kept the last cache through the next prefill: every row's peak then
+    carried one more ahn-gdn cache, 1.27 GiB, and the graphs' row 0.05 GiB over the others; nothing outlived a
+    row but that cache.)"""
+    import weakref
+
+    from baselines import attach
+
+    gc.disable()  # as between bench rows: only reference counts free anything
+    previous = None
+    method = cache = None
+    try:
+        for graphs in ("1", "0", "0"):
+            method = make("ahn-gdn")
+            reading(f"row graphs={graphs}: before", out, model_blocks,
+                    previous_method_alive=previous is not None and previous() is not None)
+            with attach(model, method), environment({"AHN_HARNESS_CHUNK_GRAPHS": graphs}):
+                randomize_ahn(method)
+                peaks = []
+                for _ in range(3):
+                    cache = None
+                    _, peak, cache, _ = timed_prefill(model, method, ids, chunk)
+                    peaks.append(peak / 2**30)
+            reading(f"row graphs={graphs}: after", out, model_blocks, peaks_gib=peaks)
+            previous = weakref.ref(method)
+    finally:
+        gc.enable()
+    del method, cache
 
 
 if __name__ == "__main__":

@@ -180,6 +180,19 @@ def test_attach_is_clean_and_asserted():
         prefill(model, method, method.new_cache(model), torch.zeros(1, 3, dtype=torch.long))
 
 
+def test_no_layer_input_outlives_its_attention():
+    """Each layer's normed input is read once by its attention and forgotten: a chunk's inputs for every layer
+    kept until the next chunk would stay allocated through the prefill."""
+    model = tiny_model("qwen2")
+    method = make_method("ahn", cell="gdn", sinks=2, window=4)
+    n_layers = model.config.num_hidden_layers
+    with attach(model, method):
+        prefill(model, method, method.new_cache(model), torch.arange(11)[None], chunk_size=3)
+        assert [method.take_layer_input(i) for i in range(n_layers)] == [None] * n_layers
+        method.remember_input(0, torch.ones(1))
+        assert method.take_layer_input(0) is not None and method.take_layer_input(0) is None
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
