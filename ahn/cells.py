@@ -24,6 +24,12 @@ Uniform API, called by the attention code in this order:
 ``state_shape(batch)``, ``state_bytes(batch)``
     The fp32 state a request keeps per layer.
 
+The gates' Linear layers that read the hidden state x are named in ``write_projections`` (those of the
+write gates) and ``output_projections`` (the output gate); ``x_projections`` is both. ``write_gates`` and
+``output`` are ``write_gates_from(proj)`` and ``output_from(r, proj, dtype)`` on ``proj = project_x(x)``,
+one Linear per name. Where the written and the reading token are the same (the static one-token decode),
+``project_x_merged(x, *x_weight())`` computes every projection with one matrix product instead.
+
 Normalisation conventions (`docs/AHN.md` §2.2, table). GDN/DN use the fla chunk-kernel form
 ``x * rsqrt(sum x^2 + 1e-6)`` for every T. The official 1-step (decode) kernel used ``x / (||x|| + 1e-6)``
 instead; the two differ by a relative ~1e-6/||x||, far below bf16 resolution for real q/k, so one
@@ -124,6 +130,9 @@ class AHNCell(nn.Module, ABC):
     kind: str = ""
     ahn_implementation: str = ""
     gate_names: tuple[str, ...] = ()
+    #: names of the nn.Linear layers on x: those the write gates read, and those the output gate reads
+    write_projections: tuple[str, ...] = ()
+    output_projections: tuple[str, ...] = ()
 
     def __init__(self, hidden_size: int, num_heads: int, head_dim: int = 128, initializer_range: float = 0.02,
                  norm_eps: float = OUTPUT_NORM_EPS) -> None:
@@ -144,10 +153,43 @@ class AHNCell(nn.Module, ABC):
         """A zero fp32 state."""
         return torch.zeros(self.state_shape(batch), dtype=torch.float32, device=device)
 
-    # -- API implemented per cell (abstract: a cell missing one cannot be built) -----------------
-    @abstractmethod
+    # -- projections of the hidden state x ----------------------------------------------------------
+    @property
+    def x_projections(self) -> tuple[str, ...]:
+        """Every Linear on x, write gates' first: the order of the rows of ``x_weight()``."""
+        return self.write_projections + self.output_projections
+
+    def project_x(self, x: Tensor, names: tuple[str, ...] | None = None) -> dict[str, Tensor]:
+        """The named projections of x (default: all ``x_projections``), one nn.Linear each."""
+        return {name: getattr(self, name)(x) for name in (self.x_projections if names is None else names)}
+
+    def x_weight(self) -> tuple[Tensor, Tensor | None]:
+        """The ``x_projections``' weights stacked along the output, ``[sum out_features, d]``, and their biases
+        (None where no layer has one; a zero bias for a layer without one)."""
+        layers = [getattr(self, name) for name in self.x_projections]
+        weight = torch.cat([layer.weight for layer in layers])
+        if all(layer.bias is None for layer in layers):
+            return weight, None
+        return weight, torch.cat([layer.weight.new_zeros(layer.out_features) if layer.bias is None else layer.bias
+                                  for layer in layers])
+
+    def project_x_merged(self, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> dict[str, Tensor]:
+        """``project_x(x)`` with one matrix product over ``x_weight()``'s weight and bias, split by name."""
+        sizes = [getattr(self, name).out_features for name in self.x_projections]
+        return dict(zip(self.x_projections, F.linear(x, weight, bias).split(sizes, dim=-1), strict=True))
+
     def write_gates(self, x: Tensor) -> dict[str, Tensor]:
         """See the module docstring (uniform API)."""
+        return self.write_gates_from(self.project_x(x, self.write_projections))
+
+    def output(self, r: Tensor, x_query: Tensor) -> Tensor:
+        """See the module docstring (uniform API)."""
+        return self.output_from(r, self.project_x(x_query, self.output_projections), x_query.dtype)
+
+    # -- API implemented per cell (abstract: a cell missing one cannot be built) -----------------
+    @abstractmethod
+    def write_gates_from(self, proj: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The write gates from the written tokens' ``write_projections`` (``proj``: name -> projection)."""
 
     @abstractmethod
     def gate_bytes_per_token_per_head(self, dtype: torch.dtype) -> int:
@@ -159,8 +201,8 @@ class AHNCell(nn.Module, ABC):
         """See the module docstring (uniform API)."""
 
     @abstractmethod
-    def output(self, r: Tensor, x_query: Tensor) -> Tensor:
-        """See the module docstring (uniform API)."""
+    def output_from(self, r: Tensor, proj: dict[str, Tensor], dtype: torch.dtype) -> Tensor:
+        """``output`` from the reading tokens' ``output_projections`` (``proj``); ``dtype`` is x_query's."""
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, x_write: Tensor, x_query: Tensor,
                 state: Tensor | None = None, backend: str = "auto") -> tuple[Tensor, Tensor]:
@@ -182,6 +224,8 @@ class AHNCell(nn.Module, ABC):
 class _DeltaCell(AHNCell):
     """GDN and DN share the read-out: per-head RMSNorm x o_norm.weight x silu(scalar gate), then o_proj."""
 
+    output_projections = ("g_proj",)
+
     def _init_delta(self, device, dtype) -> None:
         d, H, dh = self.hidden_size, self.num_heads, self.head_dim
         self.b_proj = nn.Linear(d, H, bias=False, device=device, dtype=dtype)
@@ -189,10 +233,10 @@ class _DeltaCell(AHNCell):
         self.o_norm = RMSNormWeight(dh, device=device, dtype=dtype)
         self.o_proj = GroupLinear(H, dh, dh, device=device, dtype=dtype)
 
-    def output(self, r: Tensor, x_query: Tensor) -> Tensor:
-        gate = F.silu(_fp(self.g_proj(x_query)))[..., None]  # [B,T,H,1]: one scalar per head
+    def output_from(self, r: Tensor, proj: dict[str, Tensor], dtype: torch.dtype) -> Tensor:
+        gate = F.silu(_fp(proj["g_proj"]))[..., None]  # [B,T,H,1]: one scalar per head
         u = _rms(_fp(r), self.norm_eps) * _fp(self.o_norm.weight) * gate
-        return self.o_proj(u.flatten(-2).to(x_query.dtype)).to(x_query.dtype)
+        return self.o_proj(u.flatten(-2).to(dtype)).to(dtype)
 
     def _scan(self, q, k, v, beta, g, state, backend):
         self._check_qkv(q, k, v)
@@ -207,6 +251,7 @@ class GatedDeltaNetCell(_DeltaCell):
     kind = layout.kind
     ahn_implementation = layout.implementation
     gate_names = layout.gate_names
+    write_projections = ("b_proj", "a_proj")
 
     def __init__(self, hidden_size: int, num_heads: int, head_dim: int = 128, initializer_range: float = 0.02,
                  norm_eps: float = OUTPUT_NORM_EPS, *, device=None, dtype=None) -> None:
@@ -239,9 +284,9 @@ class GatedDeltaNetCell(_DeltaCell):
         self.o_norm.weight.fill_(1.0)
         self.o_proj.weight.zero_()
 
-    def write_gates(self, x: Tensor) -> dict[str, Tensor]:
-        beta = torch.sigmoid(self.b_proj(x))
-        g = -_fp(self.A_log).exp() * F.softplus(_fp(self.a_proj(x)) + _fp(self.dt_bias))
+    def write_gates_from(self, proj: dict[str, Tensor]) -> dict[str, Tensor]:
+        beta = torch.sigmoid(proj["b_proj"])
+        g = -_fp(self.A_log).exp() * F.softplus(_fp(proj["a_proj"]) + _fp(self.dt_bias))
         return {"beta": beta, "g": g}
 
     def gate_bytes_per_token_per_head(self, dtype: torch.dtype) -> int:
@@ -258,6 +303,7 @@ class DeltaNetCell(_DeltaCell):
     kind = layout.kind
     ahn_implementation = layout.implementation
     gate_names = layout.gate_names
+    write_projections = ("b_proj",)
 
     def __init__(self, hidden_size: int, num_heads: int, head_dim: int = 128, initializer_range: float = 0.02,
                  norm_eps: float = OUTPUT_NORM_EPS, *, device=None, dtype=None) -> None:
@@ -273,8 +319,8 @@ class DeltaNetCell(_DeltaCell):
         self.o_norm.weight.fill_(1.0)
         self.o_proj.weight.zero_()
 
-    def write_gates(self, x: Tensor) -> dict[str, Tensor]:
-        return {"beta": torch.sigmoid(self.b_proj(x))}
+    def write_gates_from(self, proj: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {"beta": torch.sigmoid(proj["b_proj"])}
 
     def gate_bytes_per_token_per_head(self, dtype: torch.dtype) -> int:
         return self.layout.gate_bytes_per_token_per_head(dtype.itemsize)
@@ -294,6 +340,8 @@ class Mamba2Cell(AHNCell):
     kind = layout.kind
     ahn_implementation = layout.implementation
     gate_names = layout.gate_names
+    write_projections = ("dt_proj",)
+    output_projections = ("g_proj",)
 
     def __init__(self, hidden_size: int, num_heads: int, head_dim: int = 128, initializer_range: float = 0.02,
                  norm_eps: float = OUTPUT_NORM_EPS, *, device=None, dtype=None) -> None:
@@ -323,8 +371,8 @@ class Mamba2Cell(AHNCell):
         self.norm.weight.fill_(1.0)
         self.o_proj.weight.zero_()
 
-    def write_gates(self, x: Tensor) -> dict[str, Tensor]:
-        return {"dt": F.softplus(_fp(self.dt_proj(x)) + _fp(self.dt_bias))}
+    def write_gates_from(self, proj: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {"dt": F.softplus(_fp(proj["dt_proj"]) + _fp(self.dt_bias))}
 
     def gate_bytes_per_token_per_head(self, dtype: torch.dtype) -> int:
         return self.layout.gate_bytes_per_token_per_head(dtype.itemsize)
@@ -338,10 +386,10 @@ class Mamba2Cell(AHNCell):
         return dispatch.scalar_decay(l2norm_mamba2(q), k_in, v, dt * a, scale=1.0, initial_state=state,
                                      backend=backend)
 
-    def output(self, r: Tensor, x_query: Tensor) -> Tensor:
-        y = _fp(r) * F.silu(_fp(self.g_proj(x_query)))[..., None]  # gate before the norm
+    def output_from(self, r: Tensor, proj: dict[str, Tensor], dtype: torch.dtype) -> Tensor:
+        y = _fp(r) * F.silu(_fp(proj["g_proj"]))[..., None]  # gate before the norm
         u = _rms(y.flatten(-2), self.norm_eps) * _fp(self.norm.weight)  # one norm over all H*dh dims
-        return self.o_proj(u.to(x_query.dtype)).to(x_query.dtype)
+        return self.o_proj(u.to(dtype)).to(dtype)
 
 
 CELL_CLASSES: dict[str, type[AHNCell]] = {"gdn": GatedDeltaNetCell, "dn": DeltaNetCell, "mamba2": Mamba2Cell}

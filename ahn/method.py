@@ -22,7 +22,7 @@ from ahn.cells import make_cell
 from ahn.decode_graphs import GraphCache, can_capture, enabled_by_env
 from ahn.layout import cell_layout
 from baselines.cache import LayerMemory
-from baselines.interface import ChunkPlan, MemoryMethod, decoder_layers
+from baselines.interface import STATIC_WEIGHT_PREFIX, ChunkPlan, MemoryMethod, decoder_layers
 
 BACKEND_ENV = "AHN_HARNESS_AHN_BACKEND"  # the cells' backend when none is passed (default "auto")
 
@@ -142,13 +142,15 @@ class AHNMethod(MemoryMethod):
             return None
 
     def _read_write(self, fn: nn.Module, q, k, v, gates: dict[str, torch.Tensor], state, x_query,
-                    backend: str | None = None):
-        """Write the evicted tokens (k, v [B,Hkv,n,dh] and their gates), read with q [B,H,n,dh]."""
+                    backend: str | None = None, proj: dict[str, torch.Tensor] | None = None):
+        """Write the evicted tokens (k, v [B,Hkv,n,dh] and their gates), read with q [B,H,n,dh]. `proj`: the
+        reading tokens' x projections if already computed (the static step), else the output gate reads x_query."""
         rep = q.shape[1] // k.shape[1]  # GQA: AHN head i uses KV head i // rep
         k = k.repeat_interleave(rep, dim=1).transpose(1, 2)
         v = v.repeat_interleave(rep, dim=1).transpose(1, 2)
         r, state = fn.scan(q.transpose(1, 2), k, v, gates, state, backend=backend or self.backend)
-        return fn.output(r, x_query), state
+        out = fn.output(r, x_query) if proj is None else fn.output_from(r, proj, x_query.dtype)
+        return out, state
 
     def absorb(
         self,
@@ -187,6 +189,8 @@ class AHNMethod(MemoryMethod):
         return rows, first
 
     # ---- static decode (baselines.static_decode): the state and the window's write gates in fixed buffers ----
+    # Besides them, "weight:x" (and "weight:x_bias") hold the cell's x projections as one matrix, so the step
+    # computes the write and output gates' projections with one product; they are weights, not cache bytes.
     def static_memory(self, layer_idx, batch, layout, device, dtype):
         fn = self.blocks[layer_idx].fn
         state_dtype = torch.float64 if dtype == torch.float64 else torch.float32
@@ -195,10 +199,13 @@ class AHNMethod(MemoryMethod):
         for name in fn.gate_names:  # one gate ring per gate, aligned with the K/V ring
             memory[f"gate:{name}"] = torch.zeros(batch, layout.ring, fn.num_heads, dtype=probe[name].dtype,
                                                  device=device)
+        memory.update(_merged_x_weight(fn))
         return memory
 
     def load_static_memory(self, layer_idx, memory, row, layer, layout, nonsink_positions):
         fn = self.blocks[layer_idx].fn
+        for key, value in _merged_x_weight(fn).items():  # the cell's weights as they are now
+            memory[key].copy_(value)
         state = layer.memory.get("state")
         memory["state"][row] = 0 if state is None else state[0].to(memory["state"].dtype)
         ring_idx = nonsink_positions - layout.sinks
@@ -224,9 +231,10 @@ class AHNMethod(MemoryMethod):
         gates = {name: memory[f"gate:{name}"][rows, ring_idx][:, None] for name in fn.gate_names}
         state = memory["state"]
         backend = "recurrent" if torch.compiler.is_compiling() and self.backend != "fla" else self.backend
-        out, new_state = self._read_write(fn, query, evicted_keys, evicted_values, gates, state, x, backend)
+        proj = fn.project_x_merged(x, memory[f"{STATIC_WEIGHT_PREFIX}x"], memory.get(f"{STATIC_WEIGHT_PREFIX}x_bias"))  # the new token writes and reads
+        out, new_state = self._read_write(fn, query, evicted_keys, evicted_values, gates, state, x, backend, proj)
         state.copy_(torch.where(evicting[:, None, None, None], new_state.to(state.dtype), state))
-        for name, new in fn.write_gates(x).items():
+        for name, new in fn.write_gates_from(proj).items():
             ring = memory[f"gate:{name}"]
             ring.index_put_((rows, ring_idx), torch.where(nonsink[:, None], new[:, 0].to(ring.dtype),
                                                           ring[rows, ring_idx]))
@@ -239,3 +247,9 @@ class AHNMethod(MemoryMethod):
         state = memory["state"][row].numel() * memory["state"].element_size() if evicted_any else 0
         return n_nonsink * gates + state
 
+
+def _merged_x_weight(fn: nn.Module) -> dict[str, torch.Tensor]:
+    """The cell's x projections as one weight and bias (`AHNCell.x_weight`), detached: the static step's buffers."""
+    weight, bias = fn.x_weight()
+    merged = {f"{STATIC_WEIGHT_PREFIX}x": weight.detach()}
+    return merged if bias is None else merged | {f"{STATIC_WEIGHT_PREFIX}x_bias": bias.detach()}

@@ -104,6 +104,8 @@ class ChunkPlan:
         return self.extra[key]
 
 
+STATIC_WEIGHT_PREFIX = "weight:"  # static memory entries that are weights, not per-row state
+
 _ACTIVE: ContextVar[ForwardContext | None] = ContextVar("harness_memory_forward", default=None)
 
 
@@ -299,7 +301,9 @@ class MemoryMethod:
 
     def static_memory(self, layer_idx: int, batch: int, layout, device: torch.device,
                       dtype: torch.dtype) -> dict[str, torch.Tensor]:
-        """Fixed per-layer buffers for what the method remembers besides the kept K/V (default: nothing)."""
+        """Fixed per-layer buffers for what the method remembers besides the kept K/V (default: nothing).
+        Entries named `STATIC_WEIGHT_PREFIX`… are weights the step reads (AHN's merged projections): resetting
+        the rows leaves them as they are."""
         return {}
 
     def load_static_memory(self, layer_idx: int, memory: dict[str, torch.Tensor], row: int, layer: LayerMemory,

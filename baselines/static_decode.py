@@ -41,7 +41,7 @@ from baselines.decode_layout import (
     PIECE,
     DecodeLayout,  # noqa: F401  (re-exported: the layout belongs to this path)
 )
-from baselines.interface import MemoryMethod, decoder_layers
+from baselines.interface import STATIC_WEIGHT_PREFIX, MemoryMethod, decoder_layers
 
 ENV_SWITCH = "AHN_HARNESS_STEP_GRAPH"  # "0": replay nothing, run the static step eagerly (still fixed buffers)
 ENV_SPLITS = "AHN_HARNESS_DECODE_SPLITS"  # pieces of the attention's slot reduction (`decode_attention`)
@@ -265,8 +265,9 @@ class StaticDecoder:
             for t in buffers:
                 t.zero_()
         for mem in self.memory:
-            for t in mem.values():
-                t.zero_()
+            for name, t in mem.items():
+                if not name.startswith(STATIC_WEIGHT_PREFIX):  # weights stay
+                    t.zero_()
         self.valid.zero_()
         self.valid[:, 0] = True
         self.pos.zero_()

@@ -342,13 +342,13 @@ def test_a_cell_missing_part_of_the_api_cannot_be_built():
     from ahn.cells import AHNCell
 
     class NoScan(AHNCell):
-        def write_gates(self, x):
+        def write_gates_from(self, proj):
             return {}
 
         def gate_bytes_per_token_per_head(self, dtype):
             return 0
 
-        def output(self, r, x_query):
+        def output_from(self, r, proj, dtype):
             return r
 
     with pytest.raises(TypeError, match="scan"):
