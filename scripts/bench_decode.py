@@ -18,10 +18,8 @@ step's (same cache, same token). Prints one JSON line per measurement and writes
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, before any installed copy
 
-from bench_gpu import build_model, environment, make, randomize_ahn  # noqa: E402
+from bench_gpu import build_model, environment, machine_state, make, randomize_ahn  # noqa: E402
 
 # variant → the environment its StaticDecoder is built under (read at construction)
 VARIANTS = {"fused": {"AHN_HARNESS_STEP_COMPILE": "1", "AHN_HARNESS_DECODE_SPLITS": "auto"},
@@ -40,31 +38,6 @@ VARIANTS = {"fused": {"AHN_HARNESS_STEP_COMPILE": "1", "AHN_HARNESS_DECODE_SPLIT
 
 def column(batch: int, variant: str) -> str:
     return f"static_b{batch}" + ("" if variant == "fused" else f"_{variant}")
-
-
-def machine_state() -> dict:
-    """Device, clocks and whether anything else runs on the GPU (a benchmark wants an idle machine)."""
-    out = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-           "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
-    try:
-        import transformers
-
-        out["transformers"] = transformers.__version__
-        import fla
-
-        out["fla"] = fla.__version__
-    except Exception:  # noqa: BLE001 - record what imports
-        pass
-    try:
-        q = subprocess.run(["nvidia-smi", "--query-gpu=clocks.sm,clocks.mem,clocks.max.sm,utilization.gpu,"
-                            "memory.used,power.draw", "--format=csv,noheader"], capture_output=True, text=True,
-                           timeout=20).stdout.strip()
-        apps = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader"],
-                              capture_output=True, text=True, timeout=20).stdout.strip()
-        out["nvidia_smi"], out["other_gpu_processes"] = q, apps
-    except (OSError, subprocess.SubprocessError) as exc:
-        out["nvidia_smi"] = f"unavailable: {exc}"
-    return out
 
 
 def timed(fn, steps: int, reps: int, warmup: int = 3) -> tuple[float, float]:

@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import statistics
+import subprocess
 import time
 from pathlib import Path
 from unittest import mock
@@ -64,6 +65,31 @@ def make(name: str, sinks: int = 128, window: int = 32640):
     if name == "full":
         return make_method("full")
     return make_method(name, sinks=sinks, window=window)
+
+
+def machine_state() -> dict:
+    """Device, clocks and whether anything else runs on the GPU (a benchmark wants an idle machine)."""
+    out = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+           "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+    try:
+        import transformers
+
+        out["transformers"] = transformers.__version__
+        import fla
+
+        out["fla"] = fla.__version__
+    except Exception:  # noqa: BLE001 - record what imports
+        pass
+    try:
+        q = subprocess.run(["nvidia-smi", "--query-gpu=clocks.sm,clocks.mem,clocks.max.sm,utilization.gpu,"
+                            "memory.used,power.draw", "--format=csv,noheader"], capture_output=True, text=True,
+                           timeout=20).stdout.strip()
+        apps = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=20).stdout.strip()
+        out["nvidia_smi"], out["other_gpu_processes"] = q, apps
+    except (OSError, subprocess.SubprocessError) as exc:
+        out["nvidia_smi"] = f"unavailable: {exc}"
+    return out
 
 
 def timed_prefill(model, method, ids, chunk):
@@ -139,18 +165,23 @@ def parity(model, length: int, chunk: int, window: int) -> dict:
 
 
 def write_report(rows: list[dict], par: dict | None, out: Path, chunk: int, layers: int,
-                 device: str | None = None, date: str | None = None, torch_version: str | None = None) -> str:
-    """Write ``gpu_bench.json`` and ``gpu_bench.md`` under ``out`` (rows so far; parity when measured)."""
+                 device: str | None = None, date: str | None = None, torch_version: str | None = None,
+                 machine: dict | None = None) -> str:
+    """Write ``gpu_bench.json`` and ``gpu_bench.md`` under ``out`` (rows so far; parity when measured; the machine's
+    state before the run when known)."""
     doc = {
         "device": device or torch.cuda.get_device_name(), "date": date or datetime.date.today().isoformat(),
         "torch": torch_version or torch.__version__, "model": "Qwen2.5-3B config, random bf16 weights",
         "layers": layers, "chunk": chunk, "sinks": 128, "window": 32640, "rows": rows, "parity": par,
+        **({"machine": machine} if machine else {}),
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "gpu_bench.json").write_text(json.dumps(doc, indent=2) + "\n")
     lines = [f"# GPU benchmark ({doc['device']}, {doc['date']}, torch {doc['torch']})", "",
              f"{doc['model']}, {layers} layers, prefill chunk {chunk} unless stated, sinks 128 + window 32,640. "
              "Reproduce: `python scripts/bench_gpu.py`.", "",
+             *([f"Machine before the run: {machine.get('nvidia_smi', '')}; other GPU processes: "
+                f"{machine.get('other_gpu_processes') or 'none'}.", ""] if machine else []),
              "| method | window attention | fused layers | chunk graphs | chunk | prompt tokens | prefill s | peak GiB "
              "| cache GiB | decode ms/token | decode, eager |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -239,6 +270,7 @@ def main() -> None:
 
     from baselines import attach
 
+    machine = machine_state()  # before anything of ours runs: clocks, and whether another process uses the GPU
     model = build_model(args.layers)
     lengths = [int(x) for x in args.lengths.split(",")]
     rows = []
@@ -285,7 +317,7 @@ def main() -> None:
                         decode = timed_decode(model, method, cache) * 1e3
                     row = {"method": name, "attention": attention, "fused_layers": fused, "chunk_graphs": graphs, "length": length,
                            "chunk": chunk, "prefill_s": seconds,
-                           "prefill_spread_s": spread, "reps": args.reps, "peak_gib": peak / 2**30,
+                           "prefill_spread_s": spread, "reps": args.reps, "runs_s": runs, "peak_gib": peak / 2**30,
                            "resident_before_gib": resident,
                            "cache_gib": cache.nbytes() / 2**30, "decode_ms": decode, "decode_eager_ms": eager}
                 except torch.OutOfMemoryError as exc:
@@ -294,7 +326,7 @@ def main() -> None:
                     torch.cuda.empty_cache()
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-                write_report(rows, par, args.out, args.chunk, args.layers or 36)  # a timeout keeps what ran
+                write_report(rows, par, args.out, args.chunk, args.layers or 36, machine=machine)  # a timeout keeps what ran
                 del ids
                 torch.cuda.empty_cache()
             if name.startswith("ahn") and args.extra_chunks:
@@ -308,13 +340,13 @@ def main() -> None:
                            "peak_gib": peak / 2**30, "cache_gib": cache.nbytes() / 2**30, "decode_ms": None}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
-                    write_report(rows, par, args.out, args.chunk, args.layers or 36)
+                    write_report(rows, par, args.out, args.chunk, args.layers or 36, machine=machine)
                 del ids
                 torch.cuda.empty_cache()
     if not args.skip_parity:
         par = parity(model, args.parity_length, args.chunk, args.parity_window)
         print(json.dumps(par), flush=True)
-    print(write_report(rows, par, args.out, args.chunk, args.layers or 36))
+    print(write_report(rows, par, args.out, args.chunk, args.layers or 36, machine=machine))
 
 
 if __name__ == "__main__":
