@@ -14,10 +14,10 @@ the second time a layer meets it (a prompt's last, odd-length chunk stays eager)
 lengths are kept. The eager update stays the reference and the fallback; a GPU test holds the two equal
 (`tests/ahn/test_fla_gpu.py`).
 
-Off by default until a second device call reproduces it: measured once on an H100, with the fused layers on, it
-took the prefill from 4.69 to 4.42 s but its peak from 9.4 to 10.5 GiB, over issue 12's 10 GiB, and where that
-gigabyte goes is not yet known (`docs/PERFORMANCE.md`, ninth session). `AHN_HARNESS_CHUNK_GRAPHS=1` turns them on
-for CUDA inputs.
+Off by default: measured on an H100 with the fused layers on, one call took the prefill from 4.69 to 4.42 s, the
+next from 4.14 to 4.19 s (no gain). They hold about 0.1 GiB: the shared buffers, and the 32 MiB cuBLAS workspace
+each stream keeps for the process's life (`docs/PERFORMANCE.md`, ninth and tenth sessions).
+`AHN_HARNESS_CHUNK_GRAPHS=1` turns them on for CUDA inputs.
 """
 
 from __future__ import annotations
