@@ -12,7 +12,12 @@ A module is replaced only if its own forward gives bit-identical output to the p
 input (checked once per module class), so a norm of another convention (Gemma's ``1 + weight``, say) or an MLP
 with another activation keeps its own forward.
 
-The same switch compiles the split window attention's merge of its pieces (`baselines.split_attention.combine`).
+The same switch compiles the split window attention's merge of its pieces (`baselines.split_attention.combine`)
+and, with ``AHN_HARNESS_FUSED_ROTARY=1`` (off until two device calls have measured it), the attention's rotary
+embedding: the model's own ``apply_rotary_pos_emb`` (of the module its attention class comes from) is swapped
+for its compiled self inside the block, one kernel where eager runs eight (``rotate_half``'s concatenation, four
+products and two sums over the chunk's queries and keys, ~0.13 s of a 131,072-token ahn-gdn prefill on an H100,
+`docs/PERFORMANCE.md`, tenth session).
 On an H100 the two took a 131,072-token prefill from 5.41 to 4.91 s (ahn-gdn) and from 6.86 to 5.90 s (full
 attention in one pass), median of 5 each, off and on in the same run (`docs/PERFORMANCE.md`, ninth session).
 
@@ -24,7 +29,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import sys
 import types
+import warnings
 from collections.abc import Callable, Iterator
 
 import torch
@@ -33,6 +40,8 @@ from torch import nn
 
 ENV = "AHN_HARNESS_FUSED_LAYERS"
 SETTINGS = ("0", "1", "force")
+ROTARY_ENV = "AHN_HARNESS_FUSED_ROTARY"  # "0" (default until two device calls measure it), "1": rotary compiled too
+ROTARY_SETTINGS = ("0", "1")
 
 
 def setting() -> str:
@@ -40,6 +49,14 @@ def setting() -> str:
     value = os.environ.get(ENV, "1")
     if value not in SETTINGS:
         raise ValueError(f"{ENV}={value!r}; valid: {', '.join(SETTINGS)}")
+    return value
+
+
+def rotary_setting() -> str:
+    """AHN_HARNESS_FUSED_ROTARY (unset: "0"); a ValueError naming the valid settings for any other value."""
+    value = os.environ.get(ROTARY_ENV, "0")
+    if value not in ROTARY_SETTINGS:
+        raise ValueError(f"{ROTARY_ENV}={value!r}; valid: {', '.join(ROTARY_SETTINGS)}")
     return value
 
 
@@ -102,12 +119,58 @@ def _agrees(module: nn.Module, plain: Callable[[torch.Tensor], torch.Tensor]) ->
     return _AGREES[kind]
 
 
+def rotary_modules(model: nn.Module) -> list[types.ModuleType]:
+    """The Python modules whose ``apply_rotary_pos_emb`` the model's attention layers call (the convention of
+    Hugging Face's Llama-style models, read the same way by `baselines.static_decode`)."""
+    found = {}
+    for module in model.modules():
+        if hasattr(module, "q_proj") and hasattr(module, "k_proj"):
+            source = sys.modules.get(type(module).__module__)
+            if callable(getattr(source, "apply_rotary_pos_emb", None)):
+                found[source.__name__] = source
+    return list(found.values())
+
+
+_SWAPPED: dict[str, Callable] = {}  # module name -> its own apply_rotary_pos_emb, while swapped
+_UNCOMPILABLE: set[Callable] = set()  # functions inductor failed on in this process: they run as they are
+
+
+def _compiled_or_own(fn: Callable) -> Callable:
+    """``fn`` compiled (`compile_shared`); where compiling it fails, ``fn`` itself from then on, with a warning
+    (a model's function of another form should cost speed, not the run)."""
+    compiled = compile_shared(fn)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        if fn not in _UNCOMPILABLE:
+            try:
+                return compiled(*args, **kwargs)
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any compiler failure; fn's own errors re-raise below
+                _UNCOMPILABLE.add(fn)
+                warnings.warn(f"{fn.__module__}.{fn.__qualname__} runs uncompiled: torch.compile failed "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})",
+                              stacklevel=2)
+        return fn(*args, **kwargs)
+
+    return call
+
+
 @contextlib.contextmanager
-def fused_layers(model: nn.Module, compiled: bool = True) -> Iterator[int]:
-    """Run every RMSNorm and gated MLP of ``model`` through the (compiled) plain functions inside the block;
-    yields how many modules were replaced. On exit the model is exactly as before."""
+def fused_layers(model: nn.Module, compiled: bool = True, rotary: bool = False) -> Iterator[int]:
+    """Run every RMSNorm and gated MLP of ``model`` through the (compiled) plain functions inside the block, and
+    (compiled, rotary) its rotary embedding through its compiled self; yields how many modules were replaced.
+    On exit the model and its modules' functions are exactly as before."""
     patched = []
+    swapped = []
     try:
+        for source in rotary_modules(model) if compiled and rotary else ():
+            if source.__name__ in _SWAPPED:  # already swapped by an enclosing block
+                continue
+            _SWAPPED[source.__name__] = source.apply_rotary_pos_emb
+            swapped.append(source)
+            source.apply_rotary_pos_emb = _compiled_or_own(_SWAPPED[source.__name__])
         for module in model.modules():
             plain = _plain(module)
             if plain is None or "forward" in module.__dict__ or not _agrees(module, plain):
@@ -124,6 +187,8 @@ def fused_layers(model: nn.Module, compiled: bool = True) -> Iterator[int]:
     finally:
         for module in patched:
             del module.forward
+        for source in swapped:
+            source.apply_rotary_pos_emb = _SWAPPED.pop(source.__name__)
 
 
 def _norm_forward(fn: Callable, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -137,4 +202,4 @@ def _mlp_forward(fn: Callable, module: nn.Module, x: torch.Tensor) -> torch.Tens
 def maybe(model: nn.Module, device: torch.device) -> contextlib.AbstractContextManager:
     """:func:`fused_layers` when AHN_HARNESS_FUSED_LAYERS turns it on for ``device`` (CUDA, by default), else
     nothing."""
-    return fused_layers(model) if enabled(device) else contextlib.nullcontext()
+    return fused_layers(model, rotary=rotary_setting() == "1") if enabled(device) else contextlib.nullcontext()

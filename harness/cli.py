@@ -203,6 +203,7 @@ def _check_fast_path_switches() -> None:
         static_decode.check_settings()
         split_attention.setting()
         fused_layers.setting()
+        fused_layers.rotary_setting()
         chunk_graphs.setting()
     except ValueError as exc:
         raise preflight.SettingsError(str(exc)) from None

@@ -182,14 +182,14 @@ def write_report(rows: list[dict], par: dict | None, out: Path, chunk: int, laye
              "Reproduce: `python scripts/bench_gpu.py`.", "",
              *([f"Machine before the run: {machine.get('nvidia_smi', '')}; other GPU processes: "
                 f"{machine.get('other_gpu_processes') or 'none'}.", ""] if machine else []),
-             "| method | window attention | fused layers | chunk graphs | chunk | prompt tokens | prefill s | peak GiB "
-             "| cache GiB | decode ms/token | decode, eager |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| method | window attention | fused layers | fused rotary | chunk graphs | chunk | prompt tokens | prefill s "
+             "| peak GiB | cache GiB | decode ms/token | decode, eager |",
+             "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         c = r.get("chunk", chunk)
         a = r.get("attention", "flex")
-        a = (f"{a} | {'on' if r.get('fused_layers', '0') != '0' else 'off'} | "
-             f"{'on' if r.get('chunk_graphs', '0') != '0' else 'off'}")  # rows from before a switch: off
+        a = " | ".join([a] + ["on" if r.get(k, "0") != "0" else "off"  # rows from before a switch: off
+                              for k in ("fused_layers", "fused_rotary", "chunk_graphs")])
         if "error" in r:
             lines.append(f"| {r['method']} | {a} | {c} | {r['length']:,} | {r['error']} | | | | |")
         else:
@@ -258,6 +258,9 @@ def main() -> None:
     parser.add_argument("--chunk-graphs", default="0",
                         help="AHN_HARNESS_CHUNK_GRAPHS settings to time AHN methods under, e.g. 0,1 "
                              "(ahn/chunk_graphs.py)")
+    parser.add_argument("--fused-rotary", default="0",
+                        help="AHN_HARNESS_FUSED_ROTARY settings to time each method under, e.g. 0,1 (the rotary "
+                             "embedding compiled inside the fused layers, baselines/fused_layers.py)")
     parser.add_argument("--from-log", type=Path, help="only re-render the report from a run's printed rows")
     parser.add_argument("--device-name", default="NVIDIA H100 80GB HBM3", help="with --from-log")
     parser.add_argument("--date", default=None, help="with --from-log (default today)")
@@ -279,13 +282,15 @@ def main() -> None:
     # full attention has no window and no memory: it runs once per fused-layers setting, under the first window
     # and chunk-graph settings; methods without AHN memory likewise under the first chunk-graph setting
     graph_settings = args.chunk_graphs.split(",")
-    for fused, graphs, name, attention in [
-            (f, g, n, a) for f in args.fused_layers.split(",") for g in graph_settings for a in settings
-            for n in args.methods.split(",")
+    for fused, rotary, graphs, name, attention in [
+            (f, r, g, n, a) for f in args.fused_layers.split(",") for r in args.fused_rotary.split(",")
+            for g in graph_settings for a in settings for n in args.methods.split(",")
             if (n != "full" or a == settings[0]) and (n.startswith("ahn") or g == graph_settings[0])]:
         method = make(name)
+        switches = {"attention": attention, "fused_layers": fused, "fused_rotary": rotary, "chunk_graphs": graphs}
         with attach(model, method), environment({"AHN_HARNESS_WINDOW_ATTENTION": attention,
                                                  "AHN_HARNESS_FUSED_LAYERS": fused,
+                                                 "AHN_HARNESS_FUSED_ROTARY": rotary,
                                                  "AHN_HARNESS_CHUNK_GRAPHS": graphs}):
             if name.startswith("ahn"):
                 randomize_ahn(method)
@@ -315,13 +320,13 @@ def main() -> None:
                             eager = timed_decode(model, method, cache) * 1e3
                             method.decode_graphs = True
                         decode = timed_decode(model, method, cache) * 1e3
-                    row = {"method": name, "attention": attention, "fused_layers": fused, "chunk_graphs": graphs, "length": length,
+                    row = {"method": name, **switches, "length": length,
                            "chunk": chunk, "prefill_s": seconds,
                            "prefill_spread_s": spread, "reps": args.reps, "runs_s": runs, "peak_gib": peak / 2**30,
                            "resident_before_gib": resident,
                            "cache_gib": cache.nbytes() / 2**30, "decode_ms": decode, "decode_eager_ms": eager}
                 except torch.OutOfMemoryError as exc:
-                    row = {"method": name, "attention": attention, "fused_layers": fused, "chunk_graphs": graphs, "length": length,
+                    row = {"method": name, **switches, "length": length,
                            "error": f"OOM: {str(exc).splitlines()[0]}"}
                     torch.cuda.empty_cache()
                 rows.append(row)
@@ -335,7 +340,7 @@ def main() -> None:
                     timed_prefill(model, method, ids[:, : 128 + 32640 + 2 * chunk + 17], chunk)  # compile
                     cache = None
                     seconds, peak, cache, _ = timed_prefill(model, method, ids, chunk)
-                    row = {"method": name, "attention": attention, "fused_layers": fused, "chunk_graphs": graphs, "length": max(lengths),
+                    row = {"method": name, **switches, "length": max(lengths),
                            "chunk": chunk, "prefill_s": seconds,
                            "peak_gib": peak / 2**30, "cache_gib": cache.nbytes() / 2**30, "decode_ms": None}
                     rows.append(row)

@@ -80,6 +80,10 @@ def test_the_setting_is_checked(monkeypatch):
     assert not fused_layers.enabled(torch.device("cuda"))
     monkeypatch.delenv(fused_layers.ENV)
     assert fused_layers.enabled(torch.device("cuda")) and not fused_layers.enabled(torch.device("cpu"))  # default
+    assert fused_layers.rotary_setting() == "0"
+    monkeypatch.setenv(fused_layers.ROTARY_ENV, "on")
+    with pytest.raises(ValueError, match="AHN_HARNESS_FUSED_ROTARY='on'; valid: 0, 1"):
+        fused_layers.rotary_setting()
 
 
 @pytest.mark.parametrize("name", ["swa", "ahn-gdn"])
@@ -105,10 +109,55 @@ def test_prefill_through_the_compiled_functions_equals_the_modules(monkeypatch, 
         ref = prefill(model, method, method.new_cache(model), ids, chunk_size=8)
         assert calls == {"norm": 0, "mlp": 0}  # off on the CPU by default
         monkeypatch.setenv(fused_layers.ENV, "force")
+        monkeypatch.setenv(fused_layers.ROTARY_ENV, "1")  # the rotary embedding compiled too
         got = prefill(model, method, method.new_cache(model), ids, chunk_size=8)
     assert calls == {"norm": 5 * 5, "mlp": 5 * 2}  # 5 chunks through 2 layers (2 norms each) and the final norm
     assert (got - ref).abs().max() <= 2**-22 * ref.abs().max()
     assert not any("forward" in m.__dict__ for m in model.modules())
+
+
+def test_rotary_runs_compiled_inside_the_block_and_as_it_was_after():
+    """The model's own apply_rotary_pos_emb is swapped for its compiled self (inductor on the CPU, fp64: the same
+    products and sums, fused, so ~1e-16 apart) only inside the block, once however deeply the blocks nest."""
+    from transformers.models.qwen2 import modeling_qwen2
+
+    model = tiny_model("qwen2", dtype=torch.float64)
+    own = modeling_qwen2.apply_rotary_pos_emb
+    assert fused_layers.rotary_modules(model) == [modeling_qwen2]
+    g = torch.Generator().manual_seed(2)
+    q, k = torch.randn(1, 4, 6, 8, generator=g, dtype=torch.float64), torch.randn(1, 2, 6, 8, generator=g,
+                                                                                 dtype=torch.float64)
+    cos, sin = torch.randn(1, 6, 8, generator=g, dtype=torch.float64), torch.randn(1, 6, 8, generator=g,
+                                                                                  dtype=torch.float64)
+    want = own(q, k, cos, sin)
+    with fused_layers.fused_layers(model):
+        assert modeling_qwen2.apply_rotary_pos_emb is own  # rotary only when asked (AHN_HARNESS_FUSED_ROTARY)
+    with fused_layers.fused_layers(model, rotary=True):
+        swapped = modeling_qwen2.apply_rotary_pos_emb
+        assert swapped is not own
+        with fused_layers.fused_layers(model, rotary=True):
+            assert modeling_qwen2.apply_rotary_pos_emb is swapped
+        assert modeling_qwen2.apply_rotary_pos_emb is swapped
+        got = swapped(q, k, cos, sin)
+    assert modeling_qwen2.apply_rotary_pos_emb is own
+    for a, b in zip(got, want, strict=True):
+        assert (a - b).abs().max() <= 1e-12 * b.abs().max()
+    with fused_layers.fused_layers(model, compiled=False, rotary=True):
+        assert modeling_qwen2.apply_rotary_pos_emb is own  # the plain block changes no function
+
+
+def test_a_function_inductor_cannot_compile_runs_as_it_is():
+    def rotary(q, k):
+        torch._dynamo.graph_break()  # not one graph: compile_shared's fullgraph refuses it
+        return q * 2, k * 3
+
+    call = fused_layers._compiled_or_own(rotary)
+    q, k = torch.ones(2), torch.ones(3)
+    with pytest.warns(UserWarning, match="runs uncompiled"):
+        a, b = call(q, k)
+    assert torch.equal(a, q * 2) and torch.equal(b, k * 3)
+    assert rotary in fused_layers._UNCOMPILABLE
+    assert torch.equal(call(q, k)[0], q * 2)  # from then on without trying again
 
 
 @pytest.mark.gpu

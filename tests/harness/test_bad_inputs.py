@@ -167,6 +167,8 @@ CASES = [
          setup=lambda mp, _w: mp.setenv("AHN_HARNESS_WINDOW_ATTENTION", "cudnn"), absent="out"),
     Case("run-fused-layers-unknown", [*RUN, *M, *OUT], ("AHN_HARNESS_FUSED_LAYERS='yes'", "0, 1, force"),
          setup=lambda mp, _w: mp.setenv("AHN_HARNESS_FUSED_LAYERS", "yes"), absent="out"),
+    Case("run-fused-rotary-unknown", [*RUN, *M, *OUT], ("AHN_HARNESS_FUSED_ROTARY='yes'", "0, 1"),
+         setup=lambda mp, _w: mp.setenv("AHN_HARNESS_FUSED_ROTARY", "yes"), absent="out"),
     Case("run-chunk-graphs-unknown", [*RUN, *M, *OUT], ("AHN_HARNESS_CHUNK_GRAPHS='on'", "0, 1"),
          setup=lambda mp, _w: mp.setenv("AHN_HARNESS_CHUNK_GRAPHS", "on"), absent="out"),
     Case("run-decode-choice", [*RUN, *M, "--decode", "turbo", *OUT], ("'turbo'", "eager", "static")),
