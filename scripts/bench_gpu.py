@@ -281,11 +281,13 @@ def main() -> None:
     settings = args.window_attention.split(",")
     # full attention has no window and no memory: it runs once per fused-layers setting, under the first window
     # and chunk-graph settings; methods without AHN memory likewise under the first chunk-graph setting
-    graph_settings = args.chunk_graphs.split(",")
+    # and the rotary switch acts only inside the fused layers: with them off, under its first setting alone
+    graph_settings, rotary_settings = args.chunk_graphs.split(","), args.fused_rotary.split(",")
     for fused, rotary, graphs, name, attention in [
-            (f, r, g, n, a) for f in args.fused_layers.split(",") for r in args.fused_rotary.split(",")
+            (f, r, g, n, a) for f in args.fused_layers.split(",") for r in rotary_settings
             for g in graph_settings for a in settings for n in args.methods.split(",")
-            if (n != "full" or a == settings[0]) and (n.startswith("ahn") or g == graph_settings[0])]:
+            if (n != "full" or a == settings[0]) and (n.startswith("ahn") or g == graph_settings[0])
+            and (f != "0" or r == rotary_settings[0])]:
         method = make(name)
         switches = {"attention": attention, "fused_layers": fused, "fused_rotary": rotary, "chunk_graphs": graphs}
         with attach(model, method), environment({"AHN_HARNESS_WINDOW_ATTENTION": attention,

@@ -6,10 +6,9 @@
 # at 32k and 512k), B = 1 and 8; prefill of 131,072 tokens (ahn-gdn with the split and flex window attention,
 # full in one cuDNN pass). throughput: samples per hour of `harness run` on the two workloads, new paths on
 # and off. fused: the GPU tests of the prefill's fast paths (split window attention, fused layers, cuDNN's
-# causal pass, AHN's chunk graphs), the chunk graphs' memory at each step of their life
-# (scripts/chunk_graph_memory.py), then the prefill of 131,072 tokens (ahn-gdn, and full in one pass) with the fused
-# norm, MLP and merge off and on (baselines/fused_layers.py) and ahn-gdn's chunk graphs off and on
-# (ahn/chunk_graphs.py), in the same run. profile: the split pieces and a layer's norm and
+# causal pass, AHN's chunk graphs), then the prefill of 131,072 tokens (ahn-gdn, and full in one pass) with the
+# fused norm, MLP and merge off and on, and the compiled rotary embedding off and on (baselines/fused_layers.py),
+# in the same run. profile: the split pieces and a layer's norm and
 # MLP timed against their plain forms in the same run, ahn-gdn's prefill under the profiler, and the static
 # decode step's kernels (ahn-gdn and swa). Each benchmark checks the GPU is otherwise idle and records device,
 # clocks and software.
@@ -34,10 +33,8 @@ if [ "$mode" = fused ] || [ "$mode" = all ]; then
   timeout 240 python3 -m pytest -q -m gpu tests/baselines/test_split_attention.py tests/baselines/test_fused_layers.py \
     "tests/baselines/test_static_decode_gpu.py::test_causal_attention_equals_masked_reference" \
     tests/ahn/test_fla_gpu.py -k "split or fused or causal or chunk_graphs" 2>&1 | tail -3
-  timeout 90 python3 scripts/chunk_graph_memory.py --out "$out/chunk_graph_memory.jsonl" 2>&1 | grep '^{' \
-    | cut -c1-300
   timeout 330 python3 scripts/bench_gpu.py --out "$out/fused" --lengths 131072 --methods ahn-gdn,full --reps 5 \
-    --full-chunk 131072 --fused-layers 0,1 --chunk-graphs 0,1 --skip-decode --skip-parity --extra-chunks '' 2>&1 \
+    --full-chunk 131072 --fused-layers 0,1 --fused-rotary 0,1 --skip-decode --skip-parity --extra-chunks '' 2>&1 \
     | filter | grep '^|'
 fi
 if [ "$mode" = profile ] || [ "$mode" = all ]; then
