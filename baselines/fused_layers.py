@@ -12,14 +12,15 @@ A module is replaced only if its own forward gives bit-identical output to the p
 input (checked once per module class), so a norm of another convention (Gemma's ``1 + weight``, say) or an MLP
 with another activation keeps its own forward.
 
-The same switch compiles the split window attention's merge of its pieces (`baselines.split_attention.combine`)
-and, with ``AHN_HARNESS_FUSED_ROTARY=1`` (off until two device calls have measured it), the attention's rotary
-embedding: the model's own ``apply_rotary_pos_emb`` (of the module its attention class comes from) is swapped
-for its compiled self inside the block, one kernel where eager runs eight (``rotate_half``'s concatenation, four
-products and two sums over the chunk's queries and keys, ~0.13 s of a 131,072-token ahn-gdn prefill on an H100,
-`docs/PERFORMANCE.md`, tenth session).
+The same switch compiles the split window attention's merge of its pieces (`baselines.split_attention.combine`).
 On an H100 the two took a 131,072-token prefill from 5.41 to 4.91 s (ahn-gdn) and from 6.86 to 5.90 s (full
 attention in one pass), median of 5 each, off and on in the same run (`docs/PERFORMANCE.md`, ninth session).
+
+With ``AHN_HARNESS_FUSED_ROTARY=1`` (off until two device calls have measured it; one measured 4.19 → 4.10 s)
+the block also swaps the model's own ``apply_rotary_pos_emb`` (of the module its attention class comes from)
+for its compiled self: one kernel where eager runs eight (``rotate_half``'s concatenation, four products and two
+sums over the chunk's queries and keys, ~0.13 s of a 131,072-token ahn-gdn prefill on an H100,
+`docs/PERFORMANCE.md`, tenth session).
 
 ``AHN_HARNESS_FUSED_LAYERS``: ``1`` (default) on CUDA devices; ``0`` off; ``force`` on any device (tests).
 """
