@@ -380,7 +380,7 @@ def check_supported(model: nn.Module) -> None:
 
 def capture_layer_input(module: nn.Module, args: tuple, kwargs: dict) -> None:
     method = METHOD_OF_MODULE.get(module)
-    if method is None:
+    if method is None or method.is_bypassed:  # the teacher's plain attention reads no input
         return
     hidden = kwargs.get("hidden_states", args[0] if args else None)
     method.remember_input(module.layer_idx, hidden)

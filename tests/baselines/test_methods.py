@@ -191,6 +191,9 @@ def test_no_layer_input_outlives_its_attention():
         assert [method.take_layer_input(i) for i in range(n_layers)] == [None] * n_layers
         method.remember_input(0, torch.ones(1))
         assert method.take_layer_input(0) is not None and method.take_layer_input(0) is None
+        with method.bypassed():  # the teacher's pass: plain attention, which reads no input, so none is kept
+            model(torch.arange(5)[None])
+        assert [method.take_layer_input(i) for i in range(n_layers)] == [None] * n_layers
 
 
 @pytest.mark.parametrize(
