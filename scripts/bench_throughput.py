@@ -5,8 +5,10 @@ prompt of N bytes is N tokens) and evaluated by `python -m harness run` itself (
 * `lveval-128k`: 128k-token prompts, 64 new tokens (LV-Eval's longest level);
 * `infbench-sum`: 128k-token prompts, 1,024 new tokens (InfiniteBench's summarisation tasks).
 Each workload runs with the new paths (`--decode static`, batched: the compiled step; cuDNN for causal and
-full-window chunks) and with them off (`--decode eager`, one sample at a time, `PATHS_OFF`: the engine as it
-was), in the same process on the same weights.
+full-window chunks; the fused norms and MLPs) and with them off (`--decode eager`, one sample at a time,
+`PATHS_OFF`: the engine as it was), in the same process on the same weights. What has no switch stays in both
+(the kept window copied once per chunk, `baselines/raw_tokens.py`), so "off" is a little faster than the engine
+was, and the ratio a little smaller.
 Samples per hour are 3600 × samples / Σ wall_s of the records (the steady state: model loading and compiling
 are reported apart, as `startup_s`). Writes `throughput.{json,md}`.
 
@@ -28,12 +30,13 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, 
 from bench_gpu import environment  # noqa: E402
 
 WORKLOADS = {"lveval-128k": (131072, 64), "infbench-sum": (131072, 1024)}
-# the engine before the fast paths: no cuDNN causal chunk, FlexAttention for every windowed chunk (with
-# `--decode eager`, one sample at a time)
-PATHS_OFF = {"AHN_HARNESS_CAUSAL_CUDNN": "0", "AHN_HARNESS_WINDOW_ATTENTION": "flex"}
-# the new paths (the defaults on CUDA since the sixth session, set here so the benchmark does not follow the defaults)
+# the engine before the fast paths: no cuDNN causal chunk, FlexAttention for every windowed chunk, the norms and
+# MLPs as the model's own modules (with `--decode eager`, one sample at a time)
+PATHS_OFF = {"AHN_HARNESS_CAUSAL_CUDNN": "0", "AHN_HARNESS_WINDOW_ATTENTION": "flex", "AHN_HARNESS_FUSED_LAYERS": "0"}
+# the new paths (the defaults on CUDA since the sixth and ninth sessions, set here so the benchmark does not follow
+# the defaults)
 PATHS_ON = {"AHN_HARNESS_STEP_COMPILE": "1", "AHN_HARNESS_DECODE_SPLITS": "auto",
-            "AHN_HARNESS_WINDOW_ATTENTION": "split"}
+            "AHN_HARNESS_WINDOW_ATTENTION": "split", "AHN_HARNESS_FUSED_LAYERS": "1"}
 
 
 def save_model(folder: Path, layers: int | None, tiny: bool, method: str, sinks: int, window: int) -> Path:
