@@ -231,7 +231,8 @@ class AHNMethod(MemoryMethod):
         gates = {name: memory[f"gate:{name}"][rows, ring_idx][:, None] for name in fn.gate_names}
         state = memory["state"]
         backend = "recurrent" if torch.compiler.is_compiling() and self.backend != "fla" else self.backend
-        proj = fn.project_x_merged(x, memory[f"{STATIC_WEIGHT_PREFIX}x"], memory.get(f"{STATIC_WEIGHT_PREFIX}x_bias"))  # the new token writes and reads
+        # the new token's projections, written and read with: one product over the merged weight
+        proj = fn.project_x_merged(x, memory[f"{STATIC_WEIGHT_PREFIX}x"], memory.get(f"{STATIC_WEIGHT_PREFIX}x_bias"))
         out, new_state = self._read_write(fn, query, evicted_keys, evicted_values, gates, state, x, backend, proj)
         state.copy_(torch.where(evicting[:, None, None, None], new_state.to(state.dtype), state))
         for name, new in fn.write_gates_from(proj).items():
