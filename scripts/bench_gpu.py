@@ -309,7 +309,6 @@ def main() -> None:
                     # what is allocated before the prefill (the weights, plus anything an earlier row left behind)
                     resident = torch.cuda.memory_allocated() / 2**30
                     runs = []
-                    cache = None
                     for _ in range(args.reps):
                         cache = None  # the peak is one prefill's: the last run's cache is not kept through the next
                         seconds, peak, cache, _ = timed_prefill(model, method, ids, chunk)
