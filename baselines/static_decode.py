@@ -34,6 +34,7 @@ import sys
 import warnings
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from baselines.cache import MemoryCache
@@ -46,6 +47,8 @@ from baselines.interface import STATIC_WEIGHT_PREFIX, MemoryMethod, decoder_laye
 ENV_SWITCH = "AHN_HARNESS_STEP_GRAPH"  # "0": replay nothing, run the static step eagerly (still fixed buffers)
 ENV_SPLITS = "AHN_HARNESS_DECODE_SPLITS"  # pieces of the attention's slot reduction (`decode_attention`)
 ENV_COMPILE = "AHN_HARNESS_STEP_COMPILE"  # "0": uncompiled; "1": inductor; "auto" (default): inductor on CUDA
+ENV_ATTENTION = "AHN_HARNESS_DECODE_ATTENTION"  # the attention over the slots: `attention_setting`
+ATTENTION_SETTINGS = ("auto", "products", "flex")
 # Defaults since the sixth session's two device calls (docs/PERFORMANCE.md): on CUDA the compiled step with the
 # reduction in pieces took ahn-gdn 12.4 -> 6.5 ms and swa 8.3 -> 4.7 ms per token at 128k; the CPU stays uncompiled.
 DEFAULT_COMPILE, DEFAULT_SPLITS = "auto", "auto"
@@ -87,6 +90,22 @@ def decode_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tens
                                                  else torch.float32).to(values.dtype).view(b, h, 1, dh)
 
 
+def flex_decode_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor,
+                          scaling: float) -> torch.Tensor:
+    """The function of :func:`decode_attention` as one FlexAttention call: compiled by inductor (inside the
+    compiled step) it becomes FlexAttention's decoding kernel, which reads each key and value once, packs the
+    query heads of a KV head together (GQA without copies) and splits the slots across the GPU's SMs, with the
+    softmax fused in (flash-decoding). Uncompiled it materialises the scores (correct, slow: tests only).
+    The bias enters as a score modification, so the masked slots are those of the products' path."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    def add_bias(score, b, h, q_idx, kv_idx):
+        return score + bias[b, 0, kv_idx]
+
+    return flex_attention(query, keys, values, score_mod=add_bias, scale=scaling,
+                          enable_gqa=query.shape[1] != keys.shape[1])
+
+
 def graphs_enabled() -> bool:
     return os.environ.get(ENV_SWITCH, "1") != "0"
 
@@ -122,11 +141,26 @@ def auto_splits(capacity: int, device: torch.device) -> int:
     return int(setting)
 
 
+def attention_setting(device: torch.device, backend: str | None) -> str:
+    """The attention over the slots, from AHN_HARNESS_DECODE_ATTENTION: "products" (:func:`decode_attention`, two
+    batched matrix products, the readable reference), "flex" (:func:`flex_decode_attention`), or "auto" (the
+    default): flex where inductor compiles the step on CUDA (the only place it becomes the fused kernel),
+    products elsewhere."""
+    setting = os.environ.get(ENV_ATTENTION, "auto")
+    if setting not in ATTENTION_SETTINGS:
+        raise ValueError(f"{ENV_ATTENTION}={setting!r}; valid: {', '.join(ATTENTION_SETTINGS)}")
+    if setting == "auto":
+        return "flex" if device.type == "cuda" and backend == "inductor" else "products"
+    return setting
+
+
 def check_settings() -> None:
-    """The step's switches (AHN_HARNESS_STEP_COMPILE, AHN_HARNESS_DECODE_SPLITS) are valid: a ValueError naming
-    the bad value and the valid ones otherwise (`harness run` calls this before loading any weights)."""
+    """The step's switches (AHN_HARNESS_STEP_COMPILE, AHN_HARNESS_DECODE_SPLITS, AHN_HARNESS_DECODE_ATTENTION) are
+    valid: a ValueError naming the bad value and the valid ones otherwise (`harness run` calls this before
+    loading any weights)."""
     compile_setting(torch.device("cpu"))
     auto_splits(1024, torch.device("cpu"))
+    attention_setting(torch.device("cpu"), None)
 
 
 def begin_step(base: nn.Module, layout: DecodeLayout, valid: torch.Tensor, pos: torch.Tensor, tok: torch.Tensor,
@@ -143,29 +177,76 @@ def begin_step(base: nn.Module, layout: DecodeLayout, valid: torch.Tensor, pos: 
     return slot, evicting, nonsink, bias, x, cos, sin
 
 
+MergedQKV = tuple[torch.Tensor, torch.Tensor | None]  # the q, k, v projections' weights (and biases) stacked
+
+
+def merged_qkv(attn: nn.Module) -> MergedQKV | None:
+    """Buffers for the attention's q, k and v projections as one product (filled by :func:`fill_qkv`), or None
+    where they are not three plain Linear layers of one dtype and device (the step then calls the modules).
+
+    At one token per row the three are matrix-vector products that read their weights and little else; k and v
+    are small (2 KV heads: 1 MB each on Qwen2.5-3B), so they cost a launch and a ramp more than bytes. One
+    product over the stacked weights reads the same bytes in one kernel. The copy costs the stacked weights once
+    more in memory (0.38 GB on Qwen2.5-3B)."""
+    lins = (attn.q_proj, attn.k_proj, attn.v_proj)
+    if any(type(lin) is not nn.Linear for lin in lins):
+        return None
+    w = lins[0].weight
+    if any(lin.weight.dtype != w.dtype or lin.weight.device != w.device for lin in lins):
+        return None
+    rows = sum(lin.out_features for lin in lins)
+    weight = torch.empty(rows, w.shape[1], dtype=w.dtype, device=w.device)
+    bias = None if all(lin.bias is None for lin in lins) else torch.empty(rows, dtype=w.dtype, device=w.device)
+    return weight, bias
+
+
+@torch.no_grad()
+def fill_qkv(attn: nn.Module, merged: MergedQKV) -> None:
+    """Copy the q, k, v projections' current weights (and biases, zeros for a projection without one) into
+    `merged`, in that order."""
+    weight, bias = merged
+    start = 0
+    for lin in (attn.q_proj, attn.k_proj, attn.v_proj):
+        end = start + lin.out_features
+        weight[start:end].copy_(lin.weight)
+        if bias is not None:
+            bias[start:end].copy_(lin.bias) if lin.bias is not None else bias[start:end].zero_()
+        start = end
+
+
 def layer_step(layer: nn.Module, k_buf: torch.Tensor, v_buf: torch.Tensor, memory: dict[str, torch.Tensor],
                x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, slot: torch.Tensor, evicting: torch.Tensor,
                nonsink: torch.Tensor, bias: torch.Tensor, rows: torch.Tensor, method: MemoryMethod,
-               layout: DecodeLayout, rope, scaling: float, splits: int) -> torch.Tensor:
-    """One decoder layer for one token per row over its fixed buffers: norm → q/k/v → RoPE → the method's memory
-    step (AHN: write the token leaving the window, read with the query) → the new K/V into its slot → attention
-    over the buffer → o_proj → MLP. A function of the layer module and tensors only (no layer index), so one
-    compiled graph serves every layer of the model."""
+               layout: DecodeLayout, rope, scaling: float, splits: int, qkv: MergedQKV | None = None,
+               attention: str = "products") -> torch.Tensor:
+    """One decoder layer for one token per row over its fixed buffers: norm → q/k/v (one product over `qkv`, the
+    stacked weights, where given) → RoPE → the method's memory step (AHN: write the token leaving the window,
+    read with the query) → the new K/V into its slot → attention over the buffer (`attention`: "products" or
+    "flex", `attention_setting`) → o_proj → MLP. A function of the layer module and tensors only (no layer
+    index), so one compiled graph serves every layer of the model."""
     attn = layer.self_attn
     b, dh = x.shape[0], k_buf.shape[-1]
     h = layer.input_layernorm(x)
-    q = attn.q_proj(h).view(b, 1, -1, dh)
-    k = attn.k_proj(h).view(b, 1, -1, dh)
+    if qkv is None:
+        q, k, v = attn.q_proj(h), attn.k_proj(h), attn.v_proj(h)
+    else:
+        kv_width = k_buf.shape[1] * dh
+        q, k, v = F.linear(h, *qkv).split([qkv[0].shape[0] - 2 * kv_width, kv_width, kv_width], dim=-1)
+    q = q.view(b, 1, -1, dh)
+    k = k.view(b, 1, -1, dh)
     if hasattr(attn, "q_norm"):  # Qwen3: per-head RMSNorm before RoPE
         q, k = attn.q_norm(q), attn.k_norm(k)
     q, k = rope(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
-    v = attn.v_proj(h).view(b, 1, -1, dh).transpose(1, 2)
+    v = v.view(b, 1, -1, dh).transpose(1, 2)
     old_k, old_v = k_buf[rows, :, slot], v_buf[rows, :, slot]  # [B, Hkv, dh]: the token leaving the window
     read = method.static_memory_step(layer, memory, layout, h, q, old_k[:, :, None], old_v[:, :, None], slot,
                                      evicting, nonsink)
     k_buf[rows, :, slot] = k[:, :, 0]
     v_buf[rows, :, slot] = v[:, :, 0]
-    out = decode_attention(q, k_buf, v_buf, bias, scaling, splits)
+    if attention == "flex":
+        out = flex_decode_attention(q, k_buf, v_buf, bias, scaling)
+    else:
+        out = decode_attention(q, k_buf, v_buf, bias, scaling, splits)
     out = out.transpose(1, 2).reshape(b, 1, -1)
     if read is not None:
         out = out + read.to(out.dtype)
@@ -212,12 +293,13 @@ class StaticDecoder:
     ignored). `graphs=None` replays the step as one CUDA graph on CUDA (AHN_HARNESS_STEP_GRAPH=0 turns that
     off) and runs it eagerly elsewhere. `compile=None` runs the step's pieces through torch.compile as
     AHN_HARNESS_STEP_COMPILE says (by default inductor on CUDA, none elsewhere), True for inductor, False for
-    none, or a backend name; the uncompiled pieces compute the same function.
+    none, or a backend name; the uncompiled pieces compute the same function. `attention=None` picks the
+    attention over the slots as AHN_HARNESS_DECODE_ATTENTION says (`attention_setting`), or name it.
     """
 
     def __init__(self, model: nn.Module, method: MemoryMethod, batch: int, max_tokens: int,
                  repetition_penalty: float = 1.0, graphs: bool | None = None,
-                 compile: str | bool | None = None) -> None:
+                 compile: str | bool | None = None, attention: str | None = None) -> None:
         layout = method.decode_layout(max_tokens)
         if layout is None:
             raise ValueError(f"{method!r} has no static decode layout; decode it with the eager engine")
@@ -254,6 +336,11 @@ class StaticDecoder:
         self._graph: torch.cuda.CUDAGraph | None = None
         backend = compile_setting(dev) if compile is None else ("inductor" if compile is True else compile or None)
         self.compile_backend = backend
+        if attention is not None and attention not in ATTENTION_SETTINGS[1:]:
+            raise ValueError(f"attention={attention!r}; valid: {', '.join(ATTENTION_SETTINGS[1:])} or None")
+        self.attention = attention or attention_setting(dev, backend)
+        self.qkv = [merged_qkv(layer.self_attn) for layer in self.layers]
+        self._fill_qkv()
         self._warm = False
         self._begin, self._layer, self._finish = (compiled(f, backend) for f in (begin_step, layer_step, finish_step))
         self.reset()
@@ -279,6 +366,7 @@ class StaticDecoder:
         """Put one prefilled request (a B = 1 cache) into `row`; `first_token` is the token it decodes next."""
         if cache.layers[0].keys is None:
             raise ValueError("load() needs a prefilled cache")
+        self._fill_qkv()  # the weights as they are now
         lay = self.layout
         positions = cache.positions.to(self.device)
         if cache.seen >= lay.capacity and not lay.evicts:
@@ -300,6 +388,11 @@ class StaticDecoder:
         self.seen[row, first_token] = True
         self.loaded[row] = True
 
+    def _fill_qkv(self) -> None:
+        for layer, merged in zip(self.layers, self.qkv, strict=True):
+            if merged is not None:
+                fill_qkv(layer.self_attn, merged)
+
     def row_nbytes(self, row: int) -> int:
         """Bytes the eager engine's cache would hold for this row now: the K/V of its filled slots and the
         method's memory for them (computed from the buffers, which are preallocated at full size)."""
@@ -318,9 +411,9 @@ class StaticDecoder:
         """One token for every row; reads and writes only the fixed buffers (capturable)."""
         slot, evicting, nonsink, bias, x, cos, sin = self._begin(self.model.base_model, self.layout, self.valid,
                                                                  self.pos, self.tok, self.rows, self._true)
-        for layer, k, v, memory in zip(self.layers, self.k, self.v, self.memory, strict=True):
+        for layer, k, v, memory, qkv in zip(self.layers, self.k, self.v, self.memory, self.qkv, strict=True):
             x = self._layer(layer, k, v, memory, x, cos, sin, slot, evicting, nonsink, bias, self.rows,
-                            self.method, self.layout, self.rope, self.scaling, self.splits)
+                            self.method, self.layout, self.rope, self.scaling, self.splits, qkv, self.attention)
         self._finish(self.model, x, self.seen, self.logits, self.next, self.tok, self.pos, self.rows, self._true,
                      self.penalty)
 
@@ -340,6 +433,8 @@ class StaticDecoder:
                           f"pieces uncompiled: {type(exc).__name__}: {str(exc)[:300]}", stacklevel=3)
             self.compile_backend = None
             self._begin, self._layer, self._finish = begin_step, layer_step, finish_step
+            if self.attention == "flex":  # uncompiled, flex materialises the scores: the products are faster
+                self.attention = "products"
             self.reset()
             self._step()
 

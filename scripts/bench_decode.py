@@ -4,9 +4,10 @@ Qwen2.5-3B shape with random bf16 weights (`scripts/bench_gpu.py`'s model), 128 
 each method and prompt length: one chunked prefill, then
 * `eager`: the engine's `decode_step` (stock modules + the registered attention function), B = 1;
 * `static B=b`: `baselines.static_decode.StaticDecoder` with the prefilled request loaded into every row, in
-  each of `--variants`: `fused` (the step's pieces compiled by inductor, the attention's slot reduction in
-  pieces, one CUDA graph: the default on CUDA since the sixth session) and `plain` (the same step uncompiled in
-  one piece, one CUDA graph: the fourth session's path);
+  each of `--variants`: `fused` (the step's pieces compiled by inductor, FlexAttention's decoding kernel over
+  the slots, one CUDA graph: the default on CUDA), `products` (the same with the attention as two batched
+  products, the slot reduction in pieces: the default from the sixth to the tenth session) and `plain` (the
+  step uncompiled, the reduction in one piece, one CUDA graph: the fourth session's path);
 each timed as the median of `--reps` runs of `--steps` tokens after warm-up, with the spread (max − min of the
 runs). Full attention is also timed under stock transformers (SDPA, its own DynamicCache, same weights), the
 ratio every headline is quoted against. A parity check compares the static step's first logits with the eager
@@ -32,8 +33,12 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, 
 from bench_gpu import build_model, environment, machine_state, make, randomize_ahn  # noqa: E402
 
 # variant → the environment its StaticDecoder is built under (read at construction)
-VARIANTS = {"fused": {"AHN_HARNESS_STEP_COMPILE": "1", "AHN_HARNESS_DECODE_SPLITS": "auto"},
-            "plain": {"AHN_HARNESS_STEP_COMPILE": "0", "AHN_HARNESS_DECODE_SPLITS": "1"}}
+VARIANTS = {"fused": {"AHN_HARNESS_STEP_COMPILE": "1", "AHN_HARNESS_DECODE_SPLITS": "auto",
+                      "AHN_HARNESS_DECODE_ATTENTION": "auto"},
+            "products": {"AHN_HARNESS_STEP_COMPILE": "1", "AHN_HARNESS_DECODE_SPLITS": "auto",
+                         "AHN_HARNESS_DECODE_ATTENTION": "products"},
+            "plain": {"AHN_HARNESS_STEP_COMPILE": "0", "AHN_HARNESS_DECODE_SPLITS": "1",
+                      "AHN_HARNESS_DECODE_ATTENTION": "products"}}
 
 
 def column(batch: int, variant: str) -> str:

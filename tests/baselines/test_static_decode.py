@@ -66,6 +66,28 @@ def test_decode_attention_equals_masked_softmax():
         assert (out - ref).abs().max().item() < 1e-12, splits
 
 
+@pytest.mark.parametrize("hkv", [1, 2, 4])
+def test_flex_attention_equals_the_products(hkv):
+    """FlexAttention's call (inductor compiles it into its decoding kernel inside the GPU's step) computes
+    `decode_attention`'s function: each query head reads its own KV head (GQA), masked slots get no weight.
+    Uncompiled on the CPU in fp64, so the two agree to rounding."""
+    from baselines.static_decode import flex_decode_attention
+
+    g = torch.Generator().manual_seed(hkv)
+    q = torch.randn(3, 4, 1, 8, generator=g, dtype=torch.float64)
+    k = torch.randn(3, hkv, 37, 8, generator=g, dtype=torch.float64)
+    v = torch.randn(3, hkv, 37, 8, generator=g, dtype=torch.float64)
+    valid = torch.rand(3, 37, generator=g) > 0.5
+    valid[:, 0] = True
+    valid[2] = False
+    valid[2, 5] = True  # a row that sees one slot
+    bias = torch.zeros(3, 37, dtype=torch.float64).masked_fill(~valid, float("-inf"))[:, None]
+    ref = decode_attention(q, k, v, bias, 0.3)
+    out = flex_decode_attention(q, k, v, bias, 0.3)
+    assert (out - ref).abs().max().item() < 1e-12
+    assert torch.equal(out[2], v[2][:, 5:6].repeat_interleave(4 // hkv, 0))  # one slot: its value exactly
+
+
 def test_ring_layout_puts_the_new_token_where_the_evicted_one_was():
     lay = DecodeLayout(sinks=3, ring=10, evicts=True)
     pos = torch.arange(0, 40)
@@ -112,6 +134,118 @@ def test_static_step_equals_eager_step_token_by_token(family, name, T):
             assert int(picked[1]) == tok
             seen = torch.cat([seen, torch.tensor([[tok]])], 1)
         assert decoder.row_nbytes(1) == ref_cache.nbytes()
+
+
+def _step_against_engine(model, method, decoder_kwargs: dict, T: int = 21, steps: int = 14, before_load=None,
+                         after_load=None) -> StaticDecoder:
+    """Prefill `T` tokens, load them into row 1 of a static decoder, and hold its logits to the eager engine's
+    for `steps` tokens (greedy, repetition penalty on); `before_load(decoder)` and `after_load(decoder)` run
+    at those points. Returns the decoder."""
+    from baselines.engine import apply_repetition_penalty
+
+    ids = torch.randint(0, 300, (1, T), generator=torch.Generator().manual_seed(4))
+    with attach(model, method):
+        if isinstance(method, AHNMethod):
+            randomize_ahn(method)
+        decoder = StaticDecoder(model, method, batch=2, max_tokens=T + steps + 1, repetition_penalty=1.3,
+                                **decoder_kwargs)
+        if before_load is not None:
+            before_load(decoder)
+        cache, ref_cache = method.new_cache(model), method.new_cache(model)
+        first = int(prefill(model, method, cache, ids, chunk_size=6).argmax(-1))
+        prefill(model, method, ref_cache, ids, chunk_size=6)
+        decoder.load(1, cache, ids, first)
+        if after_load is not None:
+            after_load(decoder)
+        seen, tok = torch.cat([ids, torch.tensor([[first]])], 1), first
+        for step in range(steps):
+            eager = apply_repetition_penalty(decode_step(model, method, ref_cache, torch.tensor([tok])), seen, 1.3)
+            picked = decoder.step()
+            assert (decoder.logits[1] - eager[0]).abs().max().item() <= TOL * eager.abs().max().item(), step
+            tok = int(eager.argmax(-1))
+            assert int(picked[1]) == tok
+            seen = torch.cat([seen, torch.tensor([[tok]])], 1)
+    return decoder
+
+
+@pytest.mark.parametrize("name", ["full", "swa", "ahn-gdn"])
+def test_static_step_with_flex_attention_equals_eager_step(name):
+    """The step with FlexAttention over the slots (the default where inductor compiles it on CUDA) computes the
+    eager engine's function: the validity bias reaches the right row and slot (rows of different lengths, the
+    window's edge crossed)."""
+    decoder = _step_against_engine(tiny_model("qwen2", dtype=torch.float64), _method(name, 3, 10),
+                                   {"attention": "flex", "compile": False})
+    assert decoder.attention == "flex"
+
+
+@pytest.mark.parametrize("family", ["qwen2", "qwen3"])
+def test_qkv_projections_run_as_one_product_of_the_current_weights(family):
+    """The step projects q, k and v with one product over their stacked weights (and biases: Qwen2 has them,
+    Qwen3 not), taken from the modules at load(): weights changed after the decoder was built are the ones it
+    uses, and the step calls none of the three modules. Without the merge the step would call them; with stale
+    weights its logits would leave the eager engine's."""
+    model = tiny_model(family, dtype=torch.float64)
+    projections = [lin for layer in model.model.layers
+                   for lin in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj)]
+
+    def change_weights(decoder):
+        with torch.no_grad():
+            for lin in projections:
+                lin.weight.mul_(1.5)
+
+    def count_calls_in_steps(decoder):
+        step, calls = decoder.step, []
+
+        def counted():
+            handles = [lin.register_forward_pre_hook(lambda *args: calls.append(1)) for lin in projections]
+            try:
+                return step()
+            finally:
+                for handle in handles:
+                    handle.remove()
+
+        decoder.step, decoder.calls = counted, calls
+
+    decoder = _step_against_engine(model, _method("swa", 3, 10), {}, before_load=change_weights,
+                                   after_load=count_calls_in_steps)
+    assert decoder.calls == []
+    assert all(m is not None for m in decoder.qkv)
+    assert (decoder.qkv[0][1] is None) == (family == "qwen3")
+
+
+def test_qkv_merge_stacks_biases_with_zeros_and_leaves_other_modules_alone():
+    """A projection without a bias beside ones with a bias gets zeros in the stacked bias, so the one product
+    equals the three; a projection that is not a plain Linear (a quantised layer, say) is not merged, and the
+    step calls the modules."""
+    from types import SimpleNamespace
+
+    from baselines.static_decode import fill_qkv, merged_qkv
+
+    g = torch.Generator().manual_seed(0)
+    attn = SimpleNamespace(q_proj=torch.nn.Linear(6, 8, bias=False), k_proj=torch.nn.Linear(6, 4),
+                           v_proj=torch.nn.Linear(6, 4))
+    for lin in (attn.q_proj, attn.k_proj, attn.v_proj):
+        lin.double()
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(lin.weight.shape, generator=g))
+    merged = merged_qkv(attn)
+    fill_qkv(attn, merged)
+    h = torch.randn(2, 1, 6, generator=g, dtype=torch.float64)
+    want = torch.cat([attn.q_proj(h), attn.k_proj(h), attn.v_proj(h)], -1)
+    assert (torch.nn.functional.linear(h, *merged) - want).abs().max().item() < 1e-12
+
+    class Wrapped(torch.nn.Linear):
+        pass
+
+    attn.k_proj = Wrapped(6, 4)
+    assert merged_qkv(attn) is None
+    model = tiny_model("qwen2", dtype=torch.float64)
+    for layer in model.model.layers:
+        old = layer.self_attn.v_proj
+        layer.self_attn.v_proj = Wrapped(old.in_features, old.out_features).double()
+        layer.self_attn.v_proj.load_state_dict(old.state_dict())
+    decoder = _step_against_engine(model, _method("ahn-gdn", 3, 10), {})
+    assert all(m is None for m in decoder.qkv)
 
 
 @pytest.mark.parametrize("name", ["full", "swa", "ahn-gdn", "ahn-mamba2", "ct-avg"])
@@ -257,6 +391,26 @@ def test_full_attention_buffer_is_whole_pieces_and_decodes_like_the_eager_engine
             tok = int(eager.argmax(-1))
             assert int(picked[0]) == tok
         assert decoder.row_nbytes(0) == ref.nbytes()
+
+
+def test_attention_setting_picks_flex_only_where_inductor_compiles_on_cuda(monkeypatch):
+    from baselines.static_decode import attention_setting, check_settings
+
+    monkeypatch.delenv("AHN_HARNESS_DECODE_ATTENTION", raising=False)
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert attention_setting(cuda, "inductor") == "flex"
+    assert attention_setting(cuda, None) == "products" and attention_setting(cuda, "aot_eager") == "products"
+    assert attention_setting(cpu, "inductor") == "products"
+    monkeypatch.setenv("AHN_HARNESS_DECODE_ATTENTION", "products")
+    assert attention_setting(cuda, "inductor") == "products"
+    monkeypatch.setenv("AHN_HARNESS_DECODE_ATTENTION", "flex")
+    assert attention_setting(cpu, None) == "flex"
+    monkeypatch.setenv("AHN_HARNESS_DECODE_ATTENTION", "flash")
+    with pytest.raises(ValueError, match="AHN_HARNESS_DECODE_ATTENTION='flash'; valid: auto, products, flex"):
+        check_settings()
+    monkeypatch.delenv("AHN_HARNESS_DECODE_ATTENTION")
+    with pytest.raises(ValueError, match="attention='flash'; valid: products, flex"):
+        StaticDecoder(tiny_model("qwen2"), make_method("swa", sinks=2, window=6), 1, 30, attention="flash")
 
 
 def test_auto_splits_cut_the_slot_reduction_on_cuda_only(monkeypatch):

@@ -38,24 +38,49 @@ def test_graph_replay_equals_eager_static_and_engine(name):
         graphed = StaticDecoder(model, method, 3, 400, graphs=True, compile=False)
         graphed.capture()
         eager = StaticDecoder(model, method, 3, 400, graphs=False, compile=False)
-        fused = StaticDecoder(model, method, 3, 400, graphs=True, compile="inductor")
+        fused = StaticDecoder(model, method, 3, 400, graphs=True, compile="inductor")  # FlexAttention's kernel
         fused.capture()
-        for dec in (graphed, eager, fused):
+        products = StaticDecoder(model, method, 3, 400, graphs=True, compile="inductor", attention="products")
+        products.capture()
+        for dec in (graphed, eager, fused, products):
             for row in (0, 2):
                 dec.load(row, caches[row], ids, first)
         tok = torch.tensor([first], device="cuda")
         for _ in range(20):
-            a, b, c = graphed.step().clone(), eager.step().clone(), fused.step().clone()
+            a, b = graphed.step().clone(), eager.step().clone()
+            c, d = fused.step().clone(), products.step().clone()
             ref = decode_step(model, method, caches[1], tok)
             assert torch.equal(graphed.logits[[0, 2]], eager.logits[[0, 2]])
             assert torch.equal(a[[0, 2]], b[[0, 2]])
-            for dec in (graphed, fused):
+            for dec in (graphed, fused, products):
                 rel = (dec.logits[0] - ref[0]).norm() / ref[0].norm()
                 assert rel.item() < 1e-4
-            assert torch.equal(c[[0, 2]], a[[0, 2]])
+            assert torch.equal(c[[0, 2]], a[[0, 2]]) and torch.equal(d[[0, 2]], a[[0, 2]])
             tok = a[:1]
-    assert graphed._graph is not None and fused._graph is not None
-    assert fused.compile_backend == "inductor"  # compiled, not fallen back
+    assert graphed._graph is not None and fused._graph is not None and products._graph is not None
+    assert fused.compile_backend == "inductor" == products.compile_backend  # compiled, not fallen back
+    assert fused.attention == "flex" and products.attention == "products"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_flex_decoding_kernel_equals_the_products(dtype):
+    """FlexAttention compiled for one query per row (inductor's decoding kernel) at the 3B shape (16 query heads
+    on 2 KV heads, head dim 128), against the products in fp64: fp32 within 1e-4 relative; bf16 within 2^-6
+    (each input is rounded to 8 bits of mantissa, the output once more)."""
+    from baselines.static_decode import decode_attention, flex_decode_attention
+
+    g = torch.Generator("cuda").manual_seed(0)
+    b, c = 3, 4096 + 128
+    q = torch.randn(b, 16, 1, 128, device="cuda", generator=g)
+    k = torch.randn(b, 2, c, 128, device="cuda", generator=g)
+    v = torch.randn(b, 2, c, 128, device="cuda", generator=g)
+    valid = torch.rand(b, c, device="cuda", generator=g) > 0.3
+    valid[1, 100:] = False  # a short row
+    bias = torch.zeros(b, c, device="cuda").masked_fill(~valid, float("-inf"))[:, None]
+    ref = decode_attention(q.double(), k.double(), v.double(), bias.double(), 128 ** -0.5)
+    out = torch.compile(flex_decode_attention)(q.to(dtype), k.to(dtype), v.to(dtype), bias, 128 ** -0.5)
+    rel = ((out.double() - ref).norm() / ref.norm()).item()
+    assert rel < (1e-4 if dtype == torch.float32 else 2 ** -6), rel
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
