@@ -90,19 +90,33 @@ def decode_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tens
                                                  else torch.float32).to(values.dtype).view(b, h, 1, dh)
 
 
+def slot_blocks(capacity: int, device: torch.device):
+    """FlexAttention's block mask for one query over `capacity` slots: every block of 128 slots visited, none
+    masked by it (the validity bias does the masking). Without it FlexAttention's default is one block of 2^30
+    keys, which its decoding kernel cannot split across SMs: one H100 call measured 64 ms a step against 5.5
+    (`docs/PERFORMANCE.md`, eleventh session)."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    def every_slot(b, h, q_idx, kv_idx):
+        return kv_idx >= 0
+
+    return create_block_mask(every_slot, B=None, H=None, Q_LEN=1, KV_LEN=capacity, device=device)
+
+
 def flex_decode_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor,
-                          scaling: float) -> torch.Tensor:
-    """The function of :func:`decode_attention` as one FlexAttention call: compiled by inductor (inside the
-    compiled step) it becomes FlexAttention's decoding kernel, which reads each key and value once, packs the
-    query heads of a KV head together (GQA without copies) and splits the slots across the GPU's SMs, with the
-    softmax fused in (flash-decoding). Uncompiled it materialises the scores (correct, slow: tests only).
-    The bias enters as a score modification, so the masked slots are those of the products' path."""
+                          scaling: float, blocks) -> torch.Tensor:
+    """The function of :func:`decode_attention` as one FlexAttention call over the slot blocks `blocks`
+    (:func:`slot_blocks`): compiled by inductor (inside the compiled step) it becomes FlexAttention's decoding
+    kernel, which reads each key and value once, packs the query heads of a KV head together (GQA without
+    copies) and splits the slots across the GPU's SMs, with the softmax fused in (flash-decoding). Uncompiled it
+    materialises the scores (correct, slow: tests only). The bias enters as a score modification, so the masked
+    slots are those of the products' path."""
     from torch.nn.attention.flex_attention import flex_attention
 
     def add_bias(score, b, h, q_idx, kv_idx):
         return score + bias[b, 0, kv_idx]
 
-    return flex_attention(query, keys, values, score_mod=add_bias, scale=scaling,
+    return flex_attention(query, keys, values, score_mod=add_bias, block_mask=blocks, scale=scaling,
                           enable_gqa=query.shape[1] != keys.shape[1])
 
 
@@ -218,11 +232,11 @@ def layer_step(layer: nn.Module, k_buf: torch.Tensor, v_buf: torch.Tensor, memor
                x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, slot: torch.Tensor, evicting: torch.Tensor,
                nonsink: torch.Tensor, bias: torch.Tensor, rows: torch.Tensor, method: MemoryMethod,
                layout: DecodeLayout, rope, scaling: float, splits: int, qkv: MergedQKV | None = None,
-               attention: str = "products") -> torch.Tensor:
+               attention: str = "products", blocks=None) -> torch.Tensor:
     """One decoder layer for one token per row over its fixed buffers: norm → q/k/v (one product over `qkv`, the
     stacked weights, where given) → RoPE → the method's memory step (AHN: write the token leaving the window,
     read with the query) → the new K/V into its slot → attention over the buffer (`attention`: "products" or
-    "flex", `attention_setting`) → o_proj → MLP. A function of the layer module and tensors only (no layer
+    "flex" over the slot blocks `blocks`, `attention_setting`) → o_proj → MLP. A function of the layer module and tensors only (no layer
     index), so one compiled graph serves every layer of the model."""
     attn = layer.self_attn
     b, dh = x.shape[0], k_buf.shape[-1]
@@ -244,7 +258,7 @@ def layer_step(layer: nn.Module, k_buf: torch.Tensor, v_buf: torch.Tensor, memor
     k_buf[rows, :, slot] = k[:, :, 0]
     v_buf[rows, :, slot] = v[:, :, 0]
     if attention == "flex":
-        out = flex_decode_attention(q, k_buf, v_buf, bias, scaling)
+        out = flex_decode_attention(q, k_buf, v_buf, bias, scaling, blocks)
     else:
         out = decode_attention(q, k_buf, v_buf, bias, scaling, splits)
     out = out.transpose(1, 2).reshape(b, 1, -1)
@@ -339,6 +353,7 @@ class StaticDecoder:
         if attention is not None and attention not in ATTENTION_SETTINGS[1:]:
             raise ValueError(f"attention={attention!r}; valid: {', '.join(ATTENTION_SETTINGS[1:])} or None")
         self.attention = attention or attention_setting(dev, backend)
+        self.blocks = slot_blocks(c, dev) if self.attention == "flex" else None
         self.qkv = [merged_qkv(layer.self_attn) for layer in self.layers]
         self._fill_qkv()
         self._warm = False
@@ -413,7 +428,8 @@ class StaticDecoder:
                                                                  self.pos, self.tok, self.rows, self._true)
         for layer, k, v, memory, qkv in zip(self.layers, self.k, self.v, self.memory, self.qkv, strict=True):
             x = self._layer(layer, k, v, memory, x, cos, sin, slot, evicting, nonsink, bias, self.rows,
-                            self.method, self.layout, self.rope, self.scaling, self.splits, qkv, self.attention)
+                            self.method, self.layout, self.rope, self.scaling, self.splits, qkv, self.attention,
+                            self.blocks)
         self._finish(self.model, x, self.seen, self.logits, self.next, self.tok, self.pos, self.rows, self._true,
                      self.penalty)
 

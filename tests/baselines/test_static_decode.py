@@ -71,7 +71,7 @@ def test_flex_attention_equals_the_products(hkv):
     """FlexAttention's call (inductor compiles it into its decoding kernel inside the GPU's step) computes
     `decode_attention`'s function: each query head reads its own KV head (GQA), masked slots get no weight.
     Uncompiled on the CPU in fp64, so the two agree to rounding."""
-    from baselines.static_decode import flex_decode_attention
+    from baselines.static_decode import flex_decode_attention, slot_blocks
 
     g = torch.Generator().manual_seed(hkv)
     q = torch.randn(3, 4, 1, 8, generator=g, dtype=torch.float64)
@@ -83,7 +83,7 @@ def test_flex_attention_equals_the_products(hkv):
     valid[2, 5] = True  # a row that sees one slot
     bias = torch.zeros(3, 37, dtype=torch.float64).masked_fill(~valid, float("-inf"))[:, None]
     ref = decode_attention(q, k, v, bias, 0.3)
-    out = flex_decode_attention(q, k, v, bias, 0.3)
+    out = flex_decode_attention(q, k, v, bias, 0.3, slot_blocks(37, torch.device("cpu")))
     assert (out - ref).abs().max().item() < 1e-12
     assert torch.equal(out[2], v[2][:, 5:6].repeat_interleave(4 // hkv, 0))  # one slot: its value exactly
 

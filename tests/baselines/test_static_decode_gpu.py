@@ -67,7 +67,7 @@ def test_flex_decoding_kernel_equals_the_products(dtype):
     """FlexAttention compiled for one query per row (inductor's decoding kernel) at the 3B shape (16 query heads
     on 2 KV heads, head dim 128), against the products in fp64: fp32 within 1e-4 relative; bf16 within 2^-6
     (each input is rounded to 8 bits of mantissa, the output once more)."""
-    from baselines.static_decode import decode_attention, flex_decode_attention
+    from baselines.static_decode import decode_attention, flex_decode_attention, slot_blocks
 
     g = torch.Generator("cuda").manual_seed(0)
     b, c = 3, 4096 + 128
@@ -78,7 +78,8 @@ def test_flex_decoding_kernel_equals_the_products(dtype):
     valid[1, 100:] = False  # a short row
     bias = torch.zeros(b, c, device="cuda").masked_fill(~valid, float("-inf"))[:, None]
     ref = decode_attention(q.double(), k.double(), v.double(), bias.double(), 128 ** -0.5)
-    out = torch.compile(flex_decode_attention)(q.to(dtype), k.to(dtype), v.to(dtype), bias, 128 ** -0.5)
+    out = torch.compile(flex_decode_attention)(q.to(dtype), k.to(dtype), v.to(dtype), bias, 128 ** -0.5,
+                                               slot_blocks(c, q.device))
     rel = ((out.double() - ref).norm() / ref.norm()).item()
     assert rel < (1e-4 if dtype == torch.float32 else 2 ** -6), rel
 
