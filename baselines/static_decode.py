@@ -49,6 +49,11 @@ ENV_SPLITS = "AHN_HARNESS_DECODE_SPLITS"  # pieces of the attention's slot reduc
 ENV_COMPILE = "AHN_HARNESS_STEP_COMPILE"  # "0": uncompiled; "1": inductor; "auto" (default): inductor on CUDA
 ENV_ATTENTION = "AHN_HARNESS_DECODE_ATTENTION"  # the attention over the slots: `attention_setting`
 ATTENTION_SETTINGS = ("auto", "products", "flex")
+ENV_FLEX = "AHN_HARNESS_FLEX_DECODE"  # FlexAttention's decoding kernel options: `flex_options`
+FLEX_KEYS = ("BLOCK_N", "num_stages", "num_warps", "SPLIT_KV")
+# The decoding kernel's tile, pipeline depth and warps. torch 2.11 picks 64 keys a tile, one stage, two warps on
+# sm_90 (its heuristic sets three stages, then overwrites them): no loads in flight while it computes.
+FLEX_DECODE_OPTIONS: dict[str, int] = {"BLOCK_N": 64, "num_stages": 3, "num_warps": 4}
 # Defaults since the sixth session's two device calls (docs/PERFORMANCE.md): on CUDA the compiled step with the
 # reduction in pieces took ahn-gdn 12.4 -> 6.5 ms and swa 8.3 -> 4.7 ms per token at 128k; the CPU stays uncompiled.
 DEFAULT_COMPILE, DEFAULT_SPLITS = "auto", "auto"
@@ -103,21 +108,39 @@ def slot_blocks(capacity: int, device: torch.device):
     return create_block_mask(every_slot, B=None, H=None, Q_LEN=1, KV_LEN=capacity, device=device)
 
 
+def flex_options() -> dict[str, int]:
+    """The decoding kernel's options: FLEX_DECODE_OPTIONS, or AHN_HARNESS_FLEX_DECODE as `key=int,...` over
+    FLEX_KEYS (`default`: torch's own choice); a ValueError naming the bad value and the valid keys otherwise."""
+    setting = os.environ.get(ENV_FLEX)
+    if setting is None:
+        return dict(FLEX_DECODE_OPTIONS)
+    if setting == "default":
+        return {}
+    options = {}
+    for item in setting.split(","):
+        key, _, value = item.partition("=")
+        if key not in FLEX_KEYS or not value.isdigit() or int(value) < 1:
+            raise ValueError(f"{ENV_FLEX}={setting!r}; valid: default, or key=int pairs joined by commas with keys "
+                             f"{', '.join(FLEX_KEYS)} (e.g. BLOCK_N=64,num_stages=3,num_warps=4)")
+        options[key] = int(value)
+    return options
+
+
 def flex_decode_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor,
-                          scaling: float, blocks) -> torch.Tensor:
+                          scaling: float, blocks, options: dict[str, int] | None = None) -> torch.Tensor:
     """The function of :func:`decode_attention` as one FlexAttention call over the slot blocks `blocks`
     (:func:`slot_blocks`): compiled by inductor (inside the compiled step) it becomes FlexAttention's decoding
     kernel, which reads each key and value once, packs the query heads of a KV head together (GQA without
     copies) and splits the slots across the GPU's SMs, with the softmax fused in (flash-decoding). Uncompiled it
     materialises the scores (correct, slow: tests only). The bias enters as a score modification, so the masked
-    slots are those of the products' path."""
+    slots are those of the products' path. `options`: the kernel's (`flex_options`)."""
     from torch.nn.attention.flex_attention import flex_attention
 
     def add_bias(score, b, h, q_idx, kv_idx):
         return score + bias[b, 0, kv_idx]
 
     return flex_attention(query, keys, values, score_mod=add_bias, block_mask=blocks, scale=scaling,
-                          enable_gqa=query.shape[1] != keys.shape[1])
+                          enable_gqa=query.shape[1] != keys.shape[1], kernel_options=options or None)
 
 
 def graphs_enabled() -> bool:
@@ -169,12 +192,13 @@ def attention_setting(device: torch.device, backend: str | None) -> str:
 
 
 def check_settings() -> None:
-    """The step's switches (AHN_HARNESS_STEP_COMPILE, AHN_HARNESS_DECODE_SPLITS, AHN_HARNESS_DECODE_ATTENTION) are
-    valid: a ValueError naming the bad value and the valid ones otherwise (`harness run` calls this before
-    loading any weights)."""
+    """The step's switches (AHN_HARNESS_STEP_COMPILE, AHN_HARNESS_DECODE_SPLITS, AHN_HARNESS_DECODE_ATTENTION,
+    AHN_HARNESS_FLEX_DECODE) are valid: a ValueError naming the bad value and the valid ones otherwise (`harness
+    run` calls this before loading any weights)."""
     compile_setting(torch.device("cpu"))
     auto_splits(1024, torch.device("cpu"))
     attention_setting(torch.device("cpu"), None)
+    flex_options()
 
 
 def begin_step(base: nn.Module, layout: DecodeLayout, valid: torch.Tensor, pos: torch.Tensor, tok: torch.Tensor,
@@ -232,11 +256,11 @@ def layer_step(layer: nn.Module, k_buf: torch.Tensor, v_buf: torch.Tensor, memor
                x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, slot: torch.Tensor, evicting: torch.Tensor,
                nonsink: torch.Tensor, bias: torch.Tensor, rows: torch.Tensor, method: MemoryMethod,
                layout: DecodeLayout, rope, scaling: float, splits: int, qkv: MergedQKV | None = None,
-               attention: str = "products", blocks=None) -> torch.Tensor:
+               attention: str = "products", blocks=None, flex: dict[str, int] | None = None) -> torch.Tensor:
     """One decoder layer for one token per row over its fixed buffers: norm → q/k/v (one product over `qkv`, the
     stacked weights, where given) → RoPE → the method's memory step (AHN: write the token leaving the window,
     read with the query) → the new K/V into its slot → attention over the buffer (`attention`: "products" or
-    "flex" over the slot blocks `blocks`, `attention_setting`) → o_proj → MLP. A function of the layer module and tensors only (no layer
+    "flex" over the slot blocks `blocks` with kernel options `flex`, `attention_setting`) → o_proj → MLP. A function of the layer module and tensors only (no layer
     index), so one compiled graph serves every layer of the model."""
     attn = layer.self_attn
     b, dh = x.shape[0], k_buf.shape[-1]
@@ -258,7 +282,7 @@ def layer_step(layer: nn.Module, k_buf: torch.Tensor, v_buf: torch.Tensor, memor
     k_buf[rows, :, slot] = k[:, :, 0]
     v_buf[rows, :, slot] = v[:, :, 0]
     if attention == "flex":
-        out = flex_decode_attention(q, k_buf, v_buf, bias, scaling, blocks)
+        out = flex_decode_attention(q, k_buf, v_buf, bias, scaling, blocks, flex)
     else:
         out = decode_attention(q, k_buf, v_buf, bias, scaling, splits)
     out = out.transpose(1, 2).reshape(b, 1, -1)
@@ -354,6 +378,7 @@ class StaticDecoder:
             raise ValueError(f"attention={attention!r}; valid: {', '.join(ATTENTION_SETTINGS[1:])} or None")
         self.attention = attention or attention_setting(dev, backend)
         self.blocks = slot_blocks(c, dev) if self.attention == "flex" else None
+        self.flex_options = flex_options()
         self.qkv = [merged_qkv(layer.self_attn) for layer in self.layers]
         self._fill_qkv()
         self._warm = False
@@ -429,7 +454,7 @@ class StaticDecoder:
         for layer, k, v, memory, qkv in zip(self.layers, self.k, self.v, self.memory, self.qkv, strict=True):
             x = self._layer(layer, k, v, memory, x, cos, sin, slot, evicting, nonsink, bias, self.rows,
                             self.method, self.layout, self.rope, self.scaling, self.splits, qkv, self.attention,
-                            self.blocks)
+                            self.blocks, self.flex_options)
         self._finish(self.model, x, self.seen, self.logits, self.next, self.tok, self.pos, self.rows, self._true,
                      self.penalty)
 
