@@ -413,6 +413,21 @@ def test_attention_setting_picks_flex_only_where_inductor_compiles_on_cuda(monke
         StaticDecoder(tiny_model("qwen2"), make_method("swa", sinks=2, window=6), 1, 30, attention="flash")
 
 
+def test_flex_options_parse_the_switch_and_name_the_valid_keys(monkeypatch):
+    from baselines.static_decode import FLEX_DECODE_OPTIONS, check_settings, flex_options
+
+    monkeypatch.delenv("AHN_HARNESS_FLEX_DECODE", raising=False)
+    assert flex_options() == FLEX_DECODE_OPTIONS and flex_options() is not FLEX_DECODE_OPTIONS  # a copy
+    monkeypatch.setenv("AHN_HARNESS_FLEX_DECODE", "default")
+    assert flex_options() == {}
+    monkeypatch.setenv("AHN_HARNESS_FLEX_DECODE", "BLOCK_N=128,num_warps=8")
+    assert flex_options() == {"BLOCK_N": 128, "num_warps": 8}
+    for bad in ("BLOCK_M=64", "BLOCK_N=sixty", "num_stages=0", "BLOCK_N"):
+        monkeypatch.setenv("AHN_HARNESS_FLEX_DECODE", bad)
+        with pytest.raises(ValueError, match=f"AHN_HARNESS_FLEX_DECODE='{bad}'.*BLOCK_N, num_stages, num_warps"):
+            check_settings()
+
+
 def test_auto_splits_cut_the_slot_reduction_on_cuda_only(monkeypatch):
     from baselines.static_decode import auto_splits, compile_setting
 
