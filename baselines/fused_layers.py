@@ -16,11 +16,11 @@ The same switch compiles the split window attention's merge of its pieces (`base
 On an H100 the two took a 131,072-token prefill from 5.41 to 4.91 s (ahn-gdn) and from 6.86 to 5.90 s (full
 attention in one pass), median of 5 each, off and on in the same run (`docs/PERFORMANCE.md`, ninth session).
 
-With ``AHN_HARNESS_FUSED_ROTARY=1`` (off until two device calls have measured it; one measured 4.19 → 4.10 s)
-the block also swaps the model's own ``apply_rotary_pos_emb`` (of the module its attention class comes from)
+The block also swaps the model's own ``apply_rotary_pos_emb`` (of the module its attention class comes from)
 for its compiled self: one kernel where eager runs eight (``rotate_half``'s concatenation, four products and two
-sums over the chunk's queries and keys, ~0.13 s of a 131,072-token ahn-gdn prefill on an H100,
-`docs/PERFORMANCE.md`, tenth session).
+sums over the chunk's queries and keys, ~0.13 s of a 131,072-token ahn-gdn prefill on an H100). Two device
+calls measured that prefill 4.19 → 4.10 s and 4.32 → 4.21 s (`docs/PERFORMANCE.md`, tenth and eleventh
+sessions); ``AHN_HARNESS_FUSED_ROTARY=0`` keeps the model's own.
 
 ``AHN_HARNESS_FUSED_LAYERS``: ``1`` (default) on CUDA devices; ``0`` off; ``force`` on any device (tests).
 """
@@ -41,7 +41,7 @@ from torch import nn
 
 ENV = "AHN_HARNESS_FUSED_LAYERS"
 SETTINGS = ("0", "1", "force")
-ROTARY_ENV = "AHN_HARNESS_FUSED_ROTARY"  # "0" (default until two device calls measure it), "1": rotary compiled too
+ROTARY_ENV = "AHN_HARNESS_FUSED_ROTARY"  # "1" (default): the rotary compiled too, inside the block; "0": the model's own
 ROTARY_SETTINGS = ("0", "1")
 
 
@@ -54,8 +54,8 @@ def setting() -> str:
 
 
 def rotary_setting() -> str:
-    """AHN_HARNESS_FUSED_ROTARY (unset: "0"); a ValueError naming the valid settings for any other value."""
-    value = os.environ.get(ROTARY_ENV, "0")
+    """AHN_HARNESS_FUSED_ROTARY (unset: "1"); a ValueError naming the valid settings for any other value."""
+    value = os.environ.get(ROTARY_ENV, "1")
     if value not in ROTARY_SETTINGS:
         raise ValueError(f"{ROTARY_ENV}={value!r}; valid: {', '.join(ROTARY_SETTINGS)}")
     return value

@@ -258,7 +258,7 @@ def main() -> None:
     parser.add_argument("--chunk-graphs", default="0",
                         help="AHN_HARNESS_CHUNK_GRAPHS settings to time AHN methods under, e.g. 0,1 "
                              "(ahn/chunk_graphs.py)")
-    parser.add_argument("--fused-rotary", default="0",
+    parser.add_argument("--fused-rotary", default="1",
                         help="AHN_HARNESS_FUSED_ROTARY settings to time each method under, e.g. 0,1 (the rotary "
                              "embedding compiled inside the fused layers, baselines/fused_layers.py)")
     parser.add_argument("--from-log", type=Path, help="only re-render the report from a run's printed rows")

@@ -80,7 +80,7 @@ def test_the_setting_is_checked(monkeypatch):
     assert not fused_layers.enabled(torch.device("cuda"))
     monkeypatch.delenv(fused_layers.ENV)
     assert fused_layers.enabled(torch.device("cuda")) and not fused_layers.enabled(torch.device("cpu"))  # default
-    assert fused_layers.rotary_setting() == "0"
+    assert fused_layers.rotary_setting() == "1"  # on wherever the block is (two device calls measured it)
     monkeypatch.setenv(fused_layers.ROTARY_ENV, "on")
     with pytest.raises(ValueError, match="AHN_HARNESS_FUSED_ROTARY='on'; valid: 0, 1"):
         fused_layers.rotary_setting()
@@ -131,7 +131,7 @@ def test_rotary_runs_compiled_inside_the_block_and_as_it_was_after():
                                                                                   dtype=torch.float64)
     want = own(q, k, cos, sin)
     with fused_layers.fused_layers(model):
-        assert modeling_qwen2.apply_rotary_pos_emb is own  # rotary only when asked (AHN_HARNESS_FUSED_ROTARY)
+        assert modeling_qwen2.apply_rotary_pos_emb is own  # rotary only when asked (`maybe` asks by default)
     with fused_layers.fused_layers(model, rotary=True):
         swapped = modeling_qwen2.apply_rotary_pos_emb
         assert swapped is not own
