@@ -222,15 +222,17 @@ class AHNMethod(MemoryMethod):
         """The eager `absorb` for one token per row: write the evicted token (its gates come from the gate
         ring), read with the query, keep the new token's gates in the slot the evicted token frees.
 
-        Under torch.compile one token per row is one step of the plain recurrence (`ahn.ops.naive`, fp32 state):
-        exact, and inductor fuses it with the gates and norms around it (an explicit backend="fla" keeps fla's
-        one-token kernel); uncompiled, the method's backend runs as in the eager engine."""
+        Under torch.compile one token per row is one step of the recurrence in its one-pass form
+        (`ahn.ops.naive`, fp32 state: the token's reads from the state before its write, so inductor reads the
+        state once in one batched product and updates it in one fused pass, merged with the `where` below),
+        exact, and fused with the gates and norms around it (an explicit backend="fla" keeps fla's one-token
+        kernel); uncompiled, the method's backend runs as in the eager engine."""
         fn = layer.ahn.fn
         rows = torch.arange(x.shape[0], device=x.device)
         ring_idx = (slot - layout.sinks).clamp(min=0)
         gates = {name: memory[f"gate:{name}"][rows, ring_idx][:, None] for name in fn.gate_names}
         state = memory["state"]
-        backend = "recurrent" if torch.compiler.is_compiling() and self.backend != "fla" else self.backend
+        backend = "one-pass" if torch.compiler.is_compiling() and self.backend != "fla" else self.backend
         # the new token's projections, written and read with: one product over the merged weight
         proj = fn.project_x_merged(x, memory[f"{STATIC_WEIGHT_PREFIX}x"], memory.get(f"{STATIC_WEIGHT_PREFIX}x_bias"))
         out, new_state = self._read_write(fn, query, evicted_keys, evicted_values, gates, state, x, backend, proj)

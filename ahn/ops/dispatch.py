@@ -4,6 +4,8 @@ Backends:
   * ``"auto"``: fla when the inputs are on CUDA, fla imports and supports them; otherwise the reference.
   * ``"reference"``: the sequential recurrence for ``T <= chunk_size``, the chunked form beyond.
   * ``"recurrent"`` / ``"chunked"``: force one reference form (tests, benchmarks).
+  * ``"one-pass"``: the recurrent function, each token's reads from the state before its write
+    (:func:`ahn.ops.naive.delta_rule_one_pass`): what the compiled static decode step runs.
   * ``"fla"``: the fla kernels; a clear error when they are unavailable for these inputs.
 
 The CPU path never imports fla: availability is only probed for CUDA inputs.
@@ -17,13 +19,13 @@ from torch import Tensor
 
 from ahn.ops import chunked, fla_backend, naive
 
-Backend = Literal["auto", "reference", "recurrent", "chunked", "fla"]
-BACKENDS: tuple[str, ...] = ("auto", "reference", "recurrent", "chunked", "fla")
+Backend = Literal["auto", "reference", "recurrent", "chunked", "fla", "one-pass"]
+BACKENDS: tuple[str, ...] = ("auto", "reference", "recurrent", "chunked", "fla", "one-pass")
 
 
 def resolve_backend(backend: str, op: str, q: Tensor, k: Tensor, v: Tensor, *gates: Tensor | None,
                     initial_state: Tensor | None = None, chunk_size: int = chunked.DEFAULT_CHUNK_SIZE) -> str:
-    """The concrete implementation ("recurrent", "chunked" or "fla") a call will use."""
+    """The concrete implementation ("recurrent", "chunked", "one-pass" or "fla") a call will use."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     if backend in ("auto", "fla"):
@@ -34,7 +36,7 @@ def resolve_backend(backend: str, op: str, q: Tensor, k: Tensor, v: Tensor, *gat
         if backend == "fla":
             raise RuntimeError(f"backend='fla' requested for {op} but it cannot run: {reason}. "
                                "Use backend='auto' or 'reference' to run the PyTorch reference.")
-    if backend in ("recurrent", "chunked"):
+    if backend in ("recurrent", "chunked", "one-pass"):
         return backend
     return "recurrent" if q.shape[1] <= chunk_size else "chunked"
 
@@ -61,6 +63,8 @@ def delta_rule(
     if impl == "chunked":
         return chunked.chunk_delta_rule(q, k, v, beta, g, scale=scale, initial_state=initial_state,
                                         chunk_size=chunk_size)
+    if impl == "one-pass":
+        return naive.delta_rule_one_pass(q, k, v, beta, g, scale=scale, initial_state=initial_state)
     return naive.delta_rule_recurrent(q, k, v, beta, g, scale=scale, initial_state=initial_state)
 
 
@@ -85,4 +89,6 @@ def scalar_decay(
     if impl == "chunked":
         return chunked.chunk_scalar_decay(q, k, v, g, scale=scale, initial_state=initial_state,
                                           chunk_size=chunk_size)
+    if impl == "one-pass":
+        return naive.scalar_decay_one_pass(q, k, v, g, scale=scale, initial_state=initial_state)
     return naive.scalar_decay_recurrent(q, k, v, g, scale=scale, initial_state=initial_state)

@@ -16,9 +16,11 @@ from ahn.ops import (
     chunk_delta_rule,
     chunk_scalar_decay,
     delta_rule,
+    delta_rule_one_pass,
     delta_rule_recurrent,
     resolve_backend,
     scalar_decay,
+    scalar_decay_one_pass,
     scalar_decay_recurrent,
 )
 from tests.tolerance import assert_close_rounding
@@ -68,6 +70,31 @@ def test_chunk_scalar_decay_equals_recurrence(dtype, T, chunk, with_state):
     o2, s2 = chunk_scalar_decay(q, k, v, g, initial_state=s0, chunk_size=chunk)
     assert_close_rounding(o2, o1, _ops(T, chunk), msg="output")
     assert_close_rounding(s2, s1, _ops(T, chunk), msg="state")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("T", [1, 9])
+@pytest.mark.parametrize("gated", [True, False])
+@pytest.mark.parametrize("with_state", [True, False])
+def test_one_pass_form_equals_the_recurrence(dtype, T, gated, with_state):
+    """Each token's reads from the state before its write (the static decode step's form) give the recurrence's
+    outputs and states: the same sums in another order, so within the rounding of T steps of a K-term product and
+    a few updates each (4 T K operations)."""
+    q, k, v, beta, g, s0 = inputs(T, dtype, seed=3)
+    s0 = s0 if with_state else None
+    g = g if gated else None
+    for (o1, s1), (o2, s2) in (
+        (delta_rule_recurrent(q, k, v, beta, g, initial_state=s0, scale=0.7),
+         delta_rule_one_pass(q, k, v, beta, g, initial_state=s0, scale=0.7)),
+        (scalar_decay_recurrent(q, k, v, g if gated else torch.zeros_like(beta), initial_state=s0),
+         scalar_decay_one_pass(q, k, v, g if gated else torch.zeros_like(beta), initial_state=s0)),
+    ):
+        assert o2.dtype == o1.dtype and s2.dtype == s1.dtype
+        assert_close_rounding(o2, o1, 4 * _ops(T, 0), msg="output")
+        assert_close_rounding(s2, s1, 4 * _ops(T, 0), msg="state")
+    got = delta_rule(q, k, v, beta, g, initial_state=s0, scale=0.7, backend="one-pass")
+    want = delta_rule_one_pass(q, k, v, beta, g, initial_state=s0, scale=0.7)
+    assert all(torch.equal(x, y) for x, y in zip(got, want))  # dispatch runs it by name
 
 
 @pytest.mark.parametrize("fn", [delta_rule_recurrent, chunk_delta_rule])
