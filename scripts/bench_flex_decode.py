@@ -3,10 +3,12 @@
 The static decode step's attention (`baselines.static_decode`) at the Qwen2.5-3B shape: one query per row on 16
 heads over 2 KV heads of dim 128, `--slots` slots (sinks + window: 32,768), bf16. For each batch size, the
 products (`decode_attention`, compiled, the slot reduction in pieces of 1,024) and FlexAttention compiled with
-each candidate of kernel options (`--configs`; `default` is torch's own choice); each timed with CUDA events as
-the median of `--reps` runs of `--calls` calls, with the spread, and the bytes it must read (K and V) over the
-median as GB/s. Prints a table, writes `flex_decode.json` and the fastest options at the largest batch as
-`flex_decode_best.txt` (an AHN_HARNESS_FLEX_DECODE value).
+each candidate of kernel options (`--configs`; `default` is torch's own choice). Each is captured as one CUDA
+graph of `--calls` calls (as the step replays it: no host launch in the timing; the eleventh session's first
+sweep timed launches and measured the host at B = 1) and timed with CUDA events as the median of `--reps`
+replays, with the spread, and the bytes it must read (K and V) over the median as GB/s. Prints a table, writes
+`flex_decode.json` and the fastest options at the largest batch as `flex_decode_best.txt` (an
+AHN_HARNESS_FLEX_DECODE value).
 
     python scripts/bench_flex_decode.py --out leaderboards/perf/flex --batches 1,8
 """
@@ -23,9 +25,10 @@ import torch
 
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, before any installed copy
 
-CONFIGS = ("default;BLOCK_N=64,num_stages=3,num_warps=2;BLOCK_N=64,num_stages=3,num_warps=4;"
-           "BLOCK_N=128,num_stages=3,num_warps=4;BLOCK_N=128,num_stages=3,num_warps=8;"
-           "BLOCK_N=64,num_stages=4,num_warps=4;BLOCK_N=32,num_stages=4,num_warps=2")
+CONFIGS = ("default;BLOCK_N=64,num_stages=3,num_warps=2;BLOCK_N=64,num_stages=4,num_warps=2;"
+           "BLOCK_N=32,num_stages=4,num_warps=2;BLOCK_N=128,num_stages=3,num_warps=4;"
+           "BLOCK_N=64,num_stages=3,num_warps=2,SPLIT_KV=32;BLOCK_N=64,num_stages=3,num_warps=2,SPLIT_KV=64;"
+           "BLOCK_N=64,num_stages=3,num_warps=2,SPLIT_KV=128")
 
 
 def parse(config: str) -> dict[str, int]:
@@ -35,15 +38,24 @@ def parse(config: str) -> dict[str, int]:
 
 
 def time_ms(fn, calls: int, reps: int) -> tuple[float, float]:
-    for _ in range(3):
-        fn()
+    """Median ms per call (and the spread) of `calls` calls captured as one CUDA graph, replayed `reps` times."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(calls):
+            fn()
+    graph.replay()
     torch.cuda.synchronize()
     runs = []
     for _ in range(reps):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        for _ in range(calls):
-            fn()
+        graph.replay()
         end.record()
         end.synchronize()
         runs.append(start.elapsed_time(end) / calls)
