@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # One device call of the performance work, each stage under its own time limit, results under $OUT/perf
 # (docs/PERFORMANCE.md says what each stage measures and the numbers it gave).
-#   bash scripts/gpu_perf_session.sh [decode-prefill|throughput|fused|profile|all]
-# decode-prefill: the static step (fused and plain), eager and stock transformers decode at 128k (ahn-gdn also
-# at 32k and 512k), B = 1 and 8; prefill of 131,072 tokens (ahn-gdn with the split and flex window attention,
-# full in one cuDNN pass). throughput: samples per hour of `harness run` on the two workloads, new paths on
-# and off. fused: the GPU tests of the prefill's fast paths (split window attention, fused layers, cuDNN's
-# causal pass, AHN's chunk graphs), then the prefill of 131,072 tokens (ahn-gdn, and full in one pass) with the
-# fused norm, MLP and merge off and on, and the compiled rotary embedding off and on (baselines/fused_layers.py),
-# in the same run. profile: the split pieces and a layer's norm and
-# MLP timed against their plain forms in the same run, ahn-gdn's prefill under the profiler, and the static
-# decode step's kernels (ahn-gdn and swa). Each benchmark checks the GPU is otherwise idle and records device,
-# clocks and software.
+#   bash scripts/gpu_perf_session.sh [decode-prefill|throughput|fused|flex|profile|all]
+# decode-prefill: the static step (fused: FlexAttention over the slots; products: the attention as two batched
+# products), eager and stock transformers decode at 128k (ahn-gdn also at 32k and 512k), B = 1 and 8; prefill
+# of 131,072 tokens (ahn-gdn with the split and flex window attention, full in one cuDNN pass). throughput:
+# samples per hour of `harness run` on the two workloads, new paths on and off. fused: the GPU tests of the
+# prefill's fast paths (split window attention, fused layers, cuDNN's causal pass, AHN's chunk graphs), then
+# the prefill of 131,072 tokens (ahn-gdn, and full in one pass) with the fused norm, MLP and merge off and on,
+# and the compiled rotary embedding off and on (baselines/fused_layers.py), in the same run. flex: the GPU
+# tests of the static step, FlexAttention's decoding kernel over its options (scripts/bench_flex_decode.py),
+# and ahn-gdn's step profiled at B = 1 and 8. profile: the split pieces and a layer's norm and MLP timed
+# against their plain forms in the same run, ahn-gdn's prefill under the profiler, and the static decode
+# step's kernels (ahn-gdn and swa). Each benchmark checks the GPU is otherwise idle and records device, clocks
+# and software.
 set -uo pipefail
 mode=${1:-decode-prefill}
 out=${OUT:-/tmp/out}/perf
@@ -20,7 +22,7 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=${PYTHONPATH:-}:$PWD
 filter() { grep -v -i -E "warn|^\s*$|Writing model|Loading weights" ; }
 if [ "$mode" = decode-prefill ] || [ "$mode" = all ]; then
   timeout 320 python3 scripts/bench_decode.py --out "$out" --methods ahn-gdn,swa,full --lengths 131072 \
-    --long 32768,524288 --batches 1,8 --variants fused,plain 2>&1 | filter | grep -v '^{'
+    --long 32768,524288 --batches 1,8 --variants fused,products 2>&1 | filter | grep -v '^{'
   timeout 150 python3 scripts/bench_gpu.py --out "$out" --lengths 131072 --methods ahn-gdn,full --reps 5 \
     --full-chunk 131072 --window-attention split,flex --skip-decode --skip-parity --extra-chunks '' 2>&1 \
     | filter | grep '^|'
@@ -36,6 +38,12 @@ if [ "$mode" = fused ] || [ "$mode" = all ]; then
   timeout 330 python3 scripts/bench_gpu.py --out "$out/fused" --lengths 131072 --methods ahn-gdn,full --reps 5 \
     --full-chunk 131072 --fused-layers 0,1 --fused-rotary 0,1 --skip-decode --skip-parity --extra-chunks '' 2>&1 \
     | filter | grep '^|'
+fi
+if [ "$mode" = flex ] || [ "$mode" = all ]; then
+  timeout 200 python3 -m pytest -q -m gpu tests/baselines/test_static_decode_gpu.py 2>&1 | tail -3
+  timeout 200 python3 scripts/bench_flex_decode.py --out "$out/flex" --batches 8,1 2>&1 | filter | grep -E '^\||fastest'
+  timeout 150 python3 scripts/profile_decode.py --length 40960 --methods ahn-gdn --batches 1,8 \
+    --out "$out/decode_profile.jsonl" 2>&1 | filter | grep -v '^{'
 fi
 if [ "$mode" = profile ] || [ "$mode" = all ]; then
   timeout 200 python3 scripts/profile_prefill.py --length 131072 --methods ahn-gdn --skip-micro \
