@@ -5,8 +5,11 @@ prompt of N bytes is N tokens) and evaluated by `python -m harness run` itself (
 * `lveval-128k`: 128k-token prompts, 64 new tokens (LV-Eval's longest level);
 * `infbench-sum`: 128k-token prompts, 1,024 new tokens (InfiniteBench's summarisation tasks).
 Each workload runs with the new paths (`--decode static`, batched: the compiled step; cuDNN for causal and
-full-window chunks; the fused norms and MLPs) and with them off (`--decode eager`, one sample at a time,
-`PATHS_OFF`: the engine as it was), in the same process on the same weights. What has no switch stays in both
+full-window chunks; the fused norms and MLPs), with the new paths at B = 1 (the same samples: a synthetic
+task's samples depend on how many are asked for, their needles spread over the depths), and with them off (`--decode eager`, one sample at a time, `PATHS_OFF`: the engine as it was),
+in the same process on the same weights. The batched run's predictions are compared with the B = 1 run's,
+sample by sample (issue 12: per-sample records equal to B = 1; in bf16 a near-tie may break differently, and
+the table says where). What has no switch stays in both
 (the kept window copied once per chunk, `baselines/raw_tokens.py`), so "off" is a little faster than the engine
 was, and the ratio a little smaller.
 Samples per hour are 3600 × samples / Σ wall_s of the records (the steady state: model loading and compiling
@@ -46,7 +49,8 @@ def save_model(folder: Path, layers: int | None, tiny: bool, method: str, sinks:
 
     from tasks.byte_tokenizer import save_byte_tokenizer
 
-    if tiny:  # CPU dry run of the script itself
+    if tiny:  # CPU dry run of the script itself (seeded: the same model on every run)
+        torch.manual_seed(0)
         config = Qwen2Config(vocab_size=259, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1 << 20)
         model = AutoModelForCausalLM.from_config(config)
@@ -75,7 +79,8 @@ def save_model(folder: Path, layers: int | None, tiny: bool, method: str, sinks:
 
 
 def run_once(model_dir: Path, out: Path, method: str, length: int, new: int, samples: int, decode: str,
-             batch: int | None, sinks: int, window: int, chunk: int) -> dict:
+             batch: int | None, sinks: int, window: int, chunk: int) -> tuple[dict, dict[str, str | None]]:
+    """One `harness run`: its timing row, and each sample's prediction by the hash of its input ids."""
     from harness.cli import main
 
     label = f"{length // 1024}k" if length >= 1024 else str(length)
@@ -95,10 +100,23 @@ def run_once(model_dir: Path, out: Path, method: str, length: int, new: int, sam
         raise RuntimeError(f"harness run exited {code}: {argv}")
     recs = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     steady = sum(r["wall_s"] for r in recs)
-    return {"decode": decode, "batch": batch or 1, "samples": len(recs), "wall_s": total, "steady_s": steady,
-            "startup_s": total - steady, "samples_per_hour": 3600 * len(recs) / steady,
-            "prompt_tokens": recs[0]["prompt_tokens"], "new_tokens": recs[0]["n_generated"],
-            "prefill_s_median": sorted(r["prefill_s"] for r in recs)[len(recs) // 2]}
+    row = {"decode": decode, "batch": batch or 1, "samples": len(recs), "wall_s": total, "steady_s": steady,
+           "startup_s": total - steady, "samples_per_hour": 3600 * len(recs) / steady,
+           "prompt_tokens": recs[0]["prompt_tokens"], "new_tokens": recs[0]["n_generated"],
+           "prefill_s_median": sorted(r["prefill_s"] for r in recs)[len(recs) // 2]}
+    return row, {r["input_ids_sha256"]: r["prediction"] for r in recs}
+
+
+def compare(batched: dict[str, str | None], alone: dict[str, str | None]) -> dict:
+    """The samples (by input ids) run both batched and alone: how many predictions are equal, and for each that
+    is not (by the first 12 hex digits of its input ids' hash), the first character where they part."""
+    keys = [k for k in alone if k in batched]
+    parted = {}
+    for k in keys:
+        a, b = batched[k] or "", alone[k] or ""
+        if a != b:
+            parted[k[:12]] = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return {"compared": len(keys), "equal": len(keys) - len(parted), "first_difference": parted}
 
 
 def main() -> None:
@@ -116,7 +134,7 @@ def main() -> None:
     p.add_argument("--chunk", type=int, default=4096)
     p.add_argument("--tiny", action="store_true", help="a tiny random model (CPU dry run of this script)")
     args = p.parse_args()
-    rows = []
+    rows, checks = [], []
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         model_dir = save_model(Path(tmp) / "model", None, args.tiny, args.method, args.sinks, args.window)
@@ -126,8 +144,9 @@ def main() -> None:
         t0 = time.perf_counter()
         warm_len = args.sinks + args.window + 2 * args.chunk if args.method != "full" else 2 * args.chunk
         with environment(PATHS_ON):
-            run_once(model_dir, Path(tmp) / "warm-up", args.method, warm_len, 2, 1, "static", args.batch, args.sinks,
-                     args.window, args.chunk)
+            for batch in sorted({args.batch, 1}):  # the batched step and the B = 1 step: one graph each
+                run_once(model_dir, Path(tmp) / f"warm-up-{batch}", args.method, warm_len, 2, 1, "static", batch,
+                         args.sinks, args.window, args.chunk)
         # and the paths off (FlexAttention's kernels and block masks are built on first use: in the sixth
         # session's run, without this, the first baseline prefill took 10.8 s against 5.7 s for the next one)
         with environment(PATHS_OFF):
@@ -137,18 +156,24 @@ def main() -> None:
         for name in args.workloads.split(","):
             length, new = WORKLOADS[name]
             length, new = args.length or length, args.new_tokens or new
-            for decode, batch, n in (("static", args.batch, args.samples), ("eager", None, args.baseline_samples)):
+            predictions = {}
+            for decode, batch, n in (("static", args.batch, args.samples), ("static", 1, args.samples),
+                                     ("eager", None, args.baseline_samples)):
                 with environment(PATHS_OFF if decode == "eager" else PATHS_ON):
-                    row = run_once(model_dir, Path(tmp) / f"{name}-{decode}", args.method, length, new, n,
-                                   decode, batch, args.sinks, args.window, args.chunk)
+                    row, predictions[decode, batch] = run_once(
+                        model_dir, Path(tmp) / f"{name}-{decode}-{batch}", args.method, length, new, n, decode,
+                        batch, args.sinks, args.window, args.chunk)
                 row.update(workload=name, method=args.method)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
+            same = compare(predictions["static", args.batch], predictions["static", 1])
+            checks.append({"workload": name, "batch": args.batch, **same})
+            print(json.dumps(checks[-1]), flush=True)
     import torch
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     doc = {"device": device, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "model_save_s": save_s,
-           "warm_up_s": warm_s, "rows": rows}
+           "warm_up_s": warm_s, "rows": rows, "batched_vs_alone": checks}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "throughput.json").write_text(json.dumps(doc, indent=2) + "\n")
     lines = [f"# Harness throughput ({device}, {doc['date']}, torch {doc['torch']})", "",
@@ -160,9 +185,16 @@ def main() -> None:
     base = {r["workload"]: r["samples_per_hour"] for r in rows if r["decode"] == "eager"}
     for r in rows:
         ratio = r["samples_per_hour"] / base[r["workload"]] if r["workload"] in base else float("nan")
-        paths = "new (static step, batched)" if r["decode"] == "static" else "off (eager, one at a time)"
+        paths = ("off (eager, one at a time)" if r["decode"] == "eager" else
+                 "new (static step, batched)" if r["batch"] > 1 else "new (static step, B = 1)")
         lines.append(f"| {r['workload']} ({r['prompt_tokens']:,} + {r['new_tokens']:,}) | {paths} | {r['batch']} | "
                      f"{r['samples']} | {r['prefill_s_median']:.2f} | {r['samples_per_hour']:.0f} | {ratio:.1f}× |")
+    lines += ["", "Predictions batched against the same samples decoded alone (B = 1, same paths):", "",
+              "| workload | batch | samples compared | equal | first differing character, by sample |",
+              "|---|---:|---:|---:|---|"]
+    for c in checks:
+        parted = ", ".join(f"{k}: {i}" for k, i in c["first_difference"].items()) or "none"
+        lines.append(f"| {c['workload']} | {c['batch']} | {c['compared']} | {c['equal']} | {parted} |")
     text = "\n".join(lines) + "\n"
     (args.out / "throughput.md").write_text(text)
     print(text)
