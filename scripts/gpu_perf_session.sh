@@ -5,8 +5,9 @@
 # decode-prefill: the static step (fused: FlexAttention over the slots; products: the attention as two batched
 # products), eager and stock transformers decode at 128k (ahn-gdn also at 32k and 512k), B = 1 and 8; prefill
 # of 131,072 tokens (ahn-gdn with the split and flex window attention, full in one cuDNN pass). throughput:
-# samples per hour of `harness run` on the two workloads, new paths on and off. fused: the GPU tests of the
-# prefill's fast paths (split window attention, fused layers, cuDNN's causal pass, AHN's chunk graphs), then
+# samples per hour of `harness run` on the two workloads, new paths batched, at B = 1 (predictions compared
+# with the batched ones) and off. fused: the GPU tests of the prefill's fast paths (split window attention,
+# fused layers, cuDNN's causal pass, AHN's chunk graphs), then
 # the prefill of 131,072 tokens (ahn-gdn, and full in one pass) with the fused norm, MLP and merge off and on,
 # and the compiled rotary embedding off and on (baselines/fused_layers.py), in the same run. flex: the GPU
 # tests of the static step, FlexAttention's decoding kernel over its options (scripts/bench_flex_decode.py),
@@ -28,7 +29,7 @@ if [ "$mode" = decode-prefill ] || [ "$mode" = all ]; then
     | filter | grep '^|'
 fi
 if [ "$mode" = throughput ] || [ "$mode" = all ]; then
-  timeout 300 python3 scripts/bench_throughput.py --out "$out" --samples 4 --batch 4 --baseline-samples 1 2>&1 \
+  timeout 450 python3 scripts/bench_throughput.py --out "$out" --samples 4 --batch 4 --baseline-samples 1 2>&1 \
     | filter | grep '^|'
 fi
 if [ "$mode" = fused ] || [ "$mode" = all ]; then
