@@ -41,6 +41,16 @@ def initial(q: Tensor, v: Tensor, initial_state: Tensor | None, dtype: torch.dty
     return initial_state.to(dtype)
 
 
+def setup(q: Tensor, k: Tensor, v: Tensor, *per_token: Tensor | None, scale: float | None,
+          initial_state: Tensor | None) -> tuple[float, Tensor, list[Tensor | None]]:
+    """What every form below starts with: the shapes checked, the scale (``K ** -0.5`` by default), the starting
+    state and q, k, v and the per-token gates in the compute dtype (a gate that is None stays None)."""
+    check_shapes(q, k, v, *per_token, initial_state=initial_state)
+    cdt = compute_dtype(q, k, v)
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    return scale, initial(q, v, initial_state, cdt), [None if t is None else t.to(cdt) for t in (q, k, v, *per_token)]
+
+
 def delta_rule_recurrent(
     q: Tensor,
     k: Tensor,
@@ -56,12 +66,7 @@ def delta_rule_recurrent(
     Per token t: ``S <- exp(g_t) S``; ``v' = beta_t (v_t - S^T k_t)``; ``S <- S + k_t v'^T``;
     ``o_t = scale * S^T q_t``. Row t of the output reads the state after write t.
     """
-    check_shapes(q, k, v, beta, g, initial_state=initial_state)
-    cdt = compute_dtype(q, k, v)
-    scale = q.shape[-1] ** -0.5 if scale is None else scale
-    S = initial(q, v, initial_state, cdt)
-    qc, kc, vc, bc = q.to(cdt), k.to(cdt), v.to(cdt), beta.to(cdt)
-    gc = None if g is None else g.to(cdt)
+    scale, S, (qc, kc, vc, bc, gc) = setup(q, k, v, beta, g, scale=scale, initial_state=initial_state)
     outs = []
     for t in range(q.shape[1]):
         if gc is not None:
@@ -88,11 +93,7 @@ def scalar_decay_recurrent(
 
     Per token t: ``S <- exp(g_t) S + k_t v_t^T``; ``o_t = scale * S^T q_t``.
     """
-    check_shapes(q, k, v, g, initial_state=initial_state)
-    cdt = compute_dtype(q, k, v)
-    scale = q.shape[-1] ** -0.5 if scale is None else scale
-    S = initial(q, v, initial_state, cdt)
-    qc, kc, vc, gc = q.to(cdt), k.to(cdt), v.to(cdt), g.to(cdt)
+    scale, S, (qc, kc, vc, gc) = setup(q, k, v, g, scale=scale, initial_state=initial_state)
     outs = []
     for t in range(q.shape[1]):
         S = S * gc[:, t].exp()[..., None, None] + kc[:, t][..., :, None] * vc[:, t][..., None, :]
@@ -120,12 +121,7 @@ def delta_rule_one_pass(
     and reads each back: at one token per row (the static decode step) inductor turns this into one batched
     product and one fused update, about a third of the state traffic.
     """
-    check_shapes(q, k, v, beta, g, initial_state=initial_state)
-    cdt = compute_dtype(q, k, v)
-    scale = q.shape[-1] ** -0.5 if scale is None else scale
-    S = initial(q, v, initial_state, cdt)
-    qc, kc, vc, bc = q.to(cdt), k.to(cdt), v.to(cdt), beta.to(cdt)
-    gc = None if g is None else g.to(cdt)
+    scale, S, (qc, kc, vc, bc, gc) = setup(q, k, v, beta, g, scale=scale, initial_state=initial_state)
     outs = []
     for t in range(q.shape[1]):
         k_t, q_t = kc[:, t], qc[:, t]
@@ -151,11 +147,7 @@ def scalar_decay_one_pass(
     """:func:`scalar_decay_recurrent`'s function with each token's read taken from the state before its write:
     ``o_t = scale (a S^T q_t + (k_t . q_t) v_t)``, then ``S <- a S + k_t v_t^T`` (``a = exp(g_t)``), so a token
     reads the state once and updates it in one pass (see :func:`delta_rule_one_pass`)."""
-    check_shapes(q, k, v, g, initial_state=initial_state)
-    cdt = compute_dtype(q, k, v)
-    scale = q.shape[-1] ** -0.5 if scale is None else scale
-    S = initial(q, v, initial_state, cdt)
-    qc, kc, vc, gc = q.to(cdt), k.to(cdt), v.to(cdt), g.to(cdt)
+    scale, S, (qc, kc, vc, gc) = setup(q, k, v, g, scale=scale, initial_state=initial_state)
     outs = []
     for t in range(q.shape[1]):
         a = gc[:, t].exp()[..., None]
