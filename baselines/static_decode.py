@@ -51,10 +51,11 @@ ENV_ATTENTION = "AHN_HARNESS_DECODE_ATTENTION"  # the attention over the slots: 
 ATTENTION_SETTINGS = ("auto", "products", "flex")
 ENV_FLEX = "AHN_HARNESS_FLEX_DECODE"  # FlexAttention's decoding kernel options: `flex_options`
 FLEX_KEYS = ("BLOCK_N", "num_stages", "num_warps", "SPLIT_KV")
-# The decoding kernel's tile, pipeline depth and warps. torch 2.11 runs 64 keys a tile, one stage, two warps on
-# sm_90 (its heuristic sets three stages, then overwrites them): no loads in flight while it computes. Three
-# stages read K/V at 2.7 TB/s against 1.8 at B = 8 on an H100 (`scripts/bench_flex_decode.py`, the fastest of
-# seven candidates), and took ahn-gdn's step at 128k from 9.78 to 8.55 ms (docs/PERFORMANCE.md, eleventh session).
+# The decoding kernel's tile, pipeline depth and warps. torch's own choice on sm_90 is 64 keys a tile, one stage,
+# two warps (its heuristic sets three stages, then overwrites them: read in torch 2.13's source; 2.11 measured
+# like it): no loads in flight while it computes. Three stages read K/V at 2.7 TB/s against 1.8 at B = 8 on an
+# H100 (`scripts/bench_flex_decode.py`, the fastest of seven candidates), and took ahn-gdn's step at 128k from
+# 9.78 to 8.55 ms (docs/PERFORMANCE.md, eleventh session).
 FLEX_DECODE_OPTIONS: dict[str, int] = {"BLOCK_N": 64, "num_stages": 3, "num_warps": 2}
 # Defaults since the sixth session's two device calls (docs/PERFORMANCE.md): on CUDA the compiled step with the
 # reduction in pieces took ahn-gdn 12.4 -> 6.5 ms and swa 8.3 -> 4.7 ms per token at 128k; the CPU stays uncompiled.
