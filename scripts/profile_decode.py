@@ -55,11 +55,11 @@ def profile_step(model, name: str, length: int, steps: int, top: int, out, batch
     rows = [{"name": e.key[:100], "us_per_step": e.self_device_time_total / steps, "per_step": e.count / steps}
             for e in kernels[:top]]
     launches = sum(e.count for e in kernels) / steps
-    emit(out, {"profile_decode": name, "length": length, "batch": batch, "step_ms": step_ms, "step_spread_ms": spread,
-               "kernel_ms_per_step": kernel_ms, "kernels_per_step": launches, "compile": dec.compile_backend,
-               "splits": dec.splits, "attention": dec.attention, "top_kernels": rows})
-    print(f"\n== {name} at {length} tokens, B = {batch}, {dec.attention} attention: step {step_ms:.2f} ms (± {spread:.2f}), kernels {kernel_ms:.2f} ms "
-          f"in {launches:.0f} launches per step", flush=True)
+    emit(out, {"profile_decode": name, "length": length, "batch": batch, "step_ms": step_ms,
+               "step_spread_ms": spread, "kernel_ms_per_step": kernel_ms, "kernels_per_step": launches,
+               "compile": dec.compile_backend, "splits": dec.splits, "attention": dec.attention, "top_kernels": rows})
+    print(f"\n== {name} at {length} tokens, B = {batch}, {dec.attention} attention: step {step_ms:.2f} ms "
+          f"(± {spread:.2f}), kernels {kernel_ms:.2f} ms in {launches:.0f} launches per step", flush=True)
     for r in rows:
         print(f"  {r['us_per_step']:8.1f} us  {r['per_step']:6.1f}/step  {r['name']}")
 
