@@ -332,6 +332,40 @@ def test_compiled_step_equals_the_uncompiled_step(name):
     assert counters["stats"]["unique_graphs"] == 3, dict(counters["stats"])  # begin, one layer for all, finish
 
 
+def test_inductor_lowers_the_step_on_the_cpu():
+    """The step through inductor itself (the GPU's default compiler; C++ here instead of Triton), not just
+    dynamo's trace: ahn-gdn's memory step runs in its one-pass form there, the uncompiled step in the recurrent
+    one. fp32, within the rounding of the model's chain per decoded token; the comparison stops at a step whose
+    top two logits are closer than the bound (a tie may break either way on another CPU)."""
+    import torch._dynamo
+
+    from tests.tolerance import model_chain_ops, rounding_bound
+
+    torch._dynamo.reset()
+    model = tiny_model("qwen2", dtype=torch.float32)
+    method = _method("ahn-gdn", 3, 10)
+    ids = torch.randint(0, 300, (1, 17), generator=torch.Generator().manual_seed(2))
+    with attach(model, method):
+        randomize_ahn(method)
+        cache = method.new_cache(model)
+        first = int(prefill(model, method, cache, ids, chunk_size=6).argmax(-1))
+        plain = StaticDecoder(model, method, 2, 40, compile=False)
+        fast = StaticDecoder(model, method, 2, 40, compile="inductor")
+        for dec in (plain, fast):
+            dec.load(0, cache, ids, first)
+        for step in range(1, 9):  # past the window's edge: tokens leave it from the 4th step on
+            a, b = plain.step().clone(), fast.step().clone()
+            want = plain.logits[0]
+            n_ops = step * model_chain_ops(model.config, plain.layout.capacity)
+            bound = rounding_bound(torch.float32, n_ops, want.abs().max().item())
+            assert (fast.logits[0] - want).abs().max().item() <= bound, step
+            top = want.topk(2).values
+            if top[0] - top[1] <= 2 * bound:
+                break  # a near-tie: the two may pick differently from here on
+            assert torch.equal(a[0], b[0]), step
+    assert fast.compile_backend == "inductor"
+
+
 def test_compile_failure_falls_back_before_capture_and_stops_with_loaded_rows(monkeypatch):
     """A backend that fails: before a capture (scratch rows) the step warns and runs uncompiled; with loaded rows
     (no graphs) it stops and names the switch, rather than redo a half-applied step."""
