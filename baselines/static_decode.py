@@ -436,6 +436,18 @@ class StaticDecoder:
             if merged is not None:
                 fill_qkv(layer.self_attn, merged)
 
+    def floor_nbytes(self) -> int:
+        """Bytes one step must read however it is computed: every weight once (an untied input embedding only
+        for the rows' tokens, so not counted), every row's K/V buffer and the method's per-row memory (AHN's state
+        and gate rings). Over the device's copy rate, the step's bandwidth floor (`scripts/bench_decode.py`)."""
+        embed = self.model.get_input_embeddings().weight
+        tied = embed is self.model.get_output_embeddings().weight
+        weights = sum(p.numel() * p.element_size() for p in self.model.parameters() if tied or p is not embed)
+        kv = sum(t.numel() * t.element_size() for t in (*self.k, *self.v))
+        memory = sum(t.numel() * t.element_size() for mem in self.memory for name, t in mem.items()
+                     if not name.startswith(STATIC_WEIGHT_PREFIX))  # the weights' copies are counted as weights
+        return weights + kv + memory
+
     def row_nbytes(self, row: int) -> int:
         """Bytes the eager engine's cache would hold for this row now: the K/V of its filled slots and the
         method's memory for them (computed from the buffers, which are preallocated at full size)."""

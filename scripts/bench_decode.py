@@ -11,7 +11,9 @@ each method and prompt length: one chunked prefill, then
 each timed as the median of `--reps` runs of `--steps` tokens after warm-up, with the spread (max − min of the
 runs). Full attention is also timed under stock transformers (SDPA, its own DynamicCache, same weights), the
 ratio every headline is quoted against. A parity check compares the static step's first logits with the eager
-step's (same cache, same token). Prints one JSON line per measurement and writes `decode_bench.{json,md}`.
+step's (same cache, same token). Each static row also reports its bandwidth floor: the bytes a step must read
+(`StaticDecoder.floor_nbytes`) over the device's copy rate measured in the same run. Prints one JSON line per
+measurement and writes `decode_bench.{json,md}`.
 
     python scripts/bench_decode.py --out leaderboards/perf
 """
@@ -112,6 +114,7 @@ def bench_method(model, name: str, lengths: list[int], batches: list[int], steps
                         for row in range(b):
                             dec.load(row, cache, ids, first)
                         rec[f"{key}_ms"], rec[f"{key}_spread"] = timed(dec.step, steps, reps)
+                        rec[f"floor_b{b}_gb"] = dec.floor_nbytes() / 1e9  # the same for every variant
                         del dec
                     except torch.OutOfMemoryError as exc:
                         rec[f"{key}_error"] = f"OOM: {str(exc).splitlines()[0][:100]}"
@@ -144,6 +147,25 @@ def bench_stock(model, length: int, steps: int, reps: int, rows: list) -> None:
         ms, spread = timed(step, steps, reps)
     emit(rows, {"method": "stock-transformers-full", "length": length, "prefill_s_once": prefill_s,
                 "eager_ms": ms, "eager_spread": spread})
+
+
+def copy_rate_gb_s(nbytes: int = 1 << 30, reps: int = 10) -> float:
+    """The device's copy rate: bytes read plus bytes written per second by a device-to-device copy of `nbytes`,
+    median of `reps` (the bandwidth a step that only reads its bytes once could reach)."""
+    src = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    runs = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        dst.copy_(src)
+        end.record()
+        end.synchronize()
+        runs.append(2 * nbytes / (start.elapsed_time(end) * 1e-3) / 1e9)
+    del src, dst
+    torch.cuda.empty_cache()
+    return statistics.median(runs)
 
 
 def write_report(rows: list, state: dict, out: Path, args) -> str:
@@ -181,6 +203,20 @@ def write_report(rows: list, state: dict, out: Path, args) -> str:
         lines.append(f"| {r['method']} | {r['length']:,} | {r['eager_ms']:.1f} ± {r['eager_spread']:.1f} | "
                      + " | ".join(cells) + f" | {ratio} | {r['parity_rel_err']:.1e}, "
                      f"{'equal' if r['parity_argmax_equal'] else 'differs'} |")
+    rate = state.get("copy_rate_gb_s")
+    floors = [(r, b) for r in rows for b in batches if f"floor_b{b}_gb" in r]
+    if rate and floors:
+        lines += ["", f"The bandwidth floor: the bytes a step must read (every weight once, every row's K/V buffer "
+                  f"and memory: `StaticDecoder.floor_nbytes`) over the copy rate measured in this run ({rate:,.0f} "
+                  "GB/s, read + written, of a 1 GiB device copy).", "",
+                  "| method | prompt tokens | B | bytes a step | floor ms | static ms | static / floor |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for r, b in floors:
+            floor_ms = r[f"floor_b{b}_gb"] / rate * 1e3
+            step = r.get(f"{column(b, 'fused')}_ms")
+            tail = f"{step:.2f} | {step / floor_ms:.2f}×" if step else " | "
+            lines.append(f"| {r['method']} | {r['length']:,} | {b} | {r[f'floor_b{b}_gb']:.2f} GB | {floor_ms:.2f} | "
+                         f"{tail} |")
     text = "\n".join(lines) + "\n"
     (out / "decode_bench.md").write_text(text)
     return text
@@ -200,6 +236,7 @@ def main() -> None:
     p.add_argument("--variants", default="fused,plain", help=f"static-step variants to time: {', '.join(VARIANTS)}")
     args = p.parse_args()
     state = machine_state()
+    state["copy_rate_gb_s"] = copy_rate_gb_s()
     print(json.dumps(state), flush=True)
     model = build_model()
     rows: list = []

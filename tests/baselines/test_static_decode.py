@@ -332,6 +332,25 @@ def test_compiled_step_equals_the_uncompiled_step(name):
     assert counters["stats"]["unique_graphs"] == 3, dict(counters["stats"])  # begin, one layer for all, finish
 
 
+@pytest.mark.parametrize("tied", [False, True])
+def test_floor_bytes_are_the_weights_the_kv_buffers_and_the_memory(tied):
+    """The step's byte floor from the config (transformers' own parameter count, the buffer shapes the layout
+    implies, AHN's fp32 state and gate rings), not from the decoder's tensors."""
+    model = tiny_model("qwen2", tie_word_embeddings=tied)
+    cfg, method = model.config, _method("ahn-gdn", 3, 10)
+    with attach(model, method):
+        floor = StaticDecoder(model, method, 2, 40).floor_nbytes()
+        params = model.num_parameters()  # the attached cells included, a tied matrix once
+    embed = 0 if tied else cfg.vocab_size * cfg.hidden_size
+    head_dim = cfg.hidden_size // cfg.num_attention_heads
+    capacity = 3 + 10
+    kv = 2 * cfg.num_hidden_layers * 2 * cfg.num_key_value_heads * capacity * head_dim * 4  # B = 2, K and V, fp32
+    heads = cfg.num_attention_heads
+    state = cfg.num_hidden_layers * 2 * heads * head_dim * head_dim * 4
+    gates = cfg.num_hidden_layers * 2 * 10 * heads * 2 * 4  # beta and g for each of the 10 ring slots
+    assert floor == (params - embed) * 4 + kv + state + gates
+
+
 def test_inductor_lowers_the_step_on_the_cpu():
     """The step through inductor itself (the GPU's default compiler; C++ here instead of Triton), not just
     dynamo's trace: ahn-gdn's memory step runs in its one-pass form there, the uncompiled step in the recurrent
