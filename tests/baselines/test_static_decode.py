@@ -171,8 +171,8 @@ def _step_against_engine(model, method, decoder_kwargs: dict, T: int = 21, steps
 @pytest.mark.parametrize("name", ["full", "swa", "ahn-gdn"])
 def test_static_step_with_flex_attention_equals_eager_step(name):
     """The step with FlexAttention over the slots (the default where inductor compiles it on CUDA) computes the
-    eager engine's function: the validity bias reaches the right row and slot (rows of different lengths, the
-    window's edge crossed)."""
+    eager engine's function: the validity bias reaches the right row and slot (a loaded row beside an empty
+    one, the window's edge crossed)."""
     decoder = _step_against_engine(tiny_model("qwen2", dtype=torch.float64), _method(name, 3, 10),
                                    {"attention": "flex", "compile": False})
     assert decoder.attention == "flex"
