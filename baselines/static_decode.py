@@ -250,8 +250,10 @@ def fill_qkv(attn: nn.Module, merged: MergedQKV) -> None:
     for lin in (attn.q_proj, attn.k_proj, attn.v_proj):
         end = start + lin.out_features
         weight[start:end].copy_(lin.weight)
-        if bias is not None:
-            bias[start:end].copy_(lin.bias) if lin.bias is not None else bias[start:end].zero_()
+        if bias is not None and lin.bias is not None:
+            bias[start:end].copy_(lin.bias)
+        elif bias is not None:
+            bias[start:end].zero_()
         start = end
 
 
