@@ -57,6 +57,10 @@ FLEX_KEYS = ("BLOCK_N", "num_stages", "num_warps", "SPLIT_KV")
 # H100 (`scripts/bench_flex_decode.py`, the fastest of seven candidates), and took ahn-gdn's step at 128k from
 # 9.78 to 8.55 ms (docs/PERFORMANCE.md, eleventh session).
 FLEX_DECODE_OPTIONS: dict[str, int] = {"BLOCK_N": 64, "num_stages": 3, "num_warps": 2}
+# The slots are split over the SMs in SPLIT_KV pieces. torch's choice is 2 per SM over the batch's KV heads,
+# 2 * (SMs // (B * Hkv)): 132 on an H100 at B = 1 (2 KV heads), where 128 took the kernel from 19.4 to 13.7 µs
+# a call (and 64 to 14.5); at B = 8 torch's 16 stayed the fastest (32: 97.3 -> 101.9 µs) (the twelfth session's
+# sweep, docs/PERFORMANCE.md). `split_kv` keeps torch's rule, rounded down to a power of two.
 # Defaults since the sixth session's two device calls (docs/PERFORMANCE.md): on CUDA the compiled step with the
 # reduction in pieces took ahn-gdn 12.4 -> 6.5 ms and swa 8.3 -> 4.7 ms per token at 128k; the CPU stays uncompiled.
 DEFAULT_COMPILE, DEFAULT_SPLITS = "auto", "auto"
@@ -111,12 +115,24 @@ def slot_blocks(capacity: int, device: torch.device):
     return create_block_mask(every_slot, B=None, H=None, Q_LEN=1, KV_LEN=capacity, device=device)
 
 
-def flex_options() -> dict[str, int]:
-    """The decoding kernel's options: FLEX_DECODE_OPTIONS, or AHN_HARNESS_FLEX_DECODE as `key=int,...` over
-    FLEX_KEYS (`default`: torch's own choice); a ValueError naming the bad value and the valid keys otherwise."""
+def split_kv(batch: int, kv_heads: int, sms: int) -> int:
+    """The slot splits of FlexAttention's decoding kernel: torch's 2 * (sms // (batch * kv_heads)), at least 1,
+    rounded down to a power of two (so the paper's 32,768 slots, 512 tiles of 64, divide evenly among them)."""
+    splits = max(2 * (sms // max(batch * kv_heads, 1)), 1)
+    return 1 << (splits.bit_length() - 1)
+
+
+def flex_options(batch: int | None = None, kv_heads: int | None = None, sms: int | None = None) -> dict[str, int]:
+    """The decoding kernel's options: FLEX_DECODE_OPTIONS, with SPLIT_KV from :func:`split_kv` when `batch`,
+    `kv_heads` and `sms` (the device's multiprocessors) are given, or AHN_HARNESS_FLEX_DECODE as `key=int,...`
+    over FLEX_KEYS, as it is (`default`: torch's own choice); a ValueError naming the bad value and the valid keys
+    otherwise."""
     setting = os.environ.get(ENV_FLEX)
     if setting is None:
-        return dict(FLEX_DECODE_OPTIONS)
+        options = dict(FLEX_DECODE_OPTIONS)
+        if batch is not None and kv_heads is not None and sms is not None:
+            options["SPLIT_KV"] = split_kv(batch, kv_heads, sms)
+        return options
     if setting == "default":
         return {}
     options = {}
@@ -383,7 +399,8 @@ class StaticDecoder:
             raise ValueError(f"attention={attention!r}; valid: {', '.join(ATTENTION_SETTINGS[1:])} or None")
         self.attention = attention or attention_setting(dev, backend)
         self.blocks = slot_blocks(c, dev) if self.attention == "flex" else None
-        self.flex_options = flex_options()
+        sms = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else None
+        self.flex_options = flex_options(b, self.num_kv, sms)
         self.qkv = [merged_qkv(layer.self_attn) for layer in self.layers]
         self._fill_qkv()
         self._warm = False
