@@ -109,14 +109,18 @@ def run_once(model_dir: Path, out: Path, method: str, length: int, new: int, sam
 
 def compare(batched: dict[str, str | None], alone: dict[str, str | None]) -> dict:
     """The samples (by input ids) run both batched and alone: how many predictions are equal, and for each that
-    is not (by the first 12 hex digits of its input ids' hash), the first character where they part."""
+    is not (by the first 12 hex digits of its input ids' hash), the first character where they part and the two
+    predictions' lengths in characters (batched, alone): where the first difference is the shorter length, one
+    prediction is a prefix of the other (it stopped earlier). The byte tokenizer decodes invalid UTF-8 as U+FFFD,
+    so a character index is a token index only up to the first such replacement."""
     keys = [k for k in alone if k in batched]
-    parted = {}
+    parted, lengths = {}, {}
     for k in keys:
         a, b = batched[k] or "", alone[k] or ""
         if a != b:
             parted[k[:12]] = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-    return {"compared": len(keys), "equal": len(keys) - len(parted), "first_difference": parted}
+            lengths[k[:12]] = [len(a), len(b)]
+    return {"compared": len(keys), "equal": len(keys) - len(parted), "first_difference": parted, "lengths": lengths}
 
 
 def main() -> None:
@@ -190,10 +194,12 @@ def main() -> None:
         lines.append(f"| {r['workload']} ({r['prompt_tokens']:,} + {r['new_tokens']:,}) | {paths} | {r['batch']} | "
                      f"{r['samples']} | {r['prefill_s_median']:.2f} | {r['samples_per_hour']:.0f} | {ratio:.1f}× |")
     lines += ["", "Predictions batched against the same samples decoded alone (B = 1, same paths):", "",
-              "| workload | batch | samples compared | equal | first differing character, by sample |",
+              "| workload | batch | samples compared | equal | first differing character (lengths batched / alone), "
+              "by sample |",
               "|---|---:|---:|---:|---|"]
     for c in checks:
-        parted = ", ".join(f"{k}: {i}" for k, i in c["first_difference"].items()) or "none"
+        parted = ", ".join(f"{k}: {i} ({c['lengths'][k][0]} / {c['lengths'][k][1]})"
+                           for k, i in c["first_difference"].items()) or "none"
         lines.append(f"| {c['workload']} | {c['batch']} | {c['compared']} | {c['equal']} | {parted} |")
     text = "\n".join(lines) + "\n"
     (args.out / "throughput.md").write_text(text)

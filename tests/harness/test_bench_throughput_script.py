@@ -35,3 +35,17 @@ def test_bench_throughput_tiny(tmp_path: Path) -> None:
     for check in doc["batched_vs_alone"]:
         assert check["compared"] == 3 and check["equal"] == 3, check
     assert "| lveval-128k | 3 | 3 | 3 | none |" in (tmp_path / "throughput.md").read_text()
+
+
+def test_compare_tells_a_changed_character_from_an_earlier_stop() -> None:
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from bench_throughput import compare
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    batched = {"a" * 64: "abcd", "b" * 64: "abXd", "c" * 64: "ab", "d" * 64: None}
+    alone = {"a" * 64: "abcd", "b" * 64: "abcd", "c" * 64: "abcd", "d" * 64: "", "e" * 64: "x"}
+    got = compare(batched, alone)
+    assert got["compared"] == 4 and got["equal"] == 2  # "a" equal; "d": no prediction either way
+    assert got["first_difference"] == {"b" * 12: 2, "c" * 12: 2}
+    assert got["lengths"] == {"b" * 12: [4, 4], "c" * 12: [2, 4]}  # "c": a prefix, stopped earlier batched
