@@ -135,6 +135,7 @@ def _finish_record(record: SampleRecord, result, lo: Loaded, sample: Sample, bat
     record.status, record.error, record.prediction = "ok", None, prediction
     record.score, record.score_note = scored.score, scored.note
     record.n_generated = len(result.tokens[0])
+    record.generated_ids = [int(t) for t in result.tokens[0]]
     record.prefill_s, record.decode_s = result.prefill_s, result.decode_s
     record.decode_s_per_token = result.decode_s / max(1, len(result.tokens[0]))
     record.peak_mem_bytes = result.peak_mem_bytes

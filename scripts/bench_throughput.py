@@ -7,7 +7,7 @@ prompt of N bytes is N tokens) and evaluated by `python -m harness run` itself (
 Each workload runs with the new paths (`--decode static`, batched: the compiled step; cuDNN for causal and
 full-window chunks; the fused norms and MLPs), with the new paths at B = 1 (the same samples: a synthetic
 task's samples depend on how many are asked for, their needles spread over the depths), and with them off (`--decode eager`, one sample at a time, `PATHS_OFF`: the engine as it was),
-in the same process on the same weights. The batched run's predictions are compared with the B = 1 run's,
+in the same process on the same weights. The batched run's generated token ids are compared with the B = 1 run's,
 sample by sample (issue 12: per-sample records equal to B = 1; in bf16 a near-tie may break differently, and
 the table says where). What has no switch stays in both
 (the kept window copied once per chunk, `baselines/raw_tokens.py`), so "off" is a little faster than the engine
@@ -25,6 +25,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -80,7 +81,7 @@ def save_model(folder: Path, layers: int | None, tiny: bool, method: str, sinks:
 
 def run_once(model_dir: Path, out: Path, method: str, length: int, new: int, samples: int, decode: str,
              batch: int | None, sinks: int, window: int, chunk: int) -> tuple[dict, dict[str, str | None]]:
-    """One `harness run`: its timing row, and each sample's prediction by the hash of its input ids."""
+    """One `harness run`: its timing row, and each sample's generated token ids by the hash of its input ids."""
     from harness.cli import main
 
     label = f"{length // 1024}k" if length >= 1024 else str(length)
@@ -104,19 +105,20 @@ def run_once(model_dir: Path, out: Path, method: str, length: int, new: int, sam
            "startup_s": total - steady, "samples_per_hour": 3600 * len(recs) / steady,
            "prompt_tokens": recs[0]["prompt_tokens"], "new_tokens": recs[0]["n_generated"],
            "prefill_s_median": sorted(r["prefill_s"] for r in recs)[len(recs) // 2]}
-    return row, {r["input_ids_sha256"]: r["prediction"] for r in recs}
+    return row, {r["input_ids_sha256"]: r["generated_ids"] for r in recs}
 
 
-def compare(batched: dict[str, str | None], alone: dict[str, str | None]) -> dict:
-    """The samples (by input ids) run both batched and alone: how many predictions are equal, and for each that
-    is not (by the first 12 hex digits of its input ids' hash), the first character where they part and the two
-    predictions' lengths in characters (batched, alone): where the first difference is the shorter length, one
-    prediction is a prefix of the other (it stopped earlier). The byte tokenizer decodes invalid UTF-8 as U+FFFD,
-    so a character index is a token index only up to the first such replacement."""
+def compare(batched: dict[str, Sequence | None], alone: dict[str, Sequence | None]) -> dict:
+    """The samples (by input ids) run both batched and alone: how many generations are equal, and for each that
+    is not (by the first 12 hex digits of its input ids' hash), the first token where they part and the two
+    lengths (batched, alone): where the first difference is the shorter length, one is a prefix of the other
+    (it stopped earlier). Token ids, not the predictions' text: the 3B shape's vocabulary has 151,936 ids and the
+    byte tokenizer decodes all but 259 of them to nothing, so the texts of a random model are a few characters
+    that hide most differences (the twelfth session's first run compared texts)."""
     keys = [k for k in alone if k in batched]
     parted, lengths = {}, {}
     for k in keys:
-        a, b = batched[k] or "", alone[k] or ""
+        a, b = list(batched[k] or []), list(alone[k] or [])
         if a != b:
             parted[k[:12]] = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
             lengths[k[:12]] = [len(a), len(b)]
@@ -194,7 +196,7 @@ def main() -> None:
         lines.append(f"| {r['workload']} ({r['prompt_tokens']:,} + {r['new_tokens']:,}) | {paths} | {r['batch']} | "
                      f"{r['samples']} | {r['prefill_s_median']:.2f} | {r['samples_per_hour']:.0f} | {ratio:.1f}× |")
     lines += ["", "Predictions batched against the same samples decoded alone (B = 1, same paths):", "",
-              "| workload | batch | samples compared | equal | first differing character (lengths batched / alone), "
+              "| workload | batch | samples compared | equal | first differing token (lengths batched / alone), "
               "by sample |",
               "|---|---:|---:|---:|---|"]
     for c in checks:

@@ -37,14 +37,14 @@ def test_bench_throughput_tiny(tmp_path: Path) -> None:
     assert "| lveval-128k | 3 | 3 | 3 | none |" in (tmp_path / "throughput.md").read_text()
 
 
-def test_compare_tells_a_changed_character_from_an_earlier_stop() -> None:
+def test_compare_tells_a_changed_token_from_an_earlier_stop() -> None:
     sys.path.insert(0, str(REPO / "scripts"))
     try:
         from bench_throughput import compare
     finally:
         sys.path.remove(str(REPO / "scripts"))
-    batched = {"a" * 64: "abcd", "b" * 64: "abXd", "c" * 64: "ab", "d" * 64: None}
-    alone = {"a" * 64: "abcd", "b" * 64: "abcd", "c" * 64: "abcd", "d" * 64: "", "e" * 64: "x"}
+    batched = {"a" * 64: [5, 6, 7, 8], "b" * 64: [5, 6, 9, 8], "c" * 64: [5, 6], "d" * 64: None}
+    alone = {"a" * 64: [5, 6, 7, 8], "b" * 64: [5, 6, 7, 8], "c" * 64: [5, 6, 7, 8], "d" * 64: [], "e" * 64: [1]}
     got = compare(batched, alone)
     assert got["compared"] == 4 and got["equal"] == 2  # "a" equal; "d": no prediction either way
     assert got["first_difference"] == {"b" * 12: 2, "c" * 12: 2}
