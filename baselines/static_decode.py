@@ -57,10 +57,6 @@ FLEX_KEYS = ("BLOCK_N", "num_stages", "num_warps", "SPLIT_KV")
 # H100 (`scripts/bench_flex_decode.py`, the fastest of seven candidates), and took ahn-gdn's step at 128k from
 # 9.78 to 8.55 ms (docs/PERFORMANCE.md, eleventh session).
 FLEX_DECODE_OPTIONS: dict[str, int] = {"BLOCK_N": 64, "num_stages": 3, "num_warps": 2}
-# The slots are split over the SMs in SPLIT_KV pieces. torch's choice is 2 per SM over the batch's KV heads,
-# 2 * (SMs // (B * Hkv)): 132 on an H100 at B = 1 (2 KV heads), where 128 took the kernel from 19.4 to 13.7 µs
-# a call (and 64 to 14.5); at B = 8 torch's 16 stayed the fastest (32: 97.3 -> 101.9 µs) (the twelfth session's
-# sweep, docs/PERFORMANCE.md). `split_kv` keeps torch's rule, rounded down to a power of two.
 # Defaults since the sixth session's two device calls (docs/PERFORMANCE.md): on CUDA the compiled step with the
 # reduction in pieces took ahn-gdn 12.4 -> 6.5 ms and swa 8.3 -> 4.7 ms per token at 128k; the CPU stays uncompiled.
 DEFAULT_COMPILE, DEFAULT_SPLITS = "auto", "auto"
@@ -116,8 +112,11 @@ def slot_blocks(capacity: int, device: torch.device):
 
 
 def split_kv(batch: int, kv_heads: int, sms: int) -> int:
-    """The slot splits of FlexAttention's decoding kernel: torch's 2 * (sms // (batch * kv_heads)), at least 1,
-    rounded down to a power of two (so the paper's 32,768 slots, 512 tiles of 64, divide evenly among them)."""
+    """The slot splits of FlexAttention's decoding kernel (SPLIT_KV: how many pieces of the slots run on separate
+    SMs): torch's 2 * (sms // (batch * kv_heads)), at least 1, rounded down to a power of two (so the paper's
+    32,768 slots, 512 tiles of 64, divide evenly among them). On an H100 at B = 1 (2 KV heads) torch's 132 took
+    19.4 µs a call, 128 took 13.7 (64: 14.5); at B = 8 its 16 stayed the fastest (32: 97.3 -> 101.9 µs)
+    (`scripts/bench_flex_decode.py`, docs/PERFORMANCE.md, twelfth session)."""
     splits = max(2 * (sms // max(batch * kv_heads, 1)), 1)
     return 1 << (splits.bit_length() - 1)
 

@@ -48,8 +48,8 @@ class SampleRecord:
     score: float | None = _f("the official-parity score in [0, 1] (None when failed)")
     score_note: str | None = _f("why the scorer gave 0 where the official code would have raised")
     n_generated: int | None = _f("tokens generated")
-    generated_ids: list[int] | None = _f("the generated token ids, in order (where two runs' texts hide a difference: "
-                                         "ids the tokenizer decodes to nothing)")
+    generated_ids: list[int] | None = _f("the generated token ids, in order (they show differences the text can "
+                                         "hide: ids the tokenizer decodes to nothing)")
     prefill_s: float | None = _f("prefill seconds")
     decode_s: float | None = _f("decode seconds")
     decode_s_per_token: float | None = _f("decode seconds per generated token")

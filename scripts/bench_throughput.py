@@ -80,7 +80,7 @@ def save_model(folder: Path, layers: int | None, tiny: bool, method: str, sinks:
 
 
 def run_once(model_dir: Path, out: Path, method: str, length: int, new: int, samples: int, decode: str,
-             batch: int | None, sinks: int, window: int, chunk: int) -> tuple[dict, dict[str, str | None]]:
+             batch: int | None, sinks: int, window: int, chunk: int) -> tuple[dict, dict[str, list[int] | None]]:
     """One `harness run`: its timing row, and each sample's generated token ids by the hash of its input ids."""
     from harness.cli import main
 
@@ -195,7 +195,7 @@ def main() -> None:
                  "new (static step, batched)" if r["batch"] > 1 else "new (static step, B = 1)")
         lines.append(f"| {r['workload']} ({r['prompt_tokens']:,} + {r['new_tokens']:,}) | {paths} | {r['batch']} | "
                      f"{r['samples']} | {r['prefill_s_median']:.2f} | {r['samples_per_hour']:.0f} | {ratio:.1f}× |")
-    lines += ["", "Predictions batched against the same samples decoded alone (B = 1, same paths):", "",
+    lines += ["", "Generated token ids, batched against the same samples decoded alone (B = 1, same paths):", "",
               "| workload | batch | samples compared | equal | first differing token (lengths batched / alone), "
               "by sample |",
               "|---|---:|---:|---:|---|"]
