@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # One device call of the performance work, each stage under its own time limit, results under $OUT/perf
 # (docs/PERFORMANCE.md says what each stage measures and the numbers it gave).
-#   bash scripts/gpu_perf_session.sh [decode-prefill|throughput|fused|flex|profile|all]
+#   bash scripts/gpu_perf_session.sh [decode-prefill|reproduce|throughput|fused|flex|profile|all]
 # decode-prefill: the static step (fused: FlexAttention over the slots; products: the attention as two batched
 # products), eager and stock transformers decode at 128k (ahn-gdn also at 32k and 512k), B = 1 and 8; prefill
-# of 131,072 tokens (ahn-gdn with the split and flex window attention, full in one cuDNN pass). throughput:
+# of 131,072 tokens (ahn-gdn with the split and flex window attention, full in one cuDNN pass). reproduce: the
+# static step of ahn-gdn, swa and full at 128k, B = 1 and 8 (no stock, no products), and ahn-gdn's prefill at
+# chunks 4,096 and 16,384, five runs each, one process per chunk (the twelfth session's open comparisons).
+# throughput:
 # samples per hour of `harness run` on the two workloads, new paths batched, at B = 1 (predictions compared
 # with the batched ones) and off. fused: the GPU tests of the prefill's fast paths (split window attention,
 # fused layers, cuDNN's causal pass, AHN's chunk graphs), then
@@ -27,6 +30,14 @@ if [ "$mode" = decode-prefill ] || [ "$mode" = all ]; then
   timeout 150 python3 scripts/bench_gpu.py --out "$out" --lengths 131072 --methods ahn-gdn,full --reps 5 \
     --full-chunk 131072 --window-attention split,flex --skip-decode --skip-parity --extra-chunks '' 2>&1 \
     | filter | grep '^|'
+fi
+if [ "$mode" = reproduce ]; then
+  timeout 280 python3 scripts/bench_decode.py --out "$out" --methods ahn-gdn,swa,full --lengths 131072 --long '' \
+    --batches 1,8 --variants fused --skip-stock 2>&1 | filter | grep '^|'
+  for chunk in 4096 16384; do  # a fresh machine's first prefill compiles for most of a minute
+    timeout 130 python3 scripts/bench_gpu.py --out "$out/chunk$chunk" --chunk "$chunk" --lengths 131072 \
+      --methods ahn-gdn --reps 5 --skip-decode --skip-parity --extra-chunks '' 2>&1 | filter | grep '^| ahn'
+  done
 fi
 if [ "$mode" = throughput ] || [ "$mode" = all ]; then
   timeout 450 python3 scripts/bench_throughput.py --out "$out" --samples 4 --batch 4 --baseline-samples 1 2>&1 \
