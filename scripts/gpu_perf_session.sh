@@ -5,7 +5,8 @@
 # decode-prefill: the static step (fused: FlexAttention over the slots; products: the attention as two batched
 # products), eager and stock transformers decode at 128k (ahn-gdn also at 32k and 512k), B = 1 and 8; prefill
 # of 131,072 tokens (ahn-gdn with the split and flex window attention, full in one cuDNN pass). reproduce: the
-# static step of ahn-gdn, swa and full at 128k, B = 1 and 8 (no stock, no products), and ahn-gdn's prefill at
+# static step's GPU tests (the slot-split rule has not run them), the static step of ahn-gdn, swa and full at
+# 128k, B = 1 and 8 (no stock, no products), and ahn-gdn's prefill at
 # chunks 4,096 and 16,384, five runs each, one process per chunk (the twelfth session's open comparisons).
 # throughput:
 # samples per hour of `harness run` on the two workloads, new paths batched, at B = 1 (predictions compared
@@ -32,6 +33,7 @@ if [ "$mode" = decode-prefill ] || [ "$mode" = all ]; then
     | filter | grep '^|'
 fi
 if [ "$mode" = reproduce ]; then
+  timeout 150 python3 -m pytest -q -m gpu tests/baselines/test_static_decode_gpu.py 2>&1 | tail -3
   timeout 280 python3 scripts/bench_decode.py --out "$out" --methods ahn-gdn,swa,full --lengths 131072 --long '' \
     --batches 1,8 --variants fused --skip-stock 2>&1 | filter | grep '^|'
   for chunk in 4096 16384; do  # a fresh machine's first prefill compiles for most of a minute
