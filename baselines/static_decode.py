@@ -121,17 +121,13 @@ def split_kv(batch: int, kv_heads: int, sms: int) -> int:
     return 1 << (splits.bit_length() - 1)
 
 
-def flex_options(batch: int | None = None, kv_heads: int | None = None, sms: int | None = None) -> dict[str, int]:
-    """The decoding kernel's options: FLEX_DECODE_OPTIONS, with SPLIT_KV from :func:`split_kv` when `batch`,
-    `kv_heads` and `sms` (the device's multiprocessors) are given, or AHN_HARNESS_FLEX_DECODE as `key=int,...`
-    over FLEX_KEYS, as it is (`default`: torch's own choice); a ValueError naming the bad value and the valid keys
-    otherwise."""
+def flex_options(splits: int | None = None) -> dict[str, int]:
+    """The decoding kernel's options: FLEX_DECODE_OPTIONS with SPLIT_KV = `splits` where given (the step passes
+    :func:`split_kv`'s), or AHN_HARNESS_FLEX_DECODE as `key=int,...` over FLEX_KEYS, as it is (`default`: torch's
+    own choice); a ValueError naming the bad value and the valid keys otherwise."""
     setting = os.environ.get(ENV_FLEX)
     if setting is None:
-        options = dict(FLEX_DECODE_OPTIONS)
-        if batch is not None and kv_heads is not None and sms is not None:
-            options["SPLIT_KV"] = split_kv(batch, kv_heads, sms)
-        return options
+        return dict(FLEX_DECODE_OPTIONS) | ({} if splits is None else {"SPLIT_KV": splits})
     if setting == "default":
         return {}
     options = {}
@@ -280,8 +276,8 @@ def layer_step(layer: nn.Module, k_buf: torch.Tensor, v_buf: torch.Tensor, memor
     """One decoder layer for one token per row over its fixed buffers: norm → q/k/v (one product over `qkv`, the
     stacked weights, where given) → RoPE → the method's memory step (AHN: write the token leaving the window,
     read with the query) → the new K/V into its slot → attention over the buffer (`attention`: "products" or
-    "flex" over the slot blocks `blocks` with kernel options `flex`, `attention_setting`) → o_proj → MLP. A function of the layer module and tensors only (no layer
-    index), so one compiled graph serves every layer of the model."""
+    "flex" over the slot blocks `blocks` with kernel options `flex`, `attention_setting`) → o_proj → MLP. A
+    function of the layer module and tensors only (no layer index), so one compiled graph serves every layer."""
     attn = layer.self_attn
     b, dh = x.shape[0], k_buf.shape[-1]
     h = layer.input_layernorm(x)
@@ -399,7 +395,7 @@ class StaticDecoder:
         self.attention = attention or attention_setting(dev, backend)
         self.blocks = slot_blocks(c, dev) if self.attention == "flex" else None
         sms = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else None
-        self.flex_options = flex_options(b, self.num_kv, sms)
+        self.flex_options = flex_options(None if sms is None else split_kv(b, self.num_kv, sms))
         self.qkv = [merged_qkv(layer.self_attn) for layer in self.layers]
         self._fill_qkv()
         self._warm = False

@@ -472,13 +472,13 @@ def test_flex_options_parse_the_switch_and_name_the_valid_keys(monkeypatch):
     monkeypatch.delenv("AHN_HARNESS_FLEX_DECODE", raising=False)
     assert flex_options() == FLEX_DECODE_OPTIONS and flex_options() is not FLEX_DECODE_OPTIONS  # a copy
     # the slot splits: torch's 2 per SM over the batch's KV heads, rounded down to a power of two (H100: 132 SMs)
-    assert flex_options(1, 2, 132) == FLEX_DECODE_OPTIONS | {"SPLIT_KV": 128}
+    assert flex_options(split_kv(1, 2, 132)) == FLEX_DECODE_OPTIONS | {"SPLIT_KV": 128}
     assert [split_kv(b, 2, 132) for b in (1, 2, 4, 8, 16, 33, 200)] == [128, 64, 32, 16, 8, 4, 1]
     assert split_kv(1, 8, 132) == 32 and split_kv(1, 2, 78) == 64  # 2 * 16 = 32; 2 * 39 = 78 -> 64
     monkeypatch.setenv("AHN_HARNESS_FLEX_DECODE", "default")
-    assert flex_options() == flex_options(1, 2, 132) == {}
+    assert flex_options() == flex_options(128) == {}
     monkeypatch.setenv("AHN_HARNESS_FLEX_DECODE", "BLOCK_N=128,num_warps=8")
-    assert flex_options() == flex_options(1, 2, 132) == {"BLOCK_N": 128, "num_warps": 8}  # as given
+    assert flex_options() == flex_options(128) == {"BLOCK_N": 128, "num_warps": 8}  # as given
     for bad in ("BLOCK_M=64", "BLOCK_N=sixty", "num_stages=0", "BLOCK_N"):
         monkeypatch.setenv("AHN_HARNESS_FLEX_DECODE", bad)
         with pytest.raises(ValueError, match=f"AHN_HARNESS_FLEX_DECODE='{bad}'.*BLOCK_N, num_stages, num_warps"):
