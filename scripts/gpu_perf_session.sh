@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # One device call of the performance work, each stage under its own time limit, results under $OUT/perf
 # (docs/PERFORMANCE.md says what each stage measures and the numbers it gave).
-#   bash scripts/gpu_perf_session.sh [decode-prefill|reproduce|throughput|fused|flex|profile|all]
-# decode-prefill: the static step (fused: FlexAttention over the slots; products: the attention as two batched
-# products), eager and stock transformers decode at 128k (ahn-gdn also at 32k and 512k), B = 1 and 8; prefill
-# of 131,072 tokens (ahn-gdn with the split and flex window attention, full in one cuDNN pass). reproduce: the
+#   bash scripts/gpu_perf_session.sh [decode-prefill|reproduce|batched|throughput|fused|flex|profile|all]
+# decode-prefill (issue 12's Must show, ~9 minutes): the static step's GPU tests, then the static step (FlexAttention
+# over the slots), eager and stock transformers decode at 128k (ahn-gdn also at 32k and 512k), B = 1 and 8;
+# prefill of 131,072 tokens (ahn-gdn at the default chunk, full in one cuDNN pass), five runs each. reproduce: the
 # static step's GPU tests (the slot-split rule has not run them), the static step of ahn-gdn, swa and full at
 # 128k, B = 1 and 8 (no stock, no products), and ahn-gdn's prefill at
 # chunks 4,096 and 16,384, five runs each, one process per chunk (the twelfth session's open comparisons).
+# batched (~7 minutes): the GPU test of distinct requests decoded together against each alone (fp32), then
+# scripts/check_batched_ids.py: where bf16 batched and B = 1 greedy ids part, against the rounding noise before.
 # throughput:
 # samples per hour of `harness run` on the two workloads, new paths batched, at B = 1 (predictions compared
 # with the batched ones) and off. fused: the GPU tests of the prefill's fast paths (split window attention,
@@ -26,11 +28,11 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONPATH=${PYTHONPATH:-}:$PWD
 filter() { grep -v -i -E "warn|^\s*$|Writing model|Loading weights" ; }
 if [ "$mode" = decode-prefill ] || [ "$mode" = all ]; then
-  timeout 320 python3 scripts/bench_decode.py --out "$out" --methods ahn-gdn,swa,full --lengths 131072 \
-    --long 32768,524288 --batches 1,8 --variants fused,products 2>&1 | filter | grep -v '^{'
-  timeout 150 python3 scripts/bench_gpu.py --out "$out" --lengths 131072 --methods ahn-gdn,full --reps 5 \
-    --full-chunk 131072 --window-attention split,flex --skip-decode --skip-parity --extra-chunks '' 2>&1 \
-    | filter | grep '^|'
+  timeout 110 python3 -m pytest -q -m gpu tests/baselines/test_static_decode_gpu.py 2>&1 | tail -3
+  timeout 260 python3 scripts/bench_decode.py --out "$out" --methods ahn-gdn,swa,full --lengths 131072 \
+    --long 32768,524288 --batches 1,8 --variants fused 2>&1 | filter | grep -v '^{'
+  timeout 190 python3 scripts/bench_gpu.py --out "$out" --lengths 131072 --methods ahn-gdn,full --reps 5 \
+    --full-chunk 131072 --skip-decode --skip-parity --extra-chunks '' 2>&1 | filter | grep '^|'
 fi
 if [ "$mode" = reproduce ]; then
   timeout 150 python3 -m pytest -q -m gpu tests/baselines/test_static_decode_gpu.py 2>&1 | tail -3
@@ -40,6 +42,10 @@ if [ "$mode" = reproduce ]; then
     timeout 130 python3 scripts/bench_gpu.py --out "$out/chunk$chunk" --chunk "$chunk" --lengths 131072 \
       --methods ahn-gdn --reps 5 --skip-decode --skip-parity --extra-chunks '' 2>&1 | filter | grep '^| ahn'
   done
+fi
+if [ "$mode" = batched ]; then
+  timeout 100 python3 -m pytest -q -m gpu tests/baselines/test_static_decode_gpu.py -k batched_rows 2>&1 | tail -3
+  timeout 360 python3 scripts/check_batched_ids.py --out "$out" --length 40960 --rows 4 --steps 64 2>&1 | filter
 fi
 if [ "$mode" = throughput ] || [ "$mode" = all ]; then
   timeout 450 python3 scripts/bench_throughput.py --out "$out" --samples 4 --batch 4 --baseline-samples 1 2>&1 \
