@@ -18,6 +18,7 @@ from torch import nn
 from baselines import fused_layers
 from baselines.cache import MemoryCache
 from baselines.interface import MemoryMethod, forward_context, is_attached
+from baselines.prefill_chunk import DEFAULT_CHUNK
 
 
 @dataclass
@@ -56,7 +57,7 @@ def _forward(model: nn.Module, cache: MemoryCache, ids: torch.Tensor, want_logit
 
 @torch.no_grad()
 def prefill(
-    model: nn.Module, method: MemoryMethod, cache: MemoryCache, input_ids: torch.Tensor, chunk_size: int = 4096,
+    model: nn.Module, method: MemoryMethod, cache: MemoryCache, input_ids: torch.Tensor, chunk_size: int = DEFAULT_CHUNK,
     progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Feed `input_ids` [B, T] in chunks; return the logits [B, V] of the last position."""
@@ -121,7 +122,7 @@ def generate(
     method: MemoryMethod,
     input_ids: torch.Tensor,
     max_new_tokens: int,
-    chunk_size: int = 4096,
+    chunk_size: int = DEFAULT_CHUNK,
     eos_token_id: int | list[int] | None = None,
     repetition_penalty: float | None = None,
     cache: MemoryCache | None = None,
@@ -222,7 +223,7 @@ def generate_many(
     method: MemoryMethod,
     prompts: list[torch.Tensor],
     max_new_tokens: int | list[int],
-    chunk_size: int = 4096,
+    chunk_size: int = DEFAULT_CHUNK,
     eos_token_id: int | list[int] | None = None,
     repetition_penalty: float | None = None,
     pool: DecoderPool | None = None,

@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--method", help="memory method for a non-preset model: " + ", ".join(method_names()))
     run.add_argument("--window", type=int, help="window in tokens, sinks not counted (paper: 32640)")
     run.add_argument("--sinks", type=int, help="attention sinks (paper: 128)")
-    run.add_argument("--chunk", type=int, help="prefill chunk in tokens (default 4096; 512 for tiny presets)")
+    run.add_argument("--chunk", type=int, help="prefill chunk in tokens (default 16384; 512 for tiny presets)")
     run.add_argument("--ahn-checkpoint", help="AHN-only checkpoint (Hub id or folder) for a non-preset model")
     run.add_argument("--limit", type=int, help="first N samples per task and level (synthetic: per length)")
     run.add_argument("--output", type=Path, help="run folder (one sub-folder per preset when several); "

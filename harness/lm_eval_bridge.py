@@ -9,7 +9,7 @@ Model arguments (``--model_args`` / ``model_args=``)::
 
     preset=tiny-ahn-gdn                                   # a named preset (pretrained=tiny-ahn-gdn too), or
     pretrained=<folder or hub id>,method=swa,sinks=4,window=64,ahn_checkpoint=<folder or id>
-    chunk=4096            # prefill chunk (default: the preset's)
+    chunk=16384           # prefill chunk (default: the preset's)
     max_length=32768      # prompt + generation budget (default: the model's max_position_embeddings)
     truncation=middle     # middle | left | none  (middle_style=lveval | infinitebench)
     device=cpu,dtype=float32

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ahn.layout import CELLS
 from baselines.costs import TABLE9_ORDER
+from baselines.prefill_chunk import DEFAULT_CHUNK
 from baselines.registry import get_spec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +37,7 @@ class Preset:
     ahn_checkpoint: str | None = None  # Hub id or local folder (AHN-only, released format)
     base: str | None = None  # key of the embedded config for costs without weights (e.g. "Qwen2.5-3B-Instruct")
     paper_row: str | None = None  # the method's row name in the paper's tables
-    chunk_size: int = 4096
+    chunk_size: int = DEFAULT_CHUNK
     description: str = ""
 
     def with_overrides(self, **kwargs) -> Preset:
@@ -117,5 +118,5 @@ def resolve_model(model: str, method: str | None = None, sinks: int | None = Non
         name=f"{Path(model).name}:{method}", model=model, method=method,
         sinks=0 if full else (PAPER_SINKS if sinks is None else sinks),
         window=None if full else (PAPER_WINDOW if window is None else window),
-        ahn_checkpoint=ahn_checkpoint, chunk_size=chunk_size or 4096,
+        ahn_checkpoint=ahn_checkpoint, chunk_size=chunk_size or DEFAULT_CHUNK,
     )

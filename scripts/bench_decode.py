@@ -223,6 +223,8 @@ def write_report(rows: list, state: dict, out: Path, args) -> str:
 
 
 def main() -> None:
+    from baselines.prefill_chunk import DEFAULT_CHUNK
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("leaderboards/perf"))
     p.add_argument("--methods", default="ahn-gdn,swa,full")
@@ -231,7 +233,8 @@ def main() -> None:
     p.add_argument("--batches", default="1,8")
     p.add_argument("--steps", type=int, default=16)
     p.add_argument("--reps", type=int, default=5)
-    p.add_argument("--chunk", type=int, default=4096)
+    p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="prefill chunk (default: the engine's, "
+                        f"{DEFAULT_CHUNK})")
     p.add_argument("--skip-stock", action="store_true")
     p.add_argument("--variants", default="fused,plain", help=f"static-step variants to time: {', '.join(VARIANTS)}")
     args = p.parse_args()

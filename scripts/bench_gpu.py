@@ -232,18 +232,21 @@ def from_log(log: Path, out: Path, chunk: int, device: str, date: str, torch_ver
 
 
 def main() -> None:
+    from baselines.prefill_chunk import DEFAULT_CHUNK
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("leaderboards/perf"))
     parser.add_argument("--lengths", default="8192,32768,65536,131072")
     parser.add_argument("--methods", default="full,swa,ahn-gdn")
-    parser.add_argument("--chunk", type=int, default=4096)
+    parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="prefill chunk (default: the engine's, "
+                        f"{DEFAULT_CHUNK})")
     parser.add_argument("--parity-length", type=int, default=16384)
     parser.add_argument("--parity-window", type=int, default=3968,
                         help="window of the parity check (smaller than the bench's, so the slow fp32 reference path "
                              "fits a short run while most tokens go through the memory)")
     parser.add_argument("--skip-parity", action="store_true")
     parser.add_argument("--layers", type=int, default=None, help="fewer layers for a quick try")
-    parser.add_argument("--extra-chunks", default="8192,16384",
+    parser.add_argument("--extra-chunks", default="4096,8192",
                         help="chunk sizes also timed for ahn-gdn at the longest length ('' for none)")
     parser.add_argument("--reps", type=int, default=5, help="prefill timings per row (median and spread)")
     parser.add_argument("--full-chunk", type=int, default=None, help="prefill chunk of full attention "

@@ -126,6 +126,8 @@ def compare(batched: dict[str, Sequence | None], alone: dict[str, Sequence | Non
 
 
 def main() -> None:
+    from baselines.prefill_chunk import DEFAULT_CHUNK
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("leaderboards/perf"))
     p.add_argument("--method", default="ahn-gdn")
@@ -137,7 +139,8 @@ def main() -> None:
     p.add_argument("--new-tokens", type=int, default=None, help="override the new tokens (dry runs)")
     p.add_argument("--sinks", type=int, default=128)
     p.add_argument("--window", type=int, default=32640)
-    p.add_argument("--chunk", type=int, default=4096)
+    p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="prefill chunk (default: the engine's, "
+                        f"{DEFAULT_CHUNK})")
     p.add_argument("--tiny", action="store_true", help="a tiny random model (CPU dry run of this script)")
     args = p.parse_args()
     rows, checks = [], []
