@@ -60,6 +60,8 @@ def parting(batched: tuple[torch.Tensor, torch.Tensor], alone: tuple[torch.Tenso
 
 
 def main() -> None:
+    from baselines.prefill_chunk import DEFAULT_CHUNK
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("leaderboards/perf"))
     p.add_argument("--method", default="ahn-gdn")
@@ -67,7 +69,7 @@ def main() -> None:
                                                                    "writes at every step)")
     p.add_argument("--rows", type=int, default=4)
     p.add_argument("--steps", type=int, default=64)
-    p.add_argument("--chunk", type=int, default=4096)
+    p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK)
     p.add_argument("--dtypes", default="bfloat16,float32")
     args = p.parse_args()
     from baselines import attach
