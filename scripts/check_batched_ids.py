@@ -9,10 +9,11 @@ separates the two causes a parting can have. `--rows` different prompts of `--le
 Per request: the first step whose picks differ; the noise before it (the largest |logit difference| between
 the two runs over the earlier steps, where both had seen the same tokens and picked the same, relative to the
 largest |logit|); and the margin at the parting (how far, in the B = 1 run's logits, its pick led the batched
-pick), relative the same way. The inputs are identical up to that step, so a margin within the noise is rounding deciding a near-tie
-(the kernels differ: FlexAttention's slot splits and the GEMMs' shapes depend on B); a fault (a row reading
-another's slots or state) would show as noise far above rounding from the first step. Each dtype in
-`--dtypes` runs the same weights (cast): in fp32 the picks should agree at every step.
+pick), relative the same way. The inputs are identical up to that step, so a margin within the noise is
+rounding deciding a near-tie (the kernels differ: FlexAttention's slot splits and the GEMMs' shapes depend on
+B); a row reading another row's slots or state would compute another request's logits, a difference of the
+order of the logits themselves from the first step. Each dtype in `--dtypes` runs the same weights (cast): in
+fp32 the picks should agree far longer. The report is written after each dtype.
 
     python scripts/check_batched_ids.py --out leaderboards/perf --length 40960 --rows 4 --steps 64
 """
@@ -57,6 +58,32 @@ def parting(batched: tuple[torch.Tensor, torch.Tensor], alone: tuple[torch.Tenso
                 "margin_batched_rel": (lb[t, b] - lb[t, a]).item() / scale}
         rec["near_tie"] = None if noise is None else rec["margin_alone_rel"] <= noise
     return rec
+
+
+def write_report(results: list[dict], args) -> str:
+    """`batched_ids.{json,md}` in `args.out` from the requests compared so far (written after each dtype, so a
+    run cut by its time limit keeps what it measured)."""
+    lines = [f"# Batched decode against B = 1, token by token ({torch.cuda.get_device_name()}, "
+             f"torch {torch.__version__})", "",
+             f"{args.method}, prompts of {args.length:,} random tokens, {args.steps} greedy steps, B = {args.rows} "
+             "against each request alone. Noise: the largest |logit difference| of the two runs over the steps "
+             "before the parting (same tokens seen, same picks), over the largest |logit|; margin: how far the "
+             "B = 1 pick led the batched pick at the parting, on the same scale. Reproduce: "
+             "`python scripts/check_batched_ids.py`.", "",
+             "| dtype | request | first differing step | equal steps | noise (rel.) | margin at the parting (rel.) "
+             "| within the noise |", "|---|---:|---:|---:|---:|---:|---|"]
+    for r in results:
+        t = "none" if r["first_differing_step"] is None else r["first_differing_step"]
+        noise = "" if r["noise_rel"] is None else f"{r['noise_rel']:.1e}"
+        margin = f"{r['margin_alone_rel']:.1e}" if "margin_alone_rel" in r else ""
+        tie = {True: "yes", False: "**no**"}.get(r.get("near_tie"), "")
+        lines.append(f"| {r['dtype']} | {r['row']} | {t} | {r['equal_steps']} / {r['steps']} | {noise} | "
+                     f"{margin} | {tie} |")
+    text = "\n".join(lines) + "\n"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "batched_ids.json").write_text(json.dumps(results, indent=1))
+    (args.out / "batched_ids.md").write_text(text)
+    return text
 
 
 def main() -> None:
@@ -116,26 +143,8 @@ def main() -> None:
                 results.append(rec)
             del alone, caches, batched
             torch.cuda.empty_cache()
-    lines = [f"# Batched decode against B = 1, token by token ({torch.cuda.get_device_name()}, "
-             f"torch {torch.__version__})", "",
-             f"{args.method}, prompts of {args.length:,} random tokens, {args.steps} greedy steps, B = {args.rows} "
-             "against each request alone. Noise: the largest |logit difference| of the two runs over the steps "
-             "before the parting (same tokens seen, same picks), over the largest |logit|; margin: how far the B = 1 pick led the batched "
-             "pick at the parting, on the same scale. Reproduce: `python scripts/check_batched_ids.py`.", "",
-             "| dtype | request | first differing step | equal steps | noise (rel.) | margin at the parting (rel.) "
-             "| within the noise |", "|---|---:|---:|---:|---:|---:|---|"]
-    for r in results:
-        t = "none" if r["first_differing_step"] is None else r["first_differing_step"]
-        noise = "" if r["noise_rel"] is None else f"{r['noise_rel']:.1e}"
-        margin = f"{r['margin_alone_rel']:.1e}" if "margin_alone_rel" in r else ""
-        tie = {True: "yes", False: "**no**"}.get(r.get("near_tie"), "")
-        lines.append(f"| {r['dtype']} | {r['row']} | {t} | {r['equal_steps']} / {r['steps']} | {noise} | "
-                     f"{margin} | {tie} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "batched_ids.json").write_text(json.dumps(results, indent=1))
-    (args.out / "batched_ids.md").write_text(text)
+        write_report(results, args)
+    print(write_report(results, args))
 
 
 if __name__ == "__main__":
