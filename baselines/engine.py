@@ -57,8 +57,8 @@ def _forward(model: nn.Module, cache: MemoryCache, ids: torch.Tensor, want_logit
 
 @torch.no_grad()
 def prefill(
-    model: nn.Module, method: MemoryMethod, cache: MemoryCache, input_ids: torch.Tensor, chunk_size: int = DEFAULT_CHUNK,
-    progress: Callable[[int, int], None] | None = None,
+    model: nn.Module, method: MemoryMethod, cache: MemoryCache, input_ids: torch.Tensor,
+    chunk_size: int = DEFAULT_CHUNK, progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Feed `input_ids` [B, T] in chunks; return the logits [B, V] of the last position."""
     _check(model, method, chunk_size)

@@ -4,10 +4,9 @@
 #   bash scripts/gpu_perf_session.sh [decode-prefill|reproduce|batched|throughput|fused|flex|profile|all]
 # decode-prefill (issue 12's Must show, ~9 minutes): the static step's GPU tests, then the static step (FlexAttention
 # over the slots), eager and stock transformers decode at 128k (ahn-gdn also at 32k and 512k), B = 1 and 8;
-# prefill of 131,072 tokens (ahn-gdn at the default chunk, full in one cuDNN pass), five runs each. reproduce: the
-# static step's GPU tests (the slot-split rule has not run them), the static step of ahn-gdn, swa and full at
-# 128k, B = 1 and 8 (no stock, no products), and ahn-gdn's prefill at
-# chunks 4,096 and 16,384, five runs each, one process per chunk (the twelfth session's open comparisons).
+# prefill of 131,072 tokens (ahn-gdn at the default chunk, full in one cuDNN pass), five runs each. reproduce (~8
+# minutes): the static step's GPU tests, the static step of ahn-gdn, swa and full at 128k, B = 1 and 8 (no stock),
+# and ahn-gdn's prefill at chunks 4,096 and 16,384, five runs each, one process per chunk.
 # batched (~7 minutes): the GPU test of distinct requests decoded together against each alone (fp32), then
 # scripts/check_batched_ids.py: where bf16 batched and B = 1 greedy ids part, against the rounding noise before.
 # throughput:

@@ -65,10 +65,10 @@ def test_graph_replay_equals_eager_static_and_engine(name):
 @pytest.mark.parametrize("name", ["full", "ahn-gdn"])
 def test_batched_rows_equal_each_request_decoded_alone(name):
     """Three different requests (prompts of 150, 97 and 40 tokens over 8 sinks + a window of 64: two evicting
-    at every step, one inside the window) decoded together by the compiled step (FlexAttention's kernel, the slot splits of B = 3) equal each decoded
-    alone at B = 1 (other splits, other GEMM shapes): fp32, so greedy ids equal at every step and logits within
-    1e-4 relative (fp32 rounding over two layers, as above). A row reading another row's slots, state or
-    position would differ at the first step."""
+    at every step, one inside the window) decoded together by the compiled step (FlexAttention's kernel with the
+    slot splits of B = 3) equal each decoded alone at B = 1 (other splits, other GEMM shapes): fp32, so greedy
+    ids equal at every step and logits within 1e-4 relative (fp32 rounding over two layers, as above). A row
+    reading another row's slots, state or position would compute another request's logits."""
     model = tiny_model("qwen2", hidden_size=128, num_attention_heads=4, num_key_value_heads=2).cuda()
     g = torch.Generator("cuda").manual_seed(3)
     prompts = [torch.randint(0, 300, (1, n), device="cuda", generator=g) for n in (150, 97, 40)]

@@ -22,9 +22,9 @@ def _parting():
 
 
 def _runs(gap_alone: float, gap_batched: float, wobble: float):
-    """Three steps over 3 tokens: token 0 leads at steps 0-1 (the batched run's token 1
-    off by `wobble` there); at step 2 the alone run picks 1 over 2 by `gap_alone`, the batched run 2 over 1 by
-    `gap_batched` (a negative gap: it picks 1 too)."""
+    """Three steps over 3 tokens: token 0 leads at steps 0-1 (the batched run's token 1 off by `wobble` there);
+    at step 2 the alone run picks 1 over 2 by `gap_alone`, the batched run 2 over 1 by `gap_batched` (a
+    negative gap: it picks 1 too)."""
     la = torch.tensor([[2.0, 1.0, 0.0], [2.0, 1.0, 0.0], [0.0, 4.0, 4.0 - gap_alone]])
     lb = la.clone()
     lb[:2, 1] += wobble
