@@ -125,6 +125,42 @@ def compare(batched: dict[str, Sequence | None], alone: dict[str, Sequence | Non
     return {"compared": len(keys), "equal": len(keys) - len(parted), "first_difference": parted, "lengths": lengths}
 
 
+def write_report(rows: list[dict], checks: list[dict], args, save_s: float, warm_s: float) -> str:
+    """`throughput.{json,md}` in `args.out` from the configurations run so far (written after each, so a run
+    cut by its time limit keeps what it measured)."""
+    import torch
+
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    doc = {"device": device, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "model_save_s": save_s,
+           "warm_up_s": warm_s, "rows": rows, "batched_vs_alone": checks}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "throughput.json").write_text(json.dumps(doc, indent=2) + "\n")
+    lines = [f"# Harness throughput ({device}, {doc['date']}, torch {doc['torch']})", "",
+             f"`harness run` on a random-weight Qwen2.5-3B-shaped model, {args.method}, {args.sinks} sinks + "
+             f"{args.window:,} window, chunk {args.chunk:,}. Samples per hour = 3600 × samples / Σ per-sample wall "
+             "time (model loading and compilation apart). Reproduce: `python scripts/bench_throughput.py`.", "",
+             "| workload | paths | batch | samples | prefill s (median) | samples / hour | vs paths off |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    base = {r["workload"]: r["samples_per_hour"] for r in rows if r["decode"] == "eager"}
+    for r in rows:
+        ratio = f"{r['samples_per_hour'] / base[r['workload']]:.1f}×" if r["workload"] in base else "(not yet)"
+        paths = ("off (eager, one at a time)" if r["decode"] == "eager" else
+                 "new (static step, batched)" if r["batch"] > 1 else "new (static step, B = 1)")
+        lines.append(f"| {r['workload']} ({r['prompt_tokens']:,} + {r['new_tokens']:,}) | {paths} | {r['batch']} | "
+                     f"{r['samples']} | {r['prefill_s_median']:.2f} | {r['samples_per_hour']:.0f} | {ratio} |")
+    lines += ["", "Generated token ids, batched against the same samples decoded alone (B = 1, same paths):", "",
+              "| workload | batch | samples compared | equal | first differing token (lengths batched / alone), "
+              "by sample |",
+              "|---|---:|---:|---:|---|"]
+    for c in checks:
+        parted = ", ".join(f"{k}: {i} ({c['lengths'][k][0]} / {c['lengths'][k][1]})"
+                           for k, i in c["first_difference"].items()) or "none"
+        lines.append(f"| {c['workload']} | {c['batch']} | {c['compared']} | {c['equal']} | {parted} |")
+    text = "\n".join(lines) + "\n"
+    (args.out / "throughput.md").write_text(text)
+    return text
+
+
 def main() -> None:
     from baselines.prefill_chunk import DEFAULT_CHUNK
 
@@ -175,40 +211,11 @@ def main() -> None:
                 row.update(workload=name, method=args.method)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
+                write_report(rows, checks, args, save_s, warm_s)
             same = compare(predictions["static", args.batch], predictions["static", 1])
             checks.append({"workload": name, "batch": args.batch, **same})
             print(json.dumps(checks[-1]), flush=True)
-    import torch
-
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    doc = {"device": device, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "model_save_s": save_s,
-           "warm_up_s": warm_s, "rows": rows, "batched_vs_alone": checks}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "throughput.json").write_text(json.dumps(doc, indent=2) + "\n")
-    lines = [f"# Harness throughput ({device}, {doc['date']}, torch {doc['torch']})", "",
-             f"`harness run` on a random-weight Qwen2.5-3B-shaped model, {args.method}, {args.sinks} sinks + "
-             f"{args.window:,} window, chunk {args.chunk:,}. Samples per hour = 3600 × samples / Σ per-sample wall "
-             "time (model loading and compilation apart). Reproduce: `python scripts/bench_throughput.py`.", "",
-             "| workload | paths | batch | samples | prefill s (median) | samples / hour | vs paths off |",
-             "|---|---|---:|---:|---:|---:|---:|"]
-    base = {r["workload"]: r["samples_per_hour"] for r in rows if r["decode"] == "eager"}
-    for r in rows:
-        ratio = r["samples_per_hour"] / base[r["workload"]] if r["workload"] in base else float("nan")
-        paths = ("off (eager, one at a time)" if r["decode"] == "eager" else
-                 "new (static step, batched)" if r["batch"] > 1 else "new (static step, B = 1)")
-        lines.append(f"| {r['workload']} ({r['prompt_tokens']:,} + {r['new_tokens']:,}) | {paths} | {r['batch']} | "
-                     f"{r['samples']} | {r['prefill_s_median']:.2f} | {r['samples_per_hour']:.0f} | {ratio:.1f}× |")
-    lines += ["", "Generated token ids, batched against the same samples decoded alone (B = 1, same paths):", "",
-              "| workload | batch | samples compared | equal | first differing token (lengths batched / alone), "
-              "by sample |",
-              "|---|---:|---:|---:|---|"]
-    for c in checks:
-        parted = ", ".join(f"{k}: {i} ({c['lengths'][k][0]} / {c['lengths'][k][1]})"
-                           for k, i in c["first_difference"].items()) or "none"
-        lines.append(f"| {c['workload']} | {c['batch']} | {c['compared']} | {c['equal']} | {parted} |")
-    text = "\n".join(lines) + "\n"
-    (args.out / "throughput.md").write_text(text)
-    print(text)
+    print(write_report(rows, checks, args, save_s, warm_s))
 
 
 if __name__ == "__main__":
