@@ -30,7 +30,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, before any installed copy
 
+from bench_decode import VARIANTS  # noqa: E402
 from bench_gpu import build_model, environment, make, randomize_ahn  # noqa: E402
+
+DTYPES = ("bfloat16", "float16", "float32")
 
 
 def decode(dec, rows: list[int], steps: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,15 +102,17 @@ def main() -> None:
     p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK)
     p.add_argument("--dtypes", default="bfloat16,float32")
     args = p.parse_args()
+    dtypes = args.dtypes.split(",")
+    if bad := [d for d in dtypes if d not in DTYPES]:
+        p.error(f"--dtypes {args.dtypes!r}: {', '.join(bad)} not among {', '.join(DTYPES)}")
     from baselines import attach
     from baselines.engine import prefill
     from baselines.static_decode import StaticDecoder
 
-    fast = {"AHN_HARNESS_STEP_COMPILE": "1", "AHN_HARNESS_DECODE_SPLITS": "auto",
-            "AHN_HARNESS_DECODE_ATTENTION": "auto"}
+    fast = VARIANTS["fused"]  # the static step as `harness run` decodes on CUDA
     model = build_model()
     results = []
-    for dtype_name in args.dtypes.split(","):
+    for dtype_name in dtypes:
         model.to(getattr(torch, dtype_name))
         method = make(args.method)
         with attach(model, method):
@@ -143,8 +148,8 @@ def main() -> None:
                 results.append(rec)
             del alone, caches, batched
             torch.cuda.empty_cache()
-        write_report(results, args)
-    print(write_report(results, args))
+        text = write_report(results, args)
+    print(text)
 
 
 if __name__ == "__main__":
