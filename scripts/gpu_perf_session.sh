@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One device call of the performance work, each stage under its own time limit, results under $OUT/perf
 # (docs/PERFORMANCE.md says what each stage measures and the numbers it gave).
-#   bash scripts/gpu_perf_session.sh [decode-prefill|reproduce|batched|throughput|fused|flex|profile|all]
+#   bash scripts/gpu_perf_session.sh [decode-prefill|reproduce|batched|throughput|fused|flex|profile|all|auto]
+# auto: decode-prefill on an H200 (the card issue 12's targets name); on any other card the fp32 half of
+# scripts/check_batched_ids.py and then throughput, so a call that lands on the other card is not wasted.
 # decode-prefill (issue 12's Must show, ~9 minutes): the static step's GPU tests, then the static step (FlexAttention
 # over the slots), eager and stock transformers decode at 128k (ahn-gdn also at 32k and 512k), B = 1 and 8;
 # prefill of 131,072 tokens (ahn-gdn at the default chunk, full in one cuDNN pass), five runs each. reproduce (~8
@@ -22,6 +24,11 @@
 # and software.
 set -uo pipefail
 mode=${1:-decode-prefill}
+if [ "$mode" = auto ]; then
+  card=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+  echo "card: $card"
+  case "$card" in *H200*) mode=decode-prefill ;; *) mode=other-card ;; esac
+fi
 out=${OUT:-/tmp/out}/perf
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONPATH=${PYTHONPATH:-}:$PWD
@@ -45,6 +52,11 @@ fi
 if [ "$mode" = batched ]; then
   timeout 100 python3 -m pytest -q -m gpu tests/baselines/test_static_decode_gpu.py -k batched_rows 2>&1 | tail -3
   timeout 360 python3 scripts/check_batched_ids.py --out "$out" --length 40960 --rows 4 --steps 64 2>&1 | filter
+fi
+if [ "$mode" = other-card ]; then
+  timeout 170 python3 scripts/check_batched_ids.py --out "$out" --dtypes float32 --length 40960 --rows 4 \
+    --steps 48 2>&1 | filter
+  mode=throughput
 fi
 if [ "$mode" = throughput ] || [ "$mode" = all ]; then
   timeout 450 python3 scripts/bench_throughput.py --out "$out" --samples 4 --batch 4 --baseline-samples 1 2>&1 \
