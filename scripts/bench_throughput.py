@@ -6,12 +6,13 @@ prompt of N bytes is N tokens) and evaluated by `python -m harness run` itself (
 * `infbench-sum`: 128k-token prompts, 1,024 new tokens (InfiniteBench's summarisation tasks).
 Each workload runs with the new paths (`--decode static`, batched: the compiled step; cuDNN for causal and
 full-window chunks; the fused norms and MLPs), with the new paths at B = 1 (the same samples: a synthetic
-task's samples depend on how many are asked for, their needles spread over the depths), and with them off (`--decode eager`, one sample at a time, `PATHS_OFF`: the engine as it was),
-in the same process on the same weights. The batched run's generated token ids are compared with the B = 1 run's,
-sample by sample (issue 12: per-sample records equal to B = 1; in bf16 a near-tie may break differently, and
-the table says where). What has no switch stays in both
-(the kept window copied once per chunk, `baselines/raw_tokens.py`), so "off" is a little faster than the engine
-was, and the ratio a little smaller.
+task's samples depend on how many are asked for, their needles spread over the depths), and with them off
+(`--decode eager`, one sample at a time, `PATHS_OFF` and the chunk it used, `OFF_CHUNK`: the engine as it was), in
+the same process on the same weights. What has no switch stays in both (the kept window copied once per chunk,
+`baselines/raw_tokens.py`), so "off" is a little faster than the engine was, and the ratio a little smaller. Each
+row also splits a sample's time into its prefill, its share of the decode and the rest (host work around them).
+The batched run's generated token ids are compared with the B = 1 run's, sample by sample (issue 12: per-sample
+records equal to B = 1; in bf16 a near-tie may break differently, and the table says where).
 Samples per hour are 3600 × samples / Σ wall_s of the records (the steady state: model loading and compiling
 are reported apart, as `startup_s`). Writes `throughput.{json,md}`.
 
@@ -39,6 +40,9 @@ WORKLOADS = {"lveval-128k": (131072, 64), "infbench-sum": (131072, 1024)}
 PATHS_OFF = {"AHN_HARNESS_CAUSAL_CUDNN": "0", "AHN_HARNESS_WINDOW_ATTENTION": "flex", "AHN_HARNESS_FUSED_LAYERS": "0"}
 # the new paths (the defaults on CUDA since the sixth, ninth and eleventh sessions, set here so the benchmark does
 # not follow the defaults)
+# the prefill's chunk before the thirteenth session made 16,384 the default (`baselines/prefill_chunk.py`): the
+# paths-off run uses it, as the engine did
+OFF_CHUNK = 4096
 PATHS_ON = {"AHN_HARNESS_STEP_COMPILE": "1", "AHN_HARNESS_DECODE_SPLITS": "auto",
             "AHN_HARNESS_DECODE_ATTENTION": "auto", "AHN_HARNESS_WINDOW_ATTENTION": "split",
             "AHN_HARNESS_FUSED_LAYERS": "1", "AHN_HARNESS_FUSED_ROTARY": "1"}
@@ -101,11 +105,25 @@ def run_once(model_dir: Path, out: Path, method: str, length: int, new: int, sam
         raise RuntimeError(f"harness run exited {code}: {argv}")
     recs = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     steady = sum(r["wall_s"] for r in recs)
-    row = {"decode": decode, "batch": batch or 1, "samples": len(recs), "wall_s": total, "steady_s": steady,
-           "startup_s": total - steady, "samples_per_hour": 3600 * len(recs) / steady,
-           "prompt_tokens": recs[0]["prompt_tokens"], "new_tokens": recs[0]["n_generated"],
-           "prefill_s_median": sorted(r["prefill_s"] for r in recs)[len(recs) // 2]}
+    row = {"decode": decode, "batch": batch or 1, "chunk": chunk, "samples": len(recs), "wall_s": total,
+           "steady_s": steady, "startup_s": total - steady, "samples_per_hour": 3600 * len(recs) / steady,
+           "prompt_tokens": recs[0]["prompt_tokens"], "new_tokens": recs[0]["n_generated"], **breakdown(recs)}
     return row, {r["input_ids_sha256"]: r["generated_ids"] for r in recs}
+
+
+def _median(xs: Sequence[float]) -> float:
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def breakdown(recs: Sequence[dict]) -> dict[str, float]:
+    """Where a sample's wall time went, medians over the records: its own prefill; its share of the decode (a
+    batch's decode time is shared by its rows, `decode_batch`); and the rest (the prompt's tokenising and hashing,
+    the caches' copies into the decoder, the scoring and the record's write, any time the GPU waits for them)."""
+    decode = [r["decode_s"] / max(1, r.get("decode_batch") or 1) for r in recs]
+    other = [r["wall_s"] - r["prefill_s"] - d for r, d in zip(recs, decode)]
+    return {"prefill_s_median": _median([r["prefill_s"] for r in recs]), "decode_share_s_median": _median(decode),
+            "other_s_median": _median(other)}
 
 
 def compare(batched: dict[str, Sequence | None], alone: dict[str, Sequence | None]) -> dict:
@@ -137,17 +155,21 @@ def write_report(rows: list[dict], checks: list[dict], args, save_s: float, warm
     (args.out / "throughput.json").write_text(json.dumps(doc, indent=2) + "\n")
     lines = [f"# Harness throughput ({device}, {doc['date']}, torch {doc['torch']})", "",
              f"`harness run` on a random-weight Qwen2.5-3B-shaped model, {args.method}, {args.sinks} sinks + "
-             f"{args.window:,} window, chunk {args.chunk:,}. Samples per hour = 3600 × samples / Σ per-sample wall "
+             f"{args.window:,} window. Samples per hour = 3600 × samples / Σ per-sample wall "
              "time (model loading and compilation apart). Reproduce: `python scripts/bench_throughput.py`.", "",
-             "| workload | paths | batch | samples | prefill s (median) | samples / hour | vs paths off |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+             "Per sample (medians): its prefill, its share of the batch's decode, and the rest of its wall time.", "",
+             "| workload | paths | batch | chunk | samples | prefill s | decode s | other s | samples / hour | "
+             "vs paths off |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     base = {r["workload"]: r["samples_per_hour"] for r in rows if r["decode"] == "eager"}
     for r in rows:
         ratio = f"{r['samples_per_hour'] / base[r['workload']]:.1f}×" if r["workload"] in base else "(not yet)"
         paths = ("off (eager, one at a time)" if r["decode"] == "eager" else
                  "new (static step, batched)" if r["batch"] > 1 else "new (static step, B = 1)")
         lines.append(f"| {r['workload']} ({r['prompt_tokens']:,} + {r['new_tokens']:,}) | {paths} | {r['batch']} | "
-                     f"{r['samples']} | {r['prefill_s_median']:.2f} | {r['samples_per_hour']:.0f} | {ratio} |")
+                     f"{r['chunk']:,} | {r['samples']} | {r['prefill_s_median']:.2f} | "
+                     f"{r['decode_share_s_median']:.2f} | {r['other_s_median']:.2f} | {r['samples_per_hour']:.0f} | "
+                     f"{ratio} |")
     lines += ["", "Generated token ids, batched against the same samples decoded alone (B = 1, same paths):", "",
               "| workload | batch | samples compared | equal | first differing token (lengths batched / alone), "
               "by sample |",
@@ -177,6 +199,8 @@ def main() -> None:
     p.add_argument("--window", type=int, default=32640)
     p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="prefill chunk (default: the engine's, "
                         f"{DEFAULT_CHUNK})")
+    p.add_argument("--off-chunk", type=int, default=OFF_CHUNK, help="prefill chunk of the paths-off run (default: "
+                        f"the engine's before the thirteenth session, {OFF_CHUNK})")
     p.add_argument("--tiny", action="store_true", help="a tiny random model (CPU dry run of this script)")
     args = p.parse_args()
     rows, checks = [], []
@@ -196,7 +220,7 @@ def main() -> None:
         # session's run, without this, the first baseline prefill took 10.8 s against 5.7 s for the next one)
         with environment(PATHS_OFF):
             run_once(model_dir, Path(tmp) / "warm-up-off", args.method, warm_len, 2, 1, "eager", None, args.sinks,
-                     args.window, args.chunk)
+                     args.window, args.off_chunk)
         warm_s = time.perf_counter() - t0
         for name in args.workloads.split(","):
             length, new = WORKLOADS[name]
@@ -207,7 +231,7 @@ def main() -> None:
                 with environment(PATHS_OFF if decode == "eager" else PATHS_ON):
                     row, predictions[decode, batch] = run_once(
                         model_dir, Path(tmp) / f"{name}-{decode}-{batch}", args.method, length, new, n, decode,
-                        batch, args.sinks, args.window, args.chunk)
+                        batch, args.sinks, args.window, args.off_chunk if decode == "eager" else args.chunk)
                 row.update(workload=name, method=args.method)
                 rows.append(row)
                 print(json.dumps(row), flush=True)

@@ -25,13 +25,17 @@ def test_bench_throughput_tiny(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     cmd = [sys.executable, "scripts/bench_throughput.py", "--tiny", "--out", str(tmp_path), "--samples", "3",
            "--batch", "3", "--baseline-samples", "2", "--length", "2048", "--new-tokens", "8", "--sinks", "4",
-           "--window", "64", "--chunk", "128"]
+           "--window", "64", "--chunk", "128", "--off-chunk", "256"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads((tmp_path / "throughput.json").read_text())
     runs = {(r["workload"], r["decode"], r["batch"]): r["samples"] for r in doc["rows"]}
     assert runs == {(w, d, b): n for w in ("lveval-128k", "infbench-sum")
                     for d, b, n in (("static", 3, 3), ("static", 1, 3), ("eager", 1, 2))}
+    for r in doc["rows"]:  # the off run at its own chunk; a sample's time split three ways, the parts its wall
+        assert r["chunk"] == (256 if r["decode"] == "eager" else 128), r
+        assert r["prefill_s_median"] > 0 and r["decode_share_s_median"] > 0, r
+        assert r["prefill_s_median"] + r["decode_share_s_median"] <= r["steady_s"] / r["samples"] * 1.5, r
     for check in doc["batched_vs_alone"]:
         assert check["compared"] == 3 and check["equal"] == 3, check
     assert "| lveval-128k | 3 | 3 | 3 | none |" in (tmp_path / "throughput.md").read_text()
