@@ -117,20 +117,26 @@ def apply_chat(tokenizer: Any, text: str, chat_template_kwargs: dict[str, Any] |
 
 def truncate_text(tokenizer: Any, text: str, truncation: Truncation) -> tuple[str, int, bool]:
     """Cut ``text`` per ``truncation`` at token level; returns (text, tokens before, truncated)."""
+    text, n, truncated, _ = _truncate(tokenizer, text, truncation)
+    return text, n, truncated
+
+
+def _truncate(tokenizer: Any, text: str, truncation: Truncation) -> tuple[str, int, bool, list[int]]:
+    """`truncate_text`, also returning ``encode(tokenizer, text)`` of the text it was given (whose length decided)."""
     ids = encode(tokenizer, text)
     n = len(ids)
     if truncation.kind == "none" or n <= truncation.max_tokens:
-        return text, n, False
+        return text, n, False, ids
     budget = truncation.budget
     if truncation.kind == "left":
-        return tokenizer.decode(ids[-budget:], skip_special_tokens=True), n, True
+        return tokenizer.decode(ids[-budget:], skip_special_tokens=True), n, True, ids
     if truncation.style == "lveval":
         half = int(budget / 2)
         head = tokenizer.decode(ids[:half], skip_special_tokens=True)
         tail = tokenizer.decode(ids[-half:], skip_special_tokens=True) if half else ""
-        return head + tail, n, True
+        return head + tail, n, True, ids
     kept = ids[: budget // 2] + ids[-budget // 2 :]
-    return tokenizer.decode(kept, skip_special_tokens=True), n, True
+    return tokenizer.decode(kept, skip_special_tokens=True), n, True, ids
 
 
 def prepare(
@@ -148,12 +154,12 @@ def prepare(
     with the tokenizer's defaults, as the official scripts do.
     """
     prompt = sample.prompt if isinstance(sample, Sample) else sample
-    text, before, truncated = truncate_text(tokenizer, prompt, truncation)
+    text, before, truncated, whole = _truncate(tokenizer, prompt, truncation)
     if chat_template:
         text = apply_chat(tokenizer, text, chat_template_kwargs)
         ids = encode(tokenizer, text, add_special_tokens=False)
-    else:
-        ids = encode(tokenizer, text)
+    else:  # an uncut prompt is fed as it was just encoded (a 128k-token prompt takes ~0.1 s to encode again)
+        ids = whole if not truncated else encode(tokenizer, text)
     return Prepared(
         input_ids=ids, text=text, prompt_tokens_before=before, prompt_tokens_after=len(ids), truncated=truncated
     )

@@ -107,6 +107,29 @@ def test_no_truncation_when_it_fits(tok) -> None:
     assert p.truncated and p.text == (prompt + "!")[-10:]
 
 
+def test_an_uncut_prompt_is_encoded_once_and_a_cut_one_again(tok) -> None:
+    class Counting:  # the byte tokenizer, counting encodes
+        def __init__(self) -> None:
+            self.encodes = 0
+
+        def encode(self, text, add_special_tokens=True):
+            self.encodes += 1
+            return tok.encode(text, add_special_tokens=add_special_tokens)
+
+        def decode(self, ids, skip_special_tokens=False):
+            return tok.decode(ids, skip_special_tokens=skip_special_tokens)
+
+    prompt = "a prompt of 26 bytes here."
+    counting = Counting()
+    p = prepare(prompt, counting, Truncation("middle", 100), chat_template=False)
+    assert counting.encodes == 1 and not p.truncated
+    assert p.input_ids == list(prompt.encode()) and p.prompt_tokens_after == 26  # the byte tokenizer: id = byte
+    counting = Counting()
+    p = prepare(prompt, counting, Truncation("middle", 10), chat_template=False)
+    assert counting.encodes == 2 and p.truncated  # the cut text is what is fed: encoded after decoding
+    assert p.input_ids == list((prompt[:5] + prompt[-5:]).encode())
+
+
 def test_chat_template_is_explicit(tok) -> None:
     class NoTemplate:
         chat_template = None
