@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -61,6 +62,14 @@ def parting(batched: tuple[torch.Tensor, torch.Tensor], alone: tuple[torch.Tenso
                 "margin_batched_rel": (lb[t, b] - lb[t, a]).item() / scale}
         rec["near_tie"] = None if noise is None else rec["margin_alone_rel"] <= noise
     return rec
+
+
+_START = time.perf_counter()
+
+
+def progress(what: str) -> None:
+    """A line on stderr with the seconds since the start, so a run cut by its time limit shows where it was."""
+    print(f"[{time.perf_counter() - _START:7.1f} s] {what}", file=sys.stderr, flush=True)
 
 
 def write_report(results: list[dict], args) -> str:
@@ -122,8 +131,10 @@ def main() -> None:
             prompts = [torch.randint(0, 151000, (1, args.length), device="cuda", generator=g)
                        for _ in range(args.rows)]
             caches = [method.new_cache(model) for _ in prompts]
-            firsts = [int(prefill(model, method, c, ids, chunk_size=args.chunk).argmax(-1))
-                      for c, ids in zip(caches, prompts, strict=True)]
+            firsts = []
+            for row, (cache, ids) in enumerate(zip(caches, prompts, strict=True)):
+                firsts.append(int(prefill(model, method, cache, ids, chunk_size=args.chunk).argmax(-1)))
+                progress(f"{dtype_name}: prompt {row} prefilled")
             capacity = args.length + args.steps + 64
             with environment(fast):
                 together = StaticDecoder(model, method, args.rows, capacity)
@@ -131,6 +142,7 @@ def main() -> None:
             for row, (cache, ids, first) in enumerate(zip(caches, prompts, firsts, strict=True)):
                 together.load(row, cache, ids, first)
             batched = decode(together, list(range(args.rows)), args.steps)
+            progress(f"{dtype_name}: {args.steps} steps decoded at B = {args.rows}")
             splits = {"batched": together.flex_options.get("SPLIT_KV")}
             del together
             with environment(fast):
@@ -145,6 +157,7 @@ def main() -> None:
                 picks, logits = decode(alone, [0], args.steps)
                 rec |= parting((batched[0][:, row], batched[1][:, row]), (picks[:, 0], logits[:, 0]))
                 print(json.dumps(rec), flush=True)
+                progress(f"{dtype_name}: request {row} decoded alone")
                 results.append(rec)
             del alone, caches, batched
             torch.cuda.empty_cache()

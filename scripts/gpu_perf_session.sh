@@ -54,8 +54,8 @@ if [ "$mode" = batched ]; then
   timeout 360 python3 scripts/check_batched_ids.py --out "$out" --length 40960 --rows 4 --steps 64 2>&1 | filter
 fi
 if [ "$mode" = other-card ]; then
-  timeout 170 python3 scripts/check_batched_ids.py --out "$out" --dtypes float32 --length 40960 --rows 4 \
-    --steps 48 2>&1 | filter
+  timeout 240 python3 scripts/check_batched_ids.py --out "$out" --dtypes float32 --length 33024 --rows 4 \
+    --steps 32 2>&1 | filter
   mode=throughput
 fi
 if [ "$mode" = throughput ] || [ "$mode" = all ]; then
