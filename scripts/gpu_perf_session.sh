@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # One device call of the performance work, each stage under its own time limit, results under $OUT/perf
 # (docs/PERFORMANCE.md says what each stage measures and the numbers it gave).
-#   bash scripts/gpu_perf_session.sh [decode-prefill|reproduce|batched|throughput|fused|flex|profile|all|auto]
-# auto: decode-prefill on an H200 (the card issue 12's targets name); on any other card throughput on LV-Eval's
-# shape (with each sample's time split), then the fp32 half of scripts/check_batched_ids.py past the window, so a
-# call that lands on the other card is not wasted.
+#   bash scripts/gpu_perf_session.sh [decode-prefill|reproduce|batched|throughput|fused|flex|profile|all|auto|
+#                                     fp32-batched]
+# auto: decode-prefill on an H200 (the card issue 12's targets name); on any other card throughput (with each
+# sample's time split), so a call that lands on the other card is not wasted. fp32-batched (≤ 10 minutes, best on
+# a warm machine): the fp32 half of scripts/check_batched_ids.py past the window (AHN writing at every step).
 # decode-prefill (issue 12's Must show, ~9 minutes): the static step's GPU tests, then the static step (FlexAttention
 # over the slots), eager and stock transformers decode at 128k (ahn-gdn also at 32k and 512k), B = 1 and 8;
 # prefill of 131,072 tokens (ahn-gdn at the default chunk, full in one cuDNN pass), five runs each. reproduce (~8
@@ -55,9 +56,11 @@ if [ "$mode" = batched ]; then
   timeout 360 python3 scripts/check_batched_ids.py --out "$out" --length 40960 --rows 4 --steps 64 2>&1 | filter
 fi
 if [ "$mode" = other-card ]; then  # a fresh machine's warm-up compiles for ~5 minutes (fourteenth session)
-  timeout 400 python3 scripts/bench_throughput.py --out "$out" --workloads lveval-128k --samples 4 --batch 4 \
-    --baseline-samples 1 2>&1 | filter | grep '^|'
-  timeout 180 python3 scripts/check_batched_ids.py --out "$out" --dtypes float32 --length 33024 --rows 4 \
+  timeout 560 python3 scripts/bench_throughput.py --out "$out" --samples 4 --batch 4 --baseline-samples 1 2>&1 \
+    | filter | grep '^|'
+fi
+if [ "$mode" = fp32-batched ]; then  # past the window an fp32 prefill compiles FlexAttention's fp32 kernels first
+  timeout 560 python3 scripts/check_batched_ids.py --out "$out" --dtypes float32 --length 33024 --rows 4 \
     --steps 32 2>&1 | filter
 fi
 if [ "$mode" = throughput ] || [ "$mode" = all ]; then
