@@ -38,11 +38,11 @@ WORKLOADS = {"lveval-128k": (131072, 64), "infbench-sum": (131072, 1024)}
 # the engine before the fast paths: no cuDNN causal chunk, FlexAttention for every windowed chunk, the norms and
 # MLPs as the model's own modules (with `--decode eager`, one sample at a time)
 PATHS_OFF = {"AHN_HARNESS_CAUSAL_CUDNN": "0", "AHN_HARNESS_WINDOW_ATTENTION": "flex", "AHN_HARNESS_FUSED_LAYERS": "0"}
-# the new paths (the defaults on CUDA since the sixth, ninth and eleventh sessions, set here so the benchmark does
-# not follow the defaults)
 # the prefill's chunk before the thirteenth session made 16,384 the default (`baselines/prefill_chunk.py`): the
 # paths-off run uses it, as the engine did
 OFF_CHUNK = 4096
+# the new paths (the defaults on CUDA since the sixth, ninth and eleventh sessions, set here so the benchmark does
+# not follow the defaults)
 PATHS_ON = {"AHN_HARNESS_STEP_COMPILE": "1", "AHN_HARNESS_DECODE_SPLITS": "auto",
             "AHN_HARNESS_DECODE_ATTENTION": "auto", "AHN_HARNESS_WINDOW_ATTENTION": "split",
             "AHN_HARNESS_FUSED_LAYERS": "1", "AHN_HARNESS_FUSED_ROTARY": "1"}
