@@ -105,9 +105,13 @@ def run_once(model_dir: Path, out: Path, method: str, length: int, new: int, sam
         raise RuntimeError(f"harness run exited {code}: {argv}")
     recs = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     steady = sum(r["wall_s"] for r in recs)
-    row = {"decode": decode, "batch": batch or 1, "chunk": chunk, "samples": len(recs), "wall_s": total,
-           "steady_s": steady, "startup_s": total - steady, "samples_per_hour": 3600 * len(recs) / steady,
-           "prompt_tokens": recs[0]["prompt_tokens"], "new_tokens": recs[0]["n_generated"], **breakdown(recs)}
+    ok = [r for r in recs if r["status"] == "ok"]  # a failed sample (out of memory) has no times to split
+    if not ok:
+        raise RuntimeError(f"harness run: every sample failed, e.g. {recs[0].get('error')!r}: {argv}")
+    row = {"decode": decode, "batch": batch or 1, "chunk": chunk, "samples": len(recs), "failed": len(recs) - len(ok),
+           "wall_s": total, "steady_s": steady, "startup_s": total - steady,
+           "samples_per_hour": 3600 * len(recs) / steady, "prompt_tokens": ok[0]["prompt_tokens"],
+           "new_tokens": ok[0]["n_generated"], **breakdown(ok)}
     return row, {r["input_ids_sha256"]: r["generated_ids"] for r in recs}
 
 
@@ -167,7 +171,8 @@ def write_report(rows: list[dict], checks: list[dict], args, save_s: float, warm
         paths = ("off (eager, one at a time)" if r["decode"] == "eager" else
                  "new (static step, batched)" if r["batch"] > 1 else "new (static step, B = 1)")
         lines.append(f"| {r['workload']} ({r['prompt_tokens']:,} + {r['new_tokens']:,}) | {paths} | {r['batch']} | "
-                     f"{r['chunk']:,} | {r['samples']} | {r['prefill_s_median']:.2f} | "
+                     f"{r['chunk']:,} | {r['samples']}{f' ({n} failed)' if (n := r.get('failed')) else ''} | "
+                     f"{r['prefill_s_median']:.2f} | "
                      f"{r['decode_share_s_median']:.2f} | {r['other_s_median']:.2f} | {r['samples_per_hour']:.0f} | "
                      f"{ratio} |")
     lines += ["", "Generated token ids, batched against the same samples decoded alone (B = 1, same paths):", "",
