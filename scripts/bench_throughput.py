@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from statistics import median_high
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, before any installed copy
@@ -115,19 +116,14 @@ def run_once(model_dir: Path, out: Path, method: str, length: int, new: int, sam
     return row, {r["input_ids_sha256"]: r["generated_ids"] for r in recs}
 
 
-def _median(xs: Sequence[float]) -> float:
-    xs = sorted(xs)
-    return xs[len(xs) // 2]
-
-
 def breakdown(recs: Sequence[dict]) -> dict[str, float]:
     """Where a sample's wall time went, medians over the records: its own prefill; its share of the decode (a
     batch's decode time is shared by its rows, `decode_batch`); and the rest (the prompt's tokenising and hashing,
     the caches' copies into the decoder, the scoring and the record's write, any time the GPU waits for them)."""
     decode = [r["decode_s"] / max(1, r.get("decode_batch") or 1) for r in recs]
     other = [r["wall_s"] - r["prefill_s"] - d for r, d in zip(recs, decode)]
-    return {"prefill_s_median": _median([r["prefill_s"] for r in recs]), "decode_share_s_median": _median(decode),
-            "other_s_median": _median(other)}
+    return {"prefill_s_median": median_high([r["prefill_s"] for r in recs]),
+            "decode_share_s_median": median_high(decode), "other_s_median": median_high(other)}
 
 
 def compare(batched: dict[str, Sequence | None], alone: dict[str, Sequence | None]) -> dict:
