@@ -22,7 +22,11 @@ are reported apart, as `startup_s`). Writes `throughput.{json,md}`.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
+import pstats
+import re
 import sys
 import tempfile
 import time
@@ -85,8 +89,11 @@ def save_model(folder: Path, layers: int | None, tiny: bool, method: str, sinks:
 
 
 def run_once(model_dir: Path, out: Path, method: str, length: int, new: int, samples: int, decode: str,
-             batch: int | None, sinks: int, window: int, chunk: int) -> tuple[dict, dict[str, list[int] | None]]:
-    """One `harness run`: its timing row, and each sample's generated token ids by the hash of its input ids."""
+             batch: int | None, sinks: int, window: int, chunk: int,
+             profile: Path | None = None) -> tuple[dict, dict[str, list[int] | None]]:
+    """One `harness run`: its timing row, and each sample's generated token ids by the hash of its input ids.
+    With `profile`, the run is under cProfile and its functions by cumulative host time go to that file (where
+    the host waits for the GPU, at a synchronisation, the wait is charged to the function that synchronises)."""
     from harness.cli import main
 
     label = f"{length // 1024}k" if length >= 1024 else str(length)
@@ -99,9 +106,20 @@ def run_once(model_dir: Path, out: Path, method: str, length: int, new: int, sam
         argv += ["--ahn-checkpoint", str(model_dir / "ahn")]
     if batch:
         argv += ["--batch-size", str(batch)]
+    profiler = cProfile.Profile() if profile else None
     t0 = time.perf_counter()
+    if profiler:
+        profiler.enable()
     code = main(argv)
+    if profiler:
+        profiler.disable()
     total = time.perf_counter() - t0
+    if profiler:
+        text = io.StringIO()  # every function's top 40, then the harness's own (this repository's files)
+        stats = pstats.Stats(profiler, stream=text).sort_stats("cumulative")
+        stats.print_stats(40)
+        stats.print_stats(f"^{re.escape(str(Path(__file__).resolve().parents[1]))}/(?!\\.venv/)", 80)
+        profile.write_text(text.getvalue())
     if code != 0:
         raise RuntimeError(f"harness run exited {code}: {argv}")
     recs = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
@@ -202,6 +220,9 @@ def main() -> None:
                         f"{DEFAULT_CHUNK})")
     p.add_argument("--off-chunk", type=int, default=OFF_CHUNK, help="prefill chunk of the paths-off run (default: "
                         f"the engine's before the thirteenth session, {OFF_CHUNK})")
+    p.add_argument("--profile-host", type=int, default=0, metavar="N",
+                   help="after the table, N more samples of the first workload at B = 1 (new paths) under cProfile: "
+                        "host_profile.txt says where a sample's time outside its prefill and decode goes")
     p.add_argument("--tiny", action="store_true", help="a tiny random model (CPU dry run of this script)")
     args = p.parse_args()
     rows, checks = [], []
@@ -240,6 +261,13 @@ def main() -> None:
             same = compare(predictions["static", args.batch], predictions["static", 1])
             checks.append({"workload": name, "batch": args.batch, **same})
             print(json.dumps(checks[-1]), flush=True)
+        if args.profile_host:
+            length, new = WORKLOADS[args.workloads.split(",")[0]]
+            with environment(PATHS_ON):
+                row, _ = run_once(model_dir, Path(tmp) / "profiled", args.method, args.length or length,
+                                  args.new_tokens or new, args.profile_host, "static", 1, args.sinks, args.window,
+                                  args.chunk, profile=args.out / "host_profile.txt")
+            print("profiled (B = 1, under cProfile):", json.dumps(row), flush=True)
     print(write_report(rows, checks, args, save_s, warm_s))
 
 

@@ -25,6 +25,8 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, 
 
 from bench_gpu import build_model, make, qwen_config, randomize_ahn  # noqa: E402
 
+from baselines.prefill_chunk import DEFAULT_CHUNK  # noqa: E402
+
 
 def emit(out, rec: dict) -> None:
     line = json.dumps(rec)
@@ -293,7 +295,8 @@ def checks(out) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--length", type=int, default=131072)
-    p.add_argument("--chunk", type=int, default=4096)
+    p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help=f"prefill chunk (default: the engine's, "
+                                                                    f"{DEFAULT_CHUNK})")
     p.add_argument("--methods", default="ahn-gdn,swa,full")
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--out", type=Path)

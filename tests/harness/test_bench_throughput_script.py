@@ -25,7 +25,7 @@ def test_bench_throughput_tiny(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     cmd = [sys.executable, "scripts/bench_throughput.py", "--tiny", "--out", str(tmp_path), "--samples", "3",
            "--batch", "3", "--baseline-samples", "2", "--length", "2048", "--new-tokens", "8", "--sinks", "4",
-           "--window", "64", "--chunk", "128", "--off-chunk", "256"]
+           "--window", "64", "--chunk", "128", "--off-chunk", "256", "--profile-host", "1"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads((tmp_path / "throughput.json").read_text())
@@ -39,6 +39,8 @@ def test_bench_throughput_tiny(tmp_path: Path) -> None:
     for check in doc["batched_vs_alone"]:
         assert check["compared"] == 3 and check["equal"] == 3, check
     assert "| lveval-128k | 3 | 3 | 3 | none |" in (tmp_path / "throughput.md").read_text()
+    profile = (tmp_path / "host_profile.txt").read_text()  # the profiled run: the harness's own functions in it
+    assert all(f"({name})" in profile for name in ("generate_many", "prefill", "_prepare_record")), profile[:2000]
 
 
 def test_compare_tells_a_changed_token_from_an_earlier_stop() -> None:
