@@ -107,6 +107,42 @@ def _rms(x: Tensor, eps: float) -> Tensor:
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
 
 
+def delta_output_norm(r: Tensor, gate: Tensor, weight: Tensor, eps: float, dtype: torch.dtype) -> Tensor:
+    """GDN/DN read-out before ``o_proj``: per-head RMSNorm of r [B,T,H,dh] in fp32, times the norm's weight and
+    silu(gate [B,T,H]), flattened to [B,T,H*dh] in ``dtype``."""
+    u = _rms(_fp(r), eps) * _fp(weight) * F.silu(_fp(gate))[..., None]
+    return u.flatten(-2).to(dtype)
+
+
+def mamba2_output_norm(r: Tensor, gate: Tensor, weight: Tensor, eps: float, dtype: torch.dtype) -> Tensor:
+    """Mamba2 read-out before ``o_proj``: r [B,T,H,dh] times silu(gate [B,T,H]), then one RMSNorm over all
+    H*dh dims in fp32, times the norm's weight, in ``dtype``."""
+    y = _fp(r) * F.silu(_fp(gate))[..., None]  # gate before the norm
+    return (_rms(y.flatten(-2), eps) * _fp(weight)).to(dtype)
+
+
+def l2norm_delta_contiguous(x: Tensor) -> Tensor:
+    """``l2norm_delta(x)`` laid out contiguously (the fla kernels copy any other layout first)."""
+    return l2norm_delta(x).contiguous()
+
+
+FUSED_MIN_TOKENS = 64  # shorter inputs (a decode step) keep the plain functions: no compiled call per token
+
+
+def fused(fn, x: Tensor, tokens: int):
+    """``fn`` or its compiled form: compiled (one fused kernel instead of one pass over the chunk per operation;
+    `baselines.fused_layers`) for inference on chunks of more than FUSED_MIN_TOKENS tokens where
+    AHN_HARNESS_FUSED_LAYERS turns fusion on for x's device (CUDA by default), outside any compiled region and
+    CUDA-graph capture; the plain function otherwise (the reference, on the CPU and for training)."""
+    if tokens <= FUSED_MIN_TOKENS or torch.is_grad_enabled() or torch.compiler.is_compiling():
+        return fn
+    from baselines import fused_layers
+
+    if not fused_layers.enabled(x.device) or (x.is_cuda and torch.cuda.is_current_stream_capturing()):
+        return fn
+    return fused_layers.compiled_or_own(fn)
+
+
 def _fp(x: Tensor) -> Tensor:
     """Upcast to fp32 for gate and norm math (fp64 stays fp64 so tests can run exactly)."""
     return x if x.dtype == torch.float64 else x.float()
@@ -234,13 +270,13 @@ class _DeltaCell(AHNCell):
         self.o_proj = GroupLinear(H, dh, dh, device=device, dtype=dtype)
 
     def output_from(self, r: Tensor, proj: dict[str, Tensor], dtype: torch.dtype) -> Tensor:
-        gate = F.silu(_fp(proj["g_proj"]))[..., None]  # [B,T,H,1]: one scalar per head
-        u = _rms(_fp(r), self.norm_eps) * _fp(self.o_norm.weight) * gate
-        return self.o_proj(u.flatten(-2).to(dtype)).to(dtype)
+        norm = fused(delta_output_norm, r, r.shape[1])
+        return self.o_proj(norm(r, proj["g_proj"], self.o_norm.weight, self.norm_eps, dtype)).to(dtype)
 
     def _scan(self, q, k, v, beta, g, state, backend):
         self._check_qkv(q, k, v)
-        return dispatch.delta_rule(l2norm_delta(q), l2norm_delta(k), v, beta, g, scale=self.head_dim ** -0.5,
+        norm = fused(l2norm_delta_contiguous, q, q.shape[1])
+        return dispatch.delta_rule(norm(q), norm(k), v, beta, g, scale=self.head_dim ** -0.5,
                                    initial_state=state, backend=backend)
 
 
@@ -387,9 +423,8 @@ class Mamba2Cell(AHNCell):
                                      backend=backend)
 
     def output_from(self, r: Tensor, proj: dict[str, Tensor], dtype: torch.dtype) -> Tensor:
-        y = _fp(r) * F.silu(_fp(proj["g_proj"]))[..., None]  # gate before the norm
-        u = _rms(y.flatten(-2), self.norm_eps) * _fp(self.norm.weight)  # one norm over all H*dh dims
-        return self.o_proj(u.to(dtype)).to(dtype)
+        norm = fused(mamba2_output_norm, r, r.shape[1])
+        return self.o_proj(norm(r, proj["g_proj"], self.norm.weight, self.norm_eps, dtype)).to(dtype)
 
 
 CELL_CLASSES: dict[str, type[AHNCell]] = {"gdn": GatedDeltaNetCell, "dn": DeltaNetCell, "mamba2": Mamba2Cell}

@@ -146,8 +146,8 @@ class AHNMethod(MemoryMethod):
         """Write the evicted tokens (k, v [B,Hkv,n,dh] and their gates), read with q [B,H,n,dh]. `proj`: the
         reading tokens' x projections if already computed (the static step), else the output gate reads x_query."""
         rep = q.shape[1] // k.shape[1]  # GQA: AHN head i uses KV head i // rep
-        k = k.repeat_interleave(rep, dim=1).transpose(1, 2)
-        v = v.repeat_interleave(rep, dim=1).transpose(1, 2)
+        k = k.transpose(1, 2).repeat_interleave(rep, dim=2)  # [B,n,H,dh], contiguous as the kernels read it
+        v = v.transpose(1, 2).repeat_interleave(rep, dim=2)
         r, state = fn.scan(q.transpose(1, 2), k, v, gates, state, backend=backend or self.backend)
         out = fn.output(r, x_query) if proj is None else fn.output_from(r, proj, x_query.dtype)
         return out, state

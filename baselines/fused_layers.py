@@ -136,7 +136,8 @@ _SWAPPED: dict[str, Callable] = {}  # module name -> its own apply_rotary_pos_em
 _UNCOMPILABLE: set[Callable] = set()  # functions inductor failed on in this process: they run as they are
 
 
-def _compiled_or_own(fn: Callable) -> Callable:
+@functools.cache
+def compiled_or_own(fn: Callable) -> Callable:
     """``fn`` compiled (`compile_shared`); where compiling it fails, ``fn`` itself from then on, with a warning
     (a model's function of another form should cost speed, not the run)."""
     compiled = compile_shared(fn)
@@ -171,7 +172,7 @@ def fused_layers(model: nn.Module, compiled: bool = True, rotary: bool = False) 
                 continue
             _SWAPPED[source.__name__] = source.apply_rotary_pos_emb
             swapped.append(source)
-            source.apply_rotary_pos_emb = _compiled_or_own(_SWAPPED[source.__name__])
+            source.apply_rotary_pos_emb = compiled_or_own(_SWAPPED[source.__name__])
         for module in model.modules():
             plain = _plain(module)
             if plain is None or "forward" in module.__dict__ or not _agrees(module, plain):

@@ -12,7 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,12 +101,20 @@ def _dims(model) -> ModelDims:
     return ModelDims.from_hf_config(model.config)
 
 
+Prepared = tuple[SampleRecord, torch.Tensor, int]  # the record so far, the prompt's ids [1, T] (CPU), new tokens
+# The tokenizer is used by two threads (the next group's prompts are prepared while the current group runs,
+# `_prepared_groups`); a Hugging Face fast tokenizer may change its own settings while encoding, so one at a time.
+_TOKENIZER_LOCK = threading.Lock()
+
+
 def _prepare_record(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDims,
-                    costs: CostModel) -> tuple[SampleRecord, torch.Tensor, int]:
-    """The prompt as its benchmark prepares it, and the record's fields known before generation."""
+                    costs: CostModel) -> Prepared:
+    """The prompt as its benchmark prepares it, and the record's fields known before generation. Host work
+    only (the ids stay on the CPU), so it can run on a worker thread while the device runs another group."""
     task = task_settings(sample)
     chat = _chat(settings.chat_template, task.chat_template)
-    prepared = prepare(sample, lo.tokenizer, task.truncation, chat)
+    with _TOKENIZER_LOCK:
+        prepared = prepare(sample, lo.tokenizer, task.truncation, chat)
     max_new = settings.max_new_tokens if settings.max_new_tokens is not None else sample.max_new_tokens
     record = SampleRecord(
         key=sample.key, task=sample.task, level=sample.level, id=sample.id,
@@ -120,7 +131,7 @@ def _prepare_record(lo: Loaded, sample: Sample, settings: RunSettings, dims: Mod
     record.flops_mixing_paper, record.flops_mixing_actual = cost.flops_mixing, cost.flops_mixing_actual
     record.cache_bytes_paper, record.cache_bytes_actual = cost.cache_bytes, cost.cache_bytes_actual
     record.params_extra = cost.params_extra
-    return record, torch.tensor([prepared.input_ids], device=lo.device), max_new
+    return record, torch.tensor([prepared.input_ids]), max_new
 
 
 def _failed(record: SampleRecord, exc: BaseException, lo: Loaded) -> SampleRecord:
@@ -130,7 +141,8 @@ def _failed(record: SampleRecord, exc: BaseException, lo: Loaded) -> SampleRecor
 
 
 def _finish_record(record: SampleRecord, result, lo: Loaded, sample: Sample, batch: int) -> SampleRecord:
-    prediction = lo.tokenizer.decode(result.tokens[0], skip_special_tokens=True)
+    with _TOKENIZER_LOCK:
+        prediction = lo.tokenizer.decode(result.tokens[0], skip_special_tokens=True)
     scored = score_detailed(sample.task, prediction, sample.answers, sample.extra)
     record.status, record.error, record.prediction = "ok", None, prediction
     record.score, record.score_note = scored.score, scored.note
@@ -146,13 +158,15 @@ def _finish_record(record: SampleRecord, result, lo: Loaded, sample: Sample, bat
 
 
 def run_sample(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDims,
-               costs: CostModel | None = None) -> SampleRecord:
+               costs: CostModel | None = None, prepared: Prepared | None = None) -> SampleRecord:
     """One sample end to end; never raises for a sample-level failure (recorded as status=failed).
 
-    `costs` is the method's cost model (asked of the method when not given)."""
-    record, ids, max_new = _prepare_record(lo, sample, settings, dims, costs or cost_model_of(lo.method))
+    `costs` is the method's cost model (asked of the method when not given); `prepared`, the sample's
+    `_prepare_record` if already made."""
+    record, ids, max_new = prepared or _prepare_record(lo, sample, settings, dims, costs or cost_model_of(lo.method))
     try:
-        result = generate(lo.model, lo.method, ids, max_new_tokens=max_new, chunk_size=lo.preset.chunk_size,
+        result = generate(lo.model, lo.method, ids.to(lo.device), max_new_tokens=max_new,
+                          chunk_size=lo.preset.chunk_size,
                           repetition_penalty=settings.repetition_penalty)
     except torch.OutOfMemoryError as exc:
         return _failed(record, exc, lo)
@@ -160,14 +174,17 @@ def run_sample(lo: Loaded, sample: Sample, settings: RunSettings, dims: ModelDim
 
 
 def run_batch(lo: Loaded, samples: list[Sample], settings: RunSettings, dims: ModelDims, rows: int,
-              pool: DecoderPool, costs: CostModel | None = None) -> list[SampleRecord]:
+              pool: DecoderPool, costs: CostModel | None = None,
+              prepared: list[Prepared] | None = None) -> list[SampleRecord]:
     """Several samples: each prefilled alone, decoded together through the static step (`generate_many`).
     Per-sample records equal `run_sample`'s but for times (decode time and peak memory are the batch's). If
-    the batch runs out of memory, its samples run one at a time."""
+    the batch runs out of memory, its samples run one at a time. `prepared`: the samples' `_prepare_record`s
+    if already made."""
     costs = costs or cost_model_of(lo.method)
-    prepared = [_prepare_record(lo, s, settings, dims, costs) for s in samples]
+    prepared = prepared or [_prepare_record(lo, s, settings, dims, costs) for s in samples]
     try:
-        results = generate_many(lo.model, lo.method, [ids for _, ids, _ in prepared], [m for _, _, m in prepared],
+        results = generate_many(lo.model, lo.method, [ids.to(lo.device) for _, ids, _ in prepared],
+                                [m for _, _, m in prepared],
                                 chunk_size=lo.preset.chunk_size, repetition_penalty=settings.repetition_penalty,
                                 pool=pool, batch=rows)
     except torch.OutOfMemoryError:
@@ -241,18 +258,21 @@ def run_preset(preset: Preset, settings: RunSettings, out_dir: Path) -> Path:
         bar = tqdm(total=len(todo), desc=preset.name, unit="sample", dynamic_ncols=True,
                    disable=True if rank != 0 else tqdm_disable(settings.progress))
         pool = DecoderPool()
+        groups = [todo[begin:begin + max(1, rows)] for begin in range(0, len(todo), max(1, rows))]
         with store:
-            for begin in range(0, len(todo), max(1, rows)):
-                group = todo[begin:begin + max(1, rows)]
-                t0 = time.perf_counter()
-                records = run_batch(lo, group, settings, dims, rows, pool, costs) if rows else \
-                    [run_sample(lo, group[0], settings, dims, costs)]
+            t0 = time.perf_counter()  # a group's wall time runs from the end of the one before it
+            for group, prepared in _prepared_groups(
+                    groups, lambda g: [_prepare_record(lo, s, settings, dims, costs) for s in g]):
+                records = run_batch(lo, group, settings, dims, rows, pool, costs, prepared) if rows else \
+                    [run_sample(lo, group[0], settings, dims, costs, prepared[0])]
+                wall = (time.perf_counter() - t0) / len(records)
                 for record in records:
-                    record.wall_s = (time.perf_counter() - t0) / len(records)
+                    record.wall_s = wall
                     store.append(record.to_dict())
                     bar.update(1)
                     if record.status == "ok":
                         bar.set_postfix(score=f"{record.score:.2f}", tok=record.prompt_tokens)
+                t0 = time.perf_counter()
         bar.close()
     _barrier(world)
     if rank == 0:
@@ -261,6 +281,23 @@ def run_preset(preset: Preset, settings: RunSettings, out_dir: Path) -> Path:
         write_summary(out_dir)
         _warn_if_window_holds_everything(preset, out_dir)
     return out_dir
+
+
+def _prepared_groups(groups: list[list[Sample]], prepare_group: Callable[[list[Sample]], list[Prepared]]
+                     ) -> Iterator[tuple[list[Sample], list[Prepared]]]:
+    """Each group with its prepared prompts, in order. The next group's are prepared on a worker thread while
+    the caller runs the current one: tokenising a 128k-token prompt is ~0.2 s of host time (`docs/PERFORMANCE.md`,
+    fifteenth session) that the device would otherwise wait for. A preparation's error is raised here, when
+    its group's turn comes."""
+    if not groups:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="harness-prepare") as worker:
+        ahead = worker.submit(prepare_group, groups[0])
+        for i, group in enumerate(groups):
+            prepared = ahead.result()
+            if i + 1 < len(groups):
+                ahead = worker.submit(prepare_group, groups[i + 1])
+            yield group, prepared
 
 
 def _warn_if_window_holds_everything(preset: Preset, out_dir: Path) -> None:

@@ -2,7 +2,7 @@
 # One device call of the performance work, each stage under its own time limit, results under $OUT/perf
 # (docs/PERFORMANCE.md says what each stage measures and the numbers it gave).
 #   bash scripts/gpu_perf_session.sh [decode-prefill|reproduce|batched|throughput|fused|flex|profile|all|auto|
-#                                     fp32-batched]
+#                                     fp32-batched|prefill-ab]
 # auto: decode-prefill on an H200 (the card issue 12's targets name); on any other card throughput (with each
 # sample's time split), so a call that lands on the other card is not wasted. fp32-batched (≤ 10 minutes, best on
 # a warm machine): the fp32 half of scripts/check_batched_ids.py past the window (AHN writing at every step).
@@ -24,24 +24,25 @@
 # against their plain forms in the same run, ahn-gdn's prefill under the profiler, and the static decode
 # step's kernels (ahn-gdn and swa). Each benchmark checks the GPU is otherwise idle and records device, clocks
 # and software.
-# A fresh machine spends minutes compiling (the fourteenth session's throughput warm-up: 306 s). The compiled
-# kernels are kept in one cache folder and come back as $OUT/inductor-cache.tgz when it is small enough to; put
-# that file in the ignored folder .inductor-cache/ and carry it, and the next fresh machine starts from them
-# (inductor's and Triton's own on-disk caches, keyed by the code, the card and the software: a stale entry is
-# never used, only recompiled).
+# A fresh machine spends minutes compiling (the throughput warm-up: 306 s in the fourteenth session, 159 s in the
+# fifteenth). The compiled kernels are kept in one cache folder and come back as $OUT/inductor-cache.tgz.00, .01,
+# … (15 MiB pieces: the device returns files of at most 16 MiB); put them in the ignored folder .inductor-cache/
+# and carry it, and the next fresh machine starts from them (inductor's and Triton's own on-disk caches, keyed by
+# the code, the card and the software: a stale entry is never used, only recompiled).
 set -uo pipefail
 mode=${1:-decode-prefill}
 cache=/tmp/inductor-cache
 export TORCHINDUCTOR_CACHE_DIR=$cache TRITON_CACHE_DIR=$cache/triton-user TRITON_CACHE_AUTOTUNING=1
 mkdir -p "$cache"
-if [ -f .inductor-cache/inductor-cache.tgz ]; then
-  tar -xzf .inductor-cache/inductor-cache.tgz -C "$cache" && echo "inductor cache: $(du -sh "$cache" | cut -f1) restored"
+if compgen -G ".inductor-cache/inductor-cache.tgz.*" > /dev/null; then
+  cat .inductor-cache/inductor-cache.tgz.* | tar -xzf - -C "$cache" \
+    && echo "inductor cache: $(du -sh "$cache" | cut -f1) restored"
 fi
-save_cache() {  # at most 15 MiB comes back (the device's limit per file is 16 MiB)
+save_cache() {  # at most three pieces come back (the device returns eight files a call)
   tar -czf /tmp/inductor-cache.tgz -C "$cache" . 2>/dev/null
   size=$(stat -c %s /tmp/inductor-cache.tgz)
-  if [ "$size" -le 15728640 ]; then cp /tmp/inductor-cache.tgz "${OUT:-/tmp/out}/"; fi
-  echo "inductor cache: $((size / 1048576)) MiB compressed$([ "$size" -le 15728640 ] || echo ', too large to come back')"
+  if [ "$size" -le $((3 * 15728640)) ]; then split -b 15m -d /tmp/inductor-cache.tgz "${OUT:-/tmp/out}/inductor-cache.tgz."; fi
+  echo "inductor cache: $((size / 1048576)) MiB compressed$([ "$size" -le $((3 * 15728640)) ] || echo ', too large to come back')"
 }
 trap save_cache EXIT
 if [ "$mode" = auto ]; then
@@ -88,6 +89,16 @@ if [ "$mode" = other-card ]; then  # a fresh machine's warm-up compiles for ~5 m
   host_profile_lines "$out/host_profile.txt"
   left=$((530 - SECONDS))
   if [ "$left" -gt 90 ]; then prefill_profile "$left"; fi
+fi
+if [ "$mode" = prefill-ab ]; then  # this tree's prefill against .prev's (an ignored copy of an earlier commit:
+  # docs/PERFORMANCE.md, "Next GPU session"), in one call, alternating; first the AHN's GPU parity tests
+  AHN_HARNESS_FIXTURES=$PWD/.fixtures timeout 120 python3 -m pytest -q -m gpu tests/ahn/test_official_parity_gpu.py \
+    2>&1 | tail -3
+  for tree in . .prev .; do  # each script imports the packages of its own tree
+    PYTHONPATH="${PYTHONPATH//$PWD/$PWD/$tree}" timeout 130 python3 "$tree/scripts/bench_gpu.py" --out "$out/$([ "$tree" = . ] && echo new || echo prev)" \
+      --lengths 131072 --methods ahn-gdn --reps 5 --skip-decode --skip-parity --extra-chunks '' 2>&1 | filter \
+      | grep '^| ahn' | sed "s|^|$tree |"
+  done
 fi
 if [ "$mode" = fp32-batched ]; then  # past the window an fp32 prefill compiles FlexAttention's fp32 kernels first
   timeout 560 python3 scripts/check_batched_ids.py --out "$out" --dtypes float32 --length 33024 --rows 4 \

@@ -365,3 +365,53 @@ def test_mamba2_init_options_set_decay_and_write_strength():
     assert init_options("mamba2") == ("dt_bias", "A_scale") and init_options("dn") == ()
     with pytest.raises(ValueError, match="A_scale > 0"):
         cell.reset_parameters(A_scale=0.0)
+
+
+# -- the compiled pieces (long inference chunks on CUDA; forced here on the CPU) ------------------------------
+
+
+def test_fused_pieces_are_taken_only_for_long_inference_chunks(monkeypatch):
+    from ahn.cells import FUSED_MIN_TOKENS, fused, l2norm_delta
+    from baselines import fused_layers
+
+    x = torch.zeros(1, FUSED_MIN_TOKENS + 1, H, DH)
+    monkeypatch.setenv(fused_layers.ENV, "1")  # the default: CUDA only
+    with torch.no_grad():
+        assert fused(l2norm_delta, x, x.shape[1]) is l2norm_delta
+    monkeypatch.setenv(fused_layers.ENV, "force")
+    with torch.no_grad():
+        assert fused(l2norm_delta, x, x.shape[1]) is fused_layers.compiled_or_own(l2norm_delta)
+        assert fused(l2norm_delta, x, FUSED_MIN_TOKENS) is l2norm_delta  # a decode step: plain
+    assert fused(l2norm_delta, x, x.shape[1]) is l2norm_delta  # gradients (training): plain
+    monkeypatch.setenv(fused_layers.ENV, "0")
+    with torch.no_grad():
+        assert fused(l2norm_delta, x, x.shape[1]) is l2norm_delta
+
+
+@pytest.mark.parametrize("kind", CELL_KINDS)
+def test_fused_scan_and_output_equal_the_plain_ones_in_fp64(kind, monkeypatch):
+    """Over FUSED_MIN_TOKENS tokens with fusion forced, a cell's scan and output run their norms compiled by
+    inductor (on the CPU here) and equal the plain functions to fp64 rounding: the compiled kernels may sum a
+    norm's squares in another order (~1e-16 relative), which the recurrence carries over 80 tokens; 1e-12 of
+    the largest value bounds that, while a dropped weight, gate or epsilon differs by far more."""
+    from baselines import fused_layers
+
+    compiled = []
+    own = fused_layers.compiled_or_own
+    monkeypatch.setattr(fused_layers, "compiled_or_own", lambda fn: compiled.append(fn.__name__) or own(fn))
+    cell = randomized(kind)
+    T = 80
+    q, k, v, x = qkv(T)
+    gates = cell.write_gates(x)
+    with torch.no_grad():
+        ref_r, ref_state = cell.scan(q, k, v, gates)
+        ref_out = cell.output(ref_r, x)
+        assert compiled == []
+        monkeypatch.setenv(fused_layers.ENV, "force")
+        r, state = cell.scan(q, k, v, gates)
+        out = cell.output(r, x)
+    want = {"gdn": ["l2norm_delta_contiguous", "delta_output_norm"],
+            "dn": ["l2norm_delta_contiguous", "delta_output_norm"], "mamba2": ["mamba2_output_norm"]}[kind]
+    assert compiled == want
+    for got, ref in ((r, ref_r), (state, ref_state), (out, ref_out)):
+        assert (got - ref).abs().max() <= 1e-12 * ref.abs().max()

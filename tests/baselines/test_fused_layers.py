@@ -151,7 +151,7 @@ def test_a_function_inductor_cannot_compile_runs_as_it_is():
         torch._dynamo.graph_break()  # not one graph: compile_shared's fullgraph refuses it
         return q * 2, k * 3
 
-    call = fused_layers._compiled_or_own(rotary)
+    call = fused_layers.compiled_or_own(rotary)
     q, k = torch.ones(2), torch.ones(3)
     with pytest.warns(UserWarning, match="runs uncompiled"):
         a, b = call(q, k)

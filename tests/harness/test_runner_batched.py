@@ -42,3 +42,38 @@ def test_static_decode_of_a_method_without_layout_is_refused(tmp_path, capsys):
                  "--no-progress", "--output", str(tmp_path / "ct"), "--decode", "static"])
     assert code == 2
     assert "no static decode layout" in capsys.readouterr().err
+
+
+def test_the_next_group_is_prepared_while_the_current_one_runs():
+    import threading
+
+    from harness.runner import _prepared_groups
+
+    started = {i: threading.Event() for i in range(3)}
+
+    def prepare(group):
+        started[group[0]].set()
+        return [f"prepared {x}" for x in group]
+
+    seen = []
+    for group, prepared in _prepared_groups([[0], [1], [2]], prepare):
+        assert prepared == [f"prepared {group[0]}"]
+        if group[0] < 2:  # the worker has started on the next group while this one is held
+            assert started[group[0] + 1].wait(timeout=30)
+        seen.append(group[0])
+    assert seen == [0, 1, 2]
+    assert list(_prepared_groups([], prepare)) == []
+
+
+def test_a_failed_preparation_is_raised_at_its_groups_turn():
+    from harness.runner import _prepared_groups
+
+    def prepare(group):
+        if group == ["bad"]:
+            raise ValueError("no such sample")
+        return group
+
+    got = _prepared_groups([["good"], ["bad"]], prepare)
+    assert next(got) == (["good"], ["good"])
+    with pytest.raises(ValueError, match="no such sample"):
+        next(got)
