@@ -40,7 +40,7 @@ def test_bench_throughput_tiny(tmp_path: Path) -> None:
         assert check["compared"] == 3 and check["equal"] == 3, check
     assert "| lveval-128k | 3 | 3 | 3 | none |" in (tmp_path / "throughput.md").read_text()
     profile = (tmp_path / "host_profile.txt").read_text()  # the profiled run: the harness's own functions in it
-    assert all(f"({name})" in profile for name in ("generate_many", "prefill", "_prepare_record")), profile[:2000]
+    assert all(f"({name})" in profile for name in ("generate_many", "prefill", "_prepared_groups")), profile[:2000]
 
 
 def test_compare_tells_a_changed_token_from_an_earlier_stop() -> None:
