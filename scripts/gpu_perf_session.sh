@@ -2,7 +2,7 @@
 # One device call of the performance work, each stage under its own time limit, results under $OUT/perf
 # (docs/PERFORMANCE.md says what each stage measures and the numbers it gave).
 #   bash scripts/gpu_perf_session.sh [decode-prefill|reproduce|batched|throughput|fused|flex|profile|all|auto|
-#                                     fp32-batched|prefill-ab]
+#                                     fp32-batched|prefill-ab|lveval]
 # auto: decode-prefill on an H200 (the card issue 12's targets name); on any other card throughput (with each
 # sample's time split), so a call that lands on the other card is not wasted. fp32-batched (≤ 10 minutes, best on
 # a warm machine): the fp32 half of scripts/check_batched_ids.py past the window (AHN writing at every step).
@@ -89,6 +89,10 @@ if [ "$mode" = other-card ]; then  # a fresh machine's warm-up compiles for ~5 m
   host_profile_lines "$out/host_profile.txt"
   left=$((530 - SECONDS))
   if [ "$left" -gt 90 ]; then prefill_profile "$left"; fi
+fi
+if [ "$mode" = lveval ]; then  # throughput of LV-Eval's shape only (~5 minutes on a fresh machine)
+  timeout 450 python3 scripts/bench_throughput.py --out "$out" --workloads lveval-128k --samples 4 --batch 4 \
+    --baseline-samples 1 2>&1 | filter | grep -E '^\|'
 fi
 if [ "$mode" = prefill-ab ]; then  # this tree's prefill against .prev's (an ignored copy of an earlier commit:
   # docs/PERFORMANCE.md, "Next GPU session"), in one call, alternating; first the AHN-GDN GPU parity tests (carry
