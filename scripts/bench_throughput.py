@@ -93,7 +93,9 @@ def run_once(model_dir: Path, out: Path, method: str, length: int, new: int, sam
              profile: Path | None = None) -> tuple[dict, dict[str, list[int] | None]]:
     """One `harness run`: its timing row, and each sample's generated token ids by the hash of its input ids.
     With `profile`, the run is under cProfile and its functions by cumulative host time go to that file (where
-    the host waits for the GPU, at a synchronisation, the wait is charged to the function that synchronises)."""
+    the host waits for the GPU, at a synchronisation, the wait is charged to the function that synchronises).
+    cProfile sees the main thread only: the prompts, prepared on a worker thread (`harness.runner`), show as
+    the main thread's wait for them in `_prepared_groups`."""
     from harness.cli import main
 
     label = f"{length // 1024}k" if length >= 1024 else str(length)
