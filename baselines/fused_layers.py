@@ -22,6 +22,9 @@ sums over the chunk's queries and keys, ~0.13 s of a 131,072-token ahn-gdn prefi
 calls measured that prefill 4.19 → 4.10 s and 4.32 → 4.21 s (`docs/PERFORMANCE.md`, tenth and eleventh
 sessions); ``AHN_HARNESS_FUSED_ROTARY=0`` keeps the model's own.
 
+The switch also compiles the AHN cells' q/k and read-out norms for long inference chunks (`ahn.cells.fused`,
+through :func:`compiled_or_own`).
+
 ``AHN_HARNESS_FUSED_LAYERS``: ``1`` (default) on CUDA devices; ``0`` off; ``force`` on any device (tests).
 """
 
