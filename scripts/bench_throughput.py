@@ -5,8 +5,9 @@ prompt of N bytes is N tokens) and evaluated by `python -m harness run` itself (
 * `lveval-128k`: 128k-token prompts, 64 new tokens (LV-Eval's longest level);
 * `infbench-sum`: 128k-token prompts, 1,024 new tokens (InfiniteBench's summarisation tasks).
 Each workload runs with the new paths (`--decode static`, batched: the compiled step; cuDNN for causal and
-full-window chunks; the fused norms and MLPs), with the new paths at B = 1 (the same samples: a synthetic
-task's samples depend on how many are asked for, their needles spread over the depths), and with them off
+full-window chunks; the fused norms, the model's and AHN's, and MLPs), with the new paths at B = 1 (the same
+samples: a synthetic task's samples depend on how many are asked for, their needles spread over the depths),
+and with them off
 (`--decode eager`, one sample at a time, `PATHS_OFF` and the chunk it used, `OFF_CHUNK`: the engine as it was), in
 the same process on the same weights. What has no switch stays in both (the kept window copied once per chunk,
 `baselines/raw_tokens.py`), so "off" is a little faster than the engine was, and the ratio a little smaller. Each
