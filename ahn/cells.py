@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -129,7 +130,7 @@ def l2norm_delta_contiguous(x: Tensor) -> Tensor:
 FUSED_MIN_TOKENS = 64  # shorter inputs (a decode step) keep the plain functions: no compiled call per token
 
 
-def fused(fn, x: Tensor, tokens: int):
+def fused(fn: Callable[..., Tensor], x: Tensor, tokens: int) -> Callable[..., Tensor]:
     """``fn`` or its compiled form: compiled (one fused kernel instead of one pass over the chunk per operation;
     `baselines.fused_layers`) for inference on chunks of more than FUSED_MIN_TOKENS tokens where
     AHN_HARNESS_FUSED_LAYERS turns fusion on for x's device (CUDA by default), outside any compiled region and

@@ -7,9 +7,8 @@ prompt of N bytes is N tokens) and evaluated by `python -m harness run` itself (
 Each workload runs with the new paths (`--decode static`, batched: the compiled step; cuDNN for causal and
 full-window chunks; the fused norms, the model's and AHN's, and MLPs), with the new paths at B = 1 (the same
 samples: a synthetic task's samples depend on how many are asked for, their needles spread over the depths),
-and with them off
-(`--decode eager`, one sample at a time, `PATHS_OFF` and the chunk it used, `OFF_CHUNK`: the engine as it was), in
-the same process on the same weights. What has no switch stays in both (the kept window copied once per chunk,
+and with them off (`--decode eager`, one sample at a time, `PATHS_OFF` and the chunk it used, `OFF_CHUNK`: the
+engine as it was), in the same process on the same weights. What has no switch stays in both (the kept window copied once per chunk,
 `baselines/raw_tokens.py`), so "off" is a little faster than the engine was, and the ratio a little smaller. Each
 row also splits a sample's time into its prefill, its share of the decode and the rest (host work around them).
 The batched run's generated token ids are compared with the B = 1 run's, sample by sample (issue 12: per-sample

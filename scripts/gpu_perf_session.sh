@@ -100,7 +100,8 @@ if [ "$mode" = prefill-ab ]; then  # this tree's prefill against .prev's (an ign
   AHN_HARNESS_FIXTURES=$PWD/.fixtures timeout 120 python3 -m pytest -q -m gpu tests/ahn/test_official_parity_gpu.py \
     -k gdn 2>&1 | tail -3
   for tree in . .prev .; do  # each script imports the packages of its own tree
-    PYTHONPATH="${PYTHONPATH//$PWD/$PWD/$tree}" timeout 130 python3 "$tree/scripts/bench_gpu.py" --out "$out/$([ "$tree" = . ] && echo new || echo prev)" \
+    name=$([ "$tree" = . ] && echo new || echo prev)
+    PYTHONPATH="${PYTHONPATH//$PWD/$PWD/$tree}" timeout 130 python3 "$tree/scripts/bench_gpu.py" --out "$out/$name" \
       --lengths 131072 --methods ahn-gdn --reps 5 --skip-decode --skip-parity --extra-chunks '' 2>&1 | filter \
       | grep '^| ahn' | sed "s|^|$tree |"
   done
