@@ -190,7 +190,7 @@ def run_batch(lo: Loaded, samples: list[Sample], settings: RunSettings, dims: Mo
     except torch.OutOfMemoryError:
         if lo.device.type == "cuda":
             torch.cuda.empty_cache()
-        return [run_sample(lo, s, settings, dims, costs) for s in samples]
+        return [run_sample(lo, s, settings, dims, costs, p) for s, p in zip(samples, prepared, strict=True)]
     return [_finish_record(rec, res, lo, s, len(samples)) for (rec, _, _), res, s in zip(prepared, results, samples)]
 
 

@@ -227,6 +227,8 @@ def main() -> None:
                         "host_profile.txt says where a sample's time outside its prefill and decode goes")
     p.add_argument("--tiny", action="store_true", help="a tiny random model (CPU dry run of this script)")
     args = p.parse_args()
+    if args.profile_host < 0:
+        p.error(f"--profile-host must be a number of samples >= 0, got {args.profile_host}")
     rows, checks = [], []
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

@@ -77,3 +77,29 @@ def test_a_failed_preparation_is_raised_at_its_groups_turn():
     assert next(got) == (["good"], ["good"])
     with pytest.raises(ValueError, match="no such sample"):
         next(got)
+
+
+def test_a_batch_out_of_memory_runs_its_samples_alone_without_preparing_them_again(tmp_path, monkeypatch):
+    import torch
+
+    import harness.runner
+
+    prepared, real = [], harness.runner._prepare_record
+
+    def counted(lo, sample, *args):
+        prepared.append(sample.key)
+        return real(lo, sample, *args)
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 GiB")
+
+    monkeypatch.setattr(harness.runner, "_prepare_record", counted)
+    monkeypatch.setattr(harness.runner, "generate_many", out_of_memory)
+    out = tmp_path / "run"
+    assert main(["run", "--model", "tiny-swa", "--tasks", "synthetic:passkey@512", "--limit", "3",
+                 "--max-new-tokens", "3", "--no-progress", "--decode", "static", "--batch-size", "2",
+                 "--output", str(out)]) == 0
+    records = _records(out)
+    assert len(records) == 3 and all(r["status"] == "ok" for r in records.values())
+    assert sorted(prepared) == sorted(records)  # each prompt prepared once, batched or alone
+    assert {r["decode_batch"] for r in records.values()} == {1}  # decoded alone, by the eager engine
