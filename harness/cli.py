@@ -24,7 +24,8 @@ DEFAULT_OUTPUT = Path("runs")
 
 EPILOG = """examples:
   python -m harness run                                   # the embedded default: tiny presets × synthetic tasks
-  python -m harness run --model ahn-gdn-3b --tasks lveval  # the paper's AHN-GDN on LV-Eval (needs the weights)
+  python -m harness run --model ahn-gdn-3b --tasks lveval  # the paper's AHN-GDN on LV-Eval 128k, the paper's
+                                                          # protocol (untruncated, chat template; needs the weights)
   python -m harness run --model Qwen/Qwen2.5-7B-Instruct --method swa --window 8064 --tasks longbench
   python -m harness info --model ahn-gdn-3b --length 128000 --json
   python -m harness compare runs/A runs/B --max-drop 1.0
@@ -67,6 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="local copy of the benchmark files (no Hub access)")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, …")
     run.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), bfloat16, float32")
+    run.add_argument("--protocol", default="auto", choices=["auto", "paper", "official"],
+                     help="auto: a paper preset (ahn-gdn-3b, qwen2.5-3b-swa, ...) runs the AHN paper's protocol "
+                          "(LV-Eval 128k untruncated with the chat template, InfiniteBench En/Zh.QA at 128,000 "
+                          "tokens), any other model each benchmark's own (LV-Eval: middle-truncated to 15,500 "
+                          "tokens, which a 32k window holds whole); paper / official force one")
+    run.add_argument("--max-length", type=_length,
+                     help="truncation budget of every task in tokens (128000, 128k, ...); default: each task's "
+                          "protocol")
+    run.add_argument("--require-memory", action="store_true",
+                     help="refuse a run whose prompts all fit inside a bounded method's sinks + window (the "
+                          "method would run exactly as full attention)")
     run.add_argument("--chat-template", default="auto", choices=["auto", "on", "off"],
                      help="auto = the task's protocol (never decided from a model name)")
     run.add_argument("--max-new-tokens", type=int, help="override the benchmark's generation length")
@@ -215,7 +227,6 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
     from harness import preflight
     from harness.loading import build_method
     from harness.tiny_seed import resolve_tiny
-    from tasks.registry import parse_task_spec
 
     _check_method_settings(args)
     _check_fast_path_switches()
@@ -255,11 +266,40 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
     tasks = args.tasks if args.tasks is not None else (DEFAULT_TASKS if tiny else None)
     if tasks is None:
         raise ValueError("--tasks is required for non-tiny models, e.g. --tasks lveval or --tasks infinitebench")
-    parse_task_spec(tasks)  # a typo in a task or level fails here, before any weights are loaded
+    preflight.check_int("--max-length", args.max_length, 1)
+    for preset in presets:  # a typo in a task or level fails here, before any weights are loaded
+        _check_memory_is_used(preset, tasks, args)
     limit = args.limit if args.limit is not None else (DEFAULT_LIMIT if tiny and args.tasks is None else None)
     output = args.output or DEFAULT_OUTPUT / ("tiny-default" if tiny and len(presets) > 1 else presets[0].name)
     preflight.check_writable_folder(output)
     return presets, tasks, output, limit
+
+
+def _check_memory_is_used(preset, tasks: str, args) -> None:
+    """Parse the tasks `preset` runs under its protocol, and flag (or, with --require-memory, refuse) a run
+    whose prompts all fit inside the method's sinks + window: the method would then run as full attention."""
+    import logging
+
+    from baselines.registry import get_spec
+    from harness.runner import RunSettings, preset_tasks
+    from tasks import protocols
+    from tasks.registry import parse_task_spec
+
+    protocol, resolved = preset_tasks(preset, RunSettings(tasks=tasks, output=Path("."), protocol=args.protocol))
+    parse_task_spec(resolved)
+    if not get_spec(preset.method).bounded or preset.window is None:
+        return
+    bound = protocols.max_prompt_tokens(resolved, args.max_length)
+    kept = (preset.sinks or 0) + preset.window
+    if bound is None or bound > kept:
+        return
+    why = (f"{preset.name}: every prompt of --tasks {tasks} under the {protocol} protocol has at most {bound:,} "
+           f"tokens, and sinks + window keep {kept:,}, so {preset.method} would run exactly as full attention")
+    hint = ("; for the AHN paper's setting pass --protocol paper (LV-Eval 128k untruncated), or raise "
+            "--max-length / choose longer tasks")
+    if args.require_memory:
+        raise ValueError(why + hint)
+    logging.getLogger("harness.cli").warning("%s%s (--require-memory refuses such a run)", why, hint)
 
 
 def _cmd_run(args) -> int:
@@ -270,7 +310,8 @@ def _cmd_run(args) -> int:
                            device=args.device, dtype=args.dtype, chat_template=args.chat_template,
                            max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,
                            prompt_set=args.prompt_set, retry_failed=args.retry_failed,
-                           progress=args.bars, decode=args.decode, batch_size=args.batch_size)
+                           progress=args.bars, decode=args.decode, batch_size=args.batch_size,
+                           protocol=args.protocol, max_length=args.max_length)
     dirs = run_presets(presets, settings)
     print(f"results: {output}")
     for d in dirs:

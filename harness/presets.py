@@ -39,6 +39,9 @@ class Preset:
     paper_row: str | None = None  # the method's row name in the paper's tables
     chunk_size: int = DEFAULT_CHUNK
     description: str = ""
+    #: The protocol `--protocol auto` runs: "paper" (the AHN paper's LV-Eval/InfiniteBench protocol, where prompts
+    #: reach past the window) for the paper's presets, "official" (each benchmark's own) otherwise (tasks.protocols).
+    protocol: str = "official"
 
     def with_overrides(self, **kwargs) -> Preset:
         return replace(self, **{k: v for k, v in kwargs.items() if v is not None})
@@ -65,7 +68,7 @@ def _paper_presets() -> dict[str, Preset]:
             presets[name] = Preset(
                 name=name, model=f"Qwen/{base}", method=method,
                 sinks=0 if full else PAPER_SINKS, window=None if full else PAPER_WINDOW,
-                ahn_checkpoint=ckpt, base=base, paper_row=row,
+                ahn_checkpoint=ckpt, base=base, paper_row=row, protocol="paper",
                 description=f"{row} on {base}" + ("" if full else " (paper setting: 128 sinks + 32,640 window)"),
             )
     return presets

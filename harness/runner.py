@@ -36,7 +36,8 @@ from harness.provenance import make_manifest
 from harness.record import SampleRecord
 from harness.store import RunStore, merge_shards
 from harness.summary import write_summary
-from tasks.prompting import prepare
+from tasks import protocols
+from tasks.prompting import prepare, with_max_length
 from tasks.registry import load_samples, task_settings
 from tasks.sample import Sample
 from tasks.scoring import score_detailed
@@ -61,6 +62,8 @@ class RunSettings:
     progress: bool | None = None  # None: tqdm's rule (a bar on a terminal only)
     decode: str = "auto"  # auto | eager | static (see `decode_plan`)
     batch_size: int | None = None  # rows of the static decoder (None: from free memory)
+    protocol: str = "auto"  # auto (the preset's) | paper | official (tasks.protocols)
+    max_length: int | None = None  # the truncation budget of every task, in tokens (None: each task's own)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -72,6 +75,13 @@ class RunSettings:
 
 DECODE_MODES = ("auto", "eager", "static")
 MAX_AUTO_BATCH = 16
+
+
+def preset_tasks(preset: Preset, settings: RunSettings) -> tuple[str, str]:
+    """(protocol, task selection) one preset runs: `--protocol auto` takes the preset's own protocol, so a paper
+    preset's `--tasks lveval` is the AHN paper's LV-Eval run (tasks.protocols)."""
+    protocol = protocols.resolve(settings.protocol, preset.protocol == "paper")
+    return protocol, protocols.apply(settings.tasks, protocol)
 
 
 def _dist() -> tuple[int, int]:
@@ -114,7 +124,7 @@ def _prepare_record(lo: Loaded, sample: Sample, settings: RunSettings, dims: Mod
     task = task_settings(sample)
     chat = _chat(settings.chat_template, task.chat_template)
     with _TOKENIZER_LOCK:
-        prepared = prepare(sample, lo.tokenizer, task.truncation, chat)
+        prepared = prepare(sample, lo.tokenizer, with_max_length(task.truncation, settings.max_length), chat)
     max_new = settings.max_new_tokens if settings.max_new_tokens is not None else sample.max_new_tokens
     record = SampleRecord(
         key=sample.key, task=sample.task, level=sample.level, id=sample.id,
@@ -225,29 +235,52 @@ def _longest(samples: list[Sample]) -> int:
     return max((len(s.prompt) for s in samples), default=0) + 1024
 
 
-def manifest_for(preset: Preset, lo: Loaded | None, settings: RunSettings) -> dict[str, Any]:
+def manifest_for(preset: Preset, lo: Loaded | None, settings: RunSettings,
+                 samples: list[Sample] | None = None) -> dict[str, Any]:
+    protocol, tasks = preset_tasks(preset, settings)
     config = {
         "preset": preset.to_dict(),
         "method": lo.method.describe() if lo is not None else preset.method,
-        "tasks": settings.tasks, "limit": settings.limit, "seed": settings.seed,
+        "tasks": tasks, "limit": settings.limit, "seed": settings.seed,
         "chat_template": settings.chat_template, "max_new_tokens": settings.max_new_tokens,
         "repetition_penalty": settings.repetition_penalty, "prompt_set": settings.prompt_set,
         "dtype": str(lo.dtype) if lo is not None else settings.dtype,
     }
-    manifest = make_manifest(config, label=preset.name, datasets={"spec": settings.tasks}, argv=sys.argv)
+    if protocol == "paper" or settings.tasks != tasks:
+        config["protocol"] = protocol
+    if settings.max_length is not None:
+        config["max_length"] = settings.max_length
+    manifest = make_manifest(config, label=preset.name, datasets={"spec": tasks}, argv=sys.argv)
+    manifest["protocol"] = {"name": protocol, "requested_tasks": settings.tasks, "tasks": tasks,
+                            "truncation": _truncations(samples or [], settings.max_length)}
     if lo is not None:  # not hashed into the config: checked file by file on resume (harness.store)
         manifest["weights"] = lo.weight_fingerprints()
     return manifest
 
 
+def _truncations(samples: list[Sample], max_length: int | None) -> dict[str, dict[str, Any]]:
+    """Per task of the run, the truncation its prompts got (the protocol's budget, or `--max-length`)."""
+    out: dict[str, dict[str, Any]] = {}
+    for s in samples:
+        if s.task not in out:
+            task = task_settings(s)
+            out[s.task] = {**with_max_length(task.truncation, max_length).to_dict(), "chat_template": task.chat_template}
+    return out
+
+
 def run_preset(preset: Preset, settings: RunSettings, out_dir: Path) -> Path:
     """Evaluate one preset into `out_dir`; resumes when the folder holds the same config."""
     rank, world = _dist()
+    protocol, tasks = preset_tasks(preset, settings)
+    if tasks != settings.tasks:
+        log.info("%s runs %s: --tasks %s is %s (--protocol official for the benchmarks' own)", preset.name,
+                 protocols.budget_note(protocol), settings.tasks, tasks)
     with loaded(preset, settings.device, settings.dtype) as lo:
-        samples = load_samples(settings.tasks, data_dir=settings.data_dir, limit=settings.limit,
+        samples = load_samples(tasks, data_dir=settings.data_dir, limit=settings.limit,
                                tokenizer=lo.tokenizer, seed=settings.seed, prompt_set=settings.prompt_set)
         mine = samples[rank::world]
-        store = RunStore.create_or_resume(out_dir, manifest_for(preset, lo, settings), rank=rank, world=world)
+        store = RunStore.create_or_resume(out_dir, manifest_for(preset, lo, settings, samples), rank=rank,
+                                          world=world)
         done = store.done_keys(retry_failed=settings.retry_failed)
         todo = [s for s in mine if s.key not in done]
         dims = _dims(lo.model)

@@ -20,7 +20,7 @@ module needs neither torch nor transformers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, NamedTuple
 
 from tasks.sample import Sample
@@ -65,6 +65,16 @@ class Truncation:
 
 
 NO_TRUNCATION = Truncation("none", 0)
+
+
+def with_max_length(truncation: Truncation, max_length: int | None) -> Truncation:
+    """``truncation`` with its budget set to ``max_length`` tokens (``run --max-length``; ``None`` keeps it); a
+    task that truncates nothing is then middle-truncated the LV-Eval way."""
+    if max_length is None:
+        return truncation
+    if truncation.kind == "none":
+        return Truncation("middle", max_length)
+    return replace(truncation, max_tokens=max_length)
 
 
 class TaskSettings(NamedTuple):
