@@ -142,3 +142,15 @@ def test_ahn_gdn_3b_on_lveval_runs_the_papers_protocol_past_the_window(tmp_path,
     assert [r["task"] for r in run.records] == [task] * 3
     assert all(r["status"] == "ok" and r["chat_template"] and not r["truncated"] for r in run.records)
     assert all(r["prompt_tokens"] > kept for r in run.records), [r["prompt_tokens"] for r in run.records]
+
+
+def test_max_length_sets_any_tasks_budget():
+    from tasks.prompting import NO_TRUNCATION, Truncation, with_max_length
+
+    left = Truncation("left", 128_000, reserve=256)
+    assert with_max_length(left, 4096) == Truncation("left", 4096, reserve=256)
+    assert with_max_length(lveval.OFFICIAL_TRUNCATION, 9000) == Truncation("middle", 9000)
+    assert with_max_length(NO_TRUNCATION, 2048) == Truncation("middle", 2048)  # untruncated task: now cut
+    assert with_max_length(left, None) is left
+    with pytest.raises(ValueError, match="max_tokens > reserve"):
+        with_max_length(left, 200)
