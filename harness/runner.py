@@ -268,16 +268,32 @@ def _truncations(samples: list[Sample], max_length: int | None) -> dict[str, dic
     return out
 
 
-def run_preset(preset: Preset, settings: RunSettings, out_dir: Path) -> Path:
-    """Evaluate one preset into `out_dir`; resumes when the folder holds the same config."""
+def _load_samples_once(tasks: str, settings: RunSettings, tokenizer: Any,
+                       cache: dict[tuple, list[Sample]] | None) -> list[Sample]:
+    """The samples of `tasks`, made once per job for presets that share a tokenizer: generated tasks count
+    their lengths in the model's tokens, and building 128k-token prompts takes seconds each."""
+    key = (tasks, settings.data_dir, settings.limit, settings.seed, settings.prompt_set,
+           getattr(tokenizer, "name_or_path", None), len(tokenizer) if hasattr(tokenizer, "__len__") else None)
+    if cache is not None and key in cache:
+        return cache[key]
+    samples = load_samples(tasks, data_dir=settings.data_dir, limit=settings.limit, tokenizer=tokenizer,
+                           seed=settings.seed, prompt_set=settings.prompt_set)
+    if cache is not None:
+        cache[key] = samples
+    return samples
+
+
+def run_preset(preset: Preset, settings: RunSettings, out_dir: Path,
+               sample_cache: dict[tuple, list[Sample]] | None = None) -> Path:
+    """Evaluate one preset into `out_dir`; resumes when the folder holds the same config. `sample_cache` lets
+    the presets of one job share the samples they would each make alike."""
     rank, world = _dist()
     protocol, tasks = preset_tasks(preset, settings)
     if tasks != settings.tasks:
         log.info("%s runs %s: --tasks %s is %s (--protocol official for the benchmarks' own)", preset.name,
                  protocols.budget_note(protocol), settings.tasks, tasks)
     with loaded(preset, settings.device, settings.dtype) as lo:
-        samples = load_samples(tasks, data_dir=settings.data_dir, limit=settings.limit,
-                               tokenizer=lo.tokenizer, seed=settings.seed, prompt_set=settings.prompt_set)
+        samples = _load_samples_once(tasks, settings, lo.tokenizer, sample_cache)
         mine = samples[rank::world]
         store = RunStore.create_or_resume(out_dir, manifest_for(preset, lo, settings, samples), rank=rank,
                                           world=world)
@@ -350,10 +366,10 @@ def _warn_if_window_holds_everything(preset: Preset, out_dir: Path) -> None:
 
 def run_presets(presets: list[Preset], settings: RunSettings) -> list[Path]:
     """Several presets into `settings.output/<preset>/`; a combined summary and plots at the root."""
-    out_dirs = []
+    out_dirs, sample_cache = [], {}
     for preset in presets:
         out_dir = settings.output if len(presets) == 1 else settings.output / preset.name
-        out_dirs.append(run_preset(preset, settings, out_dir))
+        out_dirs.append(run_preset(preset, settings, out_dir, sample_cache))
     rank, _ = _dist()
     if rank == 0 and len(presets) > 1:
         from harness.report import write_report

@@ -154,3 +154,24 @@ def test_max_length_sets_any_tasks_budget():
     assert with_max_length(left, None) is left
     with pytest.raises(ValueError, match="max_tokens > reserve"):
         with_max_length(left, 200)
+
+
+def test_presets_sharing_a_tokenizer_make_their_samples_once(tmp_path, monkeypatch):
+    """Generated tasks count lengths in the model's tokens; a job's presets on one base make them once."""
+    import harness.runner as runner
+
+    calls = []
+    real = runner.load_samples
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "load_samples", counting)
+    assert main(["run", "--model", "tiny-full,tiny-swa", "--tasks", "synthetic:passkey@512", "--limit", "1",
+                 "--max-new-tokens", "2", "--output", str(tmp_path / "job"), "--no-progress"]) == 0
+    assert calls == ["synthetic:passkey@512"]
+    from harness.store import load_run
+
+    a, b = (load_run(tmp_path / "job" / p).records for p in ("tiny-full", "tiny-swa"))
+    assert [r["prompt_sha256"] for r in a] == [r["prompt_sha256"] for r in b]
