@@ -2,19 +2,21 @@
 and a short generation through the memory methods.
 
 Runs whenever the copy is built (`python -m harness fetch-model qwen2.5-coder-0.5b`; `.ci/run` builds it first)
-and skips with that command otherwise. Expectations are derived by hand: the special tokens' ids, the GPT-2
+and skips with that command otherwise (fails instead under `AHN_HARNESS_REQUIRE_REAL_MODEL=1`, as `.ci/run` sets). Expectations are derived by hand: the special tokens' ids, the GPT-2
 byte-level order of Qwen2's first 256 tokens, Qwen2's one-digit number splitting, the chat template's text.
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from harness import local_models
 
 COPY = "qwen2.5-coder-0.5b"
+REQUIRE_ENV = "AHN_HARNESS_REQUIRE_REAL_MODEL"  # set by .ci/run
 IM_START, IM_END, ENDOFTEXT = 151644, 151645, 151643
 
 
@@ -22,8 +24,11 @@ IM_START, IM_END, ENDOFTEXT = 151644, 151645, 151643
 def real_copy():
     folder = local_models.built_copy(COPY)
     if folder is None:
-        pytest.skip(f"the real model's local copy is not built in {local_models.local_copy_dir(COPY)}: run "
-                    f"`python -m harness fetch-model {COPY}`")
+        why = (f"the real model's local copy is not built in {local_models.local_copy_dir(COPY)}: run "
+               f"`python -m harness fetch-model {COPY}`")
+        if os.environ.get(REQUIRE_ENV, "") not in ("", "0"):  # CI builds the copy first: a skip would hide a failure
+            pytest.fail(f"{REQUIRE_ENV} is set and {why}")
+        pytest.skip(why)
     return folder
 
 
