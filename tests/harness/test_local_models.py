@@ -216,3 +216,28 @@ def test_weights_source_names_copy_hub_and_folder(tmp_path):
     assert hub["kind"] == "hub" and hub["repo"] == "Qwen/Qwen2.5-Coder-0.5B-Instruct"
     assert hub["revision"] == "c0ffee" * 6 + "abcd"
     assert local_models.weights_source(tmp_path, fingerprint_files(tmp_path))["kind"] == "local folder"
+
+
+def test_presets_fall_back_to_the_built_copy_or_name_the_fetch_command(tmp_path, monkeypatch, capsys):
+    """Hub id not cached and the Hub offline: the built copy is used; without it, one error naming the command."""
+    from harness.loading import ModelUnavailableError, locate
+    from harness.presets import get_preset
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))  # an empty Hugging Face cache
+    monkeypatch.setenv(local_models.MODEL_CACHE_ENV, str(tmp_path / "models"))
+    preset = get_preset("qwen2.5-coder-0.5b-swa")
+    assert (preset.model, preset.local_copy, preset.sinks, preset.window) == (
+        "Qwen/Qwen2.5-Coder-0.5B-Instruct", "qwen2.5-coder-0.5b", 128, 3968)
+    with pytest.raises(ModelUnavailableError, match=r"run `python -m harness fetch-model qwen2\.5-coder-0\.5b`"):
+        locate(preset.model, "model", preset.local_copy)
+    out = tmp_path / "run"
+    assert main(["run", "--model", preset.name, "--tasks", "synthetic:passkey@1k", "--limit", "1",
+                 "--output", str(out), "--no-progress"]) == 2
+    assert "python -m harness fetch-model qwen2.5-coder-0.5b" in _one_error(capsys)
+    copy = tmp_path / "models" / "qwen2.5-coder-0.5b"
+    copy.mkdir(parents=True)
+    (copy / local_models.PROVENANCE_FILE).write_text(json.dumps({"kind": local_models.KIND_LOCAL_COPY}))
+    assert locate(preset.model, "model", preset.local_copy) == str(copy)
+    with pytest.raises(ModelUnavailableError):  # a model without a local copy still says it is unavailable
+        locate(preset.model, "model")
