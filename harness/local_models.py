@@ -275,12 +275,68 @@ def _convert(gguf_path: Path, out: Path) -> None:
         del model
         tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
         tokenizer.save_pretrained(out)
+        canonical_tokenizer(gguf_path, out)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, ImportError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise FetchError(f"converting {gguf_path.name} failed ({type(exc).__name__}: {first})") from exc
     check_plain_folder(out)
     for path in out.iterdir():  # safetensors writes its file owner-only; a cache is read by whoever runs the model
         path.chmod(0o644)
+
+
+GGUF_CONTROL, GGUF_USER_DEFINED = 3, 4  # tokenizer.ggml.token_type values of special and added tokens
+
+
+def _gguf_fields(gguf_path: Path, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Metadata values of a GGUF file (strings, ints, or lists of them), read with the `gguf` package."""
+    from gguf import GGUFReader, GGUFValueType
+
+    reader = GGUFReader(gguf_path)
+    out: dict[str, Any] = {}
+    for key in keys:
+        field = reader.fields.get(key)
+        if field is None:
+            out[key] = None
+            continue
+        is_str = field.types[-1] == GGUFValueType.STRING
+        values = [bytes(field.parts[i]).decode("utf-8") if is_str else field.parts[i].tolist()[0] for i in field.data]
+        out[key] = values if field.types[0] == GGUFValueType.ARRAY else values[0]
+    return out
+
+
+def canonical_tokenizer(gguf_path: Path, out: Path) -> None:
+    """Make the saved tokenizer the same whichever transformers converted it, as the release's is.
+
+    transformers' GGUF conversion differs by version: 5.25 drops Qwen2's NFC normalizer, 5.17 registers only 3 of
+    the 22 added tokens and names `<|endoftext|>` as EOS. Here, from the file's own metadata: every control token
+    (type 3) is a special added token and every user-defined one (type 4) a plain added token; Qwen2's NFC
+    normalizer; a byte-level post-processor that adds nothing; and a `tokenizer_config.json` naming the file's
+    EOS and padding tokens, no BOS (the file says not to add one) and its context length."""
+    meta = _gguf_fields(gguf_path, ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.model",
+                                    "tokenizer.ggml.eos_token_id", "tokenizer.ggml.padding_token_id",
+                                    "qwen2.context_length"))
+    if meta["tokenizer.ggml.model"] != "gpt2" or meta["qwen2.context_length"] is None:
+        raise FetchError(f"{gguf_path.name}: not a Qwen2 byte-level BPE tokenizer (tokenizer.ggml.model "
+                         f"{meta['tokenizer.ggml.model']!r})")
+    tokens, types = meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.token_type"]
+    path = out / "tokenizer.json"
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    spec["added_tokens"] = [
+        {"id": i, "content": tokens[i], "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
+         "special": kind == GGUF_CONTROL}
+        for i, kind in enumerate(types) if kind in (GGUF_CONTROL, GGUF_USER_DEFINED)]
+    spec["normalizer"] = {"type": "NFC"}
+    spec["post_processor"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False,
+                              "use_regex": False}
+    path.write_text(json.dumps(spec, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    config = {
+        "add_prefix_space": False, "bos_token": None, "clean_up_tokenization_spaces": False,
+        "eos_token": tokens[meta["tokenizer.ggml.eos_token_id"]], "errors": "replace",
+        "model_max_length": meta["qwen2.context_length"],
+        "pad_token": tokens[meta["tokenizer.ggml.padding_token_id"]], "split_special_tokens": False,
+        "tokenizer_class": "Qwen2Tokenizer", "unk_token": None,
+    }
+    (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
 def check_plain_folder(folder: Path) -> None:

@@ -72,6 +72,13 @@ def test_special_tokens_and_byte_level_ids(tokenizer):
     assert tokenizer.convert_ids_to_tokens([151_664, 151_665, 151_935]) == ["<|file_sep|>", "[PAD151665]",
                                                                            "[PAD151935]"]
     assert len(tokenizer) == 151_936
+    # the file's control tokens are special, its two user-defined ones (<tool_call>, </tool_call>) are not
+    specials = [i for i, t in tokenizer.added_tokens_decoder.items() if t.special]
+    assert len(specials) == 20 and tokenizer.decode([151_657, 151_644], skip_special_tokens=True) == "<tool_call>"
+    assert (tokenizer.eos_token, tokenizer.pad_token, tokenizer.bos_token) == ("<|im_end|>", "<|endoftext|>", None)
+    # Qwen2's NFC normalizer: a decomposed accent encodes as the composed one
+    assert tokenizer.encode("cafe\u0301", add_special_tokens=False) == tokenizer.encode("caf\u00e9",
+                                                                                        add_special_tokens=False)
     byte_ids = _byte_token_ids()
     for ch in "A", "a", "0", "!", "~", "\n", " ":
         assert tokenizer.encode(ch, add_special_tokens=False) == [byte_ids[ord(ch)]], repr(ch)
