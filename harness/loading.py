@@ -8,6 +8,7 @@ and checked live (the official LV-Eval script could silently run without it: `do
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from baselines.interface import MemoryMethod
 from baselines.precision import check_rope_fp32
 from baselines.registry import get_spec
 from harness.presets import Preset
+
+log = logging.getLogger(__name__)
 
 
 class ModelUnavailableError(RuntimeError):
@@ -47,6 +50,10 @@ class Loaded:
         from harness.hashing import fingerprint_files
 
         out = {"model": fingerprint_files(self.model_dir)} if self.model_dir else {}
+        if self.model_dir:  # which weights: a Hub release (revision) or a local quantized copy (its hashes)
+            from harness.local_models import weights_source
+
+            out["source"] = weights_source(self.model_dir, out["model"])
         if self.ahn_dir:
             out["ahn_checkpoint"] = fingerprint_files(self.ahn_dir)
         return out
@@ -56,8 +63,9 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
 
 
-def locate(name_or_path: str, what: str = "model") -> str:
-    """A local folder, or a Hub id present in the cache (or fetchable when online)."""
+def locate(name_or_path: str, what: str = "model", local_copy: str | None = None) -> str:
+    """A local folder, or a Hub id present in the cache (or fetchable when online). `local_copy`: the
+    `fetch-model` name of a local copy of that Hub id, used when the Hub cannot be reached."""
     if Path(name_or_path).exists():
         return str(Path(name_or_path))
     if "/" not in name_or_path or name_or_path.startswith(("/", ".")):
@@ -71,6 +79,9 @@ def locate(name_or_path: str, what: str = "model") -> str:
         return snapshot_download(name_or_path, local_files_only=True, allow_patterns=patterns)
     except Exception:  # not cached
         if _offline():
+            if local_copy:
+                return _local_copy(local_copy, name_or_path, "is not in the local Hugging Face cache and the Hub "
+                                                             "is offline (HF_HUB_OFFLINE=1)")
             raise ModelUnavailableError(
                 f"{what} {name_or_path!r} is not in the local Hugging Face cache and the Hub is offline "
                 f"(HF_HUB_OFFLINE=1). Download it on a connected machine (`huggingface-cli download "
@@ -79,10 +90,24 @@ def locate(name_or_path: str, what: str = "model") -> str:
     try:
         return snapshot_download(name_or_path, allow_patterns=patterns)
     except Exception as exc:
+        if local_copy:
+            return _local_copy(local_copy, name_or_path, f"cannot be fetched from the Hub ({type(exc).__name__})")
         raise ModelUnavailableError(
             f"cannot fetch {what} {name_or_path!r} from the Hub ({type(exc).__name__}: {exc}). "
             "Pass a local folder instead of the id."
         ) from None
+
+
+def _local_copy(name: str, hub_id: str, why: str) -> str:
+    """The built local copy standing in for a Hub id that cannot be had, or an error naming the fetch command."""
+    from harness.local_models import built_copy, missing_copy_message
+
+    folder = built_copy(name)
+    if folder is None:
+        raise ModelUnavailableError(missing_copy_message(name, hub_id, why))
+    log.info("%s %s; using its local quantized copy %s (scores are this copy's, not the release's)", hub_id, why,
+             folder)
+    return str(folder)
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -120,7 +145,7 @@ def loaded(preset: Preset, device: str | None = None, dtype: str | None = None) 
     dev = pick_device(device)
     torch_dtype = pick_dtype(dtype, dev)
     method = build_method(preset)  # validate settings before touching any weights
-    model_dir = locate(preset.model, "model")
+    model_dir = locate(preset.model, "model", preset.local_copy)
     ahn_dir = locate(preset.ahn_checkpoint, "AHN checkpoint") if preset.ahn_checkpoint else None
     if get_spec(preset.method).needs_checkpoint and ahn_dir is None:
         raise ValueError(f"{preset.name}: method {preset.method} needs an AHN checkpoint (--ahn-checkpoint)")

@@ -20,6 +20,13 @@ TINY_DIR = REPO_ROOT / "leaderboards" / "tiny"
 
 PAPER_SINKS, PAPER_WINDOW, LONGBENCH_WINDOW = 128, 32640, 8064
 TINY_SINKS, TINY_WINDOW = 32, 480
+# The real small base: 128 + 3,968 = 4,096 kept tokens leave most of a 16k-32k prompt beyond the window, as the
+# paper's 128 + 32,640 do at 128k (docs/REAL_MODEL.md).
+CODER_SINKS, CODER_WINDOW = 128, 3968
+CODER_BASE, CODER_COPY = "Qwen2.5-Coder-0.5B-Instruct", "qwen2.5-coder-0.5b"
+#: AHN presets on the Coder-0.5B base, one line each: method -> checkpoint folder (released format), e.g.
+#: "ahn-gdn": str(REPO_ROOT / "leaderboards" / "coder-0.5b" / "ahn-gdn"). Each becomes `<method>-coder-0.5b`.
+CODER_AHN_CHECKPOINTS: dict[str, str] = {}
 
 #: The paper's rows in the order of its tables: a preset per row and base (labels from the method registry).
 PAPER_ROWS: tuple[str, ...] = TABLE9_ORDER
@@ -35,6 +42,7 @@ class Preset:
     sinks: int
     window: int | None
     ahn_checkpoint: str | None = None  # Hub id or local folder (AHN-only, released format)
+    local_copy: str | None = None  # `fetch-model` name of the copy used when the Hub id cannot be had
     base: str | None = None  # key of the embedded config for costs without weights (e.g. "Qwen2.5-3B-Instruct")
     paper_row: str | None = None  # the method's row name in the paper's tables
     chunk_size: int = DEFAULT_CHUNK
@@ -47,7 +55,10 @@ class Preset:
         return replace(self, **{k: v for k, v in kwargs.items() if v is not None})
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if out["local_copy"] is None:  # absent, as before the field existed: earlier runs keep their config hash
+            del out["local_copy"]
+        return out
 
 
 def _paper_presets() -> dict[str, Preset]:
@@ -90,7 +101,29 @@ def _tiny_presets() -> dict[str, Preset]:
     return presets
 
 
-PRESETS: dict[str, Preset] = {**_paper_presets(), **_tiny_presets()}
+def _coder_presets() -> dict[str, Preset]:
+    """Full, sinks + window, CT-max, CT-avg (and any AHN checkpoint listed above) on Qwen2.5-Coder-0.5B-Instruct:
+    the Hub release where it can be had, else the local quantized copy (`python -m harness fetch-model`)."""
+    presets = {}
+    for method in PAPER_ROWS:
+        spec = get_spec(method)
+        if spec.needs_checkpoint and method not in CODER_AHN_CHECKPOINTS:
+            continue
+        row, full = spec.paper_name, not spec.bounded
+        name = ("qwen2.5-coder-0.5b" if full else f"qwen2.5-coder-0.5b-{method}") if not spec.needs_checkpoint \
+            else f"{method}-coder-0.5b"
+        presets[name] = Preset(
+            name=name, model=f"Qwen/{CODER_BASE}", method=method,
+            sinks=0 if full else CODER_SINKS, window=None if full else CODER_WINDOW,
+            ahn_checkpoint=CODER_AHN_CHECKPOINTS.get(method), local_copy=CODER_COPY, base=CODER_BASE,
+            paper_row=row,
+            description=f"{row} on {CODER_BASE}" + ("" if full else f" ({CODER_SINKS} sinks + {CODER_WINDOW:,} "
+                                                                    "window)"),
+        )
+    return presets
+
+
+PRESETS: dict[str, Preset] = {**_paper_presets(), **_tiny_presets(), **_coder_presets()}
 TINY_DEFAULT = [f"tiny-{m}" for m in PAPER_ROWS]
 
 
