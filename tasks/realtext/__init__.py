@@ -19,8 +19,8 @@ from tasks.synthetic.base import Generated, Plan, realise
 from tasks.synthetic.lengths import CountTokens, count_bytes, level_label, token_counter
 
 from . import code_qa, factrecall, niah
+from . import sources as _sources
 from .draw import Draw, sample_key, spread_depth
-from .sources import sources
 
 FAMILY = "realtext"
 TASKS: tuple[str, ...] = ("niah_single", "niah_multikey", "factrecall_en", "factrecall_zh", "code_default")
@@ -83,7 +83,7 @@ def to_sample(gen: Generated, index: int, counter: str) -> Sample:
         "prompt_tokens": gen.prompt_tokens,
         "seed": gen.seed,
         "token_counter": counter,
-        "sources": {s.name: s.sha256 for s in sources(kind)},
+        "sources": {s.name: s.sha256 for s in _sources.sources(kind)},
         **gen.extra,
     }
     return Sample(

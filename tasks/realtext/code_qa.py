@@ -19,7 +19,7 @@ from tasks.synthetic.base import Built, Plan, fill
 from tasks.synthetic.lengths import CountTokens
 
 from .draw import Draw
-from .haystacks import FILE_HEADER, code_segments, haystack, n_chunks
+from .haystacks import FILE_HEADER, PAD_MAX, code_segments, fitted_context, haystack, n_chunks
 from .sources import read_text
 
 TEMPLATE = (
@@ -102,8 +102,7 @@ def plan(task: str, draw: Draw, depth: float, n_tokens: int, count_tokens: Count
     fields = {"path": cand.file, "param": cand.param, "function": cand.function}
 
     def build(units: int, pad: int) -> Built:
-        ctx, offsets, achieved = hay.context(units, placed)
-        ctx = ctx.rstrip()
+        ctx, offsets, achieved = fitted_context(hay, units, pad, placed)
         prompt, begin = fill(TEMPLATE, ctx, **fields)
         return Built(
             prompt=prompt,
@@ -117,4 +116,4 @@ def plan(task: str, draw: Draw, depth: float, n_tokens: int, count_tokens: Count
                    "needle_depths": achieved},
         )
 
-    return Plan(build=build, min_units=0, depth=depth)
+    return Plan(build=build, min_units=0, pad_max=PAD_MAX, depth=depth)

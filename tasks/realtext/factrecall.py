@@ -16,7 +16,7 @@ from tasks.prompts import LVEVAL_DATASET_PROMPT, LVEVAL_MAX_GEN
 from tasks.synthetic.base import Built, Plan, fill
 
 from .draw import Draw
-from .haystacks import haystack, n_chunks
+from .haystacks import PAD_MAX, fitted_context, haystack, n_chunks
 
 QUESTION = {
     "en": "What is the name of the scientist widely acclaimed as the foundational figure of modern physics?",
@@ -56,8 +56,7 @@ def plan(task: str, draw: Draw, depth: float) -> Plan:
     template = LVEVAL_DATASET_PROMPT[DATASET[task]]
 
     def build(units: int, pad: int) -> Built:
-        ctx, offsets, achieved = hay.context(units, placed)
-        ctx = ctx.rstrip()
+        ctx, offsets, achieved = fitted_context(hay, units, pad, placed)
         prompt, begin = fill(template, ctx, input=QUESTION[lang])
         return Built(
             prompt=prompt,
@@ -73,4 +72,4 @@ def plan(task: str, draw: Draw, depth: float) -> Plan:
                    "needle_depths": achieved},
         )
 
-    return Plan(build=build, min_units=0, depth=depth)
+    return Plan(build=build, min_units=0, pad_max=PAD_MAX, depth=depth)

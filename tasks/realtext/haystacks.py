@@ -10,7 +10,7 @@
 
 A haystack starts at a chunk drawn from the sample's seed and runs on through the stream, wrapping around at its
 end, so every sample reads a different stretch of the same text. Chunks are cut into word atoms (in Chinese
-text, each non-ASCII character) so prompts can be fitted to a token count (`tasks/synthetic/filler.py`).
+text, each non-ASCII character); a prose chunk longer than 1,000 characters is cut at line ends so prompts can be fitted to a token count (`tasks/synthetic/filler.py`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
 CJK_ATOM = re.compile(r"[^\s\x00-\x7f]\s*|[!-~]+\s*|\s+")  # each non-ASCII character, each ASCII word
 FILE_HEADER = "# File: {name}\n"
 HAYSTACK_KINDS = ("prose_en", "prose_zh", "code")
+MAX_CHUNK_CHARS = 1000
+PAD_MAX = 256  # characters of a partial last atom (fitted_context)
 
 
 def doc_topics(text: str) -> list[str]:
@@ -39,6 +41,20 @@ def doc_topics(text: str) -> list[str]:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "topics" for t in node.targets):
             return list(ast.literal_eval(node.value).values())
     raise ValueError("pydoc_data/topics.py has no 'topics = {...}' assignment")
+
+
+def split_long(chunk: str, limit: int = MAX_CHUNK_CHARS) -> list[str]:
+    """``chunk`` cut at line ends into pieces of at most ``limit`` characters (a longer line stays whole), so a
+    long table or entry still offers needle positions every ``limit`` characters or so."""
+    if len(chunk) <= limit:
+        return [chunk]
+    pieces, current = [], ""
+    for line in chunk.splitlines(keepends=True):
+        if current and len(current) + len(line) > limit:
+            pieces.append(current)
+            current = ""
+        current += line
+    return pieces + [current] if current else pieces
 
 
 def paragraphs(text: str) -> list[str]:
@@ -53,7 +69,7 @@ def english_chunks() -> tuple[str, ...]:
         text = read_text(src.name)
         docs = doc_topics(text) if src.name == "pydoc_data/topics.py" else [text]
         for doc in docs:
-            out.extend(p + "\n\n" for p in paragraphs(doc))
+            out.extend(piece for p in paragraphs(doc) for piece in split_long(p + "\n\n"))
     return tuple(out)
 
 
@@ -64,7 +80,7 @@ def chinese_chunks() -> tuple[str, ...]:
         for entry in read_text(src.name).split("\n%\n"):
             entry = ANSI_CODE.sub("", entry).strip()
             if entry and entry != "%":
-                out.append(entry + "\n\n")
+                out.extend(split_long(entry + "\n\n"))
     return tuple(out)
 
 
@@ -112,6 +128,17 @@ def _code_chunks(start: int, skip: int | None) -> Iterator[str]:
         pieces = BLANK_LINE.split(seg.text)
         yield head + pieces[0]
         yield from pieces[1:]
+
+
+def fitted_context(hay: Haystack, units: int, pad: int,
+                   needles: list[tuple[float, str]]) -> tuple[str, list[int], list[float]]:
+    """``hay.context(units, needles)`` plus the first ``pad`` characters of the next atom, trailing whitespace
+    removed: the partial atom lets a prompt reach its token target when the haystack's next word is long (a
+    table rule, a line of code)."""
+    ctx, offsets, achieved = hay.context(units, needles)
+    if pad:
+        ctx += hay.text(units + 1)[len(hay.text(units)):][:pad]
+    return ctx.rstrip(), offsets, achieved
 
 
 def n_chunks(kind: str) -> int:

@@ -19,7 +19,7 @@ from tasks.synthetic.ruler import (
 )
 
 from .draw import Draw
-from .haystacks import haystack, n_chunks
+from .haystacks import PAD_MAX, fitted_context, haystack, n_chunks
 
 N_KEYS = {"niah_single": 1, "niah_multikey": 4}
 MAX_NEW_TOKENS = 128  # RULER's generation budget for NIAH
@@ -44,8 +44,7 @@ def plan(task: str, draw: Draw, depth: float) -> Plan:
     tail = prefix.format(type_needle_v=type_v, query=query)
 
     def build(units: int, pad: int) -> Built:
-        ctx, offsets, achieved = hay.context(units, placed)
-        ctx = ctx.rstrip()
+        ctx, offsets, achieved = fitted_context(hay, units, pad, placed)
         prompt, begin = fill(template, ctx, type_needle_v=type_v, query=query)
         return Built(
             prompt=prompt + tail,
@@ -59,4 +58,4 @@ def plan(task: str, draw: Draw, depth: float) -> Plan:
                    "haystack_start": start, "needle_depths": achieved},
         )
 
-    return Plan(build=build, min_units=0, depth=depth)
+    return Plan(build=build, min_units=0, pad_max=PAD_MAX, depth=depth)
