@@ -12,6 +12,7 @@ prompts, scorers and sources are described in `docs/REALTEXT.md`.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from tasks.sample import Sample
@@ -20,7 +21,10 @@ from tasks.synthetic.lengths import CountTokens, count_bytes, level_label, token
 
 from . import code_qa, factrecall, niah
 from . import sources as _sources
+from .counting import PieceCounter
 from .draw import Draw, sample_key, spread_depth
+
+log = logging.getLogger(__name__)
 
 FAMILY = "realtext"
 TASKS: tuple[str, ...] = ("niah_single", "niah_multikey", "factrecall_en", "factrecall_zh", "code_default")
@@ -53,12 +57,26 @@ def _plan(name: str, draw: Draw, depth: float, n_tokens: int, count_tokens: Coun
     return code_qa.plan(name, draw, depth, n_tokens, count_tokens)
 
 
-def generate(name: str, n_tokens: int, index: int, seed: int = 0,
-             count_tokens: CountTokens = count_bytes) -> Generated:
-    """Sample ``index`` of ``realtext/<name>`` at ``n_tokens`` (the whole prompt, at most, within 1 %)."""
+def generate(name: str, n_tokens: int, index: int, seed: int = 0, count_tokens: CountTokens = count_bytes,
+             fast_count: CountTokens | None = None) -> Generated:
+    """Sample ``index`` of ``realtext/<name>`` at ``n_tokens`` (the whole prompt, at most, within 1 %).
+
+    ``fast_count`` (a :class:`~tasks.realtext.counting.PieceCounter` of ``count_tokens``) fits the prompt; the
+    prompt's length and its needle's offset are then checked with ``count_tokens``, and on a disagreement the
+    sample is fitted again with ``count_tokens`` alone (slower, same result as if it had been used throughout).
+    """
     check_task(name)
     key = sample_key(seed, name, n_tokens, index)
     plan = _plan(name, Draw(key), spread_depth(index), n_tokens, count_tokens)
+    if fast_count is None:
+        return realise(name, plan, n_tokens, seed, count_tokens, tolerance=0.01)
+    gen = realise(name, plan, n_tokens, seed, fast_count, tolerance=0.01)
+    needle_char = plan.build(gen.extra["units"], gen.extra["pad"]).needle_offsets[0]
+    if (count_tokens(gen.prompt) == gen.prompt_tokens
+            and count_tokens(gen.prompt[:needle_char]) == gen.needle_token_offset):
+        return gen
+    log.warning("realtext/%s %d/%d: piecewise token count disagrees with the tokenizer; fitting again with "
+                "whole-prompt counts", name, n_tokens, index)
     return realise(name, plan, n_tokens, seed, count_tokens, tolerance=0.01)
 
 
@@ -103,10 +121,13 @@ def load(name: str, lengths: list[int], n_per_length: int, seed: int = 0, tokeni
     """``n_per_length`` samples of ``realtext/<name>`` at each length, counted in ``tokenizer``'s tokens
     (``len(tokenizer.encode(text))``), else with ``count_tokens``, else in UTF-8 bytes."""
     check_task(name)
+    fast: CountTokens | None = None
     if tokenizer is not None:
         counter, label = token_counter(tokenizer), type(tokenizer).__name__
+        fast = PieceCounter(counter)
     elif count_tokens is not None:
         counter, label = count_tokens, getattr(count_tokens, "__name__", "custom")
     else:
         counter, label = count_bytes, "bytes"
-    return [to_sample(generate(name, n, i, seed, counter), i, label) for n in lengths for i in range(n_per_length)]
+    return [to_sample(generate(name, n, i, seed, counter, fast), i, label)
+            for n in lengths for i in range(n_per_length)]

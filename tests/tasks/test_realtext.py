@@ -21,10 +21,12 @@ from tasks import realtext as rt
 from tasks.byte_tokenizer import build_byte_tokenizer
 from tasks.prompts import LVEVAL_DATASET_PROMPT
 from tasks.realtext import code_qa, factrecall, haystacks, sources
+from tasks.realtext.counting import PIECE_BREAK, PieceCounter
 from tasks.realtext.draw import Draw, spread_depth
 from tasks.registry import load_samples, task_settings
 from tasks.sample import Sample
 from tasks.scoring.realtext import code_value_match, score_realtext
+from tasks.synthetic.lengths import token_counter
 
 REPO = Path(__file__).resolve().parents[2]
 QWEN_DIR = Path(os.environ.get("AHN_HARNESS_QWEN_DIR", "/work/cache/qwen-coder-bf16"))
@@ -57,20 +59,20 @@ def qwen_tok():
 # sha256 of (key, prompt, answers) of samples 0..2 at each length, generated with the byte-level tokenizer and
 # seed 0; the same on every machine and Python version (a change here changes every reported score).
 BYTE_HASHES = {
-    ("niah_single", 1024): "",
-    ("niah_single", 4096): "",
-    ("niah_multikey", 4096): "",
-    ("factrecall_en", 4096): "",
-    ("factrecall_zh", 4096): "",
-    ("code_default", 4096): "",
-    ("code_default", 16384): "",
+    ("niah_single", 1024): "c0011001b4290426fd74e27ba794e6bfd47128e3aa036304d50b75a237d5ba77",
+    ("niah_single", 4096): "0fc9ed8e8b0ab90a0eb6c50f2b90411be17e6a46f4e489b9415867ea3e8ba767",
+    ("niah_multikey", 4096): "d9bab2a94374783cadd5edb57f99a114585de528c30caa9d7e780d9ce86fc163",
+    ("factrecall_en", 4096): "5aa3569ff1c2b8b97fc49b4bc203e7317ab9e64b30b365dfb974e09d843ae4d8",
+    ("factrecall_zh", 4096): "e572b20caf29449cbad6a5ff1cb52242623cb818c2f30163b877e8ad20c217e3",
+    ("code_default", 4096): "2b6f035b901fbdf5e367ad0901eb39926b653d038df669f617f7af05be0167b5",
+    ("code_default", 16384): "efa797475e0441b9dfd4c95558e68c946d73cf636797e648cc34e15506d3d57c",
 }
 QWEN_HASHES = {
-    ("niah_single", 4096): "",
-    ("niah_multikey", 4096): "",
-    ("factrecall_en", 4096): "",
-    ("factrecall_zh", 4096): "",
-    ("code_default", 4096): "",
+    ("niah_single", 4096): "3ee6607c61d2cc18e9c177851125b1103661a8534493a554b1a487a1d1f2603e",
+    ("niah_multikey", 4096): "1d7848ad34f6e92e161f83f1a899159fc641b9faae5fb1bd2f719b28f6cd2fcd",
+    ("factrecall_en", 4096): "0076dea8497ef9848464c8b63386f38be5ec6b53a8424648abdb0504fa52de81",
+    ("factrecall_zh", 4096): "b87a2bc3768e68cd51c97f5936d8c371ba1a0a956400aeb744a952bd87e9b118",
+    ("code_default", 4096): "ea428d0fc71f55444cffe469c11e5390d78fa3ec49e97dd45d0e31271370333f",
 }
 
 
@@ -204,11 +206,31 @@ def test_code_segments_rebuild_every_file():
 
 
 def test_tokenizer_counts_the_real_tokenizer(qwen_tok):
+    exact = token_counter(qwen_tok)
     for task in rt.TASKS:
         s = rt.load(task, [4096], 1, tokenizer=qwen_tok)[0]
+        # fitted with piecewise counts, the sample is the one whole-prompt counts give
+        assert rt.to_sample(rt.generate(task, 4096, 0, 0, exact), 0, "Qwen2Tokenizer").prompt == s.prompt
         n = len(qwen_tok.encode(s.prompt))
         assert 0.99 * 4096 <= n <= 4096 == s.extra["n_tokens"] and s.extra["prompt_tokens"] == n
         assert len(qwen_tok.encode(s.prompt[: s.prompt.index(_needle_text(s))])) == s.extra["needle_token_offset"]
+
+
+def test_piece_counter_sums_pieces_and_falls_back_when_a_tokenizer_is_not_additive(caplog):
+    with_bos = PieceCounter(lambda t: len(t.encode("utf-8")) + 1)  # one special token per encode
+    text = "first paragraph\n\nsecond\n\n  indented\n\nthird"
+    assert with_bos.special == 1
+    assert with_bos(text) == len(text.encode("utf-8")) + 1
+    assert PIECE_BREAK.split(text) == ["first paragraph\n\n", "second\n\n  indented\n\n", "third"]
+
+    def joined(t: str) -> int:  # a "tokenizer" that merges a blank line with the next word: not additive
+        return len(t) - t.count("\n\nOne")
+
+    plain = rt.generate("niah_single", 2048, 0, 0, joined)
+    with caplog.at_level("WARNING", logger="tasks.realtext"):
+        fast = rt.generate("niah_single", 2048, 0, 0, joined, PieceCounter(joined))
+    assert (fast.prompt, fast.prompt_tokens) == (plain.prompt, plain.prompt_tokens)
+    assert "\n\nOne" in fast.prompt and "disagrees with the tokenizer" in caplog.text
 
 
 def _needle_text(s: Sample) -> str:
