@@ -132,13 +132,13 @@ def _code_chunks(start: int, skip: int | None) -> Iterator[str]:
 
 def fitted_context(hay: Haystack, units: int, pad: int,
                    needles: list[tuple[float, str]]) -> tuple[str, list[int], list[float]]:
-    """``hay.context(units, needles)`` plus the first ``pad`` characters of the next atom, trailing whitespace
-    removed: the partial atom lets a prompt reach its token target when the haystack's next word is long (a
-    table rule, a line of code)."""
+    """``hay.context(units, needles)`` plus the first ``pad`` characters of the next atom: the partial atom lets a
+    prompt reach its token target when the haystack's next atom is long (a table rule, an indentation run).
+    Trailing whitespace is kept: stripping it would make the length jump by a whole indentation run."""
     ctx, offsets, achieved = hay.context(units, needles)
     if pad:
         ctx += hay.text(units + 1)[len(hay.text(units)):][:pad]
-    return ctx.rstrip(), offsets, achieved
+    return ctx, offsets, achieved
 
 
 def n_chunks(kind: str) -> int:

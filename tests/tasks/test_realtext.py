@@ -59,20 +59,20 @@ def qwen_tok():
 # sha256 of (key, prompt, answers) of samples 0..2 at each length, generated with the byte-level tokenizer and
 # seed 0; the same on every machine and Python version (a change here changes every reported score).
 BYTE_HASHES = {
-    ("niah_single", 1024): "c0011001b4290426fd74e27ba794e6bfd47128e3aa036304d50b75a237d5ba77",
-    ("niah_single", 4096): "0fc9ed8e8b0ab90a0eb6c50f2b90411be17e6a46f4e489b9415867ea3e8ba767",
-    ("niah_multikey", 4096): "d9bab2a94374783cadd5edb57f99a114585de528c30caa9d7e780d9ce86fc163",
-    ("factrecall_en", 4096): "5aa3569ff1c2b8b97fc49b4bc203e7317ab9e64b30b365dfb974e09d843ae4d8",
+    ("niah_single", 1024): "a65f17fb92169aafb4ebf093c143c0b2c5df6c1d496f1f1191c3e9c7bf4a34ca",
+    ("niah_single", 4096): "c14afac8b50e350b7462a969a50403be4b2f3fd39d4cf415f65e15197a854911",
+    ("niah_multikey", 4096): "0e51dedf8c4a4c479de315a7a9608f7bed9c50d202fb7aa284082c19ca91f15a",
+    ("factrecall_en", 4096): "0989838d2a50095640284f8c771b5dbe81ec4647b932b043a0b71a9d9cc6fd04",
     ("factrecall_zh", 4096): "e572b20caf29449cbad6a5ff1cb52242623cb818c2f30163b877e8ad20c217e3",
-    ("code_default", 4096): "2b6f035b901fbdf5e367ad0901eb39926b653d038df669f617f7af05be0167b5",
-    ("code_default", 16384): "efa797475e0441b9dfd4c95558e68c946d73cf636797e648cc34e15506d3d57c",
+    ("code_default", 4096): "38a958b2db2d4a8ba64ffccad113b09abb159b839907283b2fded6d41f829e66",
+    ("code_default", 16384): "b857a4e50dafd8d3b3a500d349aab84fa1340f1d7165d982fd54d36165249b38",
 }
 QWEN_HASHES = {
-    ("niah_single", 4096): "3ee6607c61d2cc18e9c177851125b1103661a8534493a554b1a487a1d1f2603e",
-    ("niah_multikey", 4096): "1d7848ad34f6e92e161f83f1a899159fc641b9faae5fb1bd2f719b28f6cd2fcd",
-    ("factrecall_en", 4096): "0076dea8497ef9848464c8b63386f38be5ec6b53a8424648abdb0504fa52de81",
-    ("factrecall_zh", 4096): "b87a2bc3768e68cd51c97f5936d8c371ba1a0a956400aeb744a952bd87e9b118",
-    ("code_default", 4096): "ea428d0fc71f55444cffe469c11e5390d78fa3ec49e97dd45d0e31271370333f",
+    ("niah_single", 4096): "343a675429287f4b3ecab10a1abfba939205cc03308fbebd4f1eab8ba3f7b2c5",
+    ("niah_multikey", 4096): "995f0b34dadbacd210bd8e14d381f1683c0032a040eee33794e22c765bbeea55",
+    ("factrecall_en", 4096): "01f2dcfcf9f4250c870e283ff32f7ef2810c2987e4ed7d6e8f09004edcb92579",
+    ("factrecall_zh", 4096): "8d714343de69be39c5e2dc706f841ef1c214770de139dcb2a59c33521ada6a25",
+    ("code_default", 4096): "1af00cce02a2849cc56e086023b991b22bcab8b5a3c1f1b6ef7d570b1434009e",
 }
 
 
