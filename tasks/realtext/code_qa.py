@@ -67,7 +67,7 @@ def candidates() -> tuple[Candidate, ...]:
     for seg in segs:
         by_file.setdefault(seg.file, []).append(seg)
     for file, file_segs in by_file.items():
-        lines = read_text(file).splitlines()
+        lines = read_text(file).split("\n")
         names: dict[str, int] = {}
         for seg in file_segs:
             for node in ast.walk(seg.node):

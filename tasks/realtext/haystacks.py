@@ -26,6 +26,7 @@ from tasks.synthetic.filler import Haystack
 
 from .sources import read_text, sources
 
+LINE = re.compile(r"[^\n]*\n|[^\n]+\Z")
 PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
 CJK_ATOM = re.compile(r"[^\s\x00-\x7f]\s*|[!-~]+\s*|\s+")  # each non-ASCII character, each ASCII word
@@ -99,7 +100,7 @@ def code_segments() -> tuple[Segment, ...]:
     out: list[Segment] = []
     for src in sources("code"):
         text = read_text(src.name)
-        lines = text.splitlines(keepends=True)
+        lines = LINE.findall(text)  # "\n" ends a line, as for ast (str.splitlines also cuts at \f, \x1c, ...)
         body = ast.parse(text).body
         starts = [min([n.lineno] + [d.lineno for d in getattr(n, "decorator_list", [])]) for n in body]
         starts[0] = 1  # the module's head (comments, docstring) belongs to the first segment

@@ -190,7 +190,13 @@ def test_code_default_answer_is_what_ast_says(n_tokens):
 def test_code_candidates_are_unique_top_level_functions():
     cands = code_qa.candidates()
     assert len(cands) >= 50
+    trees = {name: ast.parse(sources.read_text(name)) for name in {c.file for c in cands}}
     for c in cands:
+        fn = next(n for n in trees[c.file].body if isinstance(n, ast.FunctionDef) and n.name == c.function)
+        params = fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs
+        default = dict(zip([p.arg for p in params], [None] * (len(params) - len(fn.args.defaults) -
+                       len(fn.args.kwonlyargs)) + fn.args.defaults + fn.args.kw_defaults))[c.param]
+        assert ast.get_source_segment(sources.read_text(c.file), default) == c.default
         assert c.default not in {"None", "True", "False"} and len(c.default) <= 40
         seg = haystacks.code_segments()[c.segment]
         assert seg.file == c.file and f"def {c.function}(" in seg.text
