@@ -9,8 +9,9 @@
   each file. Needles go between the blank-line-separated blocks of a segment.
 
 A haystack starts at a chunk drawn from the sample's seed and runs on through the stream, wrapping around at its
-end, so every sample reads a different stretch of the same text. Chunks are cut into word atoms (in Chinese
-text, each non-ASCII character); a prose chunk longer than 1,000 characters is cut at line ends so prompts can be fitted to a token count (`tasks/synthetic/filler.py`).
+end, so every sample reads a different stretch of the same text. A prose chunk longer than 1,000 characters is
+cut at line ends, so a needle can land every ~1,000 characters. Chunks are cut into word atoms (in Chinese text,
+each non-ASCII character) so prompts can be fitted to a token count (`tasks/synthetic/filler.py`).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def split_long(chunk: str, limit: int = MAX_CHUNK_CHARS) -> list[str]:
     if len(chunk) <= limit:
         return [chunk]
     pieces, current = [], ""
-    for line in chunk.splitlines(keepends=True):
+    for line in LINE.findall(chunk):
         if current and len(current) + len(line) > limit:
             pieces.append(current)
             current = ""
