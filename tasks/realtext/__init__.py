@@ -101,7 +101,8 @@ def to_sample(gen: Generated, index: int, counter: str) -> Sample:
         "prompt_tokens": gen.prompt_tokens,
         "seed": gen.seed,
         "token_counter": counter,
-        "sources": {s.name: s.sha256 for s in _sources.sources(kind)},
+        # the run manifest's data provenance (tasks/registry.py: data_provenance)
+        "data": {"origin": "tasks/realtext/data", "sources": {s.name: s.sha256 for s in _sources.sources(kind)}},
         **gen.extra,
     }
     return Sample(

@@ -23,7 +23,7 @@ from tasks.prompts import LVEVAL_DATASET_PROMPT
 from tasks.realtext import code_qa, factrecall, haystacks, sources
 from tasks.realtext.counting import PIECE_BREAK, PieceCounter
 from tasks.realtext.draw import Draw, spread_depth
-from tasks.registry import load_samples, task_settings
+from tasks.registry import data_provenance, load_samples, task_settings
 from tasks.sample import Sample
 from tasks.scoring.realtext import code_value_match, score_realtext
 from tasks.synthetic.lengths import token_counter
@@ -345,6 +345,9 @@ def test_family_selection_levels_and_settings():
     got = load_samples("realtext:niah_single@1k+2k", limit=2)
     assert [(s.task, s.level, s.id) for s in got] == [("realtext/niah_single", lv, i)
                                                       for lv in ("1k", "2k") for i in ("0", "1")]
+    provenance = data_provenance(got)["realtext/niah_single"]
+    assert provenance == [{"origin": "tasks/realtext/data",
+                           "sources": {s.name: s.sha256 for s in sources.sources("prose_en")}}]
     settings = task_settings("realtext/factrecall_zh")
     assert settings.truncation.kind == "none" and settings.chat_template is False and settings.max_new_tokens == 16
     with pytest.raises(ValueError, match="bad length"):
