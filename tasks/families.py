@@ -1,5 +1,6 @@
 """The built-in benchmark families: LV-Eval, InfiniteBench, LongBench (the AHN paper's six), the AHN paper's
-variants and the synthetic generators, each as one `BenchmarkFamily` (`tasks/family.py`).
+variants, the synthetic generators and the real-text tasks (`tasks/realtext`), each as one `BenchmarkFamily`
+(`tasks/family.py`).
 
 Each family's facts stay in its adapter (`tasks/lveval.py`, …) and its scorer module (`tasks/scoring/…`); this
 file only says, per family, which of them answer which question. The protocols are in `docs/BENCHMARKS.md`.
@@ -15,6 +16,7 @@ from types import ModuleType
 from tasks import ahn_paper, infinitebench, longbench, lveval
 from tasks.family import BenchmarkFamily, LoadRequest, TaskInfo, register_family
 from tasks.prompting import NO_TRUNCATION, TaskSettings
+from tasks.realtext.family import REALTEXT
 from tasks.sample import Sample
 from tasks.scoring import infinitebench as ib_scoring
 from tasks.scoring import longbench as lb_scoring
@@ -215,5 +217,5 @@ SYNTHETIC = BenchmarkFamily(
     description="InfiniteBench- and RULER-style tasks generated at any length (levels are lengths in tokens)",
 )
 
-for _family in (LVEVAL, INFINITEBENCH, LONGBENCH, AHN_PAPER, SYNTHETIC):
+for _family in (LVEVAL, INFINITEBENCH, LONGBENCH, AHN_PAPER, SYNTHETIC, REALTEXT):
     register_family(_family)

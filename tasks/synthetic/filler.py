@@ -26,9 +26,10 @@ class Haystack:
     haystacks, a space for prose).
     """
 
-    def __init__(self, chunks: Iterator[str], sep: str) -> None:
+    def __init__(self, chunks: Iterator[str], sep: str, atom: re.Pattern[str] = _ATOM) -> None:
         self._chunks = chunks
         self.sep = sep
+        self._atom = atom  # how a chunk is cut into atoms (words by default; a CJK text may cut per character)
         self._atoms: list[str] = []
         self._cum: list[int] = [0]  # _cum[i] = characters in atoms[:i]
         self._starts: list[int] = []  # atom indices where a chunk starts
@@ -39,7 +40,7 @@ class Haystack:
             chunk = next(self._chunks)
             self._starts.append(len(self._atoms))
             self._start_cum.append(self._cum[-1])
-            for atom in _ATOM.findall(chunk):
+            for atom in self._atom.findall(chunk):
                 self._atoms.append(atom)
                 self._cum.append(self._cum[-1] + len(atom))
 

@@ -16,7 +16,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def test_task_list() -> None:
     names = known_tasks()
-    assert len(names) == len(TASKS) == 11 + 12 + 2 + 6 + 10 + 5  # ... + synthetic passkey_k{1,2,4,8,16}
+    # ... + synthetic passkey_k{1,2,4,8,16} + realtext's five
+    assert len(names) == len(TASKS) == 11 + 12 + 2 + 6 + 10 + 5 + 5
     for name in (
         "lveval/dureader_mixup",
         "infinitebench/code_debug",
@@ -25,6 +26,7 @@ def test_task_list() -> None:
         "synthetic/math_calc",
         "synthetic/niah_multiquery",
         "synthetic/passkey_k16",
+        "realtext/factrecall_zh",
     ):
         assert name in names
     assert resolve_task("lveval/cmrc_mixup").language == "zh"

@@ -1,0 +1,57 @@
+"""The ``realtext`` benchmark family (`tasks/family.py`): selectable as ``realtext:niah_single@4k+8k`` (levels are
+prompt lengths in the model's tokens, default 4k to 128k; ``--limit`` is samples per length, default 32)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from tasks.family import BenchmarkFamily, LoadRequest, TaskInfo
+from tasks.prompting import NO_TRUNCATION, TaskSettings
+from tasks.sample import Sample
+from tasks.scoring.realtext import METRICS, score_realtext
+
+from . import DEFAULT_LENGTHS, DEFAULT_N_PER_LENGTH, FAMILY, LANGUAGE, MAX_NEW_TOKENS, TASKS, check_task, load
+
+
+def _parse_length(label: str) -> int:
+    from tasks.families import parse_length  # the synthetic family's length labels (4k = 4096)
+
+    return parse_length(label)
+
+
+def _levels(name: str | None, levels: tuple[str, ...]) -> None:
+    for lv in levels:
+        _parse_length(lv)
+
+
+def _load(r: LoadRequest) -> list[Sample]:
+    lengths = [_parse_length(x) for x in r.levels] if r.levels else list(DEFAULT_LENGTHS)
+    n = r.limit if r.limit is not None else DEFAULT_N_PER_LENGTH
+    out: list[Sample] = []
+    for name in r.names or TASKS:
+        out.extend(load(name, lengths, n, r.seed, r.tokenizer))
+    return out
+
+
+def _settings(rest: str, sample: Sample | None) -> TaskSettings:
+    """No truncation (prompts are built to their length) and no chat template, as the synthetic tasks and
+    LV-Eval's official protocol; the generation budget of the task's benchmark."""
+    check_task(rest)
+    return TaskSettings(NO_TRUNCATION, False, MAX_NEW_TOKENS[rest])
+
+
+def _tasks() -> dict[str, TaskInfo]:
+    return {f"{FAMILY}/{t}": TaskInfo(f"{FAMILY}/{t}", METRICS[t], LANGUAGE[t], partial(score_realtext, t))
+            for t in TASKS}
+
+
+REALTEXT = BenchmarkFamily(
+    name=FAMILY,
+    names=lambda: TASKS,
+    load=_load,
+    settings=_settings,
+    tasks=_tasks,
+    check_levels=_levels,
+    description="needles, LV-Eval factrecall and a code question in real text the repository ships "
+                "(levels are lengths in tokens)",
+)
