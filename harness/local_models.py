@@ -120,8 +120,9 @@ def built_copy(name: str) -> Path | None:
     return folder if (folder / PROVENANCE_FILE).is_file() else None
 
 
-def fetch_model(name: str) -> Path:
-    """Build the local copy `name` once (see the module docstring) and return its folder."""
+def fetch_model(name: str, gguf: Path | None = None) -> Path:
+    """Build the local copy `name` once (see the module docstring) and return its folder. `gguf`: the joined
+    file itself, already on this machine (size and sha256 checked against the pin), instead of the packages."""
     pin = get_pin(name)
     final = local_copy_dir(name)
     if (final / PROVENANCE_FILE).is_file():
@@ -138,7 +139,7 @@ def fetch_model(name: str) -> Path:
         raise FetchError(f"cannot create the model cache {final.parent} ({exc.strerror or exc}); set "
                          f"{MODEL_CACHE_ENV} to a writable folder") from None
     try:
-        note = _build(pin, work)
+        note = _build(pin, work) if gguf is None else _build_from_file(pin, work, Path(gguf))
         (work / "model" / PROVENANCE_FILE).write_text(json.dumps(note, indent=2) + "\n")
         try:
             os.rename(work / "model", final)
@@ -172,9 +173,28 @@ def _build(pin: PinnedModel, work: Path) -> dict[str, Any]:
     joined = work / "gguf" / pin.file_name
     wheel_notes = _join(pin, wheels, joined)
     shutil.rmtree(work / "wheels")
-    out = work / "model"
-    _convert(joined, out)
+    note = _converted(pin, joined, work / "model", wheel_notes)
     joined.unlink()
+    return note
+
+
+def _build_from_file(pin: PinnedModel, work: Path, gguf: Path) -> dict[str, Any]:
+    """The copy from a joined GGUF that is already here (carried to a machine without the index)."""
+    if not gguf.is_file():
+        raise FetchError(f"--from-gguf {gguf}: no such file")
+    size = gguf.stat().st_size
+    if size != pin.size:
+        raise FetchError(f"{gguf} has {size:,} bytes; the pin of {pin.name} says {pin.size:,}")
+    with open(gguf, "rb") as f:
+        sha = hashlib.file_digest(f, "sha256").hexdigest()
+    if sha != pin.sha256:
+        raise FetchError(f"{gguf} has sha256 {sha}; the pin of {pin.name} says {pin.sha256}")
+    return _converted(pin, gguf, work / "model", [{"joined_file": str(gguf)}])
+
+
+def _converted(pin: PinnedModel, joined: Path, out: Path, wheel_notes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Convert the checked GGUF into `out`; the provenance note of the copy."""
+    _convert(joined, out)
     from harness.hashing import fingerprint_files
 
     return {

@@ -241,3 +241,26 @@ def test_presets_fall_back_to_the_built_copy_or_name_the_fetch_command(tmp_path,
     assert locate(preset.model, "model", preset.local_copy) == str(copy)
     with pytest.raises(ModelUnavailableError):  # a model without a local copy still says it is unavailable
         locate(preset.model, "model")
+
+
+def test_from_a_carried_gguf_file_checked_against_the_pin(fake, tmp_path, capsys, monkeypatch):
+    """A machine without the index builds from the joined file; a file that is not the pinned one is one
+    error and leaves no folder; the pinned one builds without any download."""
+    monkeypatch.setattr(local_models, "_download", lambda *a: pytest.fail("downloaded with --from-gguf"))
+    monkeypatch.setattr(local_models, "_convert", _fake_convert)
+    whole = b"".join(fake["pieces"])
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(bytes([whole[0] ^ 1]) + whole[1:])
+    assert main(["fetch-model", NAME, "--from-gguf", str(bad)]) == 2
+    assert f"has sha256 {hashlib.sha256(bad.read_bytes()).hexdigest()}" in _one_error(capsys)
+    assert _nothing_left(fake["cache"])
+    assert main(["fetch-model", NAME, "--from-gguf", str(tmp_path / "absent.gguf")]) == 2
+    assert "no such file" in _one_error(capsys) and _nothing_left(fake["cache"])
+    good = tmp_path / "good.gguf"
+    good.write_bytes(whole)
+    assert main(["fetch-model", NAME, "--from-gguf", str(good)]) == 0
+    folder = fake["cache"] / NAME
+    assert capsys.readouterr().out.strip() == str(folder)
+    assert json.loads((folder / "config.json").read_text())["joined_sha256"] == fake["pin"].sha256
+    note = json.loads((folder / local_models.PROVENANCE_FILE).read_text())
+    assert note["source_file"]["sha256"] == fake["pin"].sha256 and note["packages"] == [{"joined_file": str(good)}]
