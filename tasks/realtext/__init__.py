@@ -13,6 +13,9 @@ prompts, scorers and sources are described in `docs/REALTEXT.md`.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from tasks.sample import Sample
@@ -130,5 +133,37 @@ def load(name: str, lengths: list[int], n_per_length: int, seed: int = 0, tokeni
         counter, label = count_tokens, getattr(count_tokens, "__name__", "custom")
     else:
         counter, label = count_bytes, "bytes"
-    return [to_sample(generate(name, n, i, seed, counter, fast), i, label)
-            for n in lengths for i in range(n_per_length)]
+    jobs = [(n, i) for n in lengths for i in range(n_per_length)]
+    workers = generation_workers(sum(n for n, _ in jobs)) if tokenizer is not None else 1
+    if workers <= 1:
+        return [to_sample(generate(name, n, i, seed, counter, fast), i, label) for n, i in jobs]
+    # Counting a long prompt's tokens dominates (a 128k-token sample takes ~1-2 s of one core): the samples are
+    # independent, so worker processes forked with the counters make them, each keeping its own piece cache.
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_worker,
+                             initargs=(name, seed, counter, fast)) as pool:
+        made = list(pool.map(_generate_in_worker, jobs, chunksize=1))
+    return [to_sample(gen, i, label) for gen, (_, i) in zip(made, jobs, strict=True)]
+
+
+#: Below this many prompt tokens in one load, generation stays in this process (workers cost ~0.1 s to start).
+PARALLEL_MIN_TOKENS = 4 * 131072
+_WORKER: dict[str, Any] = {}
+
+
+def generation_workers(total_tokens: int) -> int:
+    """Processes that generate a load of ``total_tokens`` prompt tokens: the cores this process may use (fork
+    start method only), or 1 for a small load."""
+    if total_tokens < PARALLEL_MIN_TOKENS or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores)
+
+
+def _set_worker(name: str, seed: int, counter: CountTokens, fast: CountTokens | None) -> None:
+    _WORKER.update(name=name, seed=seed, counter=counter, fast=fast)
+
+
+def _generate_in_worker(job: tuple[int, int]) -> Generated:
+    n, i = job
+    return generate(_WORKER["name"], n, i, _WORKER["seed"], _WORKER["counter"], _WORKER["fast"])
