@@ -66,18 +66,19 @@ class _FusedKL(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h_s: Tensor, h_t: Tensor, weight: Tensor, bias: Tensor | None, chunk: int) -> Tensor:
+        acc = torch.promote_types(weight.dtype, torch.float32)  # softmax and sums: fp32 (fp64 stays fp64)
         need_grad = ctx.needs_input_grad[0]
-        grad = torch.empty(h_s.shape, dtype=torch.float32, device=h_s.device) if need_grad else None
-        total = torch.zeros((), dtype=torch.float32, device=h_s.device)
+        grad = torch.empty(h_s.shape, dtype=acc, device=h_s.device) if need_grad else None
+        total = torch.zeros((), dtype=acc, device=h_s.device)
         for start in range(0, h_s.shape[0], chunk):
             sl = slice(start, min(start + chunk, h_s.shape[0]))
-            logp_s = F.log_softmax(F.linear(h_s[sl].to(weight.dtype), weight, bias).float(), dim=-1)
-            logp_t = F.log_softmax(F.linear(h_t[sl].to(weight.dtype), weight, bias).float(), dim=-1)
+            logp_s = F.log_softmax(F.linear(h_s[sl].to(weight.dtype), weight, bias).to(acc), dim=-1)
+            logp_t = F.log_softmax(F.linear(h_t[sl].to(weight.dtype), weight, bias).to(acc), dim=-1)
             p_t = logp_t.exp()
             total += (p_t * (logp_t - logp_s)).sum()
             if grad is not None:
                 d_logits = logp_s.exp_().sub_(p_t)  # p_s - p_t, in place of logp_s
-                grad[sl] = (d_logits.to(weight.dtype) @ weight).float()
+                grad[sl] = (d_logits.to(weight.dtype) @ weight).to(acc)
         ctx.save_for_backward(grad)
         ctx.dtype = h_s.dtype
         return total
