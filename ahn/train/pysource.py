@@ -9,8 +9,8 @@ helpers), which is what a memory has to carry past the window. The roots are nam
   found without importing it.
 
 Content-addressed and deterministic: the files of the roots (``*.py``, more than ``min_tokens`` tokens) are put
-in a seeded order, tokenised one after another with an end-of-text token between files, and cut into rows of
-``seq_len`` tokens until ``max_sequences`` rows are full. The manifest lists every file used (its label, sha256,
+in a seeded order, tokenised one after another with ``<|endoftext|>`` (else the EOS) between files, and cut into
+rows of ``seq_len`` tokens until ``max_sequences`` rows are full. The manifest lists every file used (its label, sha256,
 bytes and tokens), in order, and one sha256 over that list; it is written beside the checkpoint.
 
 Disjoint from every evaluation haystack: a file whose sha256 or root-relative path is among the real-text
@@ -37,6 +37,7 @@ import torch
 from ahn.train.data import DataError, Example, Source
 
 EVAL_SOURCES_MODULE = "tasks.realtext.sources"
+DOCUMENT_SEPARATOR = "<|endoftext|>"
 DEFAULT_ROOTS: tuple[str, ...] = ("stdlib", "site:torch", "site:transformers")
 _SKIP_DIRS = {"__pycache__", "site-packages", "dist-packages"}  # stdlib holds the venv's site-packages on some hosts
 
@@ -118,6 +119,20 @@ def _encode_many(tokenizer: Any, texts: list[str]) -> list[list[int]]:
     return out
 
 
+def separator_id(tokenizer: Any) -> int:
+    """The token between files: the document separator ``<|endoftext|>`` where the vocabulary has one (an
+    instruct model's EOS ends a chat turn instead), else the EOS."""
+    convert = getattr(tokenizer, "convert_tokens_to_ids", None)
+    if convert is not None:
+        tid = convert(DOCUMENT_SEPARATOR)
+        if isinstance(tid, int) and tid != getattr(tokenizer, "unk_token_id", None):
+            return tid
+    eos = getattr(tokenizer, "eos_token_id", None)
+    if eos is None:
+        raise DataError(f"the tokenizer has neither {DOCUMENT_SEPARATOR} nor an eos_token_id to separate files")
+    return eos
+
+
 class PythonSourceCorpus(Source):
     """Rows of ``seq_len`` tokens of real Python source; see the module docstring."""
 
@@ -127,9 +142,7 @@ class PythonSourceCorpus(Source):
         if seq_len < 2 or max_sequences < 1:
             raise DataError(f"seq_len must be >= 2 and max_sequences >= 1, got {seq_len}, {max_sequences}")
         exclusions = exclusions if exclusions is not None else eval_exclusions()
-        eos = getattr(tokenizer, "eos_token_id", None)
-        if eos is None:
-            raise DataError("the tokenizer has no eos_token_id: files are separated by it")
+        eos = separator_id(tokenizer)
         self.seq_len, self.roots, self.seed = seq_len, list(roots), seed
         files = list_files(roots, min_tokens + 1)  # a token is at least one byte: shorter files are shorter
         if not files:
