@@ -115,3 +115,51 @@ def test_real_base_recipe_learns_and_moves_only_ahn(tmp_path, cell):
         assert torch.equal(before[k], after[k]), k  # every base parameter bit for bit
     moved = [n for n, p in res.method.blocks.named_parameters() if "o_proj" in n and p.abs().sum() > 0]
     assert len(moved) == 2  # every layer's AHN output map left zero
+
+
+def _count_passes(cfg, seq: int = 48) -> tuple[int, int]:
+    """Matmuls producing MLP-wide rows (gate and up projections: 2 per layer forward; the down projection's input
+    gradient: 1 per layer backward) and vocabulary-wide rows (logits), in one micro-step of a 2-layer model."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    from ahn.train.loop import _set_gc, freeze_all_but_ahn, micro_step
+    from ahn.train.windows import Draw
+    from baselines import attach, make_method
+
+    vocab, wide = 1000, 128
+    config = Qwen2Config(hidden_size=64, intermediate_size=wide, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=vocab)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").eval()
+    counts = {vocab: 0, wide: 0}
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.addmm) and out.shape[-1] in counts:
+                counts[out.shape[-1]] += 1
+            return out
+
+    method = make_method("ahn", cell="gdn", sinks=2, window=14)
+    ids = torch.randint(0, vocab, (1, seq))
+    with attach(model, method):
+        freeze_all_but_ahn(model)
+        _set_gc(model, cfg.gradient_checkpointing)
+        with Count():
+            micro_step(model, method, ids, ids, Draw(2, 14), cfg, None, 1.0, cfg.gradient_checkpointing)
+        _set_gc(model, False)
+    return counts[wide], counts[vocab]
+
+
+def test_new_step_runs_each_layer_and_each_logit_once():
+    """Counted on the CPU: the earlier settings run every layer three times (teacher, student, checkpoint
+    recomputation) and each logit twice (KL chunks recomputed in backward); the coder configs' settings run every
+    layer twice (teacher, student) and compute each logit once."""
+    old = load_config(None, ["base=x", "gradient_checkpointing=true", "kl_impl=checkpoint", "loss_chunk=8"])
+    new = load_config(CONFIGS / "coder-0.5b-gdn.json", ["loss_chunk=8"])
+    chunks = -(-(48 - 16) // 8)  # loss positions t >= 16, in chunks of 8
+    layers = 2
+    # per layer: (teacher + student [+ recomputed student]) x 2 MLP matmuls + 1 input gradient
+    assert _count_passes(old) == (layers * (3 * 2 + 1), 2 * 2 * chunks)
+    assert _count_passes(new) == (layers * (2 * 2 + 1), 2 * chunks)
