@@ -88,6 +88,22 @@ def _tiny_presets() -> dict[str, Preset]:
 
 
 PRESETS: dict[str, Preset] = {**_paper_presets(), **_tiny_presets()}
+
+
+def _coder_ahn_presets(presets: dict[str, Preset]) -> dict[str, Preset]:
+    """AHN cells this project's recipe trained on Qwen2.5-Coder-0.5B-Instruct (`docs/TRAINING_REAL.md`), at the
+    coder presets' 128 sinks + 3,968 window; the base as the `qwen2.5-coder-0.5b` preset names it, if present."""
+    full = presets.get("qwen2.5-coder-0.5b")
+    model, base, chunk = (full.model, full.base, full.chunk_size) if full else \
+        ("Qwen/Qwen2.5-Coder-0.5B-Instruct", None, DEFAULT_CHUNK)
+    return {f"{m}-coder-0.5b": Preset(
+        name=f"{m}-coder-0.5b", model=model, method=m, sinks=128, window=3968, base=base, chunk_size=chunk,
+        ahn_checkpoint=str(REPO_ROOT / "leaderboards" / "coder-0.5b" / m.removeprefix("ahn-")),
+        paper_row=get_spec(m).paper_name, description=f"{get_spec(m).paper_name} trained by this project on "
+        "Qwen2.5-Coder-0.5B-Instruct (128 sinks + 3,968 window)") for m in AHN_REPO_CELL}
+
+
+PRESETS.update(_coder_ahn_presets(PRESETS))
 TINY_DEFAULT = [f"tiny-{m}" for m in PAPER_ROWS]
 
 
