@@ -119,22 +119,31 @@ def matmul_ceiling(device: torch.device, n: int) -> dict[str, float]:
 # configs, model, data
 
 
+EXTRA: list[str] = []  # --set key=value, on top of every config this command builds (a setting's own keys win)
+
+
 def cell_config(cell: str, overrides: dict[str, Any], tiny: bool):
-    from ahn.train.config import load_config
+    from ahn.train.config import load_config, parse_override
 
     pairs = dict(tiny_overrides()) if tiny else {}
+    pairs.update(dict(parse_override(o) for o in EXTRA))
     pairs.update(overrides)
     return load_config(CONFIGS / f"coder-0.5b-{cell}.json", [f"{k}={json.dumps(v)}" for k, v in pairs.items()])
 
 
+def load_tokenizer(args):
+    from transformers import AutoTokenizer
+
+    return ByteTokenizer() if args.tiny else AutoTokenizer.from_pretrained(args.base)
+
+
 def load_model(args, device: torch.device):
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config
+    from transformers import AutoModelForCausalLM, Qwen2Config
 
     if args.tiny:
         torch.manual_seed(0)
         config = Qwen2Config(**TINY, initializer_range=0.1)
-        model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").to(device).eval()
-        return model, ByteTokenizer()
+        return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").to(device).eval()
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(args.base, dtype=dtype, attn_implementation="sdpa")
     from baselines.precision import check_rope_fp32
@@ -142,7 +151,7 @@ def load_model(args, device: torch.device):
     check_rope_fp32(model)
     for p in model.parameters():  # the base is frozen everywhere, and kept in its own dtype (no fp32 copy)
         p.requires_grad_(False)
-    return model.to(device).eval(), AutoTokenizer.from_pretrained(args.base)
+    return model.to(device).eval()
 
 
 def build_corpus(cfg, tokenizer, tiny: bool):
@@ -429,6 +438,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--ceiling-n", type=int, default=8192, help="size of the square matmul of the ceiling")
     ap.add_argument("--require-fla", action="store_true", help="fail at once when fla cannot differentiate the "
                     "gated cells here (instead of training through the PyTorch reference)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="config overrides for every cell (e.g. data.seq_len=8192 micro_batch_size=2)")
     ap.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     ap.add_argument("--tiny", action="store_true", help="a toy shape (random 2-layer Qwen2, bytes as tokens)")
     args = ap.parse_args(argv)
@@ -446,7 +457,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ahn.train.config import ConfigError
+    from ahn.train.data import DataError
+
     args = parse_args(argv)
+    EXTRA[:] = args.set
+    try:
+        return run(args)
+    except (ConfigError, DataError) as e:  # e.g. the evaluation sources missing: one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     out = args.out
@@ -458,13 +481,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.require_fla and why is not None:
         print(f"error: --require-fla but fla cannot differentiate the gated cells here: {why}", file=sys.stderr)
         return 2
-    model, tokenizer = load_model(args, device)
-    log(f"base loaded: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, "
-        f"{next(model.parameters()).dtype}, none trainable")
+    tokenizer = load_tokenizer(args)  # the data first: a refusal (no evaluation sources) comes before the model
     data_cfg = cell_config(args.cells[0] if args.cells else args.bench_cell, {}, args.tiny)
     source = build_corpus(data_cfg, tokenizer, args.tiny)
     log(f"data: {json.dumps(source.describe())}")
     source.write_manifest(out / "data_manifest.json")
+    model = load_model(args, device)
+    log(f"base loaded: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, "
+        f"{next(model.parameters()).dtype}, none trainable")
     step_s = None
     if args.bench:
         ceiling = matmul_ceiling(device, args.ceiling_n if not args.tiny else 256)
