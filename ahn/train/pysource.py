@@ -56,10 +56,19 @@ class Exclusions:
     hashes: frozenset[str]
     names: frozenset[str]
 
+    def __post_init__(self) -> None:
+        # a name may carry a prefix ("Lib/json/decoder.py", "/usr/lib/python3.11/json/decoder.py"): a file matches
+        # when its root-relative path is the name or one of the name's trailing runs of whole path parts
+        tails = set()
+        for name in self.names:
+            parts = name.replace("\\", "/").strip("/").split("/")
+            tails.update("/".join(parts[i:]) for i in range(len(parts)))
+        object.__setattr__(self, "_tails", frozenset(tails))
+
     def reason(self, sha: str, relpath: str) -> str | None:
         if sha in self.hashes:
             return "sha256 is an evaluation source"
-        if relpath in self.names:
+        if relpath in self._tails:
             return "path is an evaluation source"
         return None
 
