@@ -88,7 +88,6 @@ def _tiny_presets() -> dict[str, Preset]:
 
 
 PRESETS: dict[str, Preset] = {**_paper_presets(), **_tiny_presets()}
-
 TINY_DEFAULT = [f"tiny-{m}" for m in PAPER_ROWS]
 
 
