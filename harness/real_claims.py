@@ -8,10 +8,11 @@ records:
 4. full attention's cost grows: its cache bytes per prompt token stay constant (linear growth) and its FLOPs per
    sample rise with the length.
 
-Where the answer lies: ``extra["needle_token_offset"]`` (or ``"answer_token_offset"``), the token offset of its
-first token, or ``extra["needle_depth"]`` (or ``"depth"``), its depth as a fraction of the prompt (a percentage
-above 1 is divided by 100). It is beyond the window when it is not a sink and lies at least ``NEEDLE_SPAN`` tokens
-before the last ``window`` prompt tokens. A claim that does not hold is reported as failing, with its numbers.
+Where the answer lies: ``extra["needle_tokens_from_end"]`` (the real-text tasks: its distance in tokens from the
+end of the task's prompt, before any chat template) with ``extra["needle_token_offset"]``, else the token offset
+alone (or ``"answer_token_offset"``), else ``extra["needle_depth"]`` (or ``"depth"``), its depth as a fraction of
+the prompt (a percentage above 1 is divided by 100). It is beyond the window when it is not a sink and lies at
+least ``NEEDLE_SPAN`` tokens before the last ``window`` prompt tokens. A claim that does not hold is reported as failing, with its numbers.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ def answer_offset(record: dict[str, Any]) -> float | None:
 
 
 def beyond_window(record: dict[str, Any], sinks: int, window: int) -> bool | None:
+    extra = record.get("extra") or {}
+    if extra.get("needle_tokens_from_end") is not None:  # measured in the task's own prompt (the real-text tasks)
+        start = extra.get("needle_token_offset")
+        return (start is None or start >= sinks) and extra["needle_tokens_from_end"] >= window + NEEDLE_SPAN
     offset = answer_offset(record)
     if offset is None or record.get("prompt_tokens") is None:
         return None

@@ -57,6 +57,11 @@ def test_answer_geometry_from_an_offset_or_a_depth():
     assert answer_offset({"prompt_tokens": 1000, "extra": {"needle_depth": 0.25}}) == 250
     assert answer_offset({"prompt_tokens": 1000, "extra": {"depth": 25}}) == 250  # a percentage
     assert beyond_window({"prompt_tokens": 8192, "extra": {}}, SINKS, WINDOW) is None
+    # the real-text tasks' own distance from the end wins over the templated prompt's length
+    rt = {"prompt_tokens": 8230, "extra": {"needle_token_offset": 4000, "needle_tokens_from_end": WINDOW + NEEDLE_SPAN}}
+    assert beyond_window(rt, SINKS, WINDOW) is True
+    rt["extra"]["needle_tokens_from_end"] -= 1
+    assert beyond_window(rt, SINKS, WINDOW) is False
 
 
 @pytest.mark.parametrize("depth", [False, True])
