@@ -449,8 +449,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     bad += [s for s in args.bench if s not in SETTINGS]
     if bad:
         ap.error(f"unknown cell(s) or setting(s) {bad}; cells: gdn, dn, mamba2; settings: {', '.join(SETTINGS)}")
+    if not args.tiny and args.base is not None and not (args.base / "config.json").is_file():
+        try:  # a `fetch-model` name (e.g. qwen2.5-coder-0.5b) whose copy is built
+            from harness import local_models
+
+            built = local_models.built_copy(str(args.base))
+            args.base = Path(built) if built else args.base
+        except (ImportError, ValueError, KeyError):
+            pass
     if not args.tiny and (args.base is None or not (args.base / "config.json").is_file()):
-        ap.error(f"--base {args.base}: not a model folder (no config.json); pass the base's folder, or --tiny")
+        ap.error(f"--base {args.base}: not a model folder (no config.json) nor a built local copy; pass the "
+                 "base's folder, or --tiny")
     if args.resume is not None and not args.resume.is_dir():
         ap.error(f"--resume {args.resume}: no such folder")
     return args

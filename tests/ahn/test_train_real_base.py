@@ -15,7 +15,7 @@ from ahn.train.data import ListSource
 from ahn.train.loop import train
 from ahn.train.loss import distill_loss, fused_kl
 
-CODER_BASE = Path(os.environ.get("AHN_HARNESS_CODER_BASE", "/work/cache/qwen-coder-bf16"))
+CODER_COPY = "qwen2.5-coder-0.5b"  # the `fetch-model` name of the real base's local copy
 CONFIGS = Path(__file__).resolve().parents[2] / "ahn" / "train" / "configs"
 
 
@@ -52,8 +52,18 @@ def test_fused_and_checkpointed_distill_loss_agree():
     assert torch.allclose(a.double(), b, rtol=1e-6) and torch.allclose(ga, gb, rtol=1e-5, atol=1e-7)
 
 
-def _has_coder_copy() -> bool:
-    return (CODER_BASE / "config.json").is_file() and any(CODER_BASE.glob("*.safetensors"))
+def _coder_copy() -> Path | None:
+    """The real base's bf16 folder: AHN_HARNESS_CODER_BASE, the built local copy, or this machine's converted copy."""
+    candidates = [Path(os.environ["AHN_HARNESS_CODER_BASE"])] if os.environ.get("AHN_HARNESS_CODER_BASE") else []
+    try:
+        from harness import local_models
+
+        built = local_models.built_copy(CODER_COPY)
+        candidates += [Path(built)] if built else []
+    except ImportError:  # a tree without fetch-model
+        pass
+    candidates.append(Path("/work/cache/qwen-coder-bf16"))
+    return next((c for c in candidates if (c / "config.json").is_file() and any(c.glob("*.safetensors"))), None)
 
 
 def _base_and_rows(seq: int):
@@ -61,15 +71,16 @@ def _base_and_rows(seq: int):
     (14 query heads, 2 KV heads, head dim 64, hidden 896) and random ids when the copy is absent."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Qwen2Config
 
-    if _has_coder_copy():
+    folder = _coder_copy()
+    if folder is not None:
         from safetensors import safe_open
 
-        config = AutoConfig.from_pretrained(CODER_BASE)
+        config = AutoConfig.from_pretrained(folder)
         config.num_hidden_layers = 2
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="sdpa")
         wanted = model.state_dict()
         loaded = set()
-        for path in sorted(CODER_BASE.glob("*.safetensors")):  # only the tensors of the first two layers
+        for path in sorted(folder.glob("*.safetensors")):  # only the tensors of the first two layers
             with safe_open(str(path), framework="pt") as f:
                 for key in f.keys():
                     if key in wanted:
@@ -79,7 +90,7 @@ def _base_and_rows(seq: int):
         assert set(wanted) - loaded <= tied, sorted(set(wanted) - loaded)[:5]
         from ahn.train.pysource import Exclusions, PythonSourceCorpus
 
-        tok = AutoTokenizer.from_pretrained(CODER_BASE)
+        tok = AutoTokenizer.from_pretrained(folder)
         corpus = PythonSourceCorpus(tok, seq, 1, roots=["site:ahn"], min_tokens=seq,
                                     exclusions=Exclusions(frozenset(), frozenset()))
         rows = [corpus.get(0)["input_ids"]]
