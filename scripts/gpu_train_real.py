@@ -259,6 +259,12 @@ def bench(args, model, source, device, ceiling: dict, out: Path) -> dict[str, An
         except torch.OutOfMemoryError as e:
             r = {"error": f"out of memory: {str(e).splitlines()[0][:200]}"}
             log(f"bench {name}: {r['error']}")
+        except Exception as e:  # a kernel that fails here (e.g. a JIT build): recorded, the other settings still run
+            import traceback
+
+            traceback.print_exc()
+            r = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
+            log(f"bench {name}: failed: {r['error']}")
         finally:
             if device.type == "cuda":
                 torch.cuda.empty_cache()
