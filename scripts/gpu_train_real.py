@@ -436,8 +436,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--max-steps", type=int, default=None, help="stop each cell at this update (resumable)")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "runs/coder-train")))
     ap.add_argument("--resume", type=Path, default=None, help="an earlier command's --out to continue from")
-    ap.add_argument("--bench", default="old,old-fla,new", help="settings to time (comma-separated; 'none' to "
-                    f"skip); valid: {', '.join(SETTINGS)}")
+    ap.add_argument("--bench", default="old,new", help="settings to time (comma-separated; 'none' to skip); "
+                    f"valid: {', '.join(SETTINGS)} (old-fla: what fla's kernels alone bring, if time allows)")
     ap.add_argument("--bench-cell", default="gdn", choices=("gdn", "dn", "mamba2"))
     ap.add_argument("--bench-steps", type=int, default=5)
     ap.add_argument("--bench-warmup", type=int, default=2)
