@@ -156,3 +156,22 @@ def resolve_model(model: str, method: str | None = None, sinks: int | None = Non
         window=None if full else (PAPER_WINDOW if window is None else window),
         ahn_checkpoint=ahn_checkpoint, chunk_size=chunk_size or DEFAULT_CHUNK,
     )
+
+
+def _coder_ahn_presets(presets: dict[str, Preset]) -> dict[str, Preset]:
+    """AHN cells this project's recipe trained on Qwen2.5-Coder-0.5B-Instruct (`docs/TRAINING_REAL.md`), read from
+    `leaderboards/coder-0.5b/<cell>/`, at 128 sinks + 3,968 window; everything else (model, local copy, costs' base,
+    chunk) as the `qwen2.5-coder-0.5b` preset has it, where there is one."""
+    full = presets.get("qwen2.5-coder-0.5b")
+    out = {}
+    for method in AHN_REPO_CELL:
+        name, row = f"{method}-coder-0.5b", get_spec(method).paper_name
+        settings = {"name": name, "method": method, "sinks": 128, "window": 3968, "paper_row": row,
+                    "ahn_checkpoint": str(REPO_ROOT / "leaderboards" / "coder-0.5b" / method.removeprefix("ahn-")),
+                    "description": f"{row} trained by this project on Qwen2.5-Coder-0.5B-Instruct (128 sinks + "
+                                   "3,968 window)"}
+        out[name] = replace(full, **settings) if full else Preset(model="Qwen/Qwen2.5-Coder-0.5B-Instruct", **settings)
+    return out
+
+
+PRESETS.update(_coder_ahn_presets(PRESETS))

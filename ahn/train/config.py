@@ -32,6 +32,9 @@ class DataConfig:
       (``path`` may name another Hub dataset or a local dataset folder with the same ShareGPT ``messages``).
     * ``jsonl``: a local JSON-lines file of chats (``messages``) or plain text (``text``).
     * ``synthetic``: the tiny world's corpus (:mod:`tasks.synthetic.corpus`), generated on the fly, endless.
+    * ``pysource``: the Python source installed on the machine (:mod:`ahn.train.pysource`), packed into rows of
+      ``seq_len`` tokens; ``path`` names the roots (comma-separated, e.g. ``stdlib,site:torch``), ``max_samples``
+      the number of rows, ``filter_len`` the shortest file in tokens.
     """
 
     source: str = "chatqa2"
@@ -103,6 +106,10 @@ class TrainConfig:
     loss: str = "kl"  # "kl" (forward KL teacher || student) | "ce" (student cross-entropy)
     kl_positions: str = "official"  # "official": labels[t] != -100 (unshifted) | "shifted": labels[t+1]
     loss_chunk: int = 1024  # positions per chunk of the checkpointed LM-head + loss
+    # How the KL is computed (the same loss either way, so not in the config hash): "checkpoint" recomputes the
+    # LM head of both models in backward; "fused" computes each chunk's logits once and its gradient right away
+    # (ahn.train.loss.fused_kl). Only the KL loss has the fused form.
+    kl_impl: str = "checkpoint"
     steps: int = 740  # optimiser updates in the whole run (the schedule's length)
     micro_batch_size: int = 1
     grad_accum: int = 4
@@ -130,17 +137,18 @@ class TrainConfig:
 # Fields that do not change what is trained; left out of the config hash (see module docstring).
 RUN_CONTROL_KEYS: frozenset[str] = frozenset({
     "output_dir", "checkpoint_dir", "save_every", "keep_checkpoints", "log_every", "wandb", "resume",
-    "max_steps", "time_budget_s", "dry_run", "device", "data.num_workers", "data.num_proc",
+    "max_steps", "time_budget_s", "dry_run", "device", "data.num_workers", "data.num_proc", "kl_impl",
 })
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "cell": ("gdn", "dn", "mamba2"),
     "backend": ("auto", "reference", "recurrent", "chunked", "fla"),
     "loss": ("kl", "ce"),
+    "kl_impl": ("checkpoint", "fused"),
     "kl_positions": ("official", "shifted"),
     "precision": ("auto", "bf16", "fp32"),
     "save_dtype": ("bfloat16", "float32"),
-    "data.source": ("chatqa2", "jsonl", "synthetic"),
+    "data.source": ("chatqa2", "jsonl", "synthetic", "pysource"),
     "data.format": ("auto", "chat", "text"),
     "data.truncation": ("right", "left"),
     "window.mode": ("random", "fixed"),
@@ -332,6 +340,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"data.max_samples must be >= 1 or null, got {cfg.data.max_samples}")
     if cfg.data.source == "jsonl" and not cfg.data.path:
         raise ConfigError("data.source='jsonl' needs data.path (a .jsonl file)")
+    if cfg.data.source == "pysource" and cfg.data.max_samples is None:
+        raise ConfigError("data.source='pysource' needs data.max_samples (the number of rows of data.seq_len tokens)")
     if cfg.data.source == "synthetic":
         if cfg.data.min_len is not None and not 1 <= cfg.data.min_len <= cfg.data.seq_len:
             raise ConfigError(f"data.min_len must lie in [1, data.seq_len={cfg.data.seq_len}], got {cfg.data.min_len}")

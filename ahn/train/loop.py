@@ -409,7 +409,8 @@ def micro_step(model: nn.Module, method: Any, batch_ids: torch.Tensor, labels: t
             student = _hidden(model, batch_ids)
             if cfg.loss == "kl":
                 mask = loss_positions(labels, draw.total, cfg.kl_positions)
-                loss, n = distill_loss(student, teacher, head, mask, loss="kl", chunk=cfg.loss_chunk)
+                loss, n = distill_loss(student, teacher, head, mask, loss="kl", chunk=cfg.loss_chunk,
+                                       kl_impl=cfg.kl_impl)
             else:  # CE always needs a next token: shifted positions
                 mask = loss_positions(labels, draw.total, "shifted")
                 loss, n = distill_loss(student, None, head, mask, loss="ce", targets=ce_targets(labels),
