@@ -24,9 +24,14 @@ TINY_SINKS, TINY_WINDOW = 32, 480
 # paper's 128 + 32,640 do at 128k (docs/REAL_MODEL.md).
 CODER_SINKS, CODER_WINDOW = 128, 3968
 CODER_BASE, CODER_COPY = "Qwen2.5-Coder-0.5B-Instruct", "qwen2.5-coder-0.5b"
-#: AHN presets on the Coder-0.5B base, one line each: method -> checkpoint folder (released format), e.g.
-#: "ahn-gdn": str(REPO_ROOT / "leaderboards" / "coder-0.5b" / "ahn-gdn"). Each becomes `<method>-coder-0.5b`.
-CODER_AHN_CHECKPOINTS: dict[str, str] = {}
+#: AHN presets on the Coder-0.5B base, one line each: method -> checkpoint folder (released format) that this
+#: project's recipe trained (docs/TRAINING_REAL.md). Each becomes `<method>-coder-0.5b`.
+CODER_AHN_DIR = REPO_ROOT / "leaderboards" / "coder-0.5b"
+CODER_AHN_CHECKPOINTS: dict[str, str] = {
+    "ahn-gdn": str(CODER_AHN_DIR / "gdn"),
+    "ahn-dn": str(CODER_AHN_DIR / "dn"),
+    "ahn-mamba2": str(CODER_AHN_DIR / "mamba2"),
+}
 
 #: The paper's rows in the order of its tables: a preset per row and base (labels from the method registry).
 PAPER_ROWS: tuple[str, ...] = TABLE9_ORDER
@@ -157,21 +162,3 @@ def resolve_model(model: str, method: str | None = None, sinks: int | None = Non
         ahn_checkpoint=ahn_checkpoint, chunk_size=chunk_size or DEFAULT_CHUNK,
     )
 
-
-def _coder_ahn_presets(presets: dict[str, Preset]) -> dict[str, Preset]:
-    """AHN cells this project's recipe trained on Qwen2.5-Coder-0.5B-Instruct (`docs/TRAINING_REAL.md`), read from
-    `leaderboards/coder-0.5b/<cell>/`, at 128 sinks + 3,968 window; everything else (model, local copy, costs' base,
-    chunk) as the `qwen2.5-coder-0.5b` preset has it, where there is one."""
-    full = presets.get("qwen2.5-coder-0.5b")
-    out = {}
-    for method in AHN_REPO_CELL:
-        name, row = f"{method}-coder-0.5b", get_spec(method).paper_name
-        settings = {"name": name, "method": method, "sinks": 128, "window": 3968, "paper_row": row,
-                    "ahn_checkpoint": str(REPO_ROOT / "leaderboards" / "coder-0.5b" / method.removeprefix("ahn-")),
-                    "description": f"{row} trained by this project on Qwen2.5-Coder-0.5B-Instruct (128 sinks + "
-                                   "3,968 window)"}
-        out[name] = replace(full, **settings) if full else Preset(model="Qwen/Qwen2.5-Coder-0.5B-Instruct", **settings)
-    return out
-
-
-PRESETS.update(_coder_ahn_presets(PRESETS))
