@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The real model on a GPU host that reaches no package index (docs/REAL_MODEL.md), one stage a command:
+#   piece     install the carried wheels (.whl*/) into /tmp/site and keep the carried GGUF pieces (.gguf/part*) in
+#             /tmp/gguf: the 491 MB file travels in 55 MiB pieces, one a command, while the machine stays warm
+#   build     join the pieces and build the local copy: fetch-model --from-gguf (size and sha256 against the pin)
+#   compare   full, sinks + window, CT-max and CT-avg × every real-text task × 4k–128k × 32 samples through
+#             `harness run` (static decode, batched); resumable, so a second command finishes what the first
+#             could not; the run folder comes back as $OUT/coder-realtext.tgz
+#   ahn       the same for the three AHN presets trained on this base (leaderboards/coder-0.5b/)
+# Results come back under $OUT; the run folders stay in runs/ (ignored) for the next command.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:?usage: gpu_real_model.sh piece|build|compare|ahn [timeout_s]}
+limit=${2:-560}
+export AHN_HARNESS_MODEL_CACHE=/tmp/models HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+export PYTHONPATH=/tmp/site:$PWD TOKENIZERS_PARALLELISM=false
+out=${OUT:-/tmp/out}
+mkdir -p "$out" /tmp/site /tmp/gguf
+LENGTHS=4k+8k+16k+32k+64k+128k
+pack() {  # a run folder back under $OUT, in 15 MiB pieces
+  tar -czf /tmp/"$1".tgz -C runs "$1" && split -b 15m -d /tmp/"$1".tgz "$out/$1.tgz." && ls -la "$out"
+}
+case "$mode" in
+  piece)
+    nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv,noheader
+    for w in .whl*/*.whl; do
+      [ -e "$w" ] && python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site "$w" && echo "installed $(basename "$w")"
+    done
+    for p in .gguf/part*; do [ -e "$p" ] && cp "$p" /tmp/gguf/ && echo "kept $p"; done
+    ls -la /tmp/gguf ;;
+  build)
+    cat /tmp/gguf/part* > /tmp/model.gguf && ls -la /tmp/model.gguf
+    python3 -m harness fetch-model qwen2.5-coder-0.5b --from-gguf /tmp/model.gguf 2>&1 | grep -v "de-quantizing"
+    rm -f /tmp/model.gguf ;;
+  compare)
+    models=qwen2.5-coder-0.5b,qwen2.5-coder-0.5b-swa,qwen2.5-coder-0.5b-ct-max,qwen2.5-coder-0.5b-ct-avg
+    timeout "$limit" python3 -m harness run --model "$models" --tasks "realtext@$LENGTHS" --limit 32 \
+      --output runs/coder-realtext --no-progress 2>&1 | grep -v -i -E "warn|Loading weights" | tail -40
+    pack coder-realtext ;;
+  ahn)
+    models=ahn-gdn-coder-0.5b,ahn-dn-coder-0.5b,ahn-mamba2-coder-0.5b
+    timeout "$limit" python3 -m harness run --model "$models" --tasks "realtext@$LENGTHS" --limit 32 \
+      --output runs/coder-realtext-ahn --no-progress 2>&1 | grep -v -i -E "warn|Loading weights" | tail -40
+    pack coder-realtext-ahn ;;
+  *) echo "unknown mode $mode; valid: piece, build, compare, ahn" >&2; exit 2 ;;
+esac
