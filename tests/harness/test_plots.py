@@ -141,12 +141,15 @@ def _figures(runs):
 
 
 def _boxes(fig, artists):
+    """Drawn boxes; a label's is its text's alone (an annotation's own extent also spans its leader line)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
 
     FigureCanvasAgg(fig)
     fig.draw_without_rendering()
     renderer = fig.canvas.get_renderer()
-    return [a.get_window_extent(renderer) for a in artists]
+    return [Text.get_window_extent(a, renderer) if isinstance(a, Text) else a.get_window_extent(renderer)
+            for a in artists]
 
 
 def _disjoint(boxes) -> list[tuple[int, int]]:
