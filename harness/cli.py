@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "is leaderboards/paper_tables.md)")
 
     plot = sub.add_parser("plot", help="PNG + SVG figures of one or more runs")
-    plot.add_argument("runs", nargs="+", type=Path)
+    plot.add_argument("runs", nargs="+", type=Path, help="run folders, or a job's folder holding several")
     plot.add_argument("--output", type=Path, help="folder for the figures (default: <first run>/plots)")
     _console_flags(plot)
     return parser
@@ -305,15 +305,21 @@ def _cmd_table(args) -> int:
 
 
 def _cmd_plot(args) -> int:
+    from harness.frame import run_folders
     from harness.plots import plot_runs
     from harness.preflight import check_writable_folder
+    from harness.store import RunError
 
     out = args.output or args.runs[0] / "plots"
-    for run in args.runs:
-        if not (run / "manifest.json").is_file():
-            raise ValueError(f"{run}: not a run folder (no manifest.json); pass folders written by harness run")
+    runs = []
+    for run in args.runs:  # a run folder, or a job's root holding several (as load_run takes)
+        try:
+            runs += run_folders(run)
+        except RunError:
+            raise ValueError(f"{run}: not a run folder (no manifest.json) and holds none; pass folders written "
+                             "by harness run, or the job folder above them") from None
     check_writable_folder(out)
-    for p in plot_runs(args.runs, out):
+    for p in plot_runs(runs, out):
         print(p)
     return 0
 

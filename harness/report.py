@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.buckets import sort_buckets
 from harness.store import load_run
+from harness.style import method_of, sort_key
 from harness.summary import SCORE_SCALE, format_ci, si, summarize
 
 
@@ -22,6 +23,8 @@ def _cells(rows: list[dict[str, Any]], scopes: tuple[str, ...]) -> dict[tuple[st
 def comparison_markdown(run_dirs: Sequence[str | Path]) -> tuple[str, dict[str, Any]]:
     """Markdown (and the same numbers as a dict) comparing runs bucket by bucket."""
     runs = [load_run(d) for d in run_dirs]
+    # methods in the paper's row order, as in the figures (harness.style), whatever order the folders came in
+    runs.sort(key=lambda r: sort_key(method_of(r.manifest, r.label), r.label))
     labels = [r.label for r in runs]
     summaries = [summarize(r.records) for r in runs]
     cells = [_cells(s, ("cell", "task", "family-bucket", "family", "overall")) for s in summaries]
