@@ -6,7 +6,9 @@ Every command explains itself with `--help`; a bad value is reported with the va
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
+import hashlib
 import importlib
 import json
 import os
@@ -128,8 +130,6 @@ def _console_flags(sub: argparse.ArgumentParser) -> None:
 
 
 def _cmd_list(what: str) -> int:
-    from tasks.registry import FAMILIES
-
     if what in ("all", "presets"):
         print("presets:")
         for p in PRESETS.values():
@@ -137,7 +137,15 @@ def _cmd_list(what: str) -> int:
     if what in ("all", "methods"):
         print("methods: " + ", ".join(method_names()))
     if what in ("all", "tasks"):
-        print("task families: " + ", ".join(FAMILIES) + "  (e.g. lveval:factrecall_en@128k)")
+        import textwrap
+
+        from tasks.family import families
+
+        print("tasks (select a family, family:name or family:name@level, e.g. lveval:factrecall_en@128k):")
+        for name, family in families().items():
+            print(f"  {name:<14} {family.description}".rstrip())
+            names = ", ".join(family.names()) or "(any name the family's loader accepts)"
+            print(textwrap.fill(names, width=110, initial_indent=" " * 17, subsequent_indent=" " * 17))
     return 0
 
 
@@ -257,9 +265,28 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
         raise ValueError("--tasks is required for non-tiny models, e.g. --tasks lveval or --tasks infinitebench")
     parse_task_spec(tasks)  # a typo in a task or level fails here, before any weights are loaded
     limit = args.limit if args.limit is not None else (DEFAULT_LIMIT if tiny and args.tasks is None else None)
-    output = args.output or DEFAULT_OUTPUT / ("tiny-default" if tiny and len(presets) > 1 else presets[0].name)
+    output = args.output or default_output([p.name for p in presets])
+    created = [p for p in (output, *output.parents) if not p.exists()]  # deepest first
     preflight.check_writable_folder(output)
+    for folder in created:  # the probe leaves nothing behind: the run makes its folder when it first writes,
+        with contextlib.suppress(OSError):  # so a run that fails before that leaves no empty folder
+            folder.rmdir()
     return presets, tasks, output, limit
+
+
+def default_output(names: list[str]) -> Path:
+    """Where `run` writes without --output: ``runs/<preset>`` for one preset, ``runs/tiny-default`` for the
+    embedded default's seven (the README's path), else a folder named after the presets, so two different
+    lists of presets never resume into each other's folder."""
+    if len(names) == 1:
+        return DEFAULT_OUTPUT / names[0]
+    if sorted(names) == sorted(TINY_DEFAULT):
+        return DEFAULT_OUTPUT / "tiny-default"
+    joined = "+".join(names)
+    if len(names) <= 3 and len(joined) <= 64:
+        return DEFAULT_OUTPUT / joined
+    digest = hashlib.sha256(joined.encode("utf-8")).hexdigest()[:8]
+    return DEFAULT_OUTPUT / f"{names[0]}+{len(names) - 1}-more-{digest}"
 
 
 def _cmd_run(args) -> int:
