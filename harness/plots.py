@@ -2,19 +2,26 @@
 
 Three figures, each written as PNG (for reading) and SVG (for papers and the web):
 
-* ``score_by_length``: score per length bucket, one marker per method with its 95% CI as an error bar (the
-  buckets are categories: nothing is interpolated between them), methods side by side within a bucket so equal
-  scores stay visible; one panel per benchmark family (LV-Eval levels and token bins do not share an axis).
+* ``score_by_length``: score per length bucket, one marker per method with its 95% CI as an error bar (Wilson
+  for binary metrics, the bootstrap for graded ones: :mod:`harness.intervals`; the title says which), each
+  bucket's sample count under its name. The buckets are categories: nothing is interpolated between them. A
+  bucket's methods sit side by side within :data:`DODGE_SPAN` of the gap, so equal scores stay visible and
+  the buckets stay apart; error bars are drawn over the markers with caps wider than them, and the axis
+  reaches a little past 0 and 100, so an interval ending there stays visible.
 * ``cost_vs_length``: FLOPs and cache bytes per sample against prompt length, log-log, per method; the
   paper's analytic convention solid, what the implementation computes/stores dashed, measured bytes as
-  markers. Full attention's cache grows linearly, a bounded method's goes flat: visible at once.
+  markers. Full attention's cache grows linearly, a bounded method's goes flat: visible at once. Below, each
+  method on its own row at the longest length bucket, as a ratio to full attention's cost (log scale, the
+  value printed), so bounded methods whose lines coincide above are told apart.
 * ``score_vs_cost``: mean score against mean cache bytes and against mean FLOPs per method, labelled points
-  with CI bars and the Pareto front (up and to the left is better). Labels are placed where they overlap no
-  other label and no marker; methods at one spot share one label.
+  with CI bars and the Pareto front (up and to the left is better). Each label is joined to its point by a
+  leader line and placed where it overlaps no other label, marker or error bar and its line crosses none;
+  methods at one spot share one label. The score axis fits the intervals (never far past 100).
 
 A method has one colour, marker and line style in every figure (:mod:`harness.style`); legends list methods in
-the paper's row order. Log axes carry at least four labelled ticks. Figures are drawn on ``matplotlib.figure.Figure`` objects (Agg canvas), so plotting touches no global backend
-or pyplot state and works headless.
+the paper's row order. Log axes carry at least four labelled ticks. Figures are drawn on
+``matplotlib.figure.Figure`` objects (Agg canvas), so plotting touches no global backend or pyplot state and
+works headless.
 """
 
 from __future__ import annotations
@@ -344,7 +351,10 @@ def _dot_panel(ax: Axes, methods: list[_Method], what: str, fields: Sequence[str
         ax.annotate(text, (v, y), xytext=(7, 0), textcoords="offset points", va="center", fontsize=8.5,
                     color=m.color)
     lo, hi = min(values.values()), max(values.values())
-    lo_v, hi_v = _log_view(lo / 1.3, hi * 1.9)  # room for the printed values on the right
+    lo_v, hi_v = lo / 1.35, hi * 1.7  # room for the printed values on the right
+    dense = LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0), numticks=50)
+    while sum(lo_v <= t <= hi_v for t in dense.tick_values(lo_v, hi_v)) < MIN_LOG_TICKS:
+        lo_v, hi_v = lo_v / 1.2, hi_v * 1.2
     ax.set_xscale("log")
     ax.set_xlim(lo_v, hi_v)
     _log_ticks(ax.xaxis, lo_v, hi_v)
