@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ahn-checkpoint", help="AHN-only checkpoint (Hub id or folder) for a non-preset model")
     run.add_argument("--limit", type=int, help="first N samples per task and level (synthetic: per length)")
     run.add_argument("--output", type=Path, help="run folder (one sub-folder per preset when several); "
-                                                 "the same command resumes it")
+                                                 "the same command resumes it (default: runs/<preset>, "
+                                                 "runs/tiny-default for the embedded default, else named "
+                                                 "after the presets)")
     run.add_argument("--data-dir", help="local copy of the benchmark files (no Hub access)")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, …")
     run.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), bfloat16, float32")
