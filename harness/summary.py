@@ -52,7 +52,7 @@ NOTES = [
     "over tasks (LV-Eval convention); score_pooled is the plain mean over samples.",
     "95% CI: Wilson score interval where every task in the row has a binary metric (scores 0 or 1; Kish's "
     "effective n for means over tasks), else a seeded percentile bootstrap, stratified by task for means over "
-    "tasks; the CI column names the method (W / B) and n is the number of counted samples.",
+    "tasks; the CI column names the method and n, the number of counted samples.",
 ]
 SCORE_SCALE = "x100"  # summaries, reports and figures; records, frames and lm-eval exports keep 0-1
 
