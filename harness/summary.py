@@ -46,7 +46,7 @@ COST_FIELDS = (
 )
 
 NOTES = [
-    "Scores are x100. Failed samples (status != ok or no numeric score) are counted in n_failed and "
+    "Scores are x100 here (records, harness.load_run frames and lm-eval exports keep 0-1). Failed samples (status != ok or no numeric score) are counted in n_failed and "
     "excluded from every mean, cost means included.",
     "cell and task rows average over samples; family-bucket, family and overall rows are unweighted means "
     "over tasks (LV-Eval convention); score_pooled is the plain mean over samples.",
