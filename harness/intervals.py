@@ -124,8 +124,8 @@ def all_zero_one(scores: Sequence[float] | np.ndarray) -> bool:
 
 
 def is_binary(task: str, scores: Sequence[float] | np.ndarray) -> bool:
-    """Whether the Wilson interval applies to ``task``'s ``scores`` (on the 0–1 scale): the family's declaration
-    when there is one, else the values; either way every score must be 0 or 1."""
+    """Whether the Wilson interval applies to ``task``'s ``scores`` (0–1 scale): not when the family declares
+    the metric graded; otherwise when every score is 0 or 1."""
     declared = declared_binary(task)
     if declared is False:
         return False
@@ -139,7 +139,7 @@ def mean_ci(
     level: float,
     pooled: bool,
 ) -> tuple[tuple[float, float] | None, str | None]:
-    """The CI of a row's mean score (0–1 scale) and the method that gave it (:data:`WILSON` or :data:`BOOTSTRAP`).
+    """The CI of a row's mean score (0–1 scale) and the method that gave it (:data:`WILSON`, :data:`BOOTSTRAP`).
 
     ``strata`` maps each task to its counted scores; ``pooled`` rows average over samples (one stratum of all
     of them), the others over tasks with equal weights.

@@ -216,13 +216,15 @@ def score_by_length_figure(methods: list[_Method]) -> Figure:
     n = max(1, len(families))
     ncols = min(n, 3)
     nrows = -(-n // ncols)
-    nb = max((len({r["bucket"] for rows in fr.values() for r in rows}) for fr in fam_rows.values()), default=1)
+    nb = max((len({r["bucket"] for rows in fr.values() for r in rows}) for fr in fam_rows.values()),
+             default=1)
     offsets = dodge_offsets(len(methods))
     lows: list[float] = []
     highs: list[float] = []
     ci_methods: set[str] = set()
     with _style():
-        fig = Figure(figsize=(max(4.4, 1.35 * nb + 1.4) * ncols + 0.4, 3.9 * nrows + 0.8), layout="constrained")
+        width = max(4.4, 1.35 * nb + 1.4)  # per panel: room for the dodged methods of every bucket
+        fig = Figure(figsize=(width * ncols + 0.4, 3.9 * nrows + 0.8), layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
         for ax in axes.flat[len(families):]:
             ax.set_visible(False)
@@ -310,7 +312,8 @@ def _bucket_means(records: list[dict[str, Any]], field: str) -> dict[str, float]
     return {b: float(np.mean(v)) for b, v in acc.items()}
 
 
-def relative_costs(methods: list[_Method], fields: Sequence[str]) -> tuple[str, str, dict[str, float], bool] | None:
+def relative_costs(methods: list[_Method], fields: Sequence[str]
+                   ) -> tuple[str, str, dict[str, float], bool] | None:
     """Each method's mean cost in the longest length bucket they all recorded, as a ratio to full attention's
     there (or absolute when no run is full attention): (field, bucket, values by label, is_ratio)."""
     for field in fields:
@@ -367,8 +370,8 @@ def _dot_panel(ax: Axes, methods: list[_Method], what: str, fields: Sequence[str
     conv = {"cache_bytes_measured": "measured", "cache_bytes_actual": "as implemented",
             "cache_bytes_paper": "paper convention", "flops_actual": "as implemented",
             "flops_paper": "paper convention"}[field]
-    ax.set_xlabel(f"{what} ({conv}) " + ("÷ full attention's, log scale" if ratio else "per sample, log scale"))
-    ax.set_title(f"{what[0].upper() + what[1:]} at {bucket}" + (" relative to full attention" if ratio else ""))
+    ax.set_xlabel(f"{what} ({conv}) " + ("÷ full attention's" if ratio else "per sample") + ", log scale")
+    ax.set_title(f"{what[0].upper() + what[1:]} at {bucket}" + (" relative to full attention" * ratio))
 
 
 def cost_vs_length_figure(methods: list[_Method]) -> Figure:
@@ -423,8 +426,8 @@ def cost_vs_length_figure(methods: list[_Method]) -> Figure:
             ax.set_title(title)
             ax.grid(True, which="minor", alpha=0.25)
         _dot_panel(grid[1][0], methods, "FLOPs", ("flops_actual", "flops_paper"), "FLOP")
-        _dot_panel(grid[1][1], methods, "cache", ("cache_bytes_measured", "cache_bytes_actual", "cache_bytes_paper"),
-                   "B")
+        _dot_panel(grid[1][1], methods, "cache",
+                   ("cache_bytes_measured", "cache_bytes_actual", "cache_bytes_paper"), "B")
         fig.suptitle("Cost vs prompt length (log-log), and relative to full attention", fontweight="bold")
         conv_handles = [
             Line2D([], [], color="0.3", linestyle=_CONVENTIONS[c], lw=2, marker="o" if c == "measured" else None,

@@ -31,8 +31,11 @@ from typing import Any
 import numpy as np
 
 from harness.buckets import ALL, record_bucket, sort_buckets
-from harness.intervals import bootstrap_ci as bootstrap_ci  # noqa: F401 (compare and claims import it from here)
-from harness.intervals import mean_ci, row_seed
+from harness.intervals import (
+    bootstrap_ci,  # noqa: F401 (compare and claims import it from here)
+    mean_ci,
+    row_seed,
+)
 from harness.store import load_run
 
 N_BOOT = 1000
@@ -46,8 +49,9 @@ COST_FIELDS = (
 )
 
 NOTES = [
-    "Scores are x100 here (records, harness.load_run frames and lm-eval exports keep 0-1). Failed samples (status != ok or no numeric score) are counted in n_failed and "
-    "excluded from every mean, cost means included.",
+    "Scores are x100 here (records, harness.load_run frames and lm-eval exports keep 0-1). Failed samples "
+    "(status != ok or no numeric score) are counted in n_failed and excluded from every mean, cost means "
+    "included.",
     "cell and task rows average over samples; family-bucket, family and overall rows are unweighted means "
     "over tasks (LV-Eval convention); score_pooled is the plain mean over samples.",
     "95% CI: Wilson score interval where every task in the row has a binary metric (scores 0 or 1; Kish's "
@@ -243,13 +247,15 @@ def format_ci(row: dict[str, Any], digits: int = 1) -> str:
     if row.get("ci_low") is None:
         return "–"
     how = _CI_NAMES.get(row.get("ci_method") or "", row.get("ci_method") or "")
-    return f"[{row['ci_low']:.{digits}f}, {row['ci_high']:.{digits}f}] (n={row['n']}" + (f", {how})" if how else ")")
+    bounds = f"[{row['ci_low']:.{digits}f}, {row['ci_high']:.{digits}f}]"
+    return f"{bounds} (n={row['n']}" + (f", {how})" if how else ")")
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A readable markdown table of summary rows (family rows of one-task families omitted)."""
     header = [
-        "task", "bucket", "n", "failed", "score (×100)", "95% CI (n, method)", "prompt tok (before / fed)", "prefill s (mean / med)",
+        "task", "bucket", "n", "failed", "score (×100)", "95% CI (n, method)", "prompt tok (before / fed)",
+        "prefill s (mean / med)",
         "decode ms/tok", "peak mem", "FLOPs paper / actual", "cache paper / actual / measured",
     ]
     align = ["---", "---"] + ["---:"] * (len(header) - 2)
@@ -304,7 +310,8 @@ def write_summary(run_dir: Path | str, n_boot: int = N_BOOT, seed: int = 0) -> t
     if overall and overall["score"] is not None:
         head.append(
             f"- overall score: **{overall['score']:.2f}** "
-            f"(×100; 95% CI {overall['ci_low']:.2f} to {overall['ci_high']:.2f}, {_CI_NAMES.get(overall['ci_method'])}, "
+            f"(×100; 95% CI {overall['ci_low']:.2f} to {overall['ci_high']:.2f}, "
+            f"{_CI_NAMES.get(overall['ci_method'])}, "
             f"n={overall['n']}; mean over {overall['n_tasks']} task(s))"
         )
     body = "\n".join(head + ["", format_table(rows), "", *[f"- {n}" for n in NOTES]]) + "\n"

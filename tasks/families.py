@@ -62,7 +62,8 @@ def _lveval_levels(name: str | None, levels: tuple[str, ...]) -> None:
 
 
 def _lveval_tasks() -> dict[str, TaskInfo]:
-    return {f"lveval/{d}": TaskInfo(f"lveval/{d}", metric.__name__, lang, partial(lv_scoring.score_lveval, d), False)
+    return {f"lveval/{d}": TaskInfo(f"lveval/{d}", metric.__name__, lang, partial(lv_scoring.score_lveval, d),
+                                    binary=False)
             for d, (metric, lang) in lv_scoring.DATASETS.items()}
 
 
@@ -86,7 +87,8 @@ def _ib_settings(rest: str, sample: Sample | None) -> TaskSettings:
 
 def _ib_tasks() -> dict[str, TaskInfo]:
     return {f"infinitebench/{t}": TaskInfo(f"infinitebench/{t}", IB_METRICS[t], "zh" if t == "longbook_qa_chn"
-                                           else "en", partial(ib_scoring.score_infinitebench, t), t in IB_BINARY)
+                                           else "en", partial(ib_scoring.score_infinitebench, t),
+                                           binary=t in IB_BINARY)
             for t in ib_scoring.TASK_NAMES}
 
 
@@ -104,7 +106,7 @@ INFINITEBENCH = BenchmarkFamily(
 
 def _lb_tasks() -> dict[str, TaskInfo]:
     return {f"longbench/{t}": TaskInfo(f"longbench/{t}", metric.__name__, "zh" if t == "dureader" else "en",
-                                       partial(lb_scoring.score_longbench, t), False)
+                                       partial(lb_scoring.score_longbench, t), binary=False)
             for t, (metric, _) in lb_scoring.TASKS.items()}
 
 
@@ -134,7 +136,7 @@ def _paper_tasks() -> dict[str, TaskInfo]:
         lang = "zh" if t.endswith("chn") else "en"
         out[f"ahn-paper/{t}"] = TaskInfo(f"ahn-paper/{t}", "ROUGE-L F (rouge 1.0.1)" + (", jieba-joined" if
                                          lang == "zh" else ""), lang, partial(lb_scoring.score_ahn_infinitebench, t),
-                                         False)
+                                         binary=False)
     return out
 
 
@@ -201,12 +203,12 @@ def _synthetic_settings(rest: str, sample: Sample | None) -> TaskSettings:
 
 
 def _synthetic_tasks() -> dict[str, TaskInfo]:
-    out = {f"synthetic/{t}": TaskInfo(f"synthetic/{t}", IB_METRICS[ib], "en", partial(syn_scoring.score_synthetic, t),
-                                      ib in IB_BINARY)
+    out = {f"synthetic/{t}": TaskInfo(f"synthetic/{t}", IB_METRICS[ib], "en",
+                                      partial(syn_scoring.score_synthetic, t), binary=ib in IB_BINARY)
            for t, ib in syn_scoring.INFINITEBENCH_LIKE.items()}
     # string_match_all: the fraction of the needles found (graded when a task hides several)
     out.update({f"synthetic/{t}": TaskInfo(f"synthetic/{t}", "string_match_all", "en",
-                                           partial(syn_scoring.score_synthetic, t), t == "niah_single")
+                                           partial(syn_scoring.score_synthetic, t), binary=t == "niah_single")
                 for t in syn_scoring.NIAH_TASKS})
     return out
 
