@@ -261,8 +261,9 @@ def test_a_buckets_methods_share_a_compact_dodge(tmp_path: Path) -> None:
     assert offsets.max() - offsets.min() == pytest.approx(DODGE_SPAN) and DODGE_SPAN <= 0.45
     assert np.allclose(np.diff(offsets), offsets[1] - offsets[0]) and offsets.mean() == pytest.approx(0.0)
     assert list(dodge_offsets(1)) == [0.0] and np.ptp(dodge_offsets(2)) <= DODGE_SPAN
-    _, figs = _figures(_crowded_runs(tmp_path / "crowded"))
-    ax = figs["score_by_length"].axes[0]
+    from harness.plots import _load, score_by_length_figure
+
+    ax = score_by_length_figure(_load(_crowded_runs(tmp_path / "crowded"))).axes[0]
     first = [ln.get_xydata()[0][0] for ln in ax.lines if (ln.get_gid() or "").startswith("method:")]
     assert len(first) == 7 and max(first) - min(first) <= DODGE_SPAN + 1e-9  # bucket 0 sits at x = 0
 
@@ -281,10 +282,10 @@ def test_score_axes_fit_the_intervals_with_room_at_0_and_100() -> None:
 def test_the_cost_panel_sets_each_method_apart_as_a_ratio_to_full_attention(tmp_path: Path) -> None:
     """The bottom panels: full attention at 1, each method on its own row at its ratio in the longest bucket,
     computed here from the records by hand."""
-    from harness.plots import relative_costs
+    from harness.plots import _load, cost_vs_length_figure, relative_costs
 
     runs = _crowded_runs(tmp_path / "crowded")
-    methods, figs = _figures(runs)
+    methods = _load(runs)
     field, bucket, values, ratio = relative_costs(methods, ("cache_bytes_measured",))
     assert (field, bucket, ratio) == ("cache_bytes_measured", "256k", True)
 
@@ -296,7 +297,7 @@ def test_the_cost_panel_sets_each_method_apart_as_a_ratio_to_full_attention(tmp_
     for run in runs:
         assert values[run.name] == pytest.approx(mean_at(run, "256k") / full, rel=1e-12)
     assert values["full"] == 1.0 and values["swa"] < 0.1
-    bottom = [ax for ax in figs["cost_vs_length"].axes if ax.get_title().startswith("Cache at")]
+    bottom = [ax for ax in cost_vs_length_figure(methods).axes if ax.get_title().startswith("Cache at")]
     (ax,) = bottom
     rows = {ln.get_gid(): ln.get_xydata()[0] for ln in ax.lines if (ln.get_gid() or "").startswith("cost:")}
     assert len({y for _, y in rows.values()}) == len(methods)  # one row each: no two methods drawn over each other
