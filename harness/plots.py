@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -107,11 +108,15 @@ def _tokens_fmt(x: float, _pos: Any = None) -> str:
 
 
 def _save(fig: Figure, out_dir: Path, stem: str, formats: Sequence[str]) -> list[Path]:
+    """Write the figure once per format; an SVG carries no date and fixed element ids, so the same runs give
+    the same files (a committed figure changes only when the picture does)."""
     FigureCanvasAgg(fig)
     paths = []
     for ext in formats:
         path = out_dir / f"{stem}.{ext}"
-        fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
+        with rc_context({"svg.hashsalt": stem}):
+            fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white",
+                        metadata={"Date": None} if ext == "svg" else None)
         paths.append(path)
     return paths
 

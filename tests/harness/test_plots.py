@@ -302,3 +302,14 @@ def test_the_cost_panel_sets_each_method_apart_as_a_ratio_to_full_attention(tmp_
     rows = {ln.get_gid(): ln.get_xydata()[0] for ln in ax.lines if (ln.get_gid() or "").startswith("cost:")}
     assert len({y for _, y in rows.values()}) == len(methods)  # one row each: no two methods drawn over each other
     assert ax.get_xscale() == "log"
+
+
+def test_the_same_runs_give_byte_identical_figures(tmp_path: Path) -> None:
+    """No date and no random element ids in an SVG: regenerating a committed figure changes nothing."""
+    runs = [make_run(tmp_path / m, m, [0.6, 0.5, 0.4, 0.3, 0.2], n_per=2, seed=i)
+            for i, m in enumerate(("full", "swa"))]
+    first = plot_runs(runs, tmp_path / "a")
+    second = plot_runs(runs, tmp_path / "b")
+    for a, b in zip(first, second):
+        assert a.read_bytes() == b.read_bytes(), a.name
+    assert b"<dc:date>" not in first[1].read_bytes()
