@@ -121,3 +121,21 @@ def test_an_ahn_load_says_the_ignored_config_keys_once(tmp_path: Path, caplog) -
             pass
     said = [r for r in caplog.records if "training-only config keys" in r.getMessage()]
     assert len(said) == 1 and "sliding_window" in said[0].getMessage()
+
+
+def test_the_embedded_default_still_writes_runs_tiny_default(tmp_path: Path, monkeypatch) -> None:
+    """The README's quick start: `python -m harness run` resumes into runs/tiny-default; two presets go elsewhere."""
+    import harness.runner
+
+    seen: list[Path] = []
+
+    def record(presets, settings):
+        seen.append(settings.output)
+        return []
+
+    monkeypatch.setattr(harness.runner, "run_presets", record)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--no-progress"]) == 0
+    assert main(["run", "--model", "tiny-full,tiny-swa", "--no-progress"]) == 0
+    assert seen == [Path("runs/tiny-default"), Path("runs/tiny-full+tiny-swa")]
+    assert not (tmp_path / "runs").exists()  # nothing ran, so nothing was left behind
