@@ -203,6 +203,21 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def default_output(names: list[str]) -> Path:
+    """Where `run` writes without --output: ``runs/<preset>`` for one preset, ``runs/tiny-default`` for the
+    embedded default's seven (the README's path), else a folder named after the presets, so two different
+    lists of presets never resume into each other's folder."""
+    if len(names) == 1:
+        return DEFAULT_OUTPUT / names[0]
+    if sorted(names) == sorted(TINY_DEFAULT):
+        return DEFAULT_OUTPUT / "tiny-default"
+    joined = "+".join(names)
+    if len(names) <= 3 and len(joined) <= 64:
+        return DEFAULT_OUTPUT / joined
+    digest = hashlib.sha256(joined.encode("utf-8")).hexdigest()[:8]
+    return DEFAULT_OUTPUT / f"{names[0]}+{len(names) - 1}-more-{digest}"
+
+
 def _check_fast_path_switches() -> None:
     """The environment switches of the fast paths (docs/PERFORMANCE.md), before any weights are read."""
     from ahn import chunk_graphs
@@ -274,21 +289,6 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
         with contextlib.suppress(OSError):  # so a run that fails before that leaves no empty folder
             folder.rmdir()
     return presets, tasks, output, limit
-
-
-def default_output(names: list[str]) -> Path:
-    """Where `run` writes without --output: ``runs/<preset>`` for one preset, ``runs/tiny-default`` for the
-    embedded default's seven (the README's path), else a folder named after the presets, so two different
-    lists of presets never resume into each other's folder."""
-    if len(names) == 1:
-        return DEFAULT_OUTPUT / names[0]
-    if sorted(names) == sorted(TINY_DEFAULT):
-        return DEFAULT_OUTPUT / "tiny-default"
-    joined = "+".join(names)
-    if len(names) <= 3 and len(joined) <= 64:
-        return DEFAULT_OUTPUT / joined
-    digest = hashlib.sha256(joined.encode("utf-8")).hexdigest()[:8]
-    return DEFAULT_OUTPUT / f"{names[0]}+{len(names) - 1}-more-{digest}"
 
 
 def _cmd_run(args) -> int:
