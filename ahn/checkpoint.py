@@ -292,9 +292,7 @@ def parse_ahn_config(cfg: Mapping[str, Any]) -> AHNCheckpointConfig:
     fa = str(cfg.get("fa_layer_ids", "") or "").strip()
     fa_ids = tuple(int(x) for x in fa.split(",") if x.strip())
     hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
-    ignored = {k: cfg[k] for k in UNTRUSTED_CONFIG_KEYS if k in cfg}
-    if ignored:
-        log.info("ignoring training-only config keys %s (sinks and window are set explicitly)", sorted(ignored))
+    ignored = {k: cfg[k] for k in UNTRUSTED_CONFIG_KEYS if k in cfg}  # said once, by load_ahn_state_dict
     return AHNCheckpointConfig(
         cell_kind=kind,
         ahn_implementation=AHN_IMPLEMENTATIONS[kind],
@@ -353,6 +351,9 @@ def load_ahn_state_dict(path_or_repo: str | os.PathLike, model: nn.Module, stric
     config = None
     if (folder / CONFIG_NAME).is_file():
         config = parse_ahn_config(json.loads((folder / CONFIG_NAME).read_text()))
+        if config.ignored:
+            log.info("ignoring training-only config keys %s (sinks and window are set explicitly)",
+                     sorted(config.ignored))
         check_base_family(config, model, f"checkpoint {str(path_or_repo)!r}")
         kinds = {c.kind for c in _cells(model)}
         if kinds and kinds != {config.cell_kind}:

@@ -6,7 +6,9 @@ Every command explains itself with `--help`; a bad value is reported with the va
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
+import hashlib
 import importlib
 import json
 import os
@@ -65,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ahn-checkpoint", help="AHN-only checkpoint (Hub id or folder) for a non-preset model")
     run.add_argument("--limit", type=int, help="first N samples per task and level (synthetic: per length)")
     run.add_argument("--output", type=Path, help="run folder (one sub-folder per preset when several); "
-                                                 "the same command resumes it")
+                                                 "the same command resumes it (default: runs/<preset>, "
+                                                 "runs/tiny-default for the embedded default, else named "
+                                                 "after the presets)")
     run.add_argument("--data-dir", help="local copy of the benchmark files (no Hub access)")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, …")
     run.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), bfloat16, float32")
@@ -132,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     _console_flags(fetch)
 
     plot = sub.add_parser("plot", help="PNG + SVG figures of one or more runs")
-    plot.add_argument("runs", nargs="+", type=Path)
+    plot.add_argument("runs", nargs="+", type=Path, help="run folders, or a job's folder holding several")
     plot.add_argument("--output", type=Path, help="folder for the figures (default: <first run>/plots)")
     _console_flags(plot)
     return parser
@@ -162,8 +166,6 @@ def _console_flags(sub: argparse.ArgumentParser) -> None:
 
 
 def _cmd_list(what: str) -> int:
-    from tasks.registry import FAMILIES
-
     if what in ("all", "presets"):
         print("presets:")
         for p in PRESETS.values():
@@ -171,7 +173,15 @@ def _cmd_list(what: str) -> int:
     if what in ("all", "methods"):
         print("methods: " + ", ".join(method_names()))
     if what in ("all", "tasks"):
-        print("task families: " + ", ".join(FAMILIES) + "  (e.g. lveval:factrecall_en@128k)")
+        import textwrap
+
+        from tasks.family import families
+
+        print("tasks (select a family, family:name or family:name@level, e.g. lveval:factrecall_en@128k):")
+        for name, family in families().items():
+            print(f"  {name:<14} {family.description}".rstrip())
+            names = ", ".join(family.names()) or "(any name the family's loader accepts)"
+            print(textwrap.fill(names, width=110, initial_indent=" " * 17, subsequent_indent=" " * 17))
     return 0
 
 
@@ -225,6 +235,21 @@ def _cmd_info(args) -> int:
     print(f"  cache            : {si(report.cache_bytes, 'B')} (paper, 4 B/element)   "
           f"{si(report.cache_bytes_actual, 'B')} (actual)")
     return 0
+
+
+def default_output(names: list[str]) -> Path:
+    """Where `run` writes without --output: ``runs/<preset>`` for one preset, ``runs/tiny-default`` for the
+    embedded default's seven (the README's path), else a folder named after the presets, so two different
+    lists of presets never resume into each other's folder."""
+    if len(names) == 1:
+        return DEFAULT_OUTPUT / names[0]
+    if sorted(names) == sorted(TINY_DEFAULT):
+        return DEFAULT_OUTPUT / "tiny-default"
+    joined = "+".join(names)
+    if len(names) <= 3 and len(joined) <= 64:
+        return DEFAULT_OUTPUT / joined
+    digest = hashlib.sha256(joined.encode("utf-8")).hexdigest()[:8]
+    return DEFAULT_OUTPUT / f"{names[0]}+{len(names) - 1}-more-{digest}"
 
 
 def _check_fast_path_switches() -> None:
@@ -292,8 +317,12 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
     for preset in presets:  # a typo in a task or level fails here, before any weights are loaded
         _check_memory_is_used(preset, tasks, args)
     limit = args.limit if args.limit is not None else (DEFAULT_LIMIT if tiny and args.tasks is None else None)
-    output = args.output or DEFAULT_OUTPUT / ("tiny-default" if tiny and len(presets) > 1 else presets[0].name)
+    output = args.output or default_output([p.name for p in presets])
+    created = [p for p in (output, *output.parents) if not p.exists()]  # deepest first
     preflight.check_writable_folder(output)
+    for folder in created:  # the probe leaves nothing behind: the run makes its folder when it first writes,
+        with contextlib.suppress(OSError):  # so a run that fails before that leaves no empty folder
+            folder.rmdir()
     return presets, tasks, output, limit
 
 
@@ -368,15 +397,21 @@ def _cmd_table(args) -> int:
 
 
 def _cmd_plot(args) -> int:
+    from harness.frame import run_folders
     from harness.plots import plot_runs
     from harness.preflight import check_writable_folder
+    from harness.store import RunError
 
     out = args.output or args.runs[0] / "plots"
-    for run in args.runs:
-        if not (run / "manifest.json").is_file():
-            raise ValueError(f"{run}: not a run folder (no manifest.json); pass folders written by harness run")
+    runs = []
+    for run in args.runs:  # a run folder, or a job's root holding several (as load_run takes)
+        try:
+            runs += run_folders(run)
+        except RunError:
+            raise ValueError(f"{run}: not a run folder (no manifest.json) and holds none; pass folders written "
+                             "by harness run, or the job folder above them") from None
     check_writable_folder(out)
-    for p in plot_runs(args.runs, out):
+    for p in plot_runs(runs, out):
         print(p)
     return 0
 

@@ -10,13 +10,14 @@ objects, untouched. :func:`frame_records` turns the frame back into the records 
 :func:`to_lm_eval_results` writes a run the way ``lm_eval --output_path DIR --log_samples`` does
 (``DIR/<model>/results_<date>.json`` and ``samples_<task>_<date>.jsonl``), so tools that read lm-eval's results
 read ours. Each task × length bucket is an lm-eval task named ``<task>_<bucket>`` (``synthetic_passkey_1k``),
-grouped under its task (``synthetic_passkey``); the metric is ``score`` (0–1, higher is better) with lm-eval's
-standard error of the mean. Samples carry lm-eval's three hashes: ``prompt_hash`` is the record's
-``prompt_sha256`` (SHA-256 of the prompt text as fed, lm-eval's definition); the target is the answers as JSON
-(``json.dumps(answers, ensure_ascii=False, sort_keys=True)``), so ``target_hash`` equals the record's
-``answers_sha256``; ``doc_hash`` is the SHA-256 of the exported ``doc`` as lm-eval computes it. Records written
-before the hashes existed export ``prompt_hash: null``. Failed samples are not exported (lm-eval has no such
-state); ``n-samples`` counts them in ``original``.
+grouped under its task (``synthetic_passkey``); the metric is ``score`` (0–1, higher is better; each task's
+config says ``score_scale``; the harness's own reports show it ×100) with lm-eval's standard error of
+the mean. Samples carry lm-eval's three hashes: ``prompt_hash`` is the record's ``prompt_sha256`` (SHA-256 of
+the prompt text as fed, lm-eval's definition); the target is the answers as JSON (``json.dumps(answers,
+ensure_ascii=False, sort_keys=True)``), so ``target_hash`` equals the record's ``answers_sha256``; ``doc_hash``
+is the SHA-256 of the exported ``doc`` as lm-eval computes it. Records written before the hashes existed export
+``prompt_hash: null``. Failed samples are not exported (lm-eval has no such state); ``n-samples`` counts them in
+``original``.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ RECORD_DTYPES: dict[str, str] = {
     "decode_batch": "Int64",
 }
 RUN_COLUMN = "run"  # the run's label (preset name), added first; an ordered categorical in load order
+#: The scale of ``score`` here and in the exports (summaries, reports and figures show it x100).
+SCORE_SCALE = "0-1"
 METRIC = "score"
 FILTER = "none"
 
@@ -93,8 +96,9 @@ def load_run(path: str | Path | Run | Sequence[str | Path]) -> pd.DataFrame:
     """One row per sample of a run folder (or of every run under a job's root, or of several folders).
 
     Columns: ``run`` (the label), then every field of :data:`RECORD_DTYPES` with its dtype, then any other
-    field as objects. ``bucket`` is ordered by length across all the runs loaded. ``frame.attrs["manifests"]``
-    maps each label to its manifest.
+    field as objects. ``score`` is on 0–1, as recorded (summaries, reports and figures show it ×100;
+    ``frame.attrs["score_scale"]`` says so). ``bucket`` is ordered by length across all the runs loaded.
+    ``frame.attrs["manifests"]`` maps each label to its manifest.
     """
     if isinstance(path, Run):
         runs = [path]
@@ -116,6 +120,7 @@ def load_run(path: str | Path | Run | Sequence[str | Path]) -> pd.DataFrame:
         data[name] = _column(name, [r.get(name) for r in rows], "object", buckets)
     frame = pd.DataFrame(data)
     frame.attrs["manifests"] = {run.label: run.manifest for run in runs}
+    frame.attrs["score_scale"] = SCORE_SCALE
     return frame
 
 
@@ -216,7 +221,7 @@ def lm_eval_results(run: Run) -> tuple[dict[str, Any], dict[str, list[dict[str, 
             group_subtasks[name] = []
             n_samples[name] = {"original": len(recs), "effective": len(scored)}
             configs[name] = {"task": name, "tag": group, "output_type": "generate_until",
-                             "harness_task": task, "bucket": bucket}
+                             "harness_task": task, "bucket": bucket, "score_scale": SCORE_SCALE}
             samples[name] = [_sample(r, i) for i, r in enumerate(scored)]
             scores = [float(r["score"]) for r in scored]
             all_scores += scores

@@ -12,7 +12,8 @@ from typing import Any
 
 from harness.buckets import sort_buckets
 from harness.store import load_run
-from harness.summary import si, summarize
+from harness.style import method_of, sort_key
+from harness.summary import SCORE_SCALE, format_ci, si, summarize
 
 
 def _cells(rows: list[dict[str, Any]], scopes: tuple[str, ...]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -22,14 +23,20 @@ def _cells(rows: list[dict[str, Any]], scopes: tuple[str, ...]) -> dict[tuple[st
 def comparison_markdown(run_dirs: Sequence[str | Path]) -> tuple[str, dict[str, Any]]:
     """Markdown (and the same numbers as a dict) comparing runs bucket by bucket."""
     runs = [load_run(d) for d in run_dirs]
+    # methods in the paper's row order, as in the figures (harness.style), whatever order the folders came in
+    runs.sort(key=lambda r: sort_key(method_of(r.manifest, r.label), r.label))
     labels = [r.label for r in runs]
     summaries = [summarize(r.records) for r in runs]
     cells = [_cells(s, ("cell", "task", "family-bucket", "family", "overall")) for s in summaries]
     keys = sorted({k for c in cells for k in c}, key=lambda k: (k[0] == "all", k[0], k[1] == "all"))
     tasks = sorted({t for t, _ in keys if t != "all"})
-    lines = ["## Score ×100 by task and length bucket (95% bootstrap CI)", "",
+    lines = ["## Score ×100 by task and length bucket", "",
+             "Each cell: the mean score ×100, its 95% CI, the number of counted samples n and the interval's "
+             "method (Wilson where every task in the row has a binary metric, scores 0 or 1; else a percentile "
+             "bootstrap; `harness/intervals.py`).", "",
              "| task | bucket | " + " | ".join(labels) + " |", "|---|---|" + "---:|" * len(labels)]
-    data: dict[str, Any] = {"labels": labels, "scores": {}, "costs": {}}
+    data: dict[str, Any] = {"labels": labels, "score_scale": SCORE_SCALE, "scores": {}, "intervals": {},
+                            "costs": {}}
     for task in tasks + ["all"]:
         buckets = sort_buckets({b for t, b in keys if t == task})
         for bucket in buckets:
@@ -40,7 +47,9 @@ def comparison_markdown(run_dirs: Sequence[str | Path]) -> tuple[str, dict[str, 
                     row.append("–")
                     continue
                 data["scores"].setdefault(f"{task}|{bucket}", {})[label] = r["score"]
-                row.append(f"{r['score']:.1f} [{r['ci_low']:.1f}, {r['ci_high']:.1f}] (n={r['n']})")
+                data["intervals"].setdefault(f"{task}|{bucket}", {})[label] = {
+                    "ci_low": r["ci_low"], "ci_high": r["ci_high"], "n": r["n"], "ci_method": r["ci_method"]}
+                row.append(f"{r['score']:.1f} {format_ci(r)}")
             bold = bucket == "all"
             name = f"**{task}**" if bold else task
             lines.append(f"| {name} | {bucket} | " + " | ".join(row) + " |")

@@ -1,4 +1,4 @@
-"""Per task × length bucket summaries of a run: score with a bootstrap CI, and what it cost.
+"""Per task × length bucket summaries of a run: score with a 95% CI and its sample count, and what it cost.
 
 Everything is derived from the per-sample lines, so a summary can always be recomputed.
 
@@ -11,8 +11,10 @@ Conventions (stated in every written summary):
   (``all`` at ``all``) are unweighted means over tasks of each task's sample mean: LV-Eval's convention (a
   level's score = unweighted mean of its datasets) and the AHN paper's "avg" columns. ``score_pooled`` (the
   plain mean over samples) is given beside it in every row.
-* The CI is a seeded percentile bootstrap (default 1,000 resamples, 95%). For a mean over tasks it is
-  stratified: each task's samples are resampled separately, then averaged with equal weight.
+* The 95% CI (``ci_method`` names it; :mod:`harness.intervals` says why): the Wilson score interval when every
+  task in the row has a binary metric (every score 0 or 1), with Kish's effective sample size for a mean over
+  tasks; otherwise a seeded percentile bootstrap (default 1,000 resamples), stratified by task for a mean over
+  tasks. ``n`` (counted samples) stands beside every interval.
 * Cost columns are plain means over the row's counted samples; ``decode_s_per_token`` is total decode time
   over total generated tokens (a ratio of sums, so short answers do not dominate).
 """
@@ -21,15 +23,19 @@ from __future__ import annotations
 
 import json
 import math
-import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harness.buckets import ALL, record_bucket, sort_buckets
+from harness.intervals import (
+    bootstrap_ci,  # noqa: F401 (compare and claims import it from here)
+    mean_ci,
+    row_seed,
+)
 from harness.store import load_run
 
 N_BOOT = 1000
@@ -41,15 +47,18 @@ COST_FIELDS = (
     "cache_bytes_actual",
     "cache_bytes_measured",
 )
-_BOOT_CHUNK_ELEMS = 4_000_000  # bound the bootstrap index matrix (~32 MB) whatever the sample count
 
 NOTES = [
-    "Scores are x100. Failed samples (status != ok or no numeric score) are counted in n_failed and "
-    "excluded from every mean, cost means included.",
+    "Scores are x100 here (records, harness.load_run frames and lm-eval exports keep 0-1). Failed samples "
+    "(status != ok or no numeric score) are counted in n_failed and excluded from every mean, cost means "
+    "included.",
     "cell and task rows average over samples; family-bucket, family and overall rows are unweighted means "
     "over tasks (LV-Eval convention); score_pooled is the plain mean over samples.",
-    "95% CI: seeded percentile bootstrap, stratified by task for means over tasks.",
+    "95% CI: Wilson score interval where every task in the row has a binary metric (scores 0 or 1; Kish's "
+    "effective n for means over tasks), else a seeded percentile bootstrap, stratified by task for means over "
+    "tasks; the CI column names the method and n, the number of counted samples.",
 ]
+SCORE_SCALE = "x100"  # summaries, reports and figures; records, frames and lm-eval exports keep 0-1
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -69,42 +78,6 @@ def _num(value: Any) -> float | None:
 def is_scored(record: dict[str, Any]) -> bool:
     """Whether a sample enters the means: status ok (or absent) and a finite numeric score."""
     return record.get("status", "ok") == "ok" and _num(record.get("score")) is not None
-
-
-def row_seed(seed: int, *labels: str) -> list[int]:
-    """A per-row seed, so a row's CI does not depend on which other rows were computed before it."""
-    return [seed, zlib.crc32("|".join(labels).encode("utf-8"))]
-
-
-def bootstrap_ci(
-    strata: Sequence[np.ndarray | Sequence[float]],
-    n_boot: int = N_BOOT,
-    seed: int | Sequence[int] = 0,
-    level: float = CI_LEVEL,
-) -> tuple[float, float] | None:
-    """Percentile bootstrap CI of the unweighted mean of the strata's means.
-
-    One stratum is the ordinary bootstrap of a mean. Several strata (tasks) are resampled independently,
-    which matches how the statistic is built (each task's mean, then equal weights). Empty strata are
-    ignored; None when nothing is left.
-    """
-    arrays = [np.asarray(s, dtype=np.float64) for s in strata]
-    arrays = [a for a in arrays if a.size]
-    if not arrays:
-        return None
-    rng = np.random.default_rng(seed)
-    stats = np.zeros(n_boot)
-    for a in arrays:
-        n = a.size
-        rows = max(1, _BOOT_CHUNK_ELEMS // n)
-        for start in range(0, n_boot, rows):
-            stop = min(n_boot, start + rows)
-            idx = rng.integers(0, n, size=(stop - start, n))
-            stats[start:stop] += a[idx].mean(axis=1)
-    stats /= len(arrays)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(stats, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
 
 
 def _mean(values: Iterable[Any]) -> float | None:
@@ -153,16 +126,18 @@ def _row(
     seed: int,
 ) -> dict[str, Any]:
     """One summary row; ``groups`` maps each task in the row to its counted samples."""
-    strata = {t: np.array([float(r["score"]) for r in rs]) * 100.0 for t, rs in groups.items() if rs}
+    unit = {t: np.array([float(r["score"]) for r in rs]) for t, rs in groups.items() if rs}  # 0-1 scale
+    strata = {t: s * 100.0 for t, s in unit.items()}
     ok = [r for rs in groups.values() for r in rs]
     agg = "samples" if scope in ("cell", "task") else "tasks"
     score = pooled = None
     ci: tuple[float, float] | None = None
+    method = None
     if strata:
         pooled = float(np.mean(np.concatenate(list(strata.values()))))
         score = pooled if agg == "samples" else float(np.mean([s.mean() for s in strata.values()]))
-        parts = [np.concatenate(list(strata.values()))] if agg == "samples" else list(strata.values())
-        ci = bootstrap_ci(parts, n_boot=n_boot, seed=row_seed(seed, task, bucket))
+        ci, method = mean_ci(unit, n_boot, row_seed(seed, task, bucket), CI_LEVEL, pooled=agg == "samples")
+        ci = (100.0 * ci[0], 100.0 * ci[1]) if ci else None
     return {
         "task": task,
         "bucket": bucket,
@@ -174,6 +149,7 @@ def _row(
         "score": score,
         "ci_low": ci[0] if ci else None,
         "ci_high": ci[1] if ci else None,
+        "ci_method": method,
         "score_pooled": pooled,
         **_costs(ok),
     }
@@ -263,16 +239,29 @@ def _visible(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+_CI_NAMES = {"wilson": "Wilson", "bootstrap": "bootstrap"}
+
+
+def format_ci(row: dict[str, Any], digits: int = 1) -> str:
+    """A row's interval with its sample count and method: ``[51.0, 100.0] (n=4, Wilson)``; ``–`` when none."""
+    if row.get("ci_low") is None:
+        return "–"
+    how = _CI_NAMES.get(row.get("ci_method") or "", row.get("ci_method") or "")
+    bounds = f"[{row['ci_low']:.{digits}f}, {row['ci_high']:.{digits}f}]"
+    return f"{bounds} (n={row['n']}" + (f", {how})" if how else ")")
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A readable markdown table of summary rows (family rows of one-task families omitted)."""
     header = [
-        "task", "bucket", "n", "failed", "score", "95% CI", "prompt tok (before / fed)", "prefill s (mean / med)",
+        "task", "bucket", "n", "failed", "score (×100)", "95% CI (n, method)", "prompt tok (before / fed)",
+        "prefill s (mean / med)",
         "decode ms/tok", "peak mem", "FLOPs paper / actual", "cache paper / actual / measured",
     ]
     align = ["---", "---"] + ["---:"] * (len(header) - 2)
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
     for r in _visible(rows):
-        ci = "–" if r["ci_low"] is None else f"[{r['ci_low']:.1f}, {r['ci_high']:.1f}]"
+        ci = format_ci(r)
         bold = r["scope"] in ("task", "family", "overall")
         score = _f(r["score"])
         dpt = r["decode_s_per_token"]
@@ -304,6 +293,7 @@ def write_summary(run_dir: Path | str, n_boot: int = N_BOOT, seed: int = 0) -> t
         "n_boot": n_boot,
         "seed": seed,
         "ci_level": CI_LEVEL,
+        "score_scale": SCORE_SCALE,
         "notes": NOTES,
         "rows": rows,
     }
@@ -320,7 +310,9 @@ def write_summary(run_dir: Path | str, n_boot: int = N_BOOT, seed: int = 0) -> t
     if overall and overall["score"] is not None:
         head.append(
             f"- overall score: **{overall['score']:.2f}** "
-            f"(95% CI {overall['ci_low']:.2f} to {overall['ci_high']:.2f}; mean over {overall['n_tasks']} task(s))"
+            f"(×100; 95% CI {overall['ci_low']:.2f} to {overall['ci_high']:.2f}, "
+            f"{_CI_NAMES.get(overall['ci_method'])}, "
+            f"n={overall['n']}; mean over {overall['n_tasks']} task(s))"
         )
     body = "\n".join(head + ["", format_table(rows), "", *[f"- {n}" for n in NOTES]]) + "\n"
     md_path.write_text(body, encoding="utf-8")

@@ -40,6 +40,8 @@ IB_METRICS: dict[str, str] = {
     "code_run": "int(last word) == label",
     "code_debug": "option parsing",
 }
+# The InfiniteBench metrics that give a yes/no verdict (0 or 1); the others are graded (F1, ROUGE, a ratio).
+IB_BINARY = frozenset(IB_METRICS) - {"longbook_sum_eng", "longbook_qa_eng", "longbook_qa_chn", "math_calc"}
 
 
 def parse_length(label: str) -> int:
@@ -62,7 +64,8 @@ def _lveval_levels(name: str | None, levels: tuple[str, ...]) -> None:
 
 
 def _lveval_tasks() -> dict[str, TaskInfo]:
-    return {f"lveval/{d}": TaskInfo(f"lveval/{d}", metric.__name__, lang, partial(lv_scoring.score_lveval, d))
+    return {f"lveval/{d}": TaskInfo(f"lveval/{d}", metric.__name__, lang, partial(lv_scoring.score_lveval, d),
+                                    binary=False)
             for d, (metric, lang) in lv_scoring.DATASETS.items()}
 
 
@@ -86,7 +89,8 @@ def _ib_settings(rest: str, sample: Sample | None) -> TaskSettings:
 
 def _ib_tasks() -> dict[str, TaskInfo]:
     return {f"infinitebench/{t}": TaskInfo(f"infinitebench/{t}", IB_METRICS[t], "zh" if t == "longbook_qa_chn"
-                                           else "en", partial(ib_scoring.score_infinitebench, t))
+                                           else "en", partial(ib_scoring.score_infinitebench, t),
+                                           binary=t in IB_BINARY)
             for t in ib_scoring.TASK_NAMES}
 
 
@@ -104,7 +108,7 @@ INFINITEBENCH = BenchmarkFamily(
 
 def _lb_tasks() -> dict[str, TaskInfo]:
     return {f"longbench/{t}": TaskInfo(f"longbench/{t}", metric.__name__, "zh" if t == "dureader" else "en",
-                                       partial(lb_scoring.score_longbench, t))
+                                       partial(lb_scoring.score_longbench, t), binary=False)
             for t, (metric, _) in lb_scoring.TASKS.items()}
 
 
@@ -133,7 +137,8 @@ def _paper_tasks() -> dict[str, TaskInfo]:
     for t in lb_scoring.INFINITEBENCH_TASKS:
         lang = "zh" if t.endswith("chn") else "en"
         out[f"ahn-paper/{t}"] = TaskInfo(f"ahn-paper/{t}", "ROUGE-L F (rouge 1.0.1)" + (", jieba-joined" if
-                                         lang == "zh" else ""), lang, partial(lb_scoring.score_ahn_infinitebench, t))
+                                         lang == "zh" else ""), lang, partial(lb_scoring.score_ahn_infinitebench, t),
+                                         binary=False)
     return out
 
 
@@ -200,10 +205,13 @@ def _synthetic_settings(rest: str, sample: Sample | None) -> TaskSettings:
 
 
 def _synthetic_tasks() -> dict[str, TaskInfo]:
-    out = {f"synthetic/{t}": TaskInfo(f"synthetic/{t}", IB_METRICS[ib], "en", partial(syn_scoring.score_synthetic, t))
+    out = {f"synthetic/{t}": TaskInfo(f"synthetic/{t}", IB_METRICS[ib], "en",
+                                      partial(syn_scoring.score_synthetic, t), binary=ib in IB_BINARY)
            for t, ib in syn_scoring.INFINITEBENCH_LIKE.items()}
+    # string_match_all: the fraction of the needles found (graded when a task hides several)
     out.update({f"synthetic/{t}": TaskInfo(f"synthetic/{t}", "string_match_all", "en",
-                                           partial(syn_scoring.score_synthetic, t)) for t in syn_scoring.NIAH_TASKS})
+                                           partial(syn_scoring.score_synthetic, t), binary=t == "niah_single")
+                for t in syn_scoring.NIAH_TASKS})
     return out
 
 

@@ -31,6 +31,7 @@ class TaskInfo:
     metric: str
     language: str
     scorer: Scorer
+    binary: bool | None = None  # every score is 0 or 1 (a yes/no verdict); None: not declared (reports look)
 
     @property
     def family(self) -> str:

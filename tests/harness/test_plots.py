@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from harness.plots import _pareto, plot_runs
 from harness.provenance import make_manifest
@@ -141,12 +143,15 @@ def _figures(runs):
 
 
 def _boxes(fig, artists):
+    """Drawn boxes; a label's is its text's alone (an annotation's own extent also spans its leader line)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
 
     FigureCanvasAgg(fig)
     fig.draw_without_rendering()
     renderer = fig.canvas.get_renderer()
-    return [a.get_window_extent(renderer) for a in artists]
+    return [Text.get_window_extent(a, renderer) if isinstance(a, Text) else a.get_window_extent(renderer)
+            for a in artists]
 
 
 def _disjoint(boxes) -> list[tuple[int, int]]:
@@ -246,3 +251,65 @@ def test_the_overlap_check_sees_labels_placed_naively(tmp_path: Path, monkeypatc
     fig = figs["score_vs_cost"]
     texts = [t for t in fig.axes[0].texts if t.get_gid() == plots.LABEL_GID]
     assert _disjoint(_boxes(fig, texts))
+
+
+def test_a_buckets_methods_share_a_compact_dodge(tmp_path: Path) -> None:
+    """Seven methods take at most DODGE_SPAN of the gap between buckets, evenly, centred on the bucket."""
+    from harness.plots import DODGE_SPAN, dodge_offsets
+
+    offsets = dodge_offsets(7)
+    assert offsets.max() - offsets.min() == pytest.approx(DODGE_SPAN) and DODGE_SPAN <= 0.45
+    assert np.allclose(np.diff(offsets), offsets[1] - offsets[0]) and offsets.mean() == pytest.approx(0.0)
+    assert list(dodge_offsets(1)) == [0.0] and np.ptp(dodge_offsets(2)) <= DODGE_SPAN
+    from harness.plots import _load, score_by_length_figure
+
+    ax = score_by_length_figure(_load(_crowded_runs(tmp_path / "crowded"))).axes[0]
+    first = [ln.get_xydata()[0][0] for ln in ax.lines if (ln.get_gid() or "").startswith("method:")]
+    assert len(first) == 7 and max(first) - min(first) <= DODGE_SPAN + 1e-9  # bucket 0 sits at x = 0
+
+
+def test_score_axes_fit_the_intervals_with_room_at_0_and_100() -> None:
+    from harness.plots import score_limits
+
+    lo, hi = score_limits([0.0, 40.0], [60.0, 100.0])
+    assert lo < 0.0 < 100.0 < hi < 106.0  # caps at 0 and 100 drawn inside the axes, never out to 110
+    lo, hi = score_limits([62.0], [80.0])  # data far from 0: the axis starts near them (a step of 10 below)
+    assert (lo, hi) == pytest.approx((48.0, 102.0))
+    lo, hi = score_limits([20.0], [45.0])  # data far from 100: the axis ends near them
+    assert (lo, hi) == pytest.approx((-2.0, 52.0))
+
+
+def test_the_cost_panel_sets_each_method_apart_as_a_ratio_to_full_attention(tmp_path: Path) -> None:
+    """The bottom panels: full attention at 1, each method on its own row at its ratio in the longest bucket,
+    computed here from the records by hand."""
+    from harness.plots import _load, cost_vs_length_figure, relative_costs
+
+    runs = _crowded_runs(tmp_path / "crowded")
+    methods = _load(runs)
+    field, bucket, values, ratio = relative_costs(methods, ("cache_bytes_measured",))
+    assert (field, bucket, ratio) == ("cache_bytes_measured", "256k", True)
+
+    def mean_at(run: Path, level: str) -> float:
+        lines = [json.loads(x) for x in (run / "samples.jsonl").read_text().splitlines() if x.strip()]
+        return float(np.mean([r["cache_bytes_measured"] for r in lines if r["level"] == level]))
+
+    full = mean_at(runs[0], "256k")
+    for run in runs:
+        assert values[run.name] == pytest.approx(mean_at(run, "256k") / full, rel=1e-12)
+    assert values["full"] == 1.0 and values["swa"] < 0.1
+    bottom = [ax for ax in cost_vs_length_figure(methods).axes if ax.get_title().startswith("Cache at")]
+    (ax,) = bottom
+    rows = {ln.get_gid(): ln.get_xydata()[0] for ln in ax.lines if (ln.get_gid() or "").startswith("cost:")}
+    assert len({y for _, y in rows.values()}) == len(methods)  # one row each: no two methods drawn over each other
+    assert ax.get_xscale() == "log"
+
+
+def test_the_same_runs_give_byte_identical_figures(tmp_path: Path) -> None:
+    """No date and no random element ids in an SVG: regenerating a committed figure changes nothing."""
+    runs = [make_run(tmp_path / m, m, [0.6, 0.5, 0.4, 0.3, 0.2], n_per=2, seed=i)
+            for i, m in enumerate(("full", "swa"))]
+    first = plot_runs(runs, tmp_path / "a")
+    second = plot_runs(runs, tmp_path / "b")
+    for a, b in zip(first, second):
+        assert a.read_bytes() == b.read_bytes(), a.name
+    assert b"<dc:date>" not in first[1].read_bytes()
