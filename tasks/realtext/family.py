@@ -41,8 +41,14 @@ def _settings(rest: str, sample: Sample | None) -> TaskSettings:
 
 
 def _tasks() -> dict[str, TaskInfo]:
-    return {f"{FAMILY}/{t}": TaskInfo(f"{FAMILY}/{t}", METRICS[t], LANGUAGE[t], partial(score_realtext, t))
+    return {f"{FAMILY}/{t}": TaskInfo(f"{FAMILY}/{t}", METRICS[t], LANGUAGE[t], partial(score_realtext, t),
+                                      binary=t in BINARY)
             for t in TASKS}
+
+
+#: Tasks scored 0 or 1 (one needle found or not; one value equal or not), whose intervals are Wilson's; the
+#: multi-key needle's share of keys found and LV-Eval's factrecall metric are graded.
+BINARY = frozenset({"niah_single", "code_default"})
 
 
 REALTEXT = BenchmarkFamily(
