@@ -3,9 +3,9 @@
 #   piece     install the carried wheels (.whl*/) into /tmp/site and keep the carried GGUF pieces (.gguf/part*) in
 #             /tmp/gguf: the 491 MB file travels in 55 MiB pieces, one a command, while the machine stays warm
 #   build     join the pieces and build the local copy: fetch-model --from-gguf (size and sha256 against the pin)
-#   compare   full, sinks + window, CT-max and CT-avg × every real-text task × 4k–128k × 32 samples through
-#             `harness run` (static decode, batched); resumable, so a second command finishes what the first
-#             could not; the run folder comes back as $OUT/coder-realtext.tgz
+#   compare   full, sinks + window, CT-max and CT-avg × every real-text task × 4k–128k × $N samples (default 8)
+#             through `harness run` with the chat template; resumable, so a second command finishes what the
+#             first could not; the run folder comes back as $OUT/coder-realtext.tgz.*
 #   ahn       the same for the three AHN presets trained on this base (leaderboards/coder-0.5b/)
 # Results come back under $OUT; the run folders stay in runs/ (ignored) for the next command.
 set -uo pipefail
@@ -33,15 +33,19 @@ case "$mode" in
     cat /tmp/gguf/part* > /tmp/model.gguf && ls -la /tmp/model.gguf
     python3 -m harness fetch-model qwen2.5-coder-0.5b --from-gguf /tmp/model.gguf 2>&1 | grep -v "de-quantizing"
     rm -f /tmp/model.gguf ;;
-  compare)
-    models=qwen2.5-coder-0.5b,qwen2.5-coder-0.5b-swa,qwen2.5-coder-0.5b-ct-max,qwen2.5-coder-0.5b-ct-avg
-    timeout "$limit" python3 -m harness run --model "$models" --tasks "realtext@$LENGTHS" --limit 32 \
-      --output runs/coder-realtext --no-progress 2>&1 | grep -v -i -E "warn|Loading weights" | tail -40
+  compare)  # full attention through the eager engine (its static step is slow at this head shape: docs/REAL_MODEL.md)
+    common=(--tasks "realtext@$LENGTHS" --limit "${N:-8}" --chat-template on --max-new-tokens 32 --no-progress)
+    timeout "$limit" python3 -m harness run --model qwen2.5-coder-0.5b --decode eager "${common[@]}" \
+      --output runs/coder-realtext/qwen2.5-coder-0.5b 2>&1 | grep -v -i -E "warn|Loading weights|Token indices"
+    timeout "$limit" python3 -m harness run "${common[@]}" --output runs/coder-realtext \
+      --model qwen2.5-coder-0.5b-swa,qwen2.5-coder-0.5b-ct-max,qwen2.5-coder-0.5b-ct-avg 2>&1 \
+      | grep -v -i -E "warn|Loading weights|Token indices"
     pack coder-realtext ;;
   ahn)
     models=ahn-gdn-coder-0.5b,ahn-dn-coder-0.5b,ahn-mamba2-coder-0.5b
-    timeout "$limit" python3 -m harness run --model "$models" --tasks "realtext@$LENGTHS" --limit 32 \
-      --output runs/coder-realtext-ahn --no-progress 2>&1 | grep -v -i -E "warn|Loading weights" | tail -40
+    timeout "$limit" python3 -m harness run --model "$models" --tasks "realtext@$LENGTHS" --limit "${N:-8}" \
+      --chat-template on --max-new-tokens 32 --output runs/coder-realtext-ahn --no-progress 2>&1 \
+      | grep -v -i -E "warn|Loading weights|Token indices"
     pack coder-realtext-ahn ;;
   *) echo "unknown mode $mode; valid: piece, build, compare, ahn" >&2; exit 2 ;;
 esac
