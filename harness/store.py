@@ -150,7 +150,7 @@ def _scan(path: Path) -> _Scan:
             rec = json.loads(raw.decode("utf-8"))
             if not isinstance(rec, dict) or not isinstance(rec.get("key"), str):
                 raise ValueError("not a sample record")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
             pending_bad.append(pos)
             continue
         scan.bad += len(pending_bad)
@@ -207,6 +207,32 @@ def sample_files(path: Path) -> list[Path]:
     return main + [p for _, _, p in sorted(shards)]
 
 
+def scan_files(path: Path | str) -> list[tuple[Path, _Scan]]:
+    """Each samples file of a run with its raw scan: every valid line (duplicates included), and the counts of
+    torn and unparsable lines, for checks that must see what ``load_run`` resolves silently."""
+    return [(f, _scan(f)) for f in sample_files(Path(path))]
+
+
+def writer_active(path: Path | str) -> Path | None:
+    """The file of the run a process holds locked right now (its samples writer, or the create/resume lock),
+    else None. Read-only: nothing is created."""
+    if fcntl is None:  # pragma: no cover - no advisory locks to test
+        return None
+    path = Path(path)
+    for f in [*sample_files(path), path / LOCK]:
+        try:
+            fd = os.open(f, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return f
+        finally:
+            os.close(fd)  # releases the probe's own lock
+    return None
+
+
 def _read_all(path: Path) -> tuple[list[dict[str, Any]], int, int]:
     records: list[dict[str, Any]] = []
     torn = bad = 0
@@ -252,8 +278,8 @@ def read_manifest(path: Path) -> dict[str, Any]:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise RunError(f"{path}: no {MANIFEST} (not a run folder)") from e
-    except (OSError, ValueError) as e:
-        raise RunError(f"{mpath}: unreadable manifest ({e})") from e
+    except (OSError, ValueError, RecursionError) as e:
+        raise RunError(f"{mpath}: unreadable manifest ({type(e).__name__ if isinstance(e, RecursionError) else e})") from e
     if not isinstance(manifest, dict):
         raise RunError(f"{mpath}: the manifest is not a JSON object")
     return manifest
@@ -556,4 +582,6 @@ __all__ = [
     "order_key",
     "read_manifest",
     "sample_files",
+    "scan_files",
+    "writer_active",
 ]
