@@ -42,6 +42,15 @@ def _length(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _output_path(text: str) -> Path:
+    from harness.preflight import output_path
+
+    try:
+        return output_path(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness", description="Score, FLOPs and cache bytes of long-context memory methods, "
@@ -62,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--chunk", type=int, help="prefill chunk in tokens (default 16384; 512 for tiny presets)")
     run.add_argument("--ahn-checkpoint", help="AHN-only checkpoint (Hub id or folder) for a non-preset model")
     run.add_argument("--limit", type=int, help="first N samples per task and level (synthetic: per length)")
-    run.add_argument("--output", type=Path, help="run folder (one sub-folder per preset when several); "
+    run.add_argument("--output", type=_output_path, help="run folder (one sub-folder per preset when several); "
                                                  "the same command resumes it")
     run.add_argument("--data-dir", help="local copy of the benchmark files (no Hub access)")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, …")
@@ -258,6 +267,7 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
     parse_task_spec(tasks)  # a typo in a task or level fails here, before any weights are loaded
     limit = args.limit if args.limit is not None else (DEFAULT_LIMIT if tiny and args.tasks is None else None)
     output = args.output or DEFAULT_OUTPUT / ("tiny-default" if tiny and len(presets) > 1 else presets[0].name)
+    preflight.check_run_output(output, len(presets))
     preflight.check_writable_folder(output)
     return presets, tasks, output, limit
 

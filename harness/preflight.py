@@ -82,6 +82,35 @@ def check_writable_folder(folder: Path, flag: str = "--output") -> None:
         raise SettingsError(f"{flag} {folder}: cannot write there ({why}); pass a folder you can write to") from None
 
 
+def output_path(text: str) -> Path:
+    """An ``--output`` argument (argparse ``type=``): an empty string would mean the current folder."""
+    if not text.strip():
+        raise SettingsError("'' is empty (it would mean the current folder); pass a folder")
+    return Path(text)
+
+
+def check_run_output(folder: Path, n_presets: int) -> None:
+    """Refuse an existing non-empty ``folder`` that is not a run (one preset: no ``manifest.json``) or not a job
+    root (several presets: no ``report.json`` and no sub-folder holding a run): its files would be overwritten."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    if not entries:
+        return
+    if n_presets == 1:
+        if (folder / "manifest.json").is_file():
+            return
+        what = "a run (no manifest.json)"
+    else:
+        if (folder / "report.json").is_file() or any((p / "manifest.json").is_file() for p in entries if p.is_dir()):
+            return
+        what = "a job's results (no report.json, no run folder)"
+    shown = ", ".join(sorted(p.name for p in entries)[:5]) + (", …" if len(entries) > 5 else "")
+    raise SettingsError(f"--output {folder}: holds files ({shown}) but is not {what}; refusing to write over "
+                        "them; pass a new or empty folder, or a run folder to resume")
+
+
 def check_writable_file(path: Path, flag: str = "--output") -> None:
     """An existing output file opens for writing (unchanged), or its folder accepts a new file."""
     path = Path(path)

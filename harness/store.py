@@ -46,6 +46,7 @@ from harness.provenance import (
     manifest_hash,
     run_label,
 )
+from tasks.safe_write import UnsafeWriteError, check_target, open_append, write_atomic
 
 try:  # POSIX advisory locks; elsewhere writers are trusted not to collide
     import fcntl
@@ -248,14 +249,10 @@ def _read_all(path: Path) -> tuple[list[dict[str, Any]], int, int]:
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    try:
+        write_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    except UnsafeWriteError as e:
+        raise RunError(str(e)) from e
 
 
 def _fsync_dir(path: Path) -> None:
@@ -388,6 +385,10 @@ class RunStore:
             return store
         if any(sample_files(path)):
             raise RunError(f"{path} holds samples but no {MANIFEST}; refusing to mix runs (use a new --output)")
+        visible = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
+        if visible:  # a user's folder: the run's summaries would overwrite its files
+            raise RunError(f"{path} holds files ({', '.join(visible[:5])}) but no {MANIFEST}: not a run; refusing "
+                           "to write over them (use a new or empty --output)")
         manifest.setdefault("provenance", collect_provenance())
         _write_json_atomic(mpath, manifest)
         store = cls(path, manifest, rank, world)
@@ -397,7 +398,9 @@ class RunStore:
     def _open(self) -> None:
         """Open and lock this process's samples file, then drop a torn tail (only the lock holder may)."""
         try:
-            fh = open(self.samples_path, "ab")
+            fh = open_append(self.samples_path)
+        except UnsafeWriteError as e:
+            raise RunError(str(e)) from e
         except OSError as e:
             raise RunError(f"cannot write {self.samples_path}: {e.strerror or e}") from e
         if fcntl is not None:
@@ -465,7 +468,10 @@ class RunStore:
 def _folder_lock(path: Path) -> Iterator[None]:
     """Hold the run folder's exclusive lock (``RUN/.lock``): one process at a time decides create vs resume."""
     try:
-        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        check_target(path / LOCK)
+        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except UnsafeWriteError as e:
+        raise RunError(str(e)) from e
     except OSError as e:
         raise RunError(f"cannot write in the run folder {path}: {e.strerror or e}") from e
     try:
@@ -541,14 +547,10 @@ def merge_shards(path: Path | str) -> Path:
 def _merge_locked(path: Path, shards: list[Path]) -> Path:
     records = dedupe(_read_all(path)[0])
     target = path / SAMPLES
-    tmp = path / f".{SAMPLES}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        for rec in records:
-            f.write(encode_record(rec))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
-    _fsync_dir(path)
+    try:
+        write_atomic(target, b"".join(encode_record(rec) for rec in records))
+    except UnsafeWriteError as e:
+        raise RunError(str(e)) from e
     for shard in shards:
         shard.unlink()
     _fsync_dir(path)

@@ -31,6 +31,7 @@ import numpy as np
 
 from harness.buckets import ALL, record_bucket, sort_buckets
 from harness.store import load_run
+from tasks.safe_write import write_atomic
 
 N_BOOT = 1000
 CI_LEVEL = 0.95
@@ -309,7 +310,7 @@ def write_summary(run_dir: Path | str, n_boot: int = N_BOOT, seed: int = 0) -> t
     }
     out = Path(run_dir)
     json_path, md_path = out / "summary.json", out / "summary.md"
-    json_path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_atomic(json_path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     overall = next((r for r in rows if r["scope"] == "overall"), None)
     head = [
         f"# Summary: {run.label}",
@@ -323,5 +324,5 @@ def write_summary(run_dir: Path | str, n_boot: int = N_BOOT, seed: int = 0) -> t
             f"(95% CI {overall['ci_low']:.2f} to {overall['ci_high']:.2f}; mean over {overall['n_tasks']} task(s))"
         )
     body = "\n".join(head + ["", format_table(rows), "", *[f"- {n}" for n in NOTES]]) + "\n"
-    md_path.write_text(body, encoding="utf-8")
+    write_atomic(md_path, body)
     return json_path, md_path

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from tasks.safe_write import UnsafeWriteError, check_target, same_file, write_atomic
 from tasks.scoring import resolve_task, score_detailed
 
 PREDICTION_KEYS = ("prediction", "pred")
@@ -122,6 +123,7 @@ def score_predictions(
         raise ScoreFileError(f"predictions file not found: {path}")
     if not path.is_file():
         raise ScoreFileError(f"predictions path is not a file: {path}")
+    _check_output(output, path)
     try:
         lines = list(_read_lines(path))
     except OSError as exc:
@@ -162,6 +164,22 @@ def score_predictions(
     return ScoreReport(task, str(path), mean, len(scores), skipped, n_raise, model_name)
 
 
+def _check_output(output: str | Path | IO[str] | None, path: Path) -> None:
+    """Refuse, before anything is read or written, an output that is empty, the predictions file itself, a
+    symbolic link or not a regular file."""
+    if output is None or hasattr(output, "write") or str(output) == "-":
+        return
+    if not str(output).strip():
+        raise ScoreFileError("--output '' is empty; pass a file name, or '-' for standard output")
+    if Path(output).exists() and same_file(output, path):
+        raise ScoreFileError(f"--output {output} is the predictions file {path}; writing the scores there would "
+                             "replace the predictions (pass another file)")
+    try:
+        check_target(output)
+    except UnsafeWriteError as exc:
+        raise ScoreFileError(f"--output {exc}") from None
+
+
 def _write(output: str | Path | IO[str], lines: list[str]) -> None:
     text = "".join(line + "\n" for line in lines)
     if hasattr(output, "write"):
@@ -171,7 +189,7 @@ def _write(output: str | Path | IO[str], lines: list[str]) -> None:
     else:
         target = Path(output)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        write_atomic(target, text)
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
