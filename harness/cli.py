@@ -230,7 +230,7 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
     _check_fast_path_switches()
     preflight.check_int("--limit", args.limit, 1)
     preflight.check_int("--max-new-tokens", args.max_new_tokens, 0)
-    preflight.check_int("--batch-size", getattr(args, "batch_size", None), 1)
+    preflight.check_int("--batch-size", getattr(args, "batch_size", None), 1, preflight.MAX_BATCH_SIZE)
     preflight.check_positive_float("--repetition-penalty", args.repetition_penalty,
                                    " (1.0 = no penalty; above 1 discourages repeats)")
     preflight.check_device(args.device)

@@ -21,10 +21,15 @@ class SettingsError(ValueError):
     """A command-line setting that cannot work; the message names the value and what would be valid."""
 
 
-def check_int(name: str, value: int | None, minimum: int) -> None:
-    """``value`` is None (not given) or an integer >= ``minimum``."""
+def check_int(name: str, value: int | None, minimum: int, maximum: int | None = None) -> None:
+    """``value`` is None (not given) or an integer >= ``minimum`` (and <= ``maximum`` when given)."""
     if value is not None and value < minimum:
         raise SettingsError(f"{name} {value}: must be an integer >= {minimum}")
+    if value is not None and maximum is not None and value > maximum:
+        raise SettingsError(f"{name} {value}: must be an integer <= {maximum} (the limit)")
+
+
+MAX_BATCH_SIZE = 1024  # rows of the static decoder: each holds a whole cache
 
 
 def check_positive_float(name: str, value: float | None, hint: str = "") -> None:

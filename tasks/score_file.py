@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from tasks.jsonl import JsonlError, decode_object, iter_lines
 from tasks.safe_write import UnsafeWriteError, check_target, same_file, write_atomic
 from tasks.scoring import resolve_task, score_detailed
 
@@ -64,27 +65,17 @@ class _BadLine(Exception):  # noqa: N818
 
 
 def _read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """Non-blank physical lines with their 1-based numbers; decoding is per line so one bad byte costs one
-    line, not the file."""
-    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
-        if raw.strip():
-            yield number, raw
+    """Non-blank physical lines with their 1-based numbers, streamed (``tasks.jsonl``: a line over its size
+    limit stops the file with an error); decoding is per line so one bad byte costs one line, not the file."""
+    with open(path, "rb") as fh:
+        yield from iter_lines(fh, str(path))
 
 
 def _parse(raw: bytes) -> dict[str, Any]:
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _BadLine(f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _BadLine(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(record, dict):
-        raise _BadLine(f"not a JSON object ({type(record).__name__})")
-    return record
+        return decode_object(raw, "line")
+    except JsonlError as exc:
+        raise _BadLine(exc.reason) from None
 
 
 def _fields(record: dict[str, Any], model_name: str | None) -> tuple[Any, Any, dict[str, Any]]:
@@ -128,6 +119,8 @@ def score_predictions(
         lines = list(_read_lines(path))
     except OSError as exc:
         raise ScoreFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except JsonlError as exc:
+        raise ScoreFileError(str(exc)) from None
     if not lines:
         raise ScoreFileError(f"predictions file is empty (no JSON lines): {path}")
 
