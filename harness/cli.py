@@ -251,6 +251,9 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
             raise preflight.SettingsError(f"{preset.name}: --decode static: method {preset.method!r} has no static "
                                           "decode layout (its kept tokens are not sinks + one window); use "
                                           "--decode eager or auto")
+        if preset.ahn_checkpoint and not preset.method.startswith("ahn"):
+            raise preflight.SettingsError(f"{preset.name}: --ahn-checkpoint {preset.ahn_checkpoint} is for the AHN "
+                                          f"methods (ahn-gdn, ahn-dn, ahn-mamba2), not {preset.method!r}")
         if preset.method.startswith("ahn") and not preset.ahn_checkpoint:
             raise preflight.SettingsError(f"{preset.name}: method {preset.method} needs an AHN checkpoint "
                                           "(--ahn-checkpoint FOLDER or Hub id)")

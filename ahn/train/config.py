@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -335,6 +336,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             raise ConfigError(f"{key}={flat[key]!r} is not valid; choose one of: {', '.join(valid)}")
     if not cfg.base:
         raise ConfigError("base is empty: name the frozen base model (a HF folder or Hub id)")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", cfg.device):
+        raise ConfigError(f"device={cfg.device!r} is not valid; choose auto, cpu, cuda, cuda:N or mps")
     positive = ["steps", "micro_batch_size", "grad_accum", "loss_chunk", "log_every", "keep_checkpoints",
                 "data.seq_len", "data.cutoff_len"]
     for key in positive:

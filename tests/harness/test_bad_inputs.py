@@ -288,6 +288,8 @@ CASES = [
          ("truncated/model.safetensors", "not a whole safetensors")),
     Case("run-ahn-checkpoint-junk", [*RUN, *M, "--method", "ahn-gdn", "--ahn-checkpoint", "{w}/junkahn", *OUT],
          ("junkahn/model.safetensors", "not a whole safetensors")),
+    Case("run-ahn-checkpoint-on-swa", [*RUN, *M, "--method", "swa", "--window", "64", "--ahn-checkpoint", "{w}/ahn",
+                                       *OUT], ("--ahn-checkpoint {w}/ahn", "not 'swa'"), absent="out"),
     Case("run-ahn-checkpoint-missing", [*RUN, *M, "--method", "ahn-gdn", "--ahn-checkpoint", "{w}/nope", *OUT],
          ("{w}/nope", "no such folder")),
     # run: output
@@ -429,6 +431,8 @@ CASES = [
     Case("train-data-binary", [*TRAIN[:1], "data.source=jsonl", "data.path={w}/binary.jsonl", "base={w}/model",
                                "output_dir={w}/train-out", "--dry-run"], ("{w}/binary.jsonl:1", "not valid UTF-8"),
          setup=_train_files),
+    Case("train-device-unknown", [*TRAIN, "base={w}/model", "device=nosuch"], ("device='nosuch'", "auto, cpu, cuda"),
+         absent="train-out"),
     Case("train-output-read-only", ["train", "data.source=synthetic", "data.seq_len=128", "base={w}/model",
                                     f"output_dir={READ_ONLY}", "steps=1"], (READ_ONLY, "output_dir")),
 ]
@@ -460,7 +464,7 @@ def _invoke(argv: list[str]) -> int:
 
 def test_at_least_forty_cases_over_every_command() -> None:
     """The catalogue's size is asserted so that a case cannot silently disappear."""
-    assert len(CASES) >= 128
+    assert len(CASES) >= 129
     commands = {c.argv[0] for c in CASES}
     assert commands == {"run", "score", "compare", "plot", "table", "info", "list", "lm-eval", "train",
                         "export-lm-eval"}
