@@ -153,6 +153,9 @@ def record_to_sample(
     """One raw InfiniteBench record as a Sample with the chosen prompt set filled in."""
     check_task(task)
     check_prompt_set(prompt_set)
+    from tasks.jsonl import require_text
+
+    require_text(rec, ("context", "input"), f"InfiniteBench {task} record {rec.get('id', index)}")
     options = [str(o) for o in (rec.get("options") or [])]
     answers = get_answer(task, rec.get("answer"), options)
     prompt = INFINITEBENCH_PROMPT_SETS[prompt_set][task].format(**placeholders(task, rec))

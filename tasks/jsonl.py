@@ -52,6 +52,17 @@ def decode_object(raw: bytes, where: str) -> dict[str, Any]:
     return value
 
 
+def require_text(rec: dict[str, Any], fields: tuple[str, ...], what: str) -> None:
+    """``ValueError`` naming ``what`` (a benchmark record) unless each of ``fields`` is a string, and the first
+    one (the context) is not empty: a malformed data file must not run as an empty prompt."""
+    for i, name in enumerate(fields):
+        value = rec.get(name)
+        if not isinstance(value, str) or (i == 0 and not value.strip()):
+            shown = "missing" if name not in rec else f"{type(value).__name__} {str(value)[:40]!r}"
+            raise ValueError(f"{what}: field {name!r} must be {'non-empty ' if i == 0 else ''}text, got {shown} "
+                             "(a malformed or foreign data file?)")
+
+
 def iter_lines(stream: IO[bytes], name: str, max_line_bytes: int | None = None) -> Iterator[tuple[int, bytes]]:
     """(line number, bytes) of each non-blank line of a binary stream; ``JsonlError`` for a line longer than
     ``max_line_bytes`` (default ``MAX_LINE_BYTES``)."""
@@ -94,4 +105,4 @@ def read_objects(path: str | Path, limit: int | None = None) -> list[dict[str, A
 
 
 __all__ = ["MAX_LINE_BYTES", "JsonlError", "decode_line", "decode_object", "iter_lines", "iter_objects",
-           "read_objects"]
+           "read_objects", "require_text"]

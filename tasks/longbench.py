@@ -64,6 +64,9 @@ def record_to_sample(
     provenance: dict[str, Any] | None = None,
 ) -> Sample:
     """One LongBench record as a Sample (``prompt`` = the task's template)."""
+    from tasks.jsonl import require_text
+
+    require_text(rec, ("context", "input"), f"LongBench {task} record {rec.get('_id', index)}")
     answers = rec.get("answers")
     answers = list(answers) if isinstance(answers, list) else ([] if answers is None else [answers])
     extra: dict[str, Any] = {

@@ -115,6 +115,9 @@ def record_to_sample(
     provenance: dict[str, Any] | None = None,
 ) -> Sample:
     """One LV-Eval record as a Sample: the official prompt filled with ``context`` and ``input``."""
+    from tasks.jsonl import require_text
+
+    require_text(rec, ("context", "input"), f"LV-Eval {dataset}_{level} record {index}")
     prompt = LVEVAL_DATASET_PROMPT[dataset].format(context=rec["context"], input=rec["input"])
     answers = rec.get("answers")
     if answers is None:

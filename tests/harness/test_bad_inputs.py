@@ -189,6 +189,14 @@ def _train_files(_mp: pytest.MonkeyPatch, w: Path) -> None:
     (w / "binary.jsonl").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x00" * 64)  # an image, not text
 
 
+def _bad_data(_mp: pytest.MonkeyPatch, w: Path) -> None:
+    """Local InfiniteBench copies: one line nested 100,000 deep; one record without a context."""
+    for name, line in (("ib-deep", "[" * 100_000 + "]" * 100_000),
+                       ("ib-no-context", '{"id": 0, "input": "What is the pass key?", "answer": ["1"], "options": []}')):
+        (w / name).mkdir(exist_ok=True)
+        (w / name / "passkey.jsonl").write_text(line + "\n")
+
+
 def _nan_checkpoint(_mp: pytest.MonkeyPatch, w: Path) -> None:
     from safetensors.torch import load_file, save_file
 
@@ -383,6 +391,12 @@ CASES = [
          absent="out"),
     Case("run-length-huge", ["run", *M, "--tasks", "synthetic:passkey@9999999k", *OUT],
          ("'9999999k'", "over the limit of 4,194,304"), absent="out"),
+    Case("run-data-deep-nesting", ["run", *M, "--tasks", "infinitebench:passkey", "--limit", "1", "--data-dir",
+                                   "{w}/ib-deep", *OUT], ("ib-deep/passkey.jsonl:1", "nested too deeply"),
+         setup=_bad_data),
+    Case("run-data-record-without-context", ["run", *M, "--tasks", "infinitebench:passkey", "--limit", "1",
+                                             "--data-dir", "{w}/ib-no-context", *OUT],
+         ("InfiniteBench passkey record 0", "'context' must be non-empty text, got missing"), setup=_bad_data),
     # finite or failed
     Case("run-ahn-checkpoint-non-finite", [*RUN, *M, "--method", "ahn-gdn", "--ahn-checkpoint", "{w}/nanahn", *OUT],
          ("non-finite values (NaN or inf)",), setup=_nan_checkpoint),
@@ -464,7 +478,7 @@ def _invoke(argv: list[str]) -> int:
 
 def test_at_least_forty_cases_over_every_command() -> None:
     """The catalogue's size is asserted so that a case cannot silently disappear."""
-    assert len(CASES) >= 129
+    assert len(CASES) >= 131
     commands = {c.argv[0] for c in CASES}
     assert commands == {"run", "score", "compare", "plot", "table", "info", "list", "lm-eval", "train",
                         "export-lm-eval"}
