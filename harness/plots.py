@@ -20,6 +20,7 @@ or pyplot state and works headless.
 from __future__ import annotations
 
 import contextlib
+import io
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from harness.buckets import sort_buckets
 from harness.store import Run, load_run
 from harness.style import MethodStyle, method_of, sort_key, style_for
 from harness.summary import summarize
+from tasks.safe_write import write_atomic
 
 DPI = 160
 FORMATS = ("png", "svg")
@@ -104,7 +106,9 @@ def _save(fig: Figure, out_dir: Path, stem: str, formats: Sequence[str]) -> list
     paths = []
     for ext in formats:
         path = out_dir / f"{stem}.{ext}"
-        fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
+        buf = io.BytesIO()  # then replaced atomically, never written through a link (tasks.safe_write)
+        fig.savefig(buf, format=ext, dpi=DPI, bbox_inches="tight", facecolor="white")
+        write_atomic(path, buf.getvalue())
         paths.append(path)
     return paths
 

@@ -131,3 +131,18 @@ def test_safe_write_primitives(tmp_path: Path) -> None:
     for bad in ("..", ".", "", "  ", "..."):
         with pytest.raises(UnsafeWriteError, match="cannot name a file"):
             safe_name(bad)
+
+
+def test_plots_refuse_a_linked_figure(tmp_path: Path) -> None:
+    from harness.plots import plot_runs
+
+    run = _run(tmp_path / "run")
+    out = tmp_path / "plots"
+    first = plot_runs([run], out)
+    assert first and all(p.is_file() for p in first)
+    victim = _victim(tmp_path)
+    first[0].unlink()
+    first[0].symlink_to(victim)
+    with pytest.raises(UnsafeWriteError, match="symbolic link"):
+        plot_runs([run], out)
+    assert victim.read_bytes() == VICTIM
