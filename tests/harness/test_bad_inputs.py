@@ -77,7 +77,7 @@ def world(tmp_path_factory) -> Path:
         with RunStore.create_or_resume(w / name, make_manifest({"preset": name}, argv=["t"])) as store:
             key = "synthetic/passkey|512|0" if prompt else "synthetic/passkey|512|other"
             store.append({"key": key, "task": "synthetic/passkey", "level": "512", "score": 1.0, "status": "ok",
-                          **record_hashes(prompt or "x", [1, 2], ["1"])})
+                          "prediction": "1", "answers": ["1"], **record_hashes(prompt or "x", [1, 2], ["1"])})
     evil = w / "evil-resume"
     evil.mkdir()
     torch.save({"x": _Payload()}, evil / "trainer_state.pt")
@@ -297,7 +297,8 @@ CASES = [
     Case("run-ahn-checkpoint-junk", [*RUN, *M, "--method", "ahn-gdn", "--ahn-checkpoint", "{w}/junkahn", *OUT],
          ("junkahn/model.safetensors", "not a whole safetensors")),
     Case("run-ahn-checkpoint-on-swa", [*RUN, *M, "--method", "swa", "--window", "64", "--ahn-checkpoint", "{w}/ahn",
-                                       *OUT], ("--ahn-checkpoint {w}/ahn", "not 'swa'"), absent="out"),
+                                       "--output", "{w}/out-swa"], ("--ahn-checkpoint {w}/ahn", "not 'swa'"),
+         absent="out-swa"),
     Case("run-ahn-checkpoint-missing", [*RUN, *M, "--method", "ahn-gdn", "--ahn-checkpoint", "{w}/nope", *OUT],
          ("{w}/nope", "no such folder")),
     # run: output
@@ -387,10 +388,10 @@ CASES = [
     Case("score-deep-nesting", [*SCORE, "{w}/deep.jsonl"], ("nested too deeply",), setup=_user_files),
     Case("score-line-too-long", [*SCORE, "{w}/long.jsonl"], ("long.jsonl:1", "longer than 1,000 bytes"),
          setup=_short_lines),
-    Case("run-batch-size-huge", [*RUN, *M, "--batch-size", "100000000", *OUT], ("--batch-size 100000000", "1024"),
-         absent="out"),
-    Case("run-length-huge", ["run", *M, "--tasks", "synthetic:passkey@9999999k", *OUT],
-         ("'9999999k'", "over the limit of 4,194,304"), absent="out"),
+    Case("run-batch-size-huge", [*RUN, *M, "--batch-size", "100000000", "--output", "{w}/out-batch"],
+         ("--batch-size 100000000", "1024"), absent="out-batch"),
+    Case("run-length-huge", ["run", *M, "--tasks", "synthetic:passkey@9999999k", "--output", "{w}/out-length"],
+         ("'9999999k'", "over the limit of 4,194,304"), absent="out-length"),
     Case("run-data-deep-nesting", ["run", *M, "--tasks", "infinitebench:passkey", "--limit", "1", "--data-dir",
                                    "{w}/ib-deep", *OUT], ("ib-deep/passkey.jsonl:1", "nested too deeply"),
          setup=_bad_data),
