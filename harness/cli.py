@@ -270,7 +270,6 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
     parse_task_spec(tasks)  # a typo in a task or level fails here, before any weights are loaded
     limit = args.limit if args.limit is not None else (DEFAULT_LIMIT if tiny and args.tasks is None else None)
     output = args.output or DEFAULT_OUTPUT / ("tiny-default" if tiny and len(presets) > 1 else presets[0].name)
-    preflight.check_run_output(output, len(presets))
     preflight.check_writable_folder(output)
     return presets, tasks, output, limit
 
@@ -279,6 +278,9 @@ def _cmd_run(args) -> int:
     from harness.runner import RunSettings, run_presets
 
     presets, tasks, output, limit = _preflight_run(args)
+    from harness.preflight import check_run_output
+
+    check_run_output(output, len(presets))  # a user's folder that is not a run: nothing of it is overwritten
     settings = RunSettings(tasks=tasks, output=output, limit=limit, data_dir=args.data_dir, seed=args.seed,
                            device=args.device, dtype=args.dtype, chat_template=args.chat_template,
                            max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,

@@ -20,7 +20,6 @@ or pyplot state and works headless.
 from __future__ import annotations
 
 import contextlib
-import io
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -40,7 +39,6 @@ from harness.buckets import sort_buckets
 from harness.store import Run, load_run
 from harness.style import MethodStyle, method_of, sort_key, style_for
 from harness.summary import summarize
-from tasks.safe_write import write_atomic
 
 DPI = 160
 FORMATS = ("png", "svg")
@@ -106,9 +104,7 @@ def _save(fig: Figure, out_dir: Path, stem: str, formats: Sequence[str]) -> list
     paths = []
     for ext in formats:
         path = out_dir / f"{stem}.{ext}"
-        buf = io.BytesIO()  # then replaced atomically, never written through a link (tasks.safe_write)
-        fig.savefig(buf, format=ext, dpi=DPI, bbox_inches="tight", facecolor="white")
-        write_atomic(path, buf.getvalue())
+        fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
         paths.append(path)
     return paths
 
@@ -520,6 +516,11 @@ def plot_runs(
     """Draw the three figures for these runs into ``out_dir`` (created); returns the files written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    from tasks.safe_write import check_target
+
+    for name in ("score_by_length", "cost_vs_length", "score_vs_cost"):  # never write a figure through a link
+        for ext in formats:
+            check_target(out / f"{name}.{ext}")
     methods = _load(run_dirs)
     paths: list[Path] = []
     paths += plot_score_by_length(methods, out, formats)
