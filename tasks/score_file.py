@@ -115,38 +115,21 @@ def score_predictions(
     if not path.is_file():
         raise ScoreFileError(f"predictions path is not a file: {path}")
     _check_output(output, path)
-    try:
-        lines = list(_read_lines(path))
-    except OSError as exc:
-        raise ScoreFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except JsonlError as exc:
-        raise ScoreFileError(str(exc)) from None
-    if not lines:
-        raise ScoreFileError(f"predictions file is empty (no JSON lines): {path}")
-
     out_lines: list[str] = []
     scores: list[float] = []
     skipped: list[tuple[int, str]] = []
     n_raise = 0
-    for number, raw in lines:
-        row: dict[str, Any] = {"line": number}
-        try:
-            record = _parse(raw)
-            if "id" in record:
-                row["id"] = record["id"]
-            prediction, references, extra = _fields(record, model_name)
-        except _BadLine as bad:
-            skipped.append((number, bad.reason))
-            row.update(score=None, skipped=bad.reason)
+    try:  # streamed: one line in memory at a time, each at most tasks.jsonl.MAX_LINE_BYTES
+        for number, raw in _read_lines(path):
+            row = _score_line(task, number, raw, model_name, scores, skipped)
+            n_raise += "note" in row
             out_lines.append(json.dumps(row, ensure_ascii=False))
-            continue
-        result = score_detailed(task, prediction, references, extra)
-        scores.append(result.score)
-        row["score"] = result.score
-        if result.note:
-            n_raise += 1
-            row["note"] = result.note
-        out_lines.append(json.dumps(row, ensure_ascii=False))
+    except OSError as exc:
+        raise ScoreFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except JsonlError as exc:
+        raise ScoreFileError(str(exc)) from None
+    if not out_lines:
+        raise ScoreFileError(f"predictions file is empty (no JSON lines): {path}")
 
     if output is not None:
         _write(output, out_lines)
@@ -155,6 +138,27 @@ def score_predictions(
         raise ScoreFileError(f"no line of {path} could be scored ({first})")
     mean = round(100 * sum(scores) / len(scores), 2)
     return ScoreReport(task, str(path), mean, len(scores), skipped, n_raise, model_name)
+
+
+def _score_line(task: str, number: int, raw: bytes, model_name: str | None, scores: list[float],
+                skipped: list[tuple[int, str]]) -> dict[str, Any]:
+    """The output row of one input line; appends its score to ``scores``, or its reason to ``skipped``."""
+    row: dict[str, Any] = {"line": number}
+    try:
+        record = _parse(raw)
+        if "id" in record:
+            row["id"] = record["id"]
+        prediction, references, extra = _fields(record, model_name)
+    except _BadLine as bad:
+        skipped.append((number, bad.reason))
+        row.update(score=None, skipped=bad.reason)
+        return row
+    result = score_detailed(task, prediction, references, extra)
+    scores.append(result.score)
+    row["score"] = result.score
+    if result.note:
+        row["note"] = result.note
+    return row
 
 
 def _check_output(output: str | Path | IO[str] | None, path: Path) -> None:
