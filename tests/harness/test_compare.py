@@ -1,4 +1,5 @@
-"""The regression gate: significant drops beyond the tolerance fail, noise and tiny drops pass."""
+"""The regression gate: drops beyond the tolerance fail (significant: a regression; not significant: insufficient
+samples, never a pass); drops within it pass."""
 
 from __future__ import annotations
 
