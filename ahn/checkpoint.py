@@ -384,6 +384,10 @@ def load_ahn_state_dict(path_or_repo: str | os.PathLike, model: nn.Module, stric
                         + "; ".join(f"{k}: {list(e)} vs {list(f)}" for k, e, f in mismatched[:_MAX_LISTED]))
     if bad_dtype:
         problems.append("non-float tensors: " + ", ".join(f"{k} ({d})" for k, d in bad_dtype))
+    nonfinite = [k for k in sorted(set(expected) & set(found))
+                 if found[k].is_floating_point() and not bool(torch.isfinite(found[k]).all())]
+    if nonfinite:  # NaN/inf weights give NaN logits on every sample: refuse them here, before any sample runs
+        problems.append(f"non-finite values (NaN or inf) in {len(nonfinite)} tensor(s): {_listed(nonfinite)}")
     if strict and missing:
         problems.append(f"missing AHN keys ({len(missing)}): {_listed(missing)}")
     if strict and unexpected:

@@ -31,6 +31,9 @@ class GenerationResult:
     cache_bytes_final: int
     peak_mem_bytes: int | None
     stopped_by_eos: list[bool] = field(default_factory=list)
+    # per row: the prefill's last logits held NaN or inf (non-finite weights, or an overflow in this dtype);
+    # its tokens are then argmax of garbage, and the harness records the sample as failed
+    nonfinite_logits: list[bool] = field(default_factory=list)
 
     @property
     def n_generated(self) -> int:
@@ -148,6 +151,7 @@ def generate(
     _sync(device)
     prefill_s = time.perf_counter() - t0
     after_prefill = cache.nbytes()
+    nonfinite = (~torch.isfinite(logits).reshape(logits.shape[0], -1).all(-1)).tolist()
 
     batch = input_ids.shape[0]
     seen = input_ids
@@ -177,7 +181,7 @@ def generate(
     return GenerationResult(
         tokens=out, prefill_s=prefill_s, decode_s=decode_s, prompt_tokens=int(input_ids.shape[1]),
         cache_bytes_after_prefill=after_prefill, cache_bytes_final=cache.nbytes(), peak_mem_bytes=peak,
-        stopped_by_eos=[bool(d) for d in by_eos],
+        stopped_by_eos=[bool(d) for d in by_eos], nonfinite_logits=[bool(x) for x in nonfinite],
     )
 
 
@@ -259,11 +263,13 @@ def generate_many(
     done = [m == 0 for m in news]
     stopped = [False] * n
     prefill_s, after_prefill, final = [0.0] * n, [0] * n, [0] * n
+    nonfinite = [False] * n
     for row, ids in enumerate(prompts):
         cache = method.new_cache(model)
         _sync(device)
         t0 = time.perf_counter()
         logits = prefill(model, method, cache, ids, chunk_size)
+        nonfinite[row] = not bool(torch.isfinite(logits).all())
         first = int(apply_repetition_penalty(logits, ids, penalty).argmax(-1)[0])
         _sync(device)
         prefill_s[row], after_prefill[row] = time.perf_counter() - t0, cache.nbytes()
@@ -298,5 +304,5 @@ def generate_many(
     return [GenerationResult(tokens=[out[r]], prefill_s=prefill_s[r], decode_s=decode_s,
                              prompt_tokens=int(prompts[r].shape[1]), cache_bytes_after_prefill=after_prefill[r],
                              cache_bytes_final=final[r], peak_mem_bytes=peak,
-                             stopped_by_eos=[stopped[r]])
+                             stopped_by_eos=[stopped[r]], nonfinite_logits=[nonfinite[r]])
             for r in range(n)]

@@ -46,6 +46,15 @@ def _length(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _output_path(text: str) -> Path:
+    from harness.preflight import output_path
+
+    try:
+        return output_path(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness", description="Score, FLOPs and cache bytes of long-context memory methods, "
@@ -66,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--chunk", type=int, help="prefill chunk in tokens (default 16384; 512 for tiny presets)")
     run.add_argument("--ahn-checkpoint", help="AHN-only checkpoint (Hub id or folder) for a non-preset model")
     run.add_argument("--limit", type=int, help="first N samples per task and level (synthetic: per length)")
-    run.add_argument("--output", type=Path, help="run folder (one sub-folder per preset when several); "
+    run.add_argument("--output", type=_output_path, help="run folder (one sub-folder per preset when several); "
                                                  "the same command resumes it (default: runs/<preset>, "
                                                  "runs/tiny-default for the embedded default, else named "
                                                  "after the presets)")
@@ -279,7 +288,7 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
     _check_fast_path_switches()
     preflight.check_int("--limit", args.limit, 1)
     preflight.check_int("--max-new-tokens", args.max_new_tokens, 0)
-    preflight.check_int("--batch-size", getattr(args, "batch_size", None), 1)
+    preflight.check_int("--batch-size", getattr(args, "batch_size", None), 1, preflight.MAX_BATCH_SIZE)
     preflight.check_positive_float("--repetition-penalty", args.repetition_penalty,
                                    " (1.0 = no penalty; above 1 discourages repeats)")
     preflight.check_device(args.device)
@@ -300,6 +309,9 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
             raise preflight.SettingsError(f"{preset.name}: --decode static: method {preset.method!r} has no static "
                                           "decode layout (its kept tokens are not sinks + one window); use "
                                           "--decode eager or auto")
+        if preset.ahn_checkpoint and not preset.method.startswith("ahn"):
+            raise preflight.SettingsError(f"{preset.name}: --ahn-checkpoint {preset.ahn_checkpoint} is for the AHN "
+                                          f"methods (ahn-gdn, ahn-dn, ahn-mamba2), not {preset.method!r}")
         if preset.method.startswith("ahn") and not preset.ahn_checkpoint:
             raise preflight.SettingsError(f"{preset.name}: method {preset.method} needs an AHN checkpoint "
                                           "(--ahn-checkpoint FOLDER or Hub id)")
@@ -357,6 +369,9 @@ def _cmd_run(args) -> int:
     from harness.runner import RunSettings, run_presets
 
     presets, tasks, output, limit = _preflight_run(args)
+    from harness.preflight import check_run_output
+
+    check_run_output(output, len(presets))  # a user's folder that is not a run: nothing of it is overwritten
     settings = RunSettings(tasks=tasks, output=output, limit=limit, data_dir=args.data_dir, seed=args.seed,
                            device=args.device, dtype=args.dtype, chat_template=args.chat_template,
                            max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,

@@ -1,12 +1,25 @@
 """Compare two runs sample by sample: the regression gate for CI.
 
-``harness compare RUN_A RUN_B --max-drop 1.0`` pairs the samples of the two runs by key (only keys present
-in both), and reports per task × bucket the change B − A in score points (×100) with a paired bootstrap CI.
-A bucket is a regression when its drop is larger than ``--max-drop`` points *and* significant (the CI's
-upper bound is below 0): a fixed tolerance alone either misses real drops on large buckets or flags noise on
-small ones (the loose ±0.3-on-10-samples gate of other harnesses). Aggregate rows (a task over its buckets,
-a family at one level, everything) are gated the same way, so a drop spread thinly across buckets is caught
-too.
+``harness compare RUN_A RUN_B --max-drop 1.0`` pairs the samples of the two runs by key and reports per
+task × bucket the change B − A in score points (×100) with a paired bootstrap CI. Each row gets a verdict:
+
+* ``pass``: the drop is at most ``--max-drop`` points (or the score rose);
+* ``REGRESSION``: the drop is larger than ``--max-drop`` *and* significant at ``--ci-level``;
+* ``INSUFFICIENT SAMPLES``: the drop is larger than ``--max-drop`` but the samples cannot tell it from noise
+  at that level. This does not pass either: a gate that passed every drop it could not prove would pass 2 of
+  4 samples flipped from right to wrong.
+
+Significance: for binary scores (every paired score 0 or 1) the paired exact test, McNemar's exact test (a
+two-sided sign test on the discordant pairs: right in A and wrong in B against the reverse, p = the binomial
+tail at 1/2); otherwise the paired bootstrap CI's upper bound below 0. A fixed tolerance alone either misses
+real drops on large buckets or flags noise on small ones. Aggregate rows (a task over its buckets, a family
+at one level, everything) are gated the same way, so a drop spread thinly across buckets is caught too.
+
+The gate trusts neither run: both are read strictly (``harness.run_checks.load_gate_run``: a run being
+written, shard files, torn, unparsable or duplicate lines, and scores that are not what the task's scorer
+gives their predictions are refused), zero scored pairs are refused, and keys present in only one run fail
+the gate unless ``--allow-missing`` is given. With ``--require-identical-ids`` (the deterministic CPU
+reference of ``scripts/ci_gate.sh``) every pair's ``generated_ids`` must also be identical.
 
 A sample that scored in A and failed in B (an OOM, a crash) cannot be paired on score; it is reported as a
 new failure and, by default, fails the gate as well: excluding it silently would reward a method for
@@ -18,7 +31,8 @@ fed, of its token ids and of the reference answers (``harness.hashing``). A shar
 name the hash fields that differ. Records of older runs carry no hashes: their pairs are compared with a
 warning that they could not be checked, unless ``--require-hashes`` is given, which refuses them.
 
-Exit codes: 0 no regression, 1 regressions (named on stdout), 2 bad input (message on stderr).
+Exit codes: 0 pass, 1 the gate failed (regressions, insufficient samples, missing keys, new failures or
+different generated ids, named on stdout), 2 bad input or a run the gate refuses (message on stderr).
 """
 
 from __future__ import annotations
@@ -37,7 +51,8 @@ import numpy as np
 
 from harness.buckets import ALL, record_bucket, sort_buckets
 from harness.hashing import RECORD_HASH_KEYS
-from harness.store import Run, RunError, load_run
+from harness.run_checks import load_gate_run, score_problems
+from harness.store import Run, RunError
 from harness.summary import bootstrap_ci, is_scored, row_seed, task_family
 
 DEFAULT_MAX_DROP = 1.0
@@ -63,11 +78,17 @@ class Comparison:
     path_a: str | None = None
     path_b: str | None = None
     unverified: list[str] = field(default_factory=list)  # shared keys whose records carry no input hashes
+    insufficient: list[dict[str, Any]] = field(default_factory=list)  # drops beyond tolerance, not significant
+    allow_missing: bool = False
+    different_ids: list[str] = field(default_factory=list)  # pairs whose generated_ids differ (when required)
 
     @property
     def passed(self) -> bool:
-        """True when the gate passes: no regression (and no new failure, unless allowed)."""
-        return not self.regressions and not (self.fail_on_new_failures and self.new_failures)
+        """True when the gate passes: no regression, no drop it cannot rule out, no missing key (unless
+        allowed), no new failure (unless allowed), no differing generated ids (when required)."""
+        missing = not self.allow_missing and bool(self.only_in_a or self.only_in_b)
+        return not (self.regressions or self.insufficient or missing or self.different_ids
+                    or (self.fail_on_new_failures and self.new_failures))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``--json``)."""
@@ -78,8 +99,33 @@ class InputMismatchError(RunError):
     """Records share a key but were computed from different inputs (prompt, token ids or answers)."""
 
 
-def _as_run(run: Run | str | Path) -> Run:
-    return run if isinstance(run, Run) else load_run(run)
+def _as_run(run: Run | str | Path, allow_unverified: bool) -> Run:
+    """A path is read strictly (``load_gate_run``); a ``Run`` already in memory has its scores checked."""
+    if not isinstance(run, Run):
+        return load_gate_run(run, allow_unverified=allow_unverified)
+    invalid, unverifiable = score_problems(run.records)
+    if invalid or (unverifiable and not allow_unverified):
+        raise RunError(f"{run.path or run.label} cannot be gated: scores not what the task's scorer gives: "
+                       f"{', '.join((invalid or unverifiable)[:3])}")
+    return run
+
+
+def binary_drop_p(pairs: Sequence[np.ndarray]) -> float | None:
+    """Two-sided exact McNemar p-value of a paired binary comparison, or None when the scores are not binary.
+
+    ``pairs``: arrays of (a, b) scores ×100. With ``d`` discordant pairs of which ``w`` went right -> wrong, the
+    one-sided tail P(X >= w), X ~ Binomial(d, 1/2), doubled (capped at 1); 1 when nothing is discordant.
+    """
+    both = np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in pairs]) if pairs else None
+    if both is None or not np.isin(both, (0.0, 100.0)).all():
+        return None
+    worse = int(((both[:, 0] == 100.0) & (both[:, 1] == 0.0)).sum())
+    better = int(((both[:, 0] == 0.0) & (both[:, 1] == 100.0)).sum())
+    d = worse + better
+    if d == 0 or worse <= better:
+        return 1.0
+    tail = sum(math.comb(d, k) for k in range(worse, d + 1)) / 2**d
+    return min(1.0, 2.0 * tail)
 
 
 def check_same_inputs(
@@ -134,7 +180,8 @@ def _delta_row(
     row: dict[str, Any] = {
         "task": task, "bucket": bucket, "scope": scope, "n_pairs": n, "n_tasks": len(pairs),
         "n_new_failures": n_new_failures, "score_a": None, "score_b": None, "delta": None,
-        "ci_low": None, "ci_high": None, "regression": False,
+        "ci_low": None, "ci_high": None, "test": None, "p_value": None, "regression": False,
+        "insufficient": False,
     }
     if not pairs:
         return row
@@ -148,7 +195,14 @@ def _delta_row(
     row["delta"] = float(np.mean([d.mean() for d in diffs]))
     lo, hi = bootstrap_ci(diffs, n_boot=n_boot, seed=row_seed(seed, task, bucket), level=ci_level)
     row["ci_low"], row["ci_high"] = lo, hi
-    row["regression"] = bool(row["delta"] < -max_drop and hi < 0)
+    p = binary_drop_p(list(pairs.values()))
+    if p is None:
+        row["test"], significant = "bootstrap", hi < 0
+    else:
+        row["test"], row["p_value"], significant = "mcnemar-exact", p, p < 1.0 - ci_level
+    beyond = row["delta"] < -max_drop
+    row["regression"] = bool(beyond and significant)
+    row["insufficient"] = bool(beyond and not significant)
     return row
 
 
@@ -162,20 +216,36 @@ def compare_runs(
     ci_level: float = 0.95,
     fail_on_new_failures: bool = True,
     require_hashes: bool = False,
+    allow_missing: bool = False,
+    allow_unverified_scores: bool = False,
+    require_identical_ids: bool = False,
 ) -> Comparison:
     """Paired comparison of run B against baseline run A.
 
-    Deltas are B − A in points (×100) over samples scored in both runs. A row is a regression when
-    ``delta < -max_drop`` and the paired bootstrap CI's upper bound is below 0. Raises RunError when the
-    runs share no sample key.
+    Deltas are B − A in points (×100) over samples scored in both runs; row verdicts as in the module
+    docstring. Raises RunError when a run cannot be gated, the runs share no sample key, no pair was scored
+    in both, or (with ``require_identical_ids``) a pair lacks its generated ids.
     """
-    a, b = _as_run(run_a), _as_run(run_b)
+    a, b = _as_run(run_a, allow_unverified_scores), _as_run(run_b, allow_unverified_scores)
     by_a = {r["key"]: r for r in a.records}
     by_b = {r["key"]: r for r in b.records}
     common = [k for k in by_a if k in by_b]  # A's stable order
     if not common:
         raise RunError(f"nothing to compare: {a.path or a.label} and {b.path or b.label} share no sample key")
     unverified = check_same_inputs(by_a, by_b, common, require_hashes=require_hashes)
+    if not any(is_scored(by_a[k]) and is_scored(by_b[k]) for k in common):
+        raise RunError(f"nothing to compare: none of the {len(common)} shared sample key(s) scored in both runs "
+                       "(zero scored pairs)")
+    different_ids: list[str] = []
+    if require_identical_ids:
+        lacking = [k for k in common if is_scored(by_a[k]) and is_scored(by_b[k])
+                   and not (isinstance(by_a[k].get("generated_ids"), list)
+                            and isinstance(by_b[k].get("generated_ids"), list))]
+        if lacking:
+            raise RunError(f"--require-identical-ids: {len(lacking)} pair(s) lack generated_ids (a run from an "
+                           f"older harness), e.g. {lacking[0]}; regenerate it")
+        different_ids = [k for k in common if is_scored(by_a[k]) and is_scored(by_b[k])
+                         and by_a[k]["generated_ids"] != by_b[k]["generated_ids"]]
 
     pairs: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     new_fail: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -230,6 +300,9 @@ def compare_runs(
         n_boot=n_boot,
         rows=rows,
         regressions=[r for r in rows if r["regression"]],
+        insufficient=[r for r in rows if r["insufficient"]],
+        allow_missing=allow_missing,
+        different_ids=different_ids,
         only_in_a=[k for k in by_a if k not in by_b],
         only_in_b=[k for k in by_b if k not in by_a],
         new_failures=[k for v in new_fail.values() for k in v],
@@ -254,12 +327,18 @@ def _keys(keys: list[str]) -> str:
 
 
 def describe_regression(row: dict[str, Any]) -> str:
-    """``lveval/x @ 16k: -30.00 points (95% CI -38.1 to -22.0, n=50)``."""
+    """``lveval/x @ 16k: -30.00 points (CI -38.1 to -22.0, n=50; 60.00 -> 30.00)``, with the exact test's p
+    for binary scores."""
+    p = f", exact p={row['p_value']:.3g}" if row.get("p_value") is not None else ""
     return (
         f"{row['task']} @ {row['bucket']}: {row['delta']:+.2f} points "
-        f"(CI {row['ci_low']:+.2f} to {row['ci_high']:+.2f}, n={row['n_pairs']}; "
+        f"(CI {row['ci_low']:+.2f} to {row['ci_high']:+.2f}{p}, n={row['n_pairs']}; "
         f"{row['score_a']:.2f} -> {row['score_b']:.2f})"
     )
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    return "REGRESSION" if row["regression"] else "INSUFFICIENT SAMPLES" if row["insufficient"] else ""
 
 
 def format_comparison(cmp: Comparison) -> str:
@@ -269,7 +348,9 @@ def format_comparison(cmp: Comparison) -> str:
         f"A (baseline): {cmp.label_a}" + (f"  [{cmp.path_a}]" if cmp.path_a else ""),
         f"B (candidate): {cmp.label_b}" + (f"  [{cmp.path_b}]" if cmp.path_b else ""),
         f"delta = B - A in score points (x100), paired by sample key; {pct} paired bootstrap CI "
-        f"({cmp.n_boot} resamples); regression = drop > {cmp.max_drop:g} points and CI entirely below 0",
+        f"({cmp.n_boot} resamples); a drop > {cmp.max_drop:g} points is a REGRESSION when significant (binary "
+        f"scores: exact McNemar p < {1 - cmp.ci_level:.3g}; else the CI entirely below 0), else INSUFFICIENT "
+        "SAMPLES (not a pass)",
         "",
     ]
     header = ["task", "bucket", "n", "A", "B", "delta", f"{pct} CI", "new fail", ""]
@@ -278,7 +359,7 @@ def format_comparison(cmp: Comparison) -> str:
         ci = "–" if r["ci_low"] is None else f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
         table.append([
             r["task"], r["bucket"], str(r["n_pairs"]), _f(r["score_a"]), _f(r["score_b"]),
-            _f(r["delta"], "+.2f"), ci, str(r["n_new_failures"] or ""), "REGRESSION" if r["regression"] else "",
+            _f(r["delta"], "+.2f"), ci, str(r["n_new_failures"] or ""), _verdict(r),
         ])
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     right = {2, 3, 4, 5, 6, 7}
@@ -289,9 +370,9 @@ def format_comparison(cmp: Comparison) -> str:
             lines.append("  ".join("-" * w for w in widths))
     lines.append("")
     if cmp.only_in_a:
-        lines.append(f"keys only in A ({len(cmp.only_in_a)}, not compared): {_keys(cmp.only_in_a)}")
+        lines.append(f"keys only in A ({len(cmp.only_in_a)}, missing from B): {_keys(cmp.only_in_a)}")
     if cmp.only_in_b:
-        lines.append(f"keys only in B ({len(cmp.only_in_b)}, not compared): {_keys(cmp.only_in_b)}")
+        lines.append(f"keys only in B ({len(cmp.only_in_b)}, missing from A): {_keys(cmp.only_in_b)}")
     if cmp.unverified:
         lines.append(f"WARNING: {len(cmp.unverified)} pair(s) could not be checked for equal inputs (records "
                      f"without input hashes, from an older run): {_keys(cmp.unverified)}")
@@ -300,11 +381,21 @@ def format_comparison(cmp: Comparison) -> str:
     if cmp.new_failures:
         lines.append(f"scored in A, FAILED in B ({len(cmp.new_failures)}): {_keys(cmp.new_failures)}")
     if cmp.passed:
-        lines.append(f"PASS: no bucket dropped by more than {cmp.max_drop:g} points with significance.")
+        lines.append(f"PASS: no bucket dropped by more than {cmp.max_drop:g} points.")
     else:
         if cmp.regressions:
             lines.append(f"FAIL: {len(cmp.regressions)} regression(s):")
             lines.extend(f"  {describe_regression(r)}" for r in cmp.regressions)
+        if cmp.insufficient:
+            lines.append(f"FAIL: insufficient samples to rule out a drop of more than {cmp.max_drop:g} points "
+                         f"at the {cmp.ci_level * 100:g}% level in {len(cmp.insufficient)} row(s):")
+            lines.extend(f"  {describe_regression(r)}" for r in cmp.insufficient)
+        if not cmp.allow_missing and (cmp.only_in_a or cmp.only_in_b):
+            lines.append(f"FAIL: {len(cmp.only_in_a)} key(s) of A missing from B and {len(cmp.only_in_b)} of B "
+                         "missing from A (--allow-missing to compare the shared keys only).")
+        if cmp.different_ids:
+            lines.append(f"FAIL: {len(cmp.different_ids)} pair(s) generated different token ids: "
+                         f"{_keys(cmp.different_ids)}")
         if cmp.fail_on_new_failures and cmp.new_failures:
             lines.append(f"FAIL: {len(cmp.new_failures)} sample(s) that scored in A failed in B.")
     return "\n".join(lines)
@@ -328,6 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not fail the gate on samples that scored in A and failed in B")
     p.add_argument("--require-hashes", action="store_true",
                    help="refuse pairs whose records carry no input hashes (runs from an older harness)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="compare the shared keys only: keys present in one run alone do not fail the gate")
+    p.add_argument("--allow-unverified-scores", action="store_true",
+                   help="trust successful records whose score cannot be recomputed from their prediction")
+    p.add_argument("--require-identical-ids", action="store_true",
+                   help="fail unless every pair generated identical token ids (a deterministic reference)")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
     return p
 
@@ -353,7 +450,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cmp = compare_runs(
             args.run_a, args.run_b, args.max_drop, n_boot=args.n_boot, seed=args.seed,
             ci_level=args.ci_level, fail_on_new_failures=not args.allow_new_failures,
-            require_hashes=args.require_hashes,
+            require_hashes=args.require_hashes, allow_missing=args.allow_missing,
+            allow_unverified_scores=args.allow_unverified_scores, require_identical_ids=args.require_identical_ids,
         )
     except (RunError, OSError) as e:
         print(f"harness compare: error: {e}", file=sys.stderr)

@@ -40,6 +40,7 @@ from harness.buckets import record_bucket, sort_buckets
 from harness.store import MANIFEST, Run, RunError
 from harness.store import load_run as load_records
 from harness.summary import is_scored
+from tasks.safe_write import UnsafeWriteError, safe_name, write_atomic
 
 # The record's fields and their pandas dtypes. Fields a run lacks (older runs: the hashes) are columns of
 # missing values; fields not listed are kept as Python objects.
@@ -269,14 +270,14 @@ def to_lm_eval_results(path: str | Path | Sequence[str | Path], out_dir: str | P
         run = load_records(folder)
         results, samples = lm_eval_results(run)
         date_id = _start(run.manifest).replace(tzinfo=None).isoformat().replace(":", "-")
-        target = Path(out_dir) / results["model_name_sanitized"]
+        target = Path(out_dir) / safe_name(results["model_name_sanitized"], "run label")
         target.mkdir(parents=True, exist_ok=True)
         res_path = target / f"results_{date_id}.json"
-        res_path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_atomic(res_path, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
         written.append(res_path)
         for name, rows in samples.items():
-            sp = target / f"samples_{name}_{date_id}.jsonl"
-            sp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+            sp = target / safe_name(f"samples_{name}_{date_id}.jsonl", "task name")
+            write_atomic(sp, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
             written.append(sp)
     return written
 
@@ -292,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         for p in to_lm_eval_results(args.runs, args.output):
             if p.name.startswith("results_"):
                 print(p)
-    except RunError as exc:
+    except (RunError, UnsafeWriteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -40,6 +40,14 @@ Decisions, explicit:
   named after them. With ``pretrained=<folder>,method=…`` they are named after the folder: give each method
   its own ``--output_path``.
 
+* **Device.** ``device=`` in the model arguments wins over lm-eval's ``--device`` (the command line passes it on
+  as ``--device`` too, so lm-eval's own ``results["config"]["device"]`` says the same); the device the model
+  really ran on (``cuda:0`` falls back to ``cpu`` without a GPU) is ``results["config"]["harness_device"]``.
+* **Include paths are code.** A task folder given with ``--include_path`` (or ``include_path=``) may hold YAML
+  ``!function`` hooks, which import and run the folder's Python files. The command line refuses
+  ``--include_path`` unless ``--allow-include-path-code`` is given too; :func:`evaluate` logs a warning naming the
+  folder. Pass only folders whose code you would run yourself.
+
 Use from Python with :func:`evaluate`, or on the command line, where the model must be registered in the
 lm-eval process first: ``python -m harness.lm_eval_bridge run --model ahn-harness --model_args preset=... --tasks
 ...`` (the arguments are lm-eval's own). lm-eval's RULER needs a tokenizer: with ``preset=`` pass
@@ -113,9 +121,21 @@ def _register(cls: type, register_model: Any) -> None:
 def lm_class() -> type:
     """The ``lm_eval.api.model.LM`` subclass, built and registered as ``"ahn-harness"`` on first use."""
     lm_base, register_model = _lm_eval_api()
-    cls = type("HarnessLM", (HarnessLMCore, lm_base), {"__module__": __name__, "__doc__": HarnessLMCore.__doc__})
+    cls = type("HarnessLM", (HarnessLMCore, lm_base), {
+        "__module__": __name__, "__doc__": HarnessLMCore.__doc__,
+        "create_from_arg_string": classmethod(_create_from_args),
+        "create_from_arg_obj": classmethod(_create_from_args),
+    })
     _register(cls, register_model)
     return cls
+
+
+def _create_from_args(cls: type, model_args: str | dict[str, Any], additional_config: dict | None = None) -> Any:
+    """lm-eval's constructor hook, with the model arguments winning over its ``additional_config`` (``device``,
+    ``batch_size`` from its own flags): lm-eval's ``cls(**args, **additional)`` fails on ``device=`` given twice."""
+    args = _parse_model_args(model_args)
+    extra = {k: v for k, v in (additional_config or {}).items() if v is not None and k not in args}
+    return cls(**args, **extra)
 
 
 def register() -> type:
@@ -285,6 +305,7 @@ class HarnessLMCore:
             "decoding": "greedy",
             "chunk_size": self.chunk_size,
             "dtype": str(self.loaded.dtype),
+            "harness_device": str(self._device),  # lm-eval overwrites "device" with its --device afterwards
         }
 
     # ---- chat template (lm-eval's --apply_chat_template) --------------------------------------------------
@@ -571,6 +592,9 @@ def evaluate(
 
     model_args = name_results_by_preset(model_args)
     args = _parse_model_args(model_args)
+    if include_path is not None:
+        log.warning("include_path %s: its task YAMLs may run the folder's Python files (!function hooks) as code",
+                    include_path)
     lm = lm_class()(**args)
     try:
         if "task_manager" not in simple_evaluate_kwargs:
@@ -593,6 +617,8 @@ def main(argv: list[str] | None = None) -> None:
     from lm_eval.__main__ import cli_evaluate
 
     args = list(sys.argv[1:] if argv is None else argv)
+    args = _check_include_path(args)
+    args = _device_flag(args)
     for i, arg in enumerate(args):  # results named after the preset, not a random id (see the module notes)
         if arg == "--model_args" and i + 1 < len(args):
             args[i + 1] = _cli_model_args(args[i + 1])
@@ -605,6 +631,54 @@ def main(argv: list[str] | None = None) -> None:
         if "Tasks not found" in str(exc):  # lm-eval names the bad task; say where the valid ones are listed
             raise ValueError(f"{exc} (the valid names: python -m harness lm-eval ls tasks)") from exc
         raise
+
+
+ALLOW_CODE_FLAG = "--allow-include-path-code"
+
+
+def _check_include_path(args: list[str]) -> list[str]:
+    """Refuse ``--include_path`` without ``--allow-include-path-code`` (its YAML hooks run the folder's Python
+    files); return the arguments without the flag, which lm-eval does not know."""
+    allowed = ALLOW_CODE_FLAG in args
+    args = [a for a in args if a != ALLOW_CODE_FLAG]
+    paths = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--include_path"]
+    paths += [a.split("=", 1)[1] for a in args if a.startswith("--include_path=")]
+    if paths and not allowed:
+        raise ValueError(f"--include_path {paths[0]}: task folders can run code (a YAML !function hook imports "
+                         f"the folder's Python files); add {ALLOW_CODE_FLAG} to run the code in "
+                         f"{', '.join(paths)}")
+    if paths:
+        log.warning("running task code from --include_path %s (%s)", ", ".join(paths), ALLOW_CODE_FLAG)
+    return args
+
+
+def _device_flag(args: list[str]) -> list[str]:
+    """Pass a ``device=`` model argument on as lm-eval's ``--device`` so that both record the same device;
+    refuse the two when they differ."""
+    text = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "--model_args"), None)
+    text = text or next((a.split("=", 1)[1] for a in args if a.startswith("--model_args=")), None)
+    if text is None:
+        return args
+    try:
+        device = _parse_model_args(_cli_json_or_text(text)).get("device")
+    except Exception:  # noqa: BLE001 (a malformed value is lm-eval's to report)
+        return args
+    if device in _NONE_LIKE:
+        return args
+    given = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "--device"), None)
+    given = given or next((a.split("=", 1)[1] for a in args if a.startswith("--device=")), None)
+    if given is None:
+        return [*args, "--device", str(device)]
+    if str(given) != str(device):
+        raise ValueError(f"--device {given} and model argument device={device} differ; give one of them")
+    return args
+
+
+def _cli_json_or_text(text: str) -> str | dict[str, Any]:
+    import json
+
+    stripped = text.strip()
+    return json.loads(stripped) if stripped.startswith("{") else text
 
 
 def _cli_model_args(text: str) -> str:

@@ -693,6 +693,11 @@ def plot_runs(
     """Draw the three figures for these runs into ``out_dir`` (created); returns the files written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    from tasks.safe_write import check_target
+
+    for name in ("score_by_length", "cost_vs_length", "score_vs_cost"):  # never write a figure through a link
+        for ext in formats:
+            check_target(out / f"{name}.{ext}")
     methods = _load(run_dirs)
     paths: list[Path] = []
     paths += plot_score_by_length(methods, out, formats)

@@ -21,10 +21,15 @@ class SettingsError(ValueError):
     """A command-line setting that cannot work; the message names the value and what would be valid."""
 
 
-def check_int(name: str, value: int | None, minimum: int) -> None:
-    """``value`` is None (not given) or an integer >= ``minimum``."""
+def check_int(name: str, value: int | None, minimum: int, maximum: int | None = None) -> None:
+    """``value`` is None (not given) or an integer >= ``minimum`` (and <= ``maximum`` when given)."""
     if value is not None and value < minimum:
         raise SettingsError(f"{name} {value}: must be an integer >= {minimum}")
+    if value is not None and maximum is not None and value > maximum:
+        raise SettingsError(f"{name} {value}: must be an integer <= {maximum} (the limit)")
+
+
+MAX_BATCH_SIZE = 1024  # rows of the static decoder: each holds a whole cache
 
 
 def check_positive_float(name: str, value: float | None, hint: str = "") -> None:
@@ -80,6 +85,35 @@ def check_writable_folder(folder: Path, flag: str = "--output") -> None:
     except OSError as e:
         why = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
         raise SettingsError(f"{flag} {folder}: cannot write there ({why}); pass a folder you can write to") from None
+
+
+def output_path(text: str) -> Path:
+    """An ``--output`` argument (argparse ``type=``): an empty string would mean the current folder."""
+    if not text.strip():
+        raise SettingsError("'' is empty (it would mean the current folder); pass a folder")
+    return Path(text)
+
+
+def check_run_output(folder: Path, n_presets: int) -> None:
+    """Refuse an existing non-empty ``folder`` that is not a run (one preset: no ``manifest.json``) or not a job
+    root (several presets: no ``report.json`` and no sub-folder holding a run): its files would be overwritten."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    if not entries:
+        return
+    if n_presets == 1:
+        if (folder / "manifest.json").is_file():
+            return
+        what = "a run (no manifest.json)"
+    else:
+        if (folder / "report.json").is_file() or any((p / "manifest.json").is_file() for p in entries if p.is_dir()):
+            return
+        what = "a job's results (no report.json, no run folder)"
+    shown = ", ".join(sorted(p.name for p in entries)[:5]) + (", …" if len(entries) > 5 else "")
+    raise SettingsError(f"--output {folder}: holds files ({shown}) but is not {what}; refusing to write over "
+                        "them; pass a new or empty folder, or a run folder to resume")
 
 
 def check_writable_file(path: Path, flag: str = "--output") -> None:

@@ -92,6 +92,8 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path) -> list[Pa
     md, data = comparison_markdown(run_dirs)
     plots = plot_runs(run_dirs, out / "plots")
     pics = "\n".join(f"![{p.stem}](plots/{p.name})" for p in plots if p.suffix == ".png")
-    (out / "report.md").write_text(f"# Comparison of {len(run_dirs)} runs\n\n{md}\n## Plots\n\n{pics}\n")
-    (out / "report.json").write_text(json.dumps(data, indent=2) + "\n")
+    from tasks.safe_write import write_atomic
+
+    write_atomic(out / "report.md", f"# Comparison of {len(run_dirs)} runs\n\n{md}\n## Plots\n\n{pics}\n")
+    write_atomic(out / "report.json", json.dumps(data, indent=2) + "\n")
     return [out / "report.md", out / "report.json", *plots]

@@ -151,6 +151,9 @@ def _failed(record: SampleRecord, exc: BaseException, lo: Loaded) -> SampleRecor
 
 
 def _finish_record(record: SampleRecord, result, lo: Loaded, sample: Sample, batch: int) -> SampleRecord:
+    if any(getattr(result, "nonfinite_logits", ())):  # argmax of NaN: a prediction of garbage, never a score
+        return record.fail("non-finite logits (NaN or inf) after the prefill: non-finite weights in the model "
+                           "or AHN checkpoint, or an overflow in this dtype")
     with _TOKENIZER_LOCK:
         prediction = lo.tokenizer.decode(result.tokens[0], skip_special_tokens=True)
     scored = score_detailed(sample.task, prediction, sample.answers, sample.extra)

@@ -46,6 +46,7 @@ from harness.provenance import (
     manifest_hash,
     run_label,
 )
+from tasks.safe_write import UnsafeWriteError, check_target, open_append, write_atomic
 
 try:  # POSIX advisory locks; elsewhere writers are trusted not to collide
     import fcntl
@@ -150,7 +151,7 @@ def _scan(path: Path) -> _Scan:
             rec = json.loads(raw.decode("utf-8"))
             if not isinstance(rec, dict) or not isinstance(rec.get("key"), str):
                 raise ValueError("not a sample record")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
             pending_bad.append(pos)
             continue
         scan.bad += len(pending_bad)
@@ -207,6 +208,32 @@ def sample_files(path: Path) -> list[Path]:
     return main + [p for _, _, p in sorted(shards)]
 
 
+def scan_files(path: Path | str) -> list[tuple[Path, _Scan]]:
+    """Each samples file of a run with its raw scan: every valid line (duplicates included), and the counts of
+    torn and unparsable lines, for checks that must see what ``load_run`` resolves silently."""
+    return [(f, _scan(f)) for f in sample_files(Path(path))]
+
+
+def writer_active(path: Path | str) -> Path | None:
+    """The file of the run a process holds locked right now (its samples writer, or the create/resume lock),
+    else None. Read-only: nothing is created."""
+    if fcntl is None:  # pragma: no cover - no advisory locks to test
+        return None
+    path = Path(path)
+    for f in [*sample_files(path), path / LOCK]:
+        try:
+            fd = os.open(f, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return f
+        finally:
+            os.close(fd)  # releases the probe's own lock
+    return None
+
+
 def _read_all(path: Path) -> tuple[list[dict[str, Any]], int, int]:
     records: list[dict[str, Any]] = []
     torn = bad = 0
@@ -222,14 +249,10 @@ def _read_all(path: Path) -> tuple[list[dict[str, Any]], int, int]:
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    try:
+        write_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    except UnsafeWriteError as e:
+        raise RunError(str(e)) from e
 
 
 def _fsync_dir(path: Path) -> None:
@@ -252,8 +275,8 @@ def read_manifest(path: Path) -> dict[str, Any]:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise RunError(f"{path}: no {MANIFEST} (not a run folder)") from e
-    except (OSError, ValueError) as e:
-        raise RunError(f"{mpath}: unreadable manifest ({e})") from e
+    except (OSError, ValueError, RecursionError) as e:
+        raise RunError(f"{mpath}: unreadable manifest ({type(e).__name__ if isinstance(e, RecursionError) else e})") from e
     if not isinstance(manifest, dict):
         raise RunError(f"{mpath}: the manifest is not a JSON object")
     return manifest
@@ -362,6 +385,10 @@ class RunStore:
             return store
         if any(sample_files(path)):
             raise RunError(f"{path} holds samples but no {MANIFEST}; refusing to mix runs (use a new --output)")
+        visible = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
+        if visible:  # a user's folder: the run's summaries would overwrite its files
+            raise RunError(f"{path} holds files ({', '.join(visible[:5])}) but no {MANIFEST}: not a run; refusing "
+                           "to write over them (use a new or empty --output)")
         manifest.setdefault("provenance", collect_provenance())
         _write_json_atomic(mpath, manifest)
         store = cls(path, manifest, rank, world)
@@ -371,7 +398,9 @@ class RunStore:
     def _open(self) -> None:
         """Open and lock this process's samples file, then drop a torn tail (only the lock holder may)."""
         try:
-            fh = open(self.samples_path, "ab")
+            fh = open_append(self.samples_path)
+        except UnsafeWriteError as e:
+            raise RunError(str(e)) from e
         except OSError as e:
             raise RunError(f"cannot write {self.samples_path}: {e.strerror or e}") from e
         if fcntl is not None:
@@ -439,7 +468,10 @@ class RunStore:
 def _folder_lock(path: Path) -> Iterator[None]:
     """Hold the run folder's exclusive lock (``RUN/.lock``): one process at a time decides create vs resume."""
     try:
-        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        check_target(path / LOCK)
+        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except UnsafeWriteError as e:
+        raise RunError(str(e)) from e
     except OSError as e:
         raise RunError(f"cannot write in the run folder {path}: {e.strerror or e}") from e
     try:
@@ -515,14 +547,10 @@ def merge_shards(path: Path | str) -> Path:
 def _merge_locked(path: Path, shards: list[Path]) -> Path:
     records = dedupe(_read_all(path)[0])
     target = path / SAMPLES
-    tmp = path / f".{SAMPLES}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        for rec in records:
-            f.write(encode_record(rec))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
-    _fsync_dir(path)
+    try:
+        write_atomic(target, b"".join(encode_record(rec) for rec in records))
+    except UnsafeWriteError as e:
+        raise RunError(str(e)) from e
     for shard in shards:
         shard.unlink()
     _fsync_dir(path)
@@ -556,4 +584,6 @@ __all__ = [
     "order_key",
     "read_manifest",
     "sample_files",
+    "scan_files",
+    "writer_active",
 ]

@@ -37,6 +37,7 @@ from harness.intervals import (
     row_seed,
 )
 from harness.store import load_run
+from tasks.safe_write import write_atomic
 
 N_BOOT = 1000
 CI_LEVEL = 0.95
@@ -299,7 +300,7 @@ def write_summary(run_dir: Path | str, n_boot: int = N_BOOT, seed: int = 0) -> t
     }
     out = Path(run_dir)
     json_path, md_path = out / "summary.json", out / "summary.md"
-    json_path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_atomic(json_path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     overall = next((r for r in rows if r["scope"] == "overall"), None)
     head = [
         f"# Summary: {run.label}",
@@ -315,5 +316,5 @@ def write_summary(run_dir: Path | str, n_boot: int = N_BOOT, seed: int = 0) -> t
             f"n={overall['n']}; mean over {overall['n_tasks']} task(s))"
         )
     body = "\n".join(head + ["", format_table(rows), "", *[f"- {n}" for n in NOTES]]) + "\n"
-    md_path.write_text(body, encoding="utf-8")
+    write_atomic(md_path, body)
     return json_path, md_path

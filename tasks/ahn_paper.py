@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks import hub, infinitebench, longbench, lveval
+from tasks.jsonl import iter_objects
 from tasks.prompting import TaskSettings, Truncation
 from tasks.prompts import AHN_INFINITEBENCH_MAX_GEN, AHN_INFINITEBENCH_PROMPT
 from tasks.sample import Sample
@@ -89,20 +90,12 @@ def ib_record_to_sample(rec: dict[str, Any], task: str, index: int, provenance: 
 
 
 def _load_ib(tasks: Sequence[str], data_dir: str | Path | None, limit: int | None) -> list[Sample]:
-    import json
 
     files = hub.fetch(infinitebench.FAMILY, [f"{t}.jsonl" for t in tasks], data_dir)
     out: list[Sample] = []
     for t, f in zip(tasks, files):
-        n = 0
-        with f.path.open(encoding="utf-8") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                out.append(ib_record_to_sample(json.loads(line), t, n, f.provenance()))
-                n += 1
-                if limit is not None and n >= limit:
-                    break
+        for n, (_, rec) in enumerate(iter_objects(f.path, limit=limit)):
+            out.append(ib_record_to_sample(rec, t, n, f.provenance()))
     return out
 
 

@@ -10,7 +10,6 @@ scoring registry scores), so a new family is one file and one `register_family(.
 from __future__ import annotations
 
 import importlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,22 +51,11 @@ class LoadRequest:
 
 
 def read_jsonl(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
-    """The first `limit` JSON objects of a JSON-lines file (blank lines skipped); a bad line names its number."""
-    out: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if limit is not None and len(out) >= limit:
-                break
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not a JSON object ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}:{number}: not a JSON object")
-            out.append(record)
-    return out
+    """The first `limit` JSON objects of a JSON-lines file (blank lines skipped); a bad line names its number
+    (``tasks.jsonl``)."""
+    from tasks.jsonl import read_objects
+
+    return read_objects(path, limit)
 
 
 def no_levels(family: str) -> Callable[[str | None, tuple[str, ...]], None]:

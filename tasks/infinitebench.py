@@ -15,7 +15,6 @@ with InfiniteBench's arithmetic; the ``chat`` prompt set is meant for a chat tem
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -154,6 +153,9 @@ def record_to_sample(
     """One raw InfiniteBench record as a Sample with the chosen prompt set filled in."""
     check_task(task)
     check_prompt_set(prompt_set)
+    from tasks.jsonl import require_text
+
+    require_text(rec, ("context", "input"), f"InfiniteBench {task} record {rec.get('id', index)}")
     options = [str(o) for o in (rec.get("options") or [])]
     answers = get_answer(task, rec.get("answer"), options)
     prompt = INFINITEBENCH_PROMPT_SETS[prompt_set][task].format(**placeholders(task, rec))
@@ -192,15 +194,10 @@ def read_file(
 ) -> list[Sample]:
     """Samples from one raw jsonl file of ``task`` (the first ``limit`` records)."""
     path = Path(path)
-    out: list[Sample] = []
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            out.append(record_to_sample(json.loads(line), task, len(out), prompt_set, provenance))
-            if limit is not None and len(out) >= limit:
-                break
-    return out
+    from tasks.jsonl import iter_objects
+
+    return [record_to_sample(rec, task, i, prompt_set, provenance)
+            for i, (_, rec) in enumerate(iter_objects(path, limit=limit))]
 
 
 def load(

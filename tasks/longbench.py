@@ -12,8 +12,6 @@ found in the data folder, or passed as ``prompts_path``, replaces them, and the 
 
 from __future__ import annotations
 
-import io
-import json
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,6 +64,9 @@ def record_to_sample(
     provenance: dict[str, Any] | None = None,
 ) -> Sample:
     """One LongBench record as a Sample (``prompt`` = the task's template)."""
+    from tasks.jsonl import require_text
+
+    require_text(rec, ("context", "input"), f"LongBench {task} record {rec.get('_id', index)}")
     answers = rec.get("answers")
     answers = list(answers) if isinstance(answers, list) else ([] if answers is None else [answers])
     extra: dict[str, Any] = {
@@ -91,30 +92,24 @@ def record_to_sample(
 
 
 def _records(path: Path, member: str | None, limit: int | None) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+    from tasks.jsonl import iter_objects
+
     if member is None:
-        lines: Any = path.open(encoding="utf-8")
-        zf = None
-    else:
-        zf = zipfile.ZipFile(path)
-        lines = io.TextIOWrapper(zf.open(member), encoding="utf-8")
+        return [rec for _, rec in iter_objects(path, limit=limit)]
     try:
-        for line in lines:
-            if line.strip():
-                out.append(json.loads(line))
-                if limit is not None and len(out) >= limit:
-                    break
-    finally:
-        lines.close()
-        if zf is not None:
-            zf.close()
-    return out
+        with zipfile.ZipFile(path) as zf, zf.open(member) as fh:
+            return [rec for _, rec in iter_objects(fh, f"{path}:{member}", limit)]
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{path}: not a readable zip archive ({exc})") from None
 
 
 def _zip_member(path: Path, task: str) -> str:
     want = f"{task}.jsonl"
-    with zipfile.ZipFile(path) as zf:
-        names = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == want]
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == want]
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{path}: not a readable zip archive ({exc})") from None
     if not names:
         raise FileNotFoundError(f"{path} has no member data/{want}")
     return sorted(names, key=len)[0]

@@ -12,11 +12,9 @@ applies no chat template; the AHN paper used 256,000 and Qwen's chat template (`
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +115,9 @@ def record_to_sample(
     provenance: dict[str, Any] | None = None,
 ) -> Sample:
     """One LV-Eval record as a Sample: the official prompt filled with ``context`` and ``input``."""
+    from tasks.jsonl import require_text
+
+    require_text(rec, ("context", "input"), f"LV-Eval {dataset}_{level} record {index}")
     prompt = LVEVAL_DATASET_PROMPT[dataset].format(context=rec["context"], input=rec["input"])
     answers = rec.get("answers")
     if answers is None:
@@ -145,36 +146,25 @@ def record_to_sample(
     )
 
 
-def iter_jsonl(stream: Iterable[str]) -> Iterator[dict[str, Any]]:
-    """Records of a jsonl stream, skipping blank lines."""
-    for line in stream:
-        line = line.strip()
-        if line:
-            yield json.loads(line)
-
-
 def _read_records(path: Path, member: str | None, limit: int | None) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+    from tasks.jsonl import iter_objects
+
     if member is None:
-        fh = path.open(encoding="utf-8")
-        ctx: Any = fh
-    else:
-        zf = zipfile.ZipFile(path)
-        ctx = zf
-        fh = io.TextIOWrapper(zf.open(member), encoding="utf-8")
-    with ctx:
-        for rec in iter_jsonl(fh):
-            out.append(rec)
-            if limit is not None and len(out) >= limit:
-                break
-        fh.close()
-    return out
+        return [rec for _, rec in iter_objects(path, limit=limit)]
+    try:
+        with zipfile.ZipFile(path) as zf, zf.open(member) as fh:
+            return [rec for _, rec in iter_objects(fh, f"{path}:{member}", limit)]
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{path}: not a readable zip archive ({exc})") from None
 
 
 def _zip_member(path: Path, dataset: str, level: str) -> str:
     want = f"{dataset}_{level}.jsonl"
-    with zipfile.ZipFile(path) as zf:
-        names = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == want]
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == want]
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{path}: not a readable zip archive ({exc})") from None
     if not names:
         raise FileNotFoundError(f"{path} has no member {dataset}/{want}")
     return sorted(names, key=len)[0]

@@ -6,8 +6,11 @@ reproduced exactly (`docs/BENCHMARKS.md` A4, B4, C2, C3):
 * LV-Eval (``middle``, style ``"lveval"``): tokenise the formatted prompt (default special tokens); if longer
   than ``L``, ``half = int(L/2)`` and the text becomes ``decode(ids[:half]) + decode(ids[-half:])``; then the
   chat template (one user message, generation prompt, no system message); then tokenise.
-* InfiniteBench (``middle``, style ``"infinitebench"``): keep ``ids[:L//2] + ids[-L//2:]`` (Python's
-  ``-L//2`` keeps one more tail token for odd ``L``), decode the concatenation once, re-tokenise.
+* InfiniteBench (``middle``, style ``"infinitebench"``), as the open-model scripts' ``truncate_by_tokens``:
+  ``split = L // 2``; if longer than ``L``, keep ``ids[:split] + ids[-split:]`` (an odd ``L`` keeps ``L - 1``
+  tokens); then, cut or not, decode with ``skip_special_tokens=True`` and re-tokenise that text. The round trip
+  removes special-token strings that occur in the text (``<|endoftext|>`` in code_debug's sources) even when
+  nothing is cut.
 * AHN paper InfiniteBench / LongBench (``left``): if longer than ``max_tokens``, keep the last
   ``max_tokens - reserve`` tokens (``reserve`` = max_gen; the leading instruction is lost), then the chat
   template.
@@ -132,9 +135,13 @@ def truncate_text(tokenizer: Any, text: str, truncation: Truncation) -> tuple[st
 
 
 def _truncate(tokenizer: Any, text: str, truncation: Truncation) -> tuple[str, int, bool, list[int]]:
-    """`truncate_text`, also returning ``encode(tokenizer, text)`` of the text it was given (whose length decided)."""
+    """`truncate_text`, also returning token ids: when the text is not cut, those of the text returned (what an
+    uncut prompt is fed as); when it is cut, those of the text given (whose length decided)."""
     ids = encode(tokenizer, text)
     n = len(ids)
+    if truncation.kind == "middle" and truncation.style == "infinitebench" and n <= truncation.max_tokens:
+        again = tokenizer.decode(ids, skip_special_tokens=True)  # the official round trip, even uncut
+        return again, n, False, ids if again == text else encode(tokenizer, again)
     if truncation.kind == "none" or n <= truncation.max_tokens:
         return text, n, False, ids
     budget = truncation.budget
@@ -145,7 +152,8 @@ def _truncate(tokenizer: Any, text: str, truncation: Truncation) -> tuple[str, i
         head = tokenizer.decode(ids[:half], skip_special_tokens=True)
         tail = tokenizer.decode(ids[-half:], skip_special_tokens=True) if half else ""
         return head + tail, n, True, ids
-    kept = ids[: budget // 2] + ids[-budget // 2 :]
+    split = budget // 2
+    kept = ids[:split] + ids[-split:] if split else []
     return tokenizer.decode(kept, skip_special_tokens=True), n, True, ids
 
 

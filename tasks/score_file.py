@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from tasks.jsonl import JsonlError, decode_object, iter_lines
+from tasks.safe_write import UnsafeWriteError, check_target, same_file, write_atomic
 from tasks.scoring import resolve_task, score_detailed
 
 PREDICTION_KEYS = ("prediction", "pred")
@@ -63,27 +65,17 @@ class _BadLine(Exception):  # noqa: N818
 
 
 def _read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """Non-blank physical lines with their 1-based numbers; decoding is per line so one bad byte costs one
-    line, not the file."""
-    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
-        if raw.strip():
-            yield number, raw
+    """Non-blank physical lines with their 1-based numbers, streamed (``tasks.jsonl``: a line over its size
+    limit stops the file with an error); decoding is per line so one bad byte costs one line, not the file."""
+    with open(path, "rb") as fh:
+        yield from iter_lines(fh, str(path))
 
 
 def _parse(raw: bytes) -> dict[str, Any]:
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _BadLine(f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _BadLine(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(record, dict):
-        raise _BadLine(f"not a JSON object ({type(record).__name__})")
-    return record
+        return decode_object(raw, "line")
+    except JsonlError as exc:
+        raise _BadLine(exc.reason) from None
 
 
 def _fields(record: dict[str, Any], model_name: str | None) -> tuple[Any, Any, dict[str, Any]]:
@@ -122,36 +114,22 @@ def score_predictions(
         raise ScoreFileError(f"predictions file not found: {path}")
     if not path.is_file():
         raise ScoreFileError(f"predictions path is not a file: {path}")
-    try:
-        lines = list(_read_lines(path))
-    except OSError as exc:
-        raise ScoreFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not lines:
-        raise ScoreFileError(f"predictions file is empty (no JSON lines): {path}")
-
+    _check_output(output, path)
     out_lines: list[str] = []
     scores: list[float] = []
     skipped: list[tuple[int, str]] = []
     n_raise = 0
-    for number, raw in lines:
-        row: dict[str, Any] = {"line": number}
-        try:
-            record = _parse(raw)
-            if "id" in record:
-                row["id"] = record["id"]
-            prediction, references, extra = _fields(record, model_name)
-        except _BadLine as bad:
-            skipped.append((number, bad.reason))
-            row.update(score=None, skipped=bad.reason)
+    try:  # streamed: one line in memory at a time, each at most tasks.jsonl.MAX_LINE_BYTES
+        for number, raw in _read_lines(path):
+            row = _score_line(task, number, raw, model_name, scores, skipped)
+            n_raise += "note" in row
             out_lines.append(json.dumps(row, ensure_ascii=False))
-            continue
-        result = score_detailed(task, prediction, references, extra)
-        scores.append(result.score)
-        row["score"] = result.score
-        if result.note:
-            n_raise += 1
-            row["note"] = result.note
-        out_lines.append(json.dumps(row, ensure_ascii=False))
+    except OSError as exc:
+        raise ScoreFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except JsonlError as exc:
+        raise ScoreFileError(str(exc)) from None
+    if not out_lines:
+        raise ScoreFileError(f"predictions file is empty (no JSON lines): {path}")
 
     if output is not None:
         _write(output, out_lines)
@@ -160,6 +138,43 @@ def score_predictions(
         raise ScoreFileError(f"no line of {path} could be scored ({first})")
     mean = round(100 * sum(scores) / len(scores), 2)
     return ScoreReport(task, str(path), mean, len(scores), skipped, n_raise, model_name)
+
+
+def _score_line(task: str, number: int, raw: bytes, model_name: str | None, scores: list[float],
+                skipped: list[tuple[int, str]]) -> dict[str, Any]:
+    """The output row of one input line; appends its score to ``scores``, or its reason to ``skipped``."""
+    row: dict[str, Any] = {"line": number}
+    try:
+        record = _parse(raw)
+        if "id" in record:
+            row["id"] = record["id"]
+        prediction, references, extra = _fields(record, model_name)
+    except _BadLine as bad:
+        skipped.append((number, bad.reason))
+        row.update(score=None, skipped=bad.reason)
+        return row
+    result = score_detailed(task, prediction, references, extra)
+    scores.append(result.score)
+    row["score"] = result.score
+    if result.note:
+        row["note"] = result.note
+    return row
+
+
+def _check_output(output: str | Path | IO[str] | None, path: Path) -> None:
+    """Refuse, before anything is read or written, an output that is empty, the predictions file itself, a
+    symbolic link or not a regular file."""
+    if output is None or hasattr(output, "write") or str(output) == "-":
+        return
+    if not str(output).strip():
+        raise ScoreFileError("--output '' is empty; pass a file name, or '-' for standard output")
+    if Path(output).exists() and same_file(output, path):
+        raise ScoreFileError(f"--output {output} is the predictions file {path}; writing the scores there would "
+                             "replace the predictions (pass another file)")
+    try:
+        check_target(output)
+    except UnsafeWriteError as exc:
+        raise ScoreFileError(f"--output {exc}") from None
 
 
 def _write(output: str | Path | IO[str], lines: list[str]) -> None:
@@ -171,7 +186,7 @@ def _write(output: str | Path | IO[str], lines: list[str]) -> None:
     else:
         target = Path(output)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        write_atomic(target, text)
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

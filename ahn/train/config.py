@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -215,6 +217,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         raise ConfigError(f"{key}: expected an integer, got {value!r}")
     if tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{key}: expected a finite number, got {value!r}")
             return float(value)
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if tp is str:
@@ -281,9 +285,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not p.is_file():
             raise ConfigError(f"config file {str(p)!r} does not exist")
         try:
-            data = json.loads(p.read_text())
+            data = json.loads(p.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise ConfigError(f"config file {str(p)!r} is not valid JSON: {e}") from e
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"config file {str(p)!r} is not UTF-8 text ({e.reason} at byte {e.start})") from e
+        except RecursionError as e:
+            raise ConfigError(f"config file {str(p)!r} nests too deeply to be a config") from e
+        except OSError as e:
+            raise ConfigError(f"config file {str(p)!r} cannot be read ({e.strerror or e})") from e
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {str(p)!r} must hold a JSON object, got a {type(data).__name__}")
         data.pop("//", None)  # a comment key is allowed at the top level
     data = apply_overrides(data, [parse_override(o) for o in overrides or []])
     cfg = from_dict(TrainConfig, data)
@@ -312,6 +324,8 @@ def _validate_cell_init(cell_init: Any) -> None:
                                   f"{', '.join(valid) or '(none)'}")
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"cell_init.{kind}.{name} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ConfigError(f"cell_init.{kind}.{name} must be a finite number, got {value!r}")
         try:  # the cell's own range checks, on a shapeless cell: nothing is allocated
             make_cell(kind, hidden_size=8, num_heads=2, head_dim=4, device="meta").reset_parameters(**opts)
         except ValueError as e:
@@ -321,11 +335,17 @@ def _validate_cell_init(cell_init: Any) -> None:
 def validate(cfg: TrainConfig) -> TrainConfig:
     """Raise a ConfigError for anything that would fail later (or silently train the wrong thing)."""
     flat = flatten(to_dict(cfg))
+    for key, value in flat.items():  # a config built in code skips _coerce: NaN or inf would train silently
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{key} must be a finite number, got {value!r}")
     for key, valid in CHOICES.items():
         if flat[key] not in valid:
             raise ConfigError(f"{key}={flat[key]!r} is not valid; choose one of: {', '.join(valid)}")
     if not cfg.base:
         raise ConfigError("base is empty: name the frozen base model (a HF folder or Hub id)")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", cfg.device):
+        raise ConfigError(f"device={cfg.device!r} is not valid; choose auto, cpu, cuda, cuda:N or mps")
     positive = ["steps", "micro_batch_size", "grad_accum", "loss_chunk", "log_every", "keep_checkpoints",
                 "data.seq_len", "data.cutoff_len"]
     for key in positive:

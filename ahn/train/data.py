@@ -8,10 +8,9 @@ batch an uninterrupted run would have seen, whatever the number of data workers.
 
 from __future__ import annotations
 
-import json
 import os
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,6 +146,19 @@ def _keep(ex: Example, filter_len: int) -> bool:
     return len(ex["input_ids"]) > filter_len
 
 
+def _objects(p: Path, limit: int | None, need: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The file's JSON objects (``tasks.jsonl``); a bad line (binary data, bad JSON, absurd nesting, an endless
+    line) is a ``DataError`` naming the file and line."""
+    from tasks.jsonl import JsonlError, iter_objects
+
+    try:
+        yield from iter_objects(p, limit=limit)
+    except JsonlError as e:
+        raise DataError(f"{e}; each line must be a JSON object with field {need}") from None
+    except OSError as e:
+        raise DataError(f"{p}: cannot read ({e.strerror or e})") from None
+
+
 def read_jsonl(path: str | os.PathLike, tokenizer: Any, *, fmt: str = "auto", filter_len: int = 288,
                cutoff_len: int = 24576, truncation: str = "right", max_samples: int | None = None) -> ListSource:
     """A local JSON-lines file: ``{"messages": [...]}`` per line (chat SFT) or ``{"text": "..."}`` (plain text).
@@ -159,30 +171,19 @@ def read_jsonl(path: str | os.PathLike, tokenizer: Any, *, fmt: str = "auto", fi
     need = {"chat": "'messages'", "text": "'text'", "auto": "'messages' (chat) or 'text' (plain text)"}[fmt]
     examples: list[Example] = []
     n_read = 0
-    with p.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            if max_samples is not None and n_read >= max_samples:
-                break
-            n_read += 1
-            where = f"{p}:{lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{where}: not valid JSON ({e})") from e
-            if not isinstance(rec, dict):
-                raise DataError(f"{where}: each line must be a JSON object with field {need}")
-            if fmt in ("chat", "auto") and "messages" in rec:
-                ex = encode_chat(normalise_messages(rec["messages"], where), tokenizer, where)
-            elif fmt in ("text", "auto") and "text" in rec:
-                if not isinstance(rec["text"], str):
-                    raise DataError(f"{where}: field 'text' must be a string")
-                ex = encode_text(rec["text"], tokenizer)
-            else:
-                raise DataError(f"{where}: missing the needed field {need}; found fields {sorted(rec)}")
-            if _keep(ex, filter_len):
-                examples.append(truncate(ex, cutoff_len, truncation))
+    for lineno, rec in _objects(p, max_samples, need):
+        n_read += 1
+        where = f"{p}:{lineno}"
+        if fmt in ("chat", "auto") and "messages" in rec:
+            ex = encode_chat(normalise_messages(rec["messages"], where), tokenizer, where)
+        elif fmt in ("text", "auto") and "text" in rec:
+            if not isinstance(rec["text"], str):
+                raise DataError(f"{where}: field 'text' must be a string")
+            ex = encode_text(rec["text"], tokenizer)
+        else:
+            raise DataError(f"{where}: missing the needed field {need}; found fields {sorted(rec)}")
+        if _keep(ex, filter_len):
+            examples.append(truncate(ex, cutoff_len, truncation))
     if not examples:
         raise DataError(f"{p}: no example longer than filter_len={filter_len} tokens among {n_read} records")
     return ListSource(examples, name=f"jsonl:{p.name}")

@@ -51,6 +51,19 @@ class ResumeError(ConfigError):
     """A checkpoint that belongs to another run (config hash or world size differs)."""
 
 
+class NonFiniteError(ConfigError):
+    """A loss or gradient norm that is NaN or infinite: training stops before the update, and saves nothing."""
+
+
+def _check_finite(step: int, losses: list[float], grad_norm: float | None = None) -> None:
+    bad = [x for x in losses if not math.isfinite(x)]
+    if bad or (grad_norm is not None and not math.isfinite(grad_norm)):
+        what = f"loss {bad[0]}" if bad else f"gradient norm {grad_norm}"
+        raise NonFiniteError(f"step {step}: {what} is not finite; stopping before the update (no checkpoint of "
+                             "this step is written). Lower optim.lr, check the data, or resume from the last "
+                             "checkpoint")
+
+
 # ------------------------------------------------------------------------------------------------------
 # environment
 
@@ -587,6 +600,7 @@ def _loop(cfg, model, method, params, optimizer, scheduler, source, pad_id, env,
             positions += n
             draws.append([draw.sinks, draw.window])
             tokens += batch.n_tokens
+        _check_finite(step + 1, losses)
         if cfg.dry_run:
             grads = {n: float(p.grad.norm()) if p.grad is not None else 0.0 for n, p in params.items()}
             row = {"dry_run": True, "loss": losses[0] if losses else None, "positions": positions,
@@ -606,6 +620,7 @@ def _loop(cfg, model, method, params, optimizer, scheduler, source, pad_id, env,
         else:
             grad_norm = float(torch.linalg.vector_norm(
                 torch.stack([p.grad.norm() for p in plist if p.grad is not None])))
+        _check_finite(step + 1, losses, grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)

@@ -37,6 +37,7 @@ class Case:
     setup: Callable[[pytest.MonkeyPatch, Path], None] | None = None
     skip: str | None = None
     absent: str | None = None  # a path (under {w}) that must not exist afterwards: nothing was written
+    intact: tuple[str, ...] = ()  # paths (under {w}) whose every byte must be the same afterwards
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,7 @@ def world(tmp_path_factory) -> Path:
         with RunStore.create_or_resume(w / name, make_manifest({"preset": name}, argv=["t"])) as store:
             key = "synthetic/passkey|512|0" if prompt else "synthetic/passkey|512|other"
             store.append({"key": key, "task": "synthetic/passkey", "level": "512", "score": 1.0, "status": "ok",
-                          **record_hashes(prompt or "x", [1, 2], ["1"])})
+                          "prediction": "1", "answers": ["1"], **record_hashes(prompt or "x", [1, 2], ["1"])})
     evil = w / "evil-resume"
     evil.mkdir()
     torch.save({"x": _Payload()}, evil / "trainer_state.pt")
@@ -121,6 +122,100 @@ def _read_only_dir(monkeypatch: pytest.MonkeyPatch, w: Path) -> None:
     (w / "ro").chmod(0o500)
 
 
+_HELD: list = []  # files a case's setup holds locked (a writer in flight) until the case has run
+
+
+def _gate_runs(case: str) -> Callable[[pytest.MonkeyPatch, Path], None]:
+    """The committed CPU reference copied to {w}/gate-ref and doctored as ``case`` into {w}/gate-<case>."""
+
+    def setup(_mp: pytest.MonkeyPatch, w: Path) -> None:
+        from tests.harness.doctored_runs import copy_reference, doctor
+
+        if not (w / "gate-ref").exists():
+            copy_reference(w / "gate-ref")
+        target = w / f"gate-{case}"
+        if not target.exists():
+            doctor(target, "same" if case == "in-flight" else case)
+        if case == "in-flight":  # a writer holds the samples file, as RunStore does for a whole run
+            import fcntl
+
+            fh = open(target / "samples.jsonl", "rb")  # noqa: SIM115 (closed after the case)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            _HELD.append(fh)
+    return setup
+
+
+def _user_files(_mp: pytest.MonkeyPatch, w: Path) -> None:
+    """A user's folder (not a run), a file to protect, links to it, and prediction files."""
+    (w / "userdir").mkdir(exist_ok=True)
+    (w / "userdir" / "summary.md").write_text("my notes\n")
+    (w / "victim.txt").write_text("a user's file\n")
+    for name in ("link.jsonl",):
+        if not (w / name).is_symlink():
+            (w / name).symlink_to(w / "victim.txt")
+    (w / "deep.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    (w / "long.jsonl").write_text('{"pred": "' + "x" * 5000 + '", "answers": ["1"]}\n')
+
+
+def _linked_run(mp: pytest.MonkeyPatch, w: Path) -> None:
+    """A finished one-sample run whose samples.jsonl was then replaced by a link to the user's file."""
+    _user_files(mp, w)
+    run = w / "linked-run"
+    if not run.exists():
+        from harness.cli import main
+
+        assert main([*RUN, "--model", str(w / "model"), "--output", str(run)]) == 0
+        (run / "samples.jsonl").unlink()
+        (run / "samples.jsonl").symlink_to(w / "victim.txt")
+
+
+def _dotdot_run(_mp: pytest.MonkeyPatch, w: Path) -> None:
+    """A run whose manifest label is '..' (an export named by it would land in the parent of --output)."""
+    import json
+
+    src = w / "runA"
+    run = w / "dotdot-run"
+    if not run.exists():
+        shutil.copytree(src, run)
+        manifest = json.loads((run / "manifest.json").read_text())
+        manifest["label"] = ".."
+        (run / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _train_files(_mp: pytest.MonkeyPatch, w: Path) -> None:
+    (w / "list.json").write_text("[1, 2]")
+    (w / "latin1.json").write_bytes(b'{"base": "caf\xe9"}')
+    (w / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (w / "binary.jsonl").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x00" * 64)  # an image, not text
+
+
+def _bad_data(_mp: pytest.MonkeyPatch, w: Path) -> None:
+    """Local InfiniteBench copies: one line nested 100,000 deep; one record without a context."""
+    for name, line in (("ib-deep", "[" * 100_000 + "]" * 100_000),
+                       ("ib-no-context", '{"id": 0, "input": "What is the pass key?", "answer": ["1"], "options": []}')):
+        (w / name).mkdir(exist_ok=True)
+        (w / name / "passkey.jsonl").write_text(line + "\n")
+
+
+def _nan_checkpoint(_mp: pytest.MonkeyPatch, w: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    if not (w / "nanahn").exists():
+        shutil.copytree(w / "ahn", w / "nanahn")
+        tensors = load_file(str(w / "nanahn" / "model.safetensors"))
+        first = sorted(tensors)[0]
+        tensors[first] = torch.full_like(tensors[first], float("nan"))
+        save_file(tensors, str(w / "nanahn" / "model.safetensors"))
+
+
+def _short_lines(mp: pytest.MonkeyPatch, w: Path) -> None:
+    """A line limit of 1,000 bytes, so that a 5 kB line stands for a line too long for the real limit."""
+    import tasks.jsonl
+
+    _user_files(mp, w)
+    mp.setattr(tasks.jsonl, "MAX_LINE_BYTES", 1000)
+
+
 RUN = ["run", "--tasks", "synthetic:passkey@512", "--limit", "1", "--no-progress"]
 M = ["--model", "{w}/model"]
 OUT = ["--output", "{w}/out"]
@@ -128,6 +223,8 @@ NO_ROOT = "running as root: file permissions do not apply" if ROOT else None
 NO_CUDA = "a CUDA GPU is present" if torch.cuda.is_available() else None
 LM = ["lm-eval", "run", "--model", "ahn-harness", "--tasks", "lambada_openai", "--limit", "1", "--model_args"]
 TRAIN = ["train", "data.source=synthetic", "data.seq_len=128", "output_dir={w}/train-out"]
+GATE = ["compare", "--max-drop", "1.0", "--require-hashes", "--require-identical-ids", "{w}/gate-ref"]
+SCORE = ["score", "--task", "lveval/factrecall_en", "--predictions"]
 
 CASES = [
     # run: model selection
@@ -199,6 +296,9 @@ CASES = [
          ("truncated/model.safetensors", "not a whole safetensors")),
     Case("run-ahn-checkpoint-junk", [*RUN, *M, "--method", "ahn-gdn", "--ahn-checkpoint", "{w}/junkahn", *OUT],
          ("junkahn/model.safetensors", "not a whole safetensors")),
+    Case("run-ahn-checkpoint-on-swa", [*RUN, *M, "--method", "swa", "--window", "64", "--ahn-checkpoint", "{w}/ahn",
+                                       "--output", "{w}/out-swa"], ("--ahn-checkpoint {w}/ahn", "not 'swa'"),
+         absent="out-swa"),
     Case("run-ahn-checkpoint-missing", [*RUN, *M, "--method", "ahn-gdn", "--ahn-checkpoint", "{w}/nope", *OUT],
          ("{w}/nope", "no such folder")),
     # run: output
@@ -232,7 +332,10 @@ CASES = [
                                           "{w}/secret.jsonl"], ("{w}/secret.jsonl",), setup=_unreadable,
          skip=NO_ROOT),
     Case("score-output-disk-full", ["score", "--task", "lveval/factrecall_en", "--predictions", "{w}/preds.jsonl",
-                                    "--output", "/dev/full"], ("/dev/full", "the disk is full")),
+                                    "--output", "{w}/scores.jsonl"], ("{w}/scores.jsonl", "the disk is full"),
+         setup=_full_disk, absent="scores.jsonl"),
+    Case("score-output-device", ["score", "--task", "lveval/factrecall_en", "--predictions", "{w}/preds.jsonl",
+                                 "--output", "/dev/full"], ("/dev/full", "not a regular file")),
     Case("score-output-read-only", ["score", "--task", "lveval/factrecall_en", "--predictions", "{w}/preds.jsonl",
                                     "--output", f"{READ_ONLY}/x.jsonl"], (f"{READ_ONLY}/x.jsonl", "cannot write")),
     Case("score-missing-task-flag", ["score", "--predictions", "{w}/preds.jsonl"], ("--task", "required")),
@@ -247,6 +350,57 @@ CASES = [
     Case("compare-n-boot-zero", ["compare", "{w}/runA", "{w}/runA", "--n-boot", "0"], ("--n-boot 0", ">= 1")),
     Case("compare-ci-level-huge", ["compare", "{w}/runA", "{w}/runA", "--ci-level", "1e9"],
          ("--ci-level 1000000000.0", "0 < level < 1")),
+    # compare: the regression gate refuses a doctored or unfinished run (tests/harness/doctored_runs.py)
+    Case("compare-gate-in-flight", [*GATE, "{w}/gate-in-flight"], ("being written by another process",),
+         setup=_gate_runs("in-flight"), intact=("gate-ref", "gate-in-flight")),
+    Case("compare-gate-zero-pairs", [*GATE, "{w}/gate-all-failed"], ("zero scored pairs",),
+         setup=_gate_runs("all-failed"), intact=("gate-ref", "gate-all-failed")),
+    Case("compare-gate-inflated-score", [*GATE, "{w}/gate-inflated"], ("1000.0", "outside the metric's range"),
+         setup=_gate_runs("inflated"), intact=("gate-ref", "gate-inflated")),
+    Case("compare-gate-edited-scores", [*GATE, "{w}/gate-edited"], ("its prediction scores 0.0",),
+         setup=_gate_runs("edited"), intact=("gate-ref", "gate-edited")),
+    Case("compare-gate-duplicate-lines", [*GATE, "{w}/gate-duplicate"], ("on more than one line",),
+         setup=_gate_runs("duplicate"), intact=("gate-ref", "gate-duplicate")),
+    Case("compare-gate-stray-shard", [*GATE, "{w}/gate-stray-shard"], ("samples.rank0-of2.jsonl",),
+         setup=_gate_runs("stray-shard"), intact=("gate-ref", "gate-stray-shard")),
+    Case("compare-gate-unparsable-line", [*GATE, "{w}/gate-unparsable"], ("1 unparsable line(s)",),
+         setup=_gate_runs("unparsable"), intact=("gate-ref", "gate-unparsable")),
+    Case("compare-gate-deep-nesting", [*GATE, "{w}/gate-deep-nesting"], ("1 unparsable line(s)",),
+         setup=_gate_runs("deep-nesting"), intact=("gate-ref", "gate-deep-nesting")),
+    Case("compare-gate-stripped-hashes", [*GATE, "{w}/gate-stripped-hashes"], ("without input hashes",),
+         setup=_gate_runs("stripped-hashes"), intact=("gate-ref", "gate-stripped-hashes")),
+    # writes only where asked
+    Case("run-output-not-a-run", [*RUN, *M, "--output", "{w}/userdir"], ("{w}/userdir", "not a run"),
+         setup=_user_files, intact=("userdir",)),
+    Case("run-output-not-a-job", [*RUN, "--model", "tiny-full,tiny-swa", "--output", "{w}/userdir"],
+         ("{w}/userdir", "not a job's results"), setup=_user_files, intact=("userdir",)),
+    Case("run-output-empty", [*RUN, *M, "--output", ""], ("--output", "'' is empty")),
+    Case("run-resume-through-link", [*RUN, *M, "--output", "{w}/linked-run"], ("samples.jsonl", "symbolic link"),
+         setup=_linked_run, intact=("victim.txt",)),
+    Case("score-output-is-input", [*SCORE, "{w}/preds.jsonl", "--output", "{w}/preds.jsonl"],
+         ("is the predictions file",), intact=("preds.jsonl",)),
+    Case("score-output-link", [*SCORE, "{w}/preds.jsonl", "--output", "{w}/link.jsonl"], ("symbolic link",),
+         setup=_user_files, intact=("victim.txt",)),
+    Case("score-output-empty", [*SCORE, "{w}/preds.jsonl", "--output", ""], ("--output '' is empty",)),
+    Case("export-label-dotdot", ["export-lm-eval", "{w}/dotdot-run", "--output", "{w}/export/inner"],
+         ("run label '..'", "cannot name"), setup=_dotdot_run, absent="export"),
+    # readers: any line, and sizes over their limits
+    Case("score-deep-nesting", [*SCORE, "{w}/deep.jsonl"], ("nested too deeply",), setup=_user_files),
+    Case("score-line-too-long", [*SCORE, "{w}/long.jsonl"], ("long.jsonl:1", "longer than 1,000 bytes"),
+         setup=_short_lines),
+    Case("run-batch-size-huge", [*RUN, *M, "--batch-size", "100000000", "--output", "{w}/out-batch"],
+         ("--batch-size 100000000", "1024"), absent="out-batch"),
+    Case("run-length-huge", ["run", *M, "--tasks", "synthetic:passkey@9999999k", "--output", "{w}/out-length"],
+         ("'9999999k'", "over the limit of 4,194,304"), absent="out-length"),
+    Case("run-data-deep-nesting", ["run", *M, "--tasks", "infinitebench:passkey", "--limit", "1", "--data-dir",
+                                   "{w}/ib-deep", *OUT], ("ib-deep/passkey.jsonl:1", "nested too deeply"),
+         setup=_bad_data),
+    Case("run-data-record-without-context", ["run", *M, "--tasks", "infinitebench:passkey", "--limit", "1",
+                                             "--data-dir", "{w}/ib-no-context", *OUT],
+         ("InfiniteBench passkey record 0", "'context' must be non-empty text, got missing"), setup=_bad_data),
+    # finite or failed
+    Case("run-ahn-checkpoint-non-finite", [*RUN, *M, "--method", "ahn-gdn", "--ahn-checkpoint", "{w}/nanahn", *OUT],
+         ("non-finite values (NaN or inf)",), setup=_nan_checkpoint),
     # plot, table
     Case("plot-missing-run", ["plot", "{w}/nope"], ("{w}/nope", "not a run folder")),
     Case("plot-output-read-only", ["plot", "{w}/runA", "--output", READ_ONLY], (READ_ONLY, "cannot write there")),
@@ -264,6 +418,10 @@ CASES = [
     Case("lm-eval-model-args-format", [*LM, "nonsense"], ("'nonsense'", "key=value")),
     Case("lm-eval-unknown-task", ["lm-eval", "run", "--model", "ahn-harness", "--model_args", "preset=tiny-swa",
                                   "--tasks", "nosuchtask"], ("nosuchtask", "lm-eval ls tasks")),
+    Case("lm-eval-include-path-is-code", [*LM, "preset=tiny-swa", "--include_path", "{w}"],
+         ("--include_path {w}", "can run code", "--allow-include-path-code")),
+    Case("lm-eval-device-conflict", [*LM, "preset=tiny-swa,device=cpu", "--device", "cuda:0"],
+         ("--device cuda:0 and model argument device=cpu differ",)),
     Case("lm-eval-not-installed", [*LM, "preset=tiny-swa"], ("lm-eval", "pip install"), setup=_no_lm_eval),
     # python -m ahn.train
     Case("train-config-missing", ["train", "--config", "{w}/nope.json"], ("{w}/nope.json", "does not exist")),
@@ -275,6 +433,21 @@ CASES = [
     Case("train-base-truncated", [*TRAIN, "base={w}/truncated", "--dry-run"], ("{w}/truncated", "cannot load")),
     Case("train-resume-unsafe-pickle", [*TRAIN, "base={w}/model", "resume={w}/evil-resume"],
          ("evil-resume/trainer_state.pt", "GLOBAL posix.mkdir"), absent="pwned"),
+    Case("train-lr-infinity", [*TRAIN, "optim.lr=Infinity"], ("optim.lr", "finite number", "inf"),
+         absent="train-out"),
+    Case("train-weight-decay-nan", [*TRAIN, "optim.weight_decay=NaN"], ("optim.weight_decay", "finite number"),
+         absent="train-out"),
+    Case("train-config-list", ["train", "--config", "{w}/list.json"], ("{w}/list.json", "JSON object", "list"),
+         setup=_train_files),
+    Case("train-config-not-utf8", ["train", "--config", "{w}/latin1.json"], ("{w}/latin1.json", "not UTF-8"),
+         setup=_train_files),
+    Case("train-config-deep", ["train", "--config", "{w}/deep.json"], ("{w}/deep.json", "nests too deeply"),
+         setup=_train_files),
+    Case("train-data-binary", [*TRAIN[:1], "data.source=jsonl", "data.path={w}/binary.jsonl", "base={w}/model",
+                               "output_dir={w}/train-out", "--dry-run"], ("{w}/binary.jsonl:1", "not valid UTF-8"),
+         setup=_train_files),
+    Case("train-device-unknown", [*TRAIN, "base={w}/model", "device=nosuch"], ("device='nosuch'", "auto, cpu, cuda"),
+         absent="train-out"),
     Case("train-output-read-only", ["train", "data.source=synthetic", "data.seq_len=128", "base={w}/model",
                                     f"output_dir={READ_ONLY}", "steps=1"], (READ_ONLY, "output_dir")),
 ]
@@ -305,8 +478,11 @@ def _invoke(argv: list[str]) -> int:
 
 
 def test_at_least_forty_cases_over_every_command() -> None:
+    """The catalogue's size is asserted so that a case cannot silently disappear."""
+    assert len(CASES) >= 131
     commands = {c.argv[0] for c in CASES}
-    assert commands == {"run", "score", "compare", "plot", "table", "info", "list", "lm-eval", "train"}
+    assert commands == {"run", "score", "compare", "plot", "table", "info", "list", "lm-eval", "train",
+                        "export-lm-eval"}
     assert len([c for c in CASES if c.skip is None]) >= 40
 
 
@@ -318,7 +494,12 @@ def test_bad_input_is_one_error_line(case: Case, world: Path, capsys, monkeypatc
     if case.setup is not None:
         case.setup(monkeypatch, world)
     argv = [_subst(a, world) for a in case.argv]
-    code = _invoke(argv)
+    before = {p: _digest(world / p) for p in case.intact}
+    try:
+        code = _invoke(argv)
+    finally:
+        while _HELD:
+            _HELD.pop().close()
     err = capsys.readouterr().err
     assert code == 2, (code, err[-2000:])
     assert "Traceback" not in err
@@ -328,10 +509,19 @@ def test_bad_input_is_one_error_line(case: Case, world: Path, capsys, monkeypatc
         assert _subst(needle, world) in err, (needle, err[-2000:])
     if case.absent:
         assert not (world / case.absent).exists(), f"{case.absent} was written by a refused command"
+    for p in case.intact:
+        assert _digest(world / p) == before[p], f"{p} changed"
+
+
+def _digest(path: Path) -> dict[str, bytes]:
+    """Every file under ``path`` (or ``path`` itself) with its bytes, links read as their target name."""
+    files = [path] if not path.is_dir() or path.is_symlink() else sorted(path.rglob("*"))
+    return {str(f): (b"->" + os.readlink(f).encode() if f.is_symlink() else f.read_bytes())
+            for f in files if f.is_symlink() or f.is_file()}
 
 
 SUBPROCESS_CASES = ["run-device-unknown", "run-weights-truncated", "compare-different-inputs",
-                    "train-resume-unsafe-pickle", "score-output-disk-full"]
+                    "train-resume-unsafe-pickle", "score-output-device"]
 
 
 def test_no_traceback_reaches_stderr_of_a_real_process(world: Path) -> None:

@@ -389,11 +389,12 @@ def test_two_presets_land_under_their_names(task_dir, tmp_path):
     if not (root / "leaderboards" / "tiny" / "base" / "config.json").exists():
         pytest.skip("the tiny world is not committed in this checkout")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "c")}
-    for preset in ("tiny-full", "tiny-swa"):
+    for preset, device in (("tiny-full", ["--device", "cpu"]), ("tiny-swa", [])):  # device= as a model arg too
         proc = subprocess.run(
             [sys.executable, "-m", "harness", "lm-eval", "run", "--model", "ahn-harness", "--model_args",
-             f"preset={preset},max_length={MAX_LENGTH}", "--device", "cpu", "--tasks", GEN_TASK,
-             "--include_path", str(task_dir), "--limit", "2", "--output_path", str(tmp_path / "out")],
+             f"preset={preset},max_length={MAX_LENGTH}" + ("" if device else ",device=cpu"), *device, "--tasks",
+             GEN_TASK, "--include_path", str(task_dir), "--allow-include-path-code", "--limit", "2",
+             "--output_path", str(tmp_path / "out")],
             cwd=root, env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert "2 of 2 generate_until prompt(s) were truncated" in proc.stderr + proc.stdout
@@ -405,3 +406,33 @@ def test_two_presets_land_under_their_names(task_dir, tmp_path):
         assert doc["model_name"] == name
         assert doc["config"]["truncated_prompts"]["generate_until"] == 2
         assert doc["config"]["harness_preset"]["name"] == name
+        assert doc["config"]["harness_device"] == "cpu" and doc["config"]["device"] == "cpu"
+
+
+def test_include_path_needs_the_code_flag_and_device_is_passed_on() -> None:
+    """--include_path runs the folder's code: refused without --allow-include-path-code (which lm-eval never
+    sees); device= in the model arguments becomes lm-eval's --device, and a conflicting --device is refused."""
+    with pytest.raises(ValueError, match=r"--include_path /t: task folders can run code.*--allow-include-path-code"):
+        bridge._check_include_path(["run", "--include_path", "/t"])
+    with pytest.raises(ValueError, match="can run code"):
+        bridge._check_include_path(["run", "--include_path=/t"])
+    assert bridge._check_include_path(["run", "--include_path", "/t", "--allow-include-path-code"]) == [
+        "run", "--include_path", "/t"]
+    assert bridge._device_flag(["run", "--model_args", "preset=tiny-full,device=cpu"]) == [
+        "run", "--model_args", "preset=tiny-full,device=cpu", "--device", "cpu"]
+    assert bridge._device_flag(["run", "--model_args", '{"preset": "tiny-full", "device": "cpu"}', "--device",
+                                "cpu"])[-1] == "cpu"
+    with pytest.raises(ValueError, match="--device cuda:0 and model argument device=cpu differ"):
+        bridge._device_flag(["run", "--model_args=preset=tiny-full,device=cpu", "--device", "cuda:0"])
+    assert bridge._device_flag(["run", "--model_args", "preset=tiny-full"]) == [
+        "run", "--model_args", "preset=tiny-full"]
+
+
+def test_device_given_twice_builds_the_model_and_records_it(tiny_dir) -> None:
+    """lm-eval's `cls(**model_args, **additional_config)` failed on device= given both ways; the model
+    arguments win, and the device really used is recorded."""
+    lm = bridge.lm_class().create_from_arg_string(model_args(tiny_dir, "full"), {"device": "cuda:0", "batch_size": 1})
+    try:
+        assert str(lm._device) == "cpu" and lm.get_model_info()["harness_device"] == "cpu"
+    finally:
+        lm.close()

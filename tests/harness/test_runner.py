@@ -116,10 +116,11 @@ def test_torchrun_two_processes_equal_one(tiny_dir, ahn_ckpt):
     assert _strip(load_run(two).records) == _strip(load_run(one).records)
 
 
-def test_offline_hub_model_fails_at_once(capsys, monkeypatch):
+def test_offline_hub_model_fails_at_once(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     t0 = time.time()
-    code = main(["run", "--model", "ahn-gdn-3b", "--tasks", "lveval:factrecall_en@16k", "--output", "/tmp/x"])
+    code = main(["run", "--model", "ahn-gdn-3b", "--tasks", "lveval:factrecall_en@16k", "--output",
+                 str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert code == 2 and time.time() - t0 < 10
     assert "Qwen/Qwen2.5-3B-Instruct" in err and "local folder" in err

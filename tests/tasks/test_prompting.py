@@ -63,14 +63,32 @@ def test_lveval_order_truncate_then_chat(tok) -> None:
     assert p.input_ids[0] == 257 and p.input_ids[-len("assistant\n") - 1] == 257
 
 
-def test_infinitebench_middle_odd_length_keeps_one_more_tail_token(tok) -> None:
+def test_infinitebench_middle_odd_length_keeps_half_at_each_end(tok) -> None:
+    """The open-model scripts' ``truncate_input``: ``split = L // 2``; ``ids[:split] + ids[-split:]``. An odd
+    ``L`` keeps ``L - 1`` tokens, ``L // 2`` at each end (``eval_utils.truncate_input``'s ``ids[-L//2:]``, one
+    more tail token, is the GPT-4 path's and not used here)."""
     prompt = "".join(chr(ord("a") + i % 26) for i in range(300))
     text, before, truncated = truncate_text(tok, prompt, Truncation("middle", 101, style="infinitebench"))
     assert before == 300 and truncated
-    # ids[:L//2] + ids[-L//2:] with Python's floor division: 50 head + 51 tail tokens
-    assert text == prompt[:50] + prompt[-51:]
+    assert text == prompt[:50] + prompt[-50:]  # 50 head + 50 tail tokens
     p = prepare(prompt, tok, Truncation("middle", 100, style="infinitebench"), chat_template=False)
     assert p.text == prompt[:50] + prompt[-50:] and p.prompt_tokens_after == 100
+
+
+def test_infinitebench_drops_special_token_strings_even_uncut(tok) -> None:
+    """The official ``truncate_by_tokens`` always returns ``decode(ids, skip_special_tokens=True)``, cut or not,
+    and that text is what is tokenised for the model: a special-token string inside the context is gone."""
+    special = "<|im_end|>"  # one special token of the byte tokenizer (id 258)
+    prompt = f"code before {special} code after"
+    p = prepare(prompt, tok, Truncation("middle", 10_000, style="infinitebench"), chat_template=False)
+    assert not p.truncated and p.text == "code before  code after"
+    assert 258 not in p.input_ids and p.input_ids == list(p.text.encode())
+    cut = prepare(special + "x" * 300 + special, tok, Truncation("middle", 101, style="infinitebench"),
+                  chat_template=False)
+    assert cut.truncated and cut.text == "x" * 49 + "x" * 49 and 258 not in cut.input_ids
+    # LV-Eval's truncation leaves an uncut prompt as it is (its own code encodes the prompt once)
+    kept = prepare(prompt, tok, Truncation("middle", 10_000), chat_template=False)
+    assert kept.text == prompt and 258 in kept.input_ids
 
 
 def test_middle_cut_inside_a_multibyte_character(tok) -> None:
