@@ -66,6 +66,21 @@ class AHNMethod(MemoryMethod):
         # "auto" is left out so the run configs (and their hashes) of earlier runs stay what they were
         return {**super().describe(), "cell": self.cell, **({"backend": self.backend} if self.backend != "auto" else {})}
 
+    def load_checkpoint(self, model: nn.Module, folder: str) -> None:
+        """An AHN-only checkpoint in the released format (`ahn/checkpoint.py`), for this method's cell."""
+        from ahn.checkpoint import load_ahn_state_dict, read_ahn_config
+
+        cfg = read_ahn_config(folder)
+        if getattr(cfg, "cell_kind", self.cell) != self.cell:
+            raise ValueError(f"it holds a {cfg.cell_kind} cell but the method is {self.name}")
+        load_ahn_state_dict(folder, model, strict=True)
+
+    def save_checkpoint(self, model: nn.Module, folder: str) -> None:
+        """The cells of every layer as an AHN-only checkpoint in the released format."""
+        from ahn.checkpoint import save_ahn_checkpoint
+
+        save_ahn_checkpoint(model, folder, self.cell, model.config.to_dict())
+
     def build_blocks(self, model: nn.Module) -> nn.ModuleList:
         """Fresh cells (zero output maps: the method starts exactly as sinks + window)."""
         cfg = model.config

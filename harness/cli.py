@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from baselines.registry import method_names
+from baselines.registry import get_spec, method_names, specs
 from harness.presets import PRESETS, TINY_DEFAULT, get_preset, resolve_model
 
 #: Modules to import before any command: methods and benchmark families registered from their own files.
@@ -57,10 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="task selection, e.g. lveval, lveval:factrecall_en@128k, infinitebench:passkey, "
                           f"synthetic:passkey@4k+8k (default with tiny presets: {DEFAULT_TASKS})")
     run.add_argument("--method", help="memory method for a non-preset model: " + ", ".join(method_names()))
-    run.add_argument("--window", type=int, help="window in tokens, sinks not counted (paper: 32640)")
-    run.add_argument("--sinks", type=int, help="attention sinks (paper: 128)")
+    run.add_argument("--window", type=int, help="window in tokens, sinks not counted (default: the preset's, "
+                                                "else the method's own; paper: 32640)")
+    run.add_argument("--sinks", type=int, help="attention sinks (default: the preset's, else the method's own; "
+                                               "paper: 128)")
     run.add_argument("--chunk", type=int, help="prefill chunk in tokens (default 16384; 512 for tiny presets)")
-    run.add_argument("--ahn-checkpoint", help="AHN-only checkpoint (Hub id or folder) for a non-preset model")
+    run.add_argument("--checkpoint", "--ahn-checkpoint", dest="ahn_checkpoint",
+                     help="trained weights of the method (Hub id or folder; AHN: an AHN-only checkpoint) for a "
+                          "non-preset model")
     run.add_argument("--limit", type=int, help="first N samples per task and level (synthetic: per length)")
     run.add_argument("--output", type=Path, help="run folder (one sub-folder per preset when several); "
                                                  "the same command resumes it")
@@ -89,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--model", required=True, help="a preset, or a local folder / cached Hub id with --method")
     info.add_argument("--method", help="memory method for a non-preset model: " + ", ".join(method_names()))
     info.add_argument("--length", type=_length, required=True, help="sequence length: 128000, 128k, …")
-    info.add_argument("--window", type=int)
-    info.add_argument("--sinks", type=int)
+    info.add_argument("--window", type=int, help="default: the preset's, else the method's own")
+    info.add_argument("--sinks", type=int, help="default: the preset's, else the method's own")
     info.add_argument("--chunk", type=int, help="prefill chunk for the 'actual' FLOPs (default: the preset's)")
     info.add_argument("--dtype-bytes", type=int, default=2, help="KV cache bytes per element (actual model)")
     info.add_argument("--json", action="store_true", help="one JSON object")
@@ -165,7 +169,8 @@ def _check_method_settings(args) -> None:
 
 
 def _cmd_info(args) -> int:
-    from baselines.costs import estimate
+    from baselines.registry import cost_model_of
+    from harness.loading import build_method
     from harness.preflight import check_int
 
     _check_method_settings(args)
@@ -173,18 +178,19 @@ def _cmd_info(args) -> int:
     check_int("--dtype-bytes", args.dtype_bytes, 1)
     preset = resolve_model(args.model, args.method, args.sinks, args.window, chunk_size=args.chunk)
     dims = _dims_for(preset)
+    built = build_method(preset)  # the one source of its settings: the preset's, else the method's defaults
     method = preset.method
-    report = estimate(dims, method, args.length, preset.sinks or 0, preset.window or 1,
-                      chunk_size=preset.chunk_size, dtype_bytes=args.dtype_bytes)
+    report = cost_model_of(built).estimate(dims, args.length, chunk_size=preset.chunk_size,
+                                           dtype_bytes=args.dtype_bytes)
     doc = {"model": preset.name, "base": preset.base or preset.model, "method": method, "length": args.length,
-           "sinks": preset.sinks, "window": preset.window, **report.as_dict()}
+           **report.as_dict(), "sinks": built.sinks if built.window is not None else 0, "window": built.window}
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
     from harness.summary import si
 
     print(f"{preset.name}: {method} on {doc['base']} at {args.length:,} tokens "
-          f"(sinks {preset.sinks}, window {preset.window})")
+          f"(sinks {doc['sinks']}, window {doc['window']})")
     print(f"  extra parameters : {report.params_extra:,}")
     print(f"  FLOPs mixing     : {si(report.flops_mixing)} (paper)   {si(report.flops_mixing_actual)} (actual)")
     print(f"  FLOPs model      : {si(report.flops_model)} (paper)   {si(report.flops_model_actual)} (actual)")
@@ -232,19 +238,20 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
                                       "list presets), a Hub id (owner/name) or a local model folder")
     presets = [resolve_tiny(resolve_model(n, args.method, args.sinks, args.window, args.ahn_checkpoint, args.chunk))
                for n in names]
-    if all(p.method == "full" for p in presets) and (args.window is not None or args.sinks is not None):
+    if not any(get_spec(p.method).bounded for p in presets) and (args.window is not None or args.sinks is not None):
+        bounded = ", ".join(s.name for s in specs() if s.bounded)
         raise preflight.SettingsError(f"{', '.join(p.name for p in presets)}: full attention keeps every token, so "
                                       "--window and --sinks would be ignored; they apply to the bounded methods "
-                                      "(--method swa, ct-max, ct-avg, ahn-gdn, ahn-dn, ahn-mamba2)")
+                                      f"(--method {bounded})")
     for preset in presets:
         method = build_method(preset)  # the method's own checks of sinks and window
         if getattr(args, "decode", "auto") == "static" and method.decode_layout(2) is None:
             raise preflight.SettingsError(f"{preset.name}: --decode static: method {preset.method!r} has no static "
                                           "decode layout (its kept tokens are not sinks + one window); use "
                                           "--decode eager or auto")
-        if preset.method.startswith("ahn") and not preset.ahn_checkpoint:
-            raise preflight.SettingsError(f"{preset.name}: method {preset.method} needs an AHN checkpoint "
-                                          "(--ahn-checkpoint FOLDER or Hub id)")
+        if get_spec(preset.method).needs_checkpoint and not preset.ahn_checkpoint:
+            raise preflight.SettingsError(f"{preset.name}: method {preset.method} needs a trained checkpoint "
+                                          "(--checkpoint, alias --ahn-checkpoint: a folder or Hub id)")
         preflight.check_model_folder(preset.model)
         if preset.ahn_checkpoint:
             preflight.check_ahn_folder(preset.ahn_checkpoint)

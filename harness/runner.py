@@ -23,8 +23,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from baselines.costs import CostModel, estimate
+from baselines.costs import CostModel
 from baselines.engine import DecoderPool, generate, generate_many, static_decode_supported
+from baselines.interface import MemoryMethod
 from baselines.model_configs import ModelDims
 from baselines.registry import cost_model_of
 from harness.buckets import bucket_of
@@ -124,9 +125,8 @@ def _prepare_record(lo: Loaded, sample: Sample, settings: RunSettings, dims: Mod
         **record_hashes(prepared.text, prepared.input_ids, sample.answers),
     )
     record.bucket = bucket_of(record.to_dict())
-    p = lo.preset
-    cost = estimate(dims, costs, prepared.prompt_tokens_after, p.sinks or 0, p.window or 1,
-                    chunk_size=p.chunk_size, dtype_bytes=torch.finfo(lo.dtype).bits // 8)
+    cost = costs.estimate(dims, prepared.prompt_tokens_after, chunk_size=lo.preset.chunk_size,
+                          dtype_bytes=torch.finfo(lo.dtype).bits // 8)  # the method's own sinks and window
     record.flops_paper, record.flops_actual = cost.flops_model, cost.flops_model_actual
     record.flops_mixing_paper, record.flops_mixing_actual = cost.flops_mixing, cost.flops_mixing_actual
     record.cache_bytes_paper, record.cache_bytes_actual = cost.cache_bytes, cost.cache_bytes_actual
@@ -244,6 +244,7 @@ def run_preset(preset: Preset, settings: RunSettings, out_dir: Path) -> Path:
     """Evaluate one preset into `out_dir`; resumes when the folder holds the same config."""
     rank, world = _dist()
     with loaded(preset, settings.device, settings.dtype) as lo:
+        method = lo.method
         samples = load_samples(settings.tasks, data_dir=settings.data_dir, limit=settings.limit,
                                tokenizer=lo.tokenizer, seed=settings.seed, prompt_set=settings.prompt_set)
         mine = samples[rank::world]
@@ -279,7 +280,7 @@ def run_preset(preset: Preset, settings: RunSettings, out_dir: Path) -> Path:
         if world > 1:
             merge_shards(out_dir)
         write_summary(out_dir)
-        _warn_if_window_holds_everything(preset, out_dir)
+        _warn_if_window_holds_everything(preset, method, out_dir)
     return out_dir
 
 
@@ -300,15 +301,15 @@ def _prepared_groups(groups: list[list[Sample]], prepare_group: Callable[[list[S
             yield group, prepared
 
 
-def _warn_if_window_holds_everything(preset: Preset, out_dir: Path) -> None:
-    """Say once when sinks + window held every prompt: the method then ran exactly as full attention."""
-    if preset.window is None or preset.method == "full":
+def _warn_if_window_holds_everything(preset: Preset, method: MemoryMethod, out_dir: Path) -> None:
+    """Say once when the method's sinks + window held every prompt: it then ran exactly as full attention."""
+    if method.window is None:  # unbounded: it is full attention
         return
     from harness.store import load_run
 
     lengths = [r.get("prompt_tokens") for r in load_run(out_dir).records]
     lengths = [n for n in lengths if isinstance(n, int)]
-    budget = (preset.sinks or 0) + preset.window
+    budget = method.sinks + method.window
     if lengths and max(lengths) <= budget:
         log.warning("%s: sinks + window = %d tokens hold every prompt of this run (the longest has %d), so %s "
                     "ran exactly as full attention; use longer tasks or a smaller --window to test the memory",
