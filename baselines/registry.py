@@ -13,6 +13,7 @@ modules named in ``AHN_HARNESS_PLUGINS`` (comma-separated) before any command.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -130,7 +131,14 @@ def get_spec(name: str) -> MethodSpec:
 def make_method(name: str, **kwargs: Any) -> Any:
     """Build a registered method (`full`, `swa`, `ct-max`, `ct-avg`, `ahn`, `ahn-gdn`, …) with `kwargs`."""
     spec = get_spec(name)
-    method = spec.method_class()(**spec.settings(kwargs))
+    cls, settings = spec.method_class(), spec.settings(kwargs)
+    takes = inspect.signature(cls).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in takes.values()):
+        unknown = [k for k in settings if k not in takes]
+        if unknown:
+            raise ValueError(f"method {spec.name!r} takes no {', '.join(unknown)}; its settings: "
+                             f"{', '.join(k for k in takes if k not in spec.fixed) or 'none'}")
+    method = cls(**settings)
     if "name" not in vars(method):  # a subclass registered under its own name reports that name
         method.name = spec.name
     return method

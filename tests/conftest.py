@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import tests.plugins.ct_last  # noqa: F401  (a method registered from its own file: the shared tests cover it)
+# methods registered from their own files (docs/ADDING_A_METHOD.md): the shared method tests cover them
+import tests.plugins.ct_last  # noqa: F401
+import tests.plugins.ct_learned  # noqa: F401  (a trained one: weights, a checkpoint format, a paper row)
+import tests.plugins.sinks_only  # noqa: F401  (settings of its own: no window, 4 sinks)
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
