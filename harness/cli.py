@@ -200,17 +200,12 @@ def _cmd_info(args) -> int:
 
 
 def _check_fast_path_switches() -> None:
-    """The environment switches of the fast paths (docs/PERFORMANCE.md), before any weights are read."""
-    from ahn import chunk_graphs
-    from baselines import fused_layers, split_attention, static_decode
+    """The environment switches of the fast paths (`baselines/fast_paths.py`), before any weights are read."""
+    from baselines import fast_paths
     from harness import preflight
 
     try:
-        static_decode.check_settings()
-        split_attention.setting()
-        fused_layers.setting()
-        fused_layers.rotary_setting()
-        chunk_graphs.setting()
+        fast_paths.current()
     except ValueError as exc:
         raise preflight.SettingsError(str(exc)) from None
 
@@ -338,6 +333,9 @@ def load_plugins() -> list[str]:
 
 
 def _dispatch(argv: list[str]) -> int:
+    from baselines import fast_paths
+
+    fast_paths.reset()  # a command reads the fast-path switches once, from the environment it starts in
     load_plugins()
     if argv and argv[0] == "score":
         from tasks.score_file import main as score_main
