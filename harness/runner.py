@@ -254,8 +254,8 @@ def run_preset(preset: Preset, settings: RunSettings, out_dir: Path) -> Path:
         dims = _dims(lo.model)
         costs = cost_model_of(lo.method)  # an unregistered method fails here, before any sample
         rows = decode_plan(lo, settings, todo)
-        log.info("%s: %d sample(s) to run, %d already in %s", preset.name, len(todo), len(mine) - len(todo),
-                 out_dir)
+        log.info("%s: %d sample(s) to run, %d already in %s (%r)", preset.name, len(todo), len(mine) - len(todo),
+                 out_dir, method)  # the method with the settings it runs with: the preset's, else its own
         bar = tqdm(total=len(todo), desc=preset.name, unit="sample", dynamic_ncols=True,
                    disable=True if rank != 0 else tqdm_disable(settings.progress))
         pool = DecoderPool()

@@ -76,9 +76,10 @@ def test_sinks_only_info_reports_its_own_settings_and_costs(model_dir, capsys):
 def test_sinks_only_run_costs_equal_the_live_cache_with_one_window_and_no_false_warning(model_dir, tmp_path,
                                                                                        caplog):
     out = tmp_path / "sinks-only"
-    with caplog.at_level(logging.WARNING, logger="harness.runner"):
+    with caplog.at_level(logging.INFO, logger="harness.runner"):
         assert main(["run", "--model", str(model_dir), "--method", "sinks-only", *TASK, "--output", str(out)]) == 0
     assert "ran exactly as full attention" not in caplog.text
+    assert "SinksOnly(sinks=4, window=1)" in caplog.text  # run shows the settings it runs with
     records = load_run(out).records
     assert len(records) == 2 and all(r["status"] == "ok" for r in records)
     dims = _dims(model_dir)
