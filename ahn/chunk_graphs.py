@@ -22,7 +22,6 @@ each stream keeps for the process's life (`docs/PERFORMANCE.md`, ninth and tenth
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,18 +30,16 @@ import torch
 from torch import Tensor
 
 from ahn.decode_graphs import warm_up
+from baselines import fast_paths
 
-ENV_SWITCH = "AHN_HARNESS_CHUNK_GRAPHS"  # "0" (default) off; "1" on CUDA
-SETTINGS = ("0", "1")
+ENV_SWITCH = fast_paths.VARIABLES["chunk_graphs"]  # "0" (default) off; "1" on CUDA
+SETTINGS = fast_paths.CHUNK_GRAPHS
 MIN_TOKENS = 256  # shorter updates are cheap on the host; graphs for them would only cost memory
 
 
 def setting() -> str:
-    """AHN_HARNESS_CHUNK_GRAPHS (unset: "0"); a ValueError naming the valid settings for any other value."""
-    value = os.environ.get(ENV_SWITCH, "0")
-    if value not in SETTINGS:
-        raise ValueError(f"{ENV_SWITCH}={value!r}; valid: {', '.join(SETTINGS)}")
-    return value
+    """AHN_HARNESS_CHUNK_GRAPHS (unset: "0"), read and checked with every switch (`baselines/fast_paths.py`)."""
+    return fast_paths.current().chunk_graphs
 
 
 @dataclass

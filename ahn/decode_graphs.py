@@ -14,17 +14,18 @@ checkpoint loaded by assignment) the graph is captured again.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-ENV_SWITCH = "AHN_HARNESS_DECODE_GRAPHS"  # "0" turns the graphs off (eager decode)
+from baselines import fast_paths
+
+ENV_SWITCH = fast_paths.VARIABLES["decode_graphs"]  # "0" turns the graphs off (eager decode)
 
 
 def enabled_by_env() -> bool:
-    return os.environ.get(ENV_SWITCH, "1") != "0"
+    return fast_paths.current().decode_graphs
 
 
 def can_capture(*tensors: Tensor) -> bool:

@@ -11,7 +11,6 @@ tokens e_0..e_{n−1} are read by the queries e_i + W, which are the last n quer
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import torch
@@ -21,10 +20,11 @@ from ahn import chunk_graphs
 from ahn.cells import make_cell
 from ahn.decode_graphs import GraphCache, can_capture, enabled_by_env
 from ahn.layout import cell_layout
+from baselines import fast_paths
 from baselines.cache import LayerMemory
 from baselines.interface import STATIC_WEIGHT_PREFIX, ChunkPlan, MemoryMethod, decoder_layers
 
-BACKEND_ENV = "AHN_HARNESS_AHN_BACKEND"  # the cells' backend when none is passed (default "auto")
+BACKEND_ENV = fast_paths.VARIABLES["ahn_backend"]  # the cells' backend when none is passed (default "auto")
 
 
 class AHNBlock(nn.Module):
@@ -47,7 +47,7 @@ class AHNMethod(MemoryMethod):
         from ahn.ops.dispatch import BACKENDS
 
         cell_layout(cell)  # a clear error naming the valid cells
-        backend = backend if backend is not None else os.environ.get(BACKEND_ENV, "auto")
+        backend = backend if backend is not None else fast_paths.current().ahn_backend
         if backend not in BACKENDS:
             raise ValueError(f"unknown AHN backend {backend!r} (from {BACKEND_ENV} or backend=); "
                              f"valid: {', '.join(BACKENDS)}")
@@ -65,6 +65,21 @@ class AHNMethod(MemoryMethod):
     def describe(self) -> dict:
         # "auto" is left out so the run configs (and their hashes) of earlier runs stay what they were
         return {**super().describe(), "cell": self.cell, **({"backend": self.backend} if self.backend != "auto" else {})}
+
+    def load_checkpoint(self, model: nn.Module, folder: str) -> None:
+        """An AHN-only checkpoint in the released format (`ahn/checkpoint.py`), for this method's cell."""
+        from ahn.checkpoint import load_ahn_state_dict, read_ahn_config
+
+        cfg = read_ahn_config(folder)
+        if getattr(cfg, "cell_kind", self.cell) != self.cell:
+            raise ValueError(f"it holds a {cfg.cell_kind} cell but the method is {self.name}")
+        load_ahn_state_dict(folder, model, strict=True)
+
+    def save_checkpoint(self, model: nn.Module, folder: str) -> None:
+        """The cells of every layer as an AHN-only checkpoint in the released format."""
+        from ahn.checkpoint import save_ahn_checkpoint
+
+        save_ahn_checkpoint(model, folder, self.cell, model.config.to_dict())
 
     def build_blocks(self, model: nn.Module) -> nn.ModuleList:
         """Fresh cells (zero output maps: the method starts exactly as sinks + window)."""

@@ -8,7 +8,6 @@ attention is SDPA with an explicit boolean mask; `baselines.flex` is the GPU fas
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -110,10 +109,10 @@ def causal_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tens
 
 
 def _attend(query, keys: RawTokens, values: RawTokens, plan: ChunkPlan, method: MemoryMethod, scaling) -> torch.Tensor:
-    from baselines import flex, split_attention
+    from baselines import fast_paths, flex, split_attention
 
     if query.is_cuda and query.shape[2] > 1 and _plain_causal(plan, method) and \
-            os.environ.get("AHN_HARNESS_CAUSAL_CUDNN", "1") != "0":
+            fast_paths.current().causal_cudnn:
         return causal_attention(query, keys.all(), values.all(), scaling)
     kernel = split_attention.kernel_for(query)
     if kernel is not None:  # a full window: three dense pieces (cuDNN) instead of one masked kernel

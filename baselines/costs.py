@@ -63,6 +63,7 @@ __all__ = [
     "prefill_flops_actual",
     "projection_flops",
     "resolve_cost_model",
+    "settings_of",
     "token_data_bytes",
     "window_pairs",
 ]
@@ -183,6 +184,26 @@ class CostModel:
     def __init__(self, **settings: Any) -> None:
         self.settings = settings
 
+    @property
+    def sinks(self) -> int | None:
+        """The method's sinks (from its settings; 0 for an unbounded method; None when not built from one)."""
+        return 0 if not self.bounded else self.settings.get("sinks")
+
+    @property
+    def window(self) -> int | None:
+        """The method's window, sinks not counted (None: unbounded, or not built from a method's settings)."""
+        return None if not self.bounded else self.settings.get("window")
+
+    def window_total(self) -> int:
+        """The paper's `W`: sinks + window of the method's own settings."""
+        sinks, window = settings_of(self, None, None)
+        return sinks + window
+
+    def estimate(self, dims: ModelDims, length: int, *, chunk_size: int | None = None,
+                 dtype_bytes: int = 2) -> CostReport:
+        """The costs of the method's own settings on a prompt of `length` tokens (both conventions)."""
+        return estimate(dims, self, length, chunk_size=chunk_size, dtype_bytes=dtype_bytes)
+
     def slots(self, dims: ModelDims) -> int | None:
         """Compressed memory slots, for methods that have them (reported as `ct_slots`)."""
         return None
@@ -237,6 +258,25 @@ class CostModel:
         return length if not self.bounded else min(length, sinks + window)
 
 
+def settings_of(model: CostModel, sinks: int | None, window: int | None) -> tuple[int, int]:
+    """(sinks, window) to cost: the cost model's own (the method's settings), or those given for a model built
+    from a bare name. Given values that differ from the method's are an error: one method, one window. An
+    unbounded method keeps every token; its (0, 1) are placeholders no formula reads."""
+    if not model.bounded:
+        return 0, 1
+    own = {"sinks": model.sinks, "window": model.window}
+    given = {"sinks": sinks, "window": window}
+    for key in own:
+        if given[key] is not None and own[key] is not None and given[key] != own[key]:
+            raise ValueError(f"costs of {model.method or type(model).__name__}: {key}={given[key]} given, but the "
+                             f"method has {key}={own[key]}; cost the method with its own settings")
+    chosen = {k: own[k] if given[k] is None else given[k] for k in own}
+    if chosen["window"] is None:
+        raise ValueError(f"costs of {model.method or type(model).__name__}: no window (the cost model was not built "
+                         "from a method's settings; pass sinks and window)")
+    return chosen["sinks"] or 0, chosen["window"]
+
+
 def resolve_cost_model(method: str | CostModel, ct_slots: int | None = None) -> CostModel:
     """A cost model as given, or the registered one of a method name (`ct_slots`: CT's slot count)."""
     if isinstance(method, CostModel):
@@ -252,10 +292,12 @@ def params_extra(dims: ModelDims, method: str | CostModel) -> int:
     return resolve_cost_model(method).params_extra(dims)
 
 
-def paper_mixing_flops(dims: ModelDims, method: str | CostModel, length: int, window_total: int,
+def paper_mixing_flops(dims: ModelDims, method: str | CostModel, length: int, window_total: int | None = None,
                        ct_slots: int | None = None) -> int:
-    """Token-mixing FLOPs of one prefill, Table 1 × layers; `window_total` is the paper's W (sinks included)."""
+    """Token-mixing FLOPs of one prefill, Table 1 × layers; `window_total` is the paper's W (sinks included),
+    by default the method's own (a cost model built from its settings)."""
     model = resolve_cost_model(method, ct_slots)
+    window_total = model.window_total() if window_total is None and model.bounded else window_total
     d, hq, hkv, dh = dims.hidden_size, dims.num_heads, dims.num_kv_heads, dims.head_dim
     big_l = length
     proj = 4 * big_l * d * dh * (hq + hkv)
@@ -267,7 +309,7 @@ def paper_mixing_flops(dims: ModelDims, method: str | CostModel, length: int, wi
     return dims.num_layers * (per_layer + model.paper_memory_flops(dims, evicted, window_total))
 
 
-def paper_model_flops(dims: ModelDims, method: str | CostModel, length: int, window_total: int,
+def paper_model_flops(dims: ModelDims, method: str | CostModel, length: int, window_total: int | None = None,
                       ct_slots: int | None = None) -> int:
     """Mixing + MLP (`6·D·I` per token per layer) + embedding and LM head (`4·D·V` per token) (`docs/COSTS.md`)."""
     mlp = length * dims.num_layers * 6 * dims.hidden_size * dims.intermediate_size
@@ -275,12 +317,16 @@ def paper_model_flops(dims: ModelDims, method: str | CostModel, length: int, win
     return paper_mixing_flops(dims, method, length, window_total, ct_slots) + mlp + vocab
 
 
-def paper_cache_bytes(dims: ModelDims, method: str | CostModel, length: int, window_total: int,
+def paper_cache_bytes(dims: ModelDims, method: str | CostModel, length: int, window_total: int | None = None,
                       ct_slots: int | None = None) -> int:
-    """Cache elements × 4 bytes (`docs/COSTS.md`): KV of the kept tokens plus the method's memory once used."""
+    """Cache elements × 4 bytes (`docs/COSTS.md`): KV of the kept tokens plus the method's memory once used.
+    `window_total`: the paper's W, by default the method's own sinks + window."""
     model = resolve_cost_model(method, ct_slots)
     n, hkv, dh = dims.num_layers, dims.num_kv_heads, dims.head_dim
-    kept = length if not model.bounded else min(length, window_total)
+    if not model.bounded:
+        return PAPER_ELEMENT_BYTES * n * 2 * length * dh * hkv
+    window_total = model.window_total() if window_total is None else window_total
+    kept = min(length, window_total)
     elements = n * 2 * kept * dh * hkv
     if length > window_total:
         elements += n * model.paper_memory_elements(dims)
@@ -377,18 +423,21 @@ class CostReport:
         return asdict(self)
 
 
-def estimate(dims: ModelDims, method: str | CostModel, length: int, sinks: int, window: int, *,
-             ct_slots: int | None = None, chunk_size: int | None = None, dtype_bytes: int = 2) -> CostReport:
-    """Costs of `method` on a prompt of `length` tokens with `sinks` sinks and a `window` that excludes them.
+def estimate(dims: ModelDims, method: str | CostModel, length: int, sinks: int | None = None,
+             window: int | None = None, *, ct_slots: int | None = None, chunk_size: int | None = None,
+             dtype_bytes: int = 2) -> CostReport:
+    """Costs of `method` on a prompt of `length` tokens.
 
-    `method` is a registered name or a cost model (`registry.cost_model_of(built_method)`, which carries the
-    method's own settings, e.g. CT's ratio and slots). `ct_slots` (CT only) defaults to dh·Nq/(2·Nkv);
-    `chunk_size` is the prefill chunk (None = one shot); `dtype_bytes` is the KV dtype of the actual cache
-    (2 = bf16). Full attention ignores sinks and window.
+    `method` is a cost model built from a method (`registry.cost_model_of(built_method)`), which carries the
+    method's own settings (sinks, window, CT's ratio and slots, AHN's cell): its costs need nothing more. A
+    registered name needs `sinks` and a `window` that excludes them. `ct_slots` (CT only) defaults to
+    dh·Nq/(2·Nkv); `chunk_size` is the prefill chunk (None = one shot); `dtype_bytes` is the KV dtype of the
+    actual cache (2 = bf16). Full attention ignores sinks and window.
     """
     name = method.method if isinstance(method, CostModel) else canonical_method(method)
-    _check(length, sinks, window, ct_slots, chunk_size, dtype_bytes)
     model = resolve_cost_model(method, ct_slots)
+    sinks, window = settings_of(model, sinks, window)
+    _check(length, sinks, window, ct_slots, chunk_size, dtype_bytes)
     w_total = sinks + window
     extra = model.params_extra(dims)
     mixing_act, model_act = prefill_flops_actual(dims, model, length, sinks, window, chunk_size=chunk_size)

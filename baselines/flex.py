@@ -10,7 +10,6 @@ O(c·(sinks + window + c)) whatever the prompt length. Tests on the GPU hold it 
 from __future__ import annotations
 
 import functools
-import os
 
 import torch
 
@@ -21,7 +20,9 @@ BIG = 1 << 40  # "no window" for full attention
 
 def usable(query: torch.Tensor) -> bool:
     """On by default on CUDA; AHN_HARNESS_FLEX=0 switches it off, =force also uses it on the CPU (tests)."""
-    setting = os.environ.get("AHN_HARNESS_FLEX", "1")
+    from baselines import fast_paths
+
+    setting = fast_paths.current().flex
     if setting == "0" or (not query.is_cuda and setting != "force"):
         return False
     try:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import sys
 import types
 import warnings
@@ -42,26 +41,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ENV = "AHN_HARNESS_FUSED_LAYERS"
-SETTINGS = ("0", "1", "force")
-ROTARY_ENV = "AHN_HARNESS_FUSED_ROTARY"  # "1" (default): the rotary compiled too, inside the block; "0": the model's own
-ROTARY_SETTINGS = ("0", "1")
+from baselines import fast_paths
+
+ENV = fast_paths.VARIABLES["fused_layers"]
+SETTINGS = fast_paths.FUSED_LAYERS
+ROTARY_ENV = fast_paths.VARIABLES["fused_rotary"]  # "1" (default): the rotary compiled too, inside the block; "0": the model's own
+ROTARY_SETTINGS = fast_paths.FUSED_ROTARY
 
 
 def setting() -> str:
-    """AHN_HARNESS_FUSED_LAYERS (unset: "1"); a ValueError naming the valid settings for any other value."""
-    value = os.environ.get(ENV, "1")
-    if value not in SETTINGS:
-        raise ValueError(f"{ENV}={value!r}; valid: {', '.join(SETTINGS)}")
-    return value
+    """AHN_HARNESS_FUSED_LAYERS (unset: "1"), read and checked with every switch (`baselines/fast_paths.py`)."""
+    return fast_paths.current().fused_layers
 
 
 def rotary_setting() -> str:
-    """AHN_HARNESS_FUSED_ROTARY (unset: "1"); a ValueError naming the valid settings for any other value."""
-    value = os.environ.get(ROTARY_ENV, "1")
-    if value not in ROTARY_SETTINGS:
-        raise ValueError(f"{ROTARY_ENV}={value!r}; valid: {', '.join(ROTARY_SETTINGS)}")
-    return value
+    """AHN_HARNESS_FUSED_ROTARY (unset: "1"), read and checked with every switch."""
+    return fast_paths.current().fused_rotary
 
 
 def enabled(device: torch.device) -> bool:

@@ -200,6 +200,17 @@ class MemoryMethod:
     def new_cache(self, model: nn.Module) -> MemoryCache:
         return MemoryCache(model.config.num_hidden_layers)
 
+    # ---- trained parameters (methods registered with needs_checkpoint=True) ---------------------------
+    def load_checkpoint(self, model: nn.Module, folder: str) -> None:
+        """Load the method's trained parameters from `folder` into the attached `model` (a ValueError says what
+        does not fit). Training-free methods have none."""
+        raise ValueError(f"method {self.name!r} has no trained parameters to load")
+
+    def save_checkpoint(self, model: nn.Module, folder: str) -> None:
+        """Write the method's parameters of the attached `model` to `folder`, in the format `load_checkpoint`
+        reads."""
+        raise ValueError(f"method {self.name!r} has no trained parameters to save")
+
     # ---- what the attention function reads -------------------------------------------------------------
     @property
     def is_bypassed(self) -> bool:

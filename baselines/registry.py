@@ -13,9 +13,13 @@ modules named in ``AHN_HARNESS_PLUGINS`` (comma-separated) before any command.
 from __future__ import annotations
 
 import importlib
+import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+
+STYLE_KEYS = frozenset({"color", "marker", "linestyle", "hatch"})
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,10 @@ class MethodSpec:
     paper_name: str | None = None  # row label of the paper's tables
     aliases: tuple[str, ...] = ()  # other spellings accepted wherever a method is named
     needs_checkpoint: bool = False  # trained parameters must be loaded before it means anything (AHN)
+    # how figures draw it (`harness/style.py`): color, marker, linestyle (matplotlib's), hatch; None: a spare style
+    style: MappingProxyType | None = None
+    # Hub id of its released checkpoint for a Qwen2.5-Instruct size ("{size}": 3B, 7B, 14B), for the paper presets
+    checkpoint_hub: str | None = None
 
     def method_class(self) -> type:
         return _resolve(self.target, self.name)
@@ -62,16 +70,27 @@ def _resolve(target: str, name: str) -> type:
 
 
 def register_method(name: str, target: str, *, costs: str, paper_name: str | None = None,
-                    aliases: tuple[str, ...] = (), needs_checkpoint: bool = False, **fixed: Any) -> MethodSpec:
+                    aliases: tuple[str, ...] = (), needs_checkpoint: bool = False,
+                    style: Mapping[str, Any] | None = None, checkpoint_hub: str | None = None,
+                    **fixed: Any) -> MethodSpec:
     """Register a method under `name`: `target` and `costs` are ``"module:Class"`` strings, imported only when
-    used; `fixed` are constructor settings the name implies (``pool="max"``, ``cell="gdn"``)."""
+    used; `fixed` are constructor settings the name implies (``pool="max"``, ``cell="gdn"``).
+
+    Everything else the project knows about a method is declared here too: `paper_name` (its row label in
+    `harness table --paper`), `needs_checkpoint` (trained weights, loaded and saved by the method's own
+    `load_checkpoint` / `save_checkpoint`), `style` (``{"color", "marker", "linestyle", "hatch"}`` of its
+    figures) and `checkpoint_hub` (the paper presets' released weights). Whether it is bounded is its cost
+    model's `bounded`."""
     for label, value in (("target", target), ("costs", costs)):
         if not isinstance(value, str) or value.count(":") != 1 or not all(value.split(":")):
             raise ValueError(f"method {name!r}: {label} must be a 'module:Class' string, got {value!r}")
     if not name or name != name.strip().lower():
         raise ValueError(f"method names are lower-case without spaces, got {name!r}")
+    if style is not None and not set(style) <= STYLE_KEYS:
+        raise ValueError(f"method {name!r}: unknown style keys {sorted(set(style) - STYLE_KEYS)}; "
+                         f"valid: {', '.join(sorted(STYLE_KEYS))}")
     spec = MethodSpec(name, target, costs, MappingProxyType(dict(fixed)), paper_name, tuple(aliases),
-                      needs_checkpoint)
+                      needs_checkpoint, None if style is None else MappingProxyType(dict(style)), checkpoint_hub)
     _REGISTRY[name] = spec
     for alias in (*aliases, *([paper_name] if paper_name else [])):
         _ALIASES[alias.strip().lower()] = name
@@ -112,7 +131,14 @@ def get_spec(name: str) -> MethodSpec:
 def make_method(name: str, **kwargs: Any) -> Any:
     """Build a registered method (`full`, `swa`, `ct-max`, `ct-avg`, `ahn`, `ahn-gdn`, …) with `kwargs`."""
     spec = get_spec(name)
-    method = spec.method_class()(**spec.settings(kwargs))
+    cls, settings = spec.method_class(), spec.settings(kwargs)
+    takes = inspect.signature(cls).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in takes.values()):
+        unknown = [k for k in settings if k not in takes]
+        if unknown:
+            raise ValueError(f"method {spec.name!r} takes no {', '.join(unknown)}; its settings: "
+                             f"{', '.join(k for k in takes if k not in spec.fixed) or 'none'}")
+    method = cls(**settings)
     if "name" not in vars(method):  # a subclass registered under its own name reports that name
         method.name = spec.name
     return method
@@ -132,20 +158,30 @@ def cost_model_of(method: Any) -> Any:
     return cost_model(described["method"], **described)
 
 
-# The built-in methods; `ahn` is AHN with the cell as an argument (default gdn).
+# The built-in methods, in the row order of the paper's tables; `ahn` is AHN with the cell as an argument (default
+# gdn). Styles: the colour-blind-safe palette of seaborn ("colorblind"), markers and dashes differing too, so
+# the methods stay apart in greyscale; full attention, the reference, is black.
 _CT = "baselines.methods:CompressivePooling"
 _AHN, _AHN_COSTS = "ahn.method:AHNMethod", "ahn.costs:AHNCosts"
+_AHN_HUB = "ByteDance-Seed/AHN-{cell}-for-Qwen-2.5-Instruct-{{size}}"
 register_method("full", "baselines.methods:FullAttention", costs="baselines.method_costs:FullCosts",
-                paper_name="Full Attn", aliases=("full-attn", "full_attention", "full-attention"))
+                paper_name="Full Attn", aliases=("full-attn", "full_attention", "full-attention"),
+                style={"color": "#000000", "marker": "s", "linestyle": "-", "hatch": ""})
 register_method("swa", "baselines.methods:SinksWindow", costs="baselines.method_costs:WindowCosts",
-                paper_name="Sinks+SWA", aliases=("sinks-swa", "sink+swa", "window"))
-register_method("ct-max", _CT, costs="baselines.method_costs:CompressiveCosts", pool="max", paper_name="CT-Max")
+                paper_name="Sinks+SWA", aliases=("sinks-swa", "sink+swa", "window"),
+                style={"color": "#DE8F05", "marker": "v", "linestyle": (0, (5, 2)), "hatch": "//"})
+register_method("ct-max", _CT, costs="baselines.method_costs:CompressiveCosts", pool="max", paper_name="CT-Max",
+                style={"color": "#D55E00", "marker": "^", "linestyle": (0, (1, 1.5)), "hatch": "\\\\"})
 register_method("ct-avg", _CT, costs="baselines.method_costs:CompressiveCosts", pool="avg",
-                paper_name="CT-Average", aliases=("ct-mean",))
-register_method("ahn-gdn", _AHN, costs=_AHN_COSTS, cell="gdn", paper_name="AHN-GDN", aliases=("gdn",),
-                needs_checkpoint=True)
-register_method("ahn-dn", _AHN, costs=_AHN_COSTS, cell="dn", paper_name="AHN-DN", aliases=("dn",),
-                needs_checkpoint=True)
+                paper_name="CT-Average", aliases=("ct-mean",),
+                style={"color": "#CA9161", "marker": "D", "linestyle": (0, (5, 2, 1, 2)), "hatch": "xx"})
 register_method("ahn-mamba2", _AHN, costs=_AHN_COSTS, cell="mamba2", paper_name="AHN-Mamba2", aliases=("mamba2",),
-                needs_checkpoint=True)
+                needs_checkpoint=True, checkpoint_hub=_AHN_HUB.format(cell="Mamba2"),
+                style={"color": "#CC78BC", "marker": "P", "linestyle": (0, (3, 1, 1, 1, 1, 1)), "hatch": ".."})
+register_method("ahn-dn", _AHN, costs=_AHN_COSTS, cell="dn", paper_name="AHN-DN", aliases=("dn",),
+                needs_checkpoint=True, checkpoint_hub=_AHN_HUB.format(cell="DN"),
+                style={"color": "#029E73", "marker": "X", "linestyle": (0, (8, 2)), "hatch": "--"})
+register_method("ahn-gdn", _AHN, costs=_AHN_COSTS, cell="gdn", paper_name="AHN-GDN", aliases=("gdn",),
+                needs_checkpoint=True, checkpoint_hub=_AHN_HUB.format(cell="GDN"),
+                style={"color": "#0173B2", "marker": "o", "linestyle": "-", "hatch": ""})
 register_method("ahn", _AHN, costs=_AHN_COSTS, needs_checkpoint=True)

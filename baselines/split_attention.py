@@ -26,30 +26,26 @@ CPU (`tests/baselines/test_split_attention.py`) and the kernels to it on the GPU
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable
 
 import torch
 
-from baselines import fused_layers
+from baselines import fast_paths, fused_layers
 from baselines.interface import ChunkPlan, MemoryMethod
 from baselines.raw_tokens import RawTokens
 
-ENV = "AHN_HARNESS_WINDOW_ATTENTION"
+ENV = fast_paths.VARIABLES["window_attention"]
 # setting → the kernel of the pieces ("split": cuDNN on CUDA; "flex": this path off, FlexAttention as before;
 # "split-reference": the reference pieces on any device, for tests)
 SETTINGS = {"split": "cudnn", "split-flash": "flash", "split-reference": "reference", "flex": None}
-DEFAULT = "split"  # measured faster than "flex" in two device calls (docs/PERFORMANCE.md, sixth session)
+DEFAULT = fast_paths.FastPaths.window_attention  # "split": measured faster than "flex" in two device calls (docs/PERFORMANCE.md, sixth session)
 KERNELS = ("cudnn", "flash", "reference")
 
 
 def setting() -> str:
-    """AHN_HARNESS_WINDOW_ATTENTION (unset: `DEFAULT`); a ValueError naming the valid settings for any other."""
-    value = os.environ.get(ENV, DEFAULT)
-    if value not in SETTINGS:
-        raise ValueError(f"{ENV}={value!r}; valid: {', '.join(SETTINGS)}")
-    return value
+    """AHN_HARNESS_WINDOW_ATTENTION (unset: `DEFAULT`), read and checked with every switch (`fast_paths`)."""
+    return fast_paths.current().window_attention
 
 
 def kernel_for(query: torch.Tensor) -> str | None:

@@ -29,7 +29,6 @@ pooled slots) return no layout and decode eagerly.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import warnings
 
@@ -37,20 +36,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines import fast_paths
 from baselines.cache import MemoryCache
 from baselines.decode_layout import (
     PIECE,
     DecodeLayout,  # noqa: F401  (re-exported: the layout belongs to this path)
 )
+from baselines.fast_paths import DECODE_ATTENTION, FLEX_KEYS, VARIABLES  # noqa: F401  (FLEX_KEYS: re-exported)
 from baselines.interface import STATIC_WEIGHT_PREFIX, MemoryMethod, decoder_layers
 
-ENV_SWITCH = "AHN_HARNESS_STEP_GRAPH"  # "0": replay nothing, run the static step eagerly (still fixed buffers)
-ENV_SPLITS = "AHN_HARNESS_DECODE_SPLITS"  # pieces of the attention's slot reduction (`decode_attention`)
-ENV_COMPILE = "AHN_HARNESS_STEP_COMPILE"  # "0": uncompiled; "1": inductor; "auto" (default): inductor on CUDA
-ENV_ATTENTION = "AHN_HARNESS_DECODE_ATTENTION"  # the attention over the slots: `attention_setting`
-ATTENTION_SETTINGS = ("auto", "products", "flex")
-ENV_FLEX = "AHN_HARNESS_FLEX_DECODE"  # FlexAttention's decoding kernel options: `flex_options`
-FLEX_KEYS = ("BLOCK_N", "num_stages", "num_warps", "SPLIT_KV")
+# The step's switches, read once with the others (`baselines/fast_paths.py`):
+ENV_SWITCH = VARIABLES["step_graph"]  # "0": replay nothing, run the static step eagerly (still fixed buffers)
+ENV_SPLITS = VARIABLES["decode_splits"]  # pieces of the attention's slot reduction (`decode_attention`)
+ENV_COMPILE = VARIABLES["step_compile"]  # "0": uncompiled; "1": inductor; "auto" (default): inductor on CUDA
+ENV_ATTENTION = VARIABLES["decode_attention"]  # the attention over the slots: `attention_setting`
+ATTENTION_SETTINGS = DECODE_ATTENTION
+ENV_FLEX = VARIABLES["flex_decode"]  # FlexAttention's decoding kernel options: `flex_options`
 # The decoding kernel's tile, pipeline depth and warps. torch's own choice on sm_90 is 64 keys a tile, one stage,
 # two warps (its heuristic sets three stages, then overwrites them: read in torch 2.13's source; 2.11 measured
 # like it): no loads in flight while it computes. Three stages read K/V at 2.7 TB/s against 1.8 at B = 8 on an
@@ -59,7 +60,7 @@ FLEX_KEYS = ("BLOCK_N", "num_stages", "num_warps", "SPLIT_KV")
 FLEX_DECODE_OPTIONS: dict[str, int] = {"BLOCK_N": 64, "num_stages": 3, "num_warps": 2}
 # Defaults since the sixth session's two device calls (docs/PERFORMANCE.md): on CUDA the compiled step with the
 # reduction in pieces took ahn-gdn 12.4 -> 6.5 ms and swa 8.3 -> 4.7 ms per token at 128k; the CPU stays uncompiled.
-DEFAULT_COMPILE, DEFAULT_SPLITS = "auto", "auto"
+DEFAULT_COMPILE, DEFAULT_SPLITS = fast_paths.FastPaths.step_compile, fast_paths.FastPaths.decode_splits
 
 
 def decode_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor,
@@ -124,20 +125,11 @@ def split_kv(batch: int, kv_heads: int, sms: int) -> int:
 def flex_options(splits: int | None = None) -> dict[str, int]:
     """The decoding kernel's options: FLEX_DECODE_OPTIONS with SPLIT_KV = `splits` where given (the step passes
     :func:`split_kv`'s), or AHN_HARNESS_FLEX_DECODE as `key=int,...` over FLEX_KEYS, as it is (`default`: torch's
-    own choice); a ValueError naming the bad value and the valid keys otherwise."""
-    setting = os.environ.get(ENV_FLEX)
+    own choice) (validated where it is read, `baselines/fast_paths.py`)."""
+    setting = fast_paths.current().flex_decode
     if setting is None:
         return dict(FLEX_DECODE_OPTIONS) | ({} if splits is None else {"SPLIT_KV": splits})
-    if setting == "default":
-        return {}
-    options = {}
-    for item in setting.split(","):
-        key, _, value = item.partition("=")
-        if key not in FLEX_KEYS or not value.isdigit() or int(value) < 1:
-            raise ValueError(f"{ENV_FLEX}={setting!r}; valid: default, or key=int pairs joined by commas with keys "
-                             f"{', '.join(FLEX_KEYS)} (e.g. BLOCK_N=64,num_stages=3,num_warps=4)")
-        options[key] = int(value)
-    return options
+    return fast_paths.flex_decode_options(setting) or {}
 
 
 def flex_decode_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor,
@@ -158,37 +150,29 @@ def flex_decode_attention(query: torch.Tensor, keys: torch.Tensor, values: torch
 
 
 def graphs_enabled() -> bool:
-    return os.environ.get(ENV_SWITCH, "1") != "0"
+    return fast_paths.current().step_graph
 
 
 def compile_setting(device: torch.device) -> str | None:
     """The torch.compile backend of the step's pieces: AHN_HARNESS_STEP_COMPILE=0 none, =1 inductor,
     =auto (the default) inductor on CUDA and none elsewhere, or a backend name (e.g. "aot_eager" in CPU tests)."""
-    setting = os.environ.get(ENV_COMPILE, DEFAULT_COMPILE)
+    setting = fast_paths.current().step_compile
     if setting == "auto":
         return "inductor" if device.type == "cuda" else None
     if setting == "0":
         return None
     if setting == "1":
         return "inductor"
-    import torch._dynamo
-
-    backends = torch._dynamo.list_backends(exclude_tags=())
-    if setting not in backends:
-        raise ValueError(f"{ENV_COMPILE}={setting!r}; valid: 0 (uncompiled), 1 (inductor), auto (inductor on CUDA), "
-                         f"or a torch.compile backend ({', '.join(backends)})")
-    return setting
+    return setting  # a torch.compile backend (checked where it is read)
 
 
 def auto_splits(capacity: int, device: torch.device) -> int:
     """Pieces of the attention's slot reduction, from AHN_HARNESS_DECODE_SPLITS: a number, or "auto" (the default):
     on CUDA pieces of about 1,024 slots (a product of a few rows over 32,768 slots in one piece leaves most SMs
     idle), else 1."""
-    setting = os.environ.get(ENV_SPLITS, DEFAULT_SPLITS)
+    setting = fast_paths.current().decode_splits
     if setting == "auto":
         return math.gcd(capacity, max(1, capacity // PIECE)) if device.type == "cuda" else 1
-    if not setting.isdigit() or int(setting) < 1:
-        raise ValueError(f"{ENV_SPLITS}={setting!r}; valid: an integer >= 1 (pieces of the slot reduction) or auto")
     return int(setting)
 
 
@@ -197,9 +181,7 @@ def attention_setting(device: torch.device, backend: str | None) -> str:
     batched matrix products, the readable reference), "flex" (:func:`flex_decode_attention`), or "auto" (the
     default): flex where inductor compiles the step on CUDA (the only place it becomes the fused kernel),
     products elsewhere."""
-    setting = os.environ.get(ENV_ATTENTION, "auto")
-    if setting not in ATTENTION_SETTINGS:
-        raise ValueError(f"{ENV_ATTENTION}={setting!r}; valid: {', '.join(ATTENTION_SETTINGS)}")
+    setting = fast_paths.current().decode_attention
     if setting == "auto":
         return "flex" if device.type == "cuda" and backend == "inductor" else "products"
     return setting
@@ -207,12 +189,9 @@ def attention_setting(device: torch.device, backend: str | None) -> str:
 
 def check_settings() -> None:
     """The step's switches (AHN_HARNESS_STEP_COMPILE, AHN_HARNESS_DECODE_SPLITS, AHN_HARNESS_DECODE_ATTENTION,
-    AHN_HARNESS_FLEX_DECODE) are valid: a ValueError naming the bad value and the valid ones otherwise (`harness
-    run` calls this before loading any weights)."""
-    compile_setting(torch.device("cpu"))
-    auto_splits(1024, torch.device("cpu"))
-    attention_setting(torch.device("cpu"), None)
-    flex_options()
+    AHN_HARNESS_FLEX_DECODE) are valid: a ValueError naming the bad value and the valid ones otherwise (read
+    with every switch, `baselines/fast_paths.py`)."""
+    fast_paths.current()
 
 
 def begin_step(base: nn.Module, layout: DecodeLayout, valid: torch.Tensor, pos: torch.Tensor, tok: torch.Tensor,

@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from baselines.registry import method_names
+from baselines.registry import get_spec, method_names, specs
 from harness.presets import PRESETS, TINY_DEFAULT, get_preset, resolve_model
 
 #: Modules to import before any command: methods and benchmark families registered from their own files.
@@ -70,10 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="task selection, e.g. lveval, lveval:factrecall_en@128k, infinitebench:passkey, "
                           f"synthetic:passkey@4k+8k (default with tiny presets: {DEFAULT_TASKS})")
     run.add_argument("--method", help="memory method for a non-preset model: " + ", ".join(method_names()))
-    run.add_argument("--window", type=int, help="window in tokens, sinks not counted (paper: 32640)")
-    run.add_argument("--sinks", type=int, help="attention sinks (paper: 128)")
+    run.add_argument("--window", type=int, help="window in tokens, sinks not counted (default: the preset's, "
+                                                "else the method's own; paper: 32640)")
+    run.add_argument("--sinks", type=int, help="attention sinks (default: the preset's, else the method's own; "
+                                               "paper: 128)")
     run.add_argument("--chunk", type=int, help="prefill chunk in tokens (default 16384; 512 for tiny presets)")
-    run.add_argument("--ahn-checkpoint", help="AHN-only checkpoint (Hub id or folder) for a non-preset model")
+    run.add_argument("--checkpoint", "--ahn-checkpoint", dest="ahn_checkpoint",
+                     help="trained weights of the method (Hub id or folder; AHN: an AHN-only checkpoint) for a "
+                          "non-preset model")
     run.add_argument("--limit", type=int, help="first N samples per task and level (synthetic: per length)")
     run.add_argument("--output", type=_output_path, help="run folder (one sub-folder per preset when several); "
                                                  "the same command resumes it (default: runs/<preset>, "
@@ -115,8 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--model", required=True, help="a preset, or a local folder / cached Hub id with --method")
     info.add_argument("--method", help="memory method for a non-preset model: " + ", ".join(method_names()))
     info.add_argument("--length", type=_length, required=True, help="sequence length: 128000, 128k, …")
-    info.add_argument("--window", type=int)
-    info.add_argument("--sinks", type=int)
+    info.add_argument("--window", type=int, help="default: the preset's, else the method's own")
+    info.add_argument("--sinks", type=int, help="default: the preset's, else the method's own")
     info.add_argument("--chunk", type=int, help="prefill chunk for the 'actual' FLOPs (default: the preset's)")
     info.add_argument("--dtype-bytes", type=int, default=2, help="KV cache bytes per element (actual model)")
     info.add_argument("--json", action="store_true", help="one JSON object")
@@ -218,7 +222,8 @@ def _check_method_settings(args) -> None:
 
 
 def _cmd_info(args) -> int:
-    from baselines.costs import estimate
+    from baselines.registry import cost_model_of
+    from harness.loading import build_method
     from harness.preflight import check_int
 
     _check_method_settings(args)
@@ -226,18 +231,19 @@ def _cmd_info(args) -> int:
     check_int("--dtype-bytes", args.dtype_bytes, 1)
     preset = resolve_model(args.model, args.method, args.sinks, args.window, chunk_size=args.chunk)
     dims = _dims_for(preset)
+    built = build_method(preset)  # the one source of its settings: the preset's, else the method's defaults
     method = preset.method
-    report = estimate(dims, method, args.length, preset.sinks or 0, preset.window or 1,
-                      chunk_size=preset.chunk_size, dtype_bytes=args.dtype_bytes)
+    report = cost_model_of(built).estimate(dims, args.length, chunk_size=preset.chunk_size,
+                                           dtype_bytes=args.dtype_bytes)
     doc = {"model": preset.name, "base": preset.base or preset.model, "method": method, "length": args.length,
-           "sinks": preset.sinks, "window": preset.window, **report.as_dict()}
+           **report.as_dict(), "sinks": built.sinks if built.window is not None else 0, "window": built.window}
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
     from harness.summary import si
 
     print(f"{preset.name}: {method} on {doc['base']} at {args.length:,} tokens "
-          f"(sinks {preset.sinks}, window {preset.window})")
+          f"(sinks {doc['sinks']}, window {doc['window']})")
     print(f"  extra parameters : {report.params_extra:,}")
     print(f"  FLOPs mixing     : {si(report.flops_mixing)} (paper)   {si(report.flops_mixing_actual)} (actual)")
     print(f"  FLOPs model      : {si(report.flops_model)} (paper)   {si(report.flops_model_actual)} (actual)")
@@ -262,17 +268,12 @@ def default_output(names: list[str]) -> Path:
 
 
 def _check_fast_path_switches() -> None:
-    """The environment switches of the fast paths (docs/PERFORMANCE.md), before any weights are read."""
-    from ahn import chunk_graphs
-    from baselines import fused_layers, split_attention, static_decode
+    """The environment switches of the fast paths (`baselines/fast_paths.py`), before any weights are read."""
+    from baselines import fast_paths
     from harness import preflight
 
     try:
-        static_decode.check_settings()
-        split_attention.setting()
-        fused_layers.setting()
-        fused_layers.rotary_setting()
-        chunk_graphs.setting()
+        fast_paths.current()
     except ValueError as exc:
         raise preflight.SettingsError(str(exc)) from None
 
@@ -299,22 +300,23 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
                                       "list presets), a Hub id (owner/name) or a local model folder")
     presets = [resolve_tiny(resolve_model(n, args.method, args.sinks, args.window, args.ahn_checkpoint, args.chunk))
                for n in names]
-    if all(p.method == "full" for p in presets) and (args.window is not None or args.sinks is not None):
+    if not any(get_spec(p.method).bounded for p in presets) and (args.window is not None or args.sinks is not None):
+        bounded = ", ".join(s.name for s in specs() if s.bounded)
         raise preflight.SettingsError(f"{', '.join(p.name for p in presets)}: full attention keeps every token, so "
                                       "--window and --sinks would be ignored; they apply to the bounded methods "
-                                      "(--method swa, ct-max, ct-avg, ahn-gdn, ahn-dn, ahn-mamba2)")
+                                      f"(--method {bounded})")
     for preset in presets:
         method = build_method(preset)  # the method's own checks of sinks and window
         if getattr(args, "decode", "auto") == "static" and method.decode_layout(2) is None:
             raise preflight.SettingsError(f"{preset.name}: --decode static: method {preset.method!r} has no static "
                                           "decode layout (its kept tokens are not sinks + one window); use "
                                           "--decode eager or auto")
-        if preset.ahn_checkpoint and not preset.method.startswith("ahn"):
-            raise preflight.SettingsError(f"{preset.name}: --ahn-checkpoint {preset.ahn_checkpoint} is for the AHN "
-                                          f"methods (ahn-gdn, ahn-dn, ahn-mamba2), not {preset.method!r}")
-        if preset.method.startswith("ahn") and not preset.ahn_checkpoint:
-            raise preflight.SettingsError(f"{preset.name}: method {preset.method} needs an AHN checkpoint "
-                                          "(--ahn-checkpoint FOLDER or Hub id)")
+        if preset.ahn_checkpoint and not get_spec(preset.method).needs_checkpoint:
+            raise preflight.SettingsError(f"{preset.name}: --checkpoint {preset.ahn_checkpoint} is for a trained "
+                                          f"method; {preset.method!r} takes none")
+        if get_spec(preset.method).needs_checkpoint and not preset.ahn_checkpoint:
+            raise preflight.SettingsError(f"{preset.name}: method {preset.method} needs a trained checkpoint "
+                                          "(--checkpoint, alias --ahn-checkpoint: a folder or Hub id)")
         preflight.check_model_folder(preset.model)
         if preset.ahn_checkpoint:
             preflight.check_ahn_folder(preset.ahn_checkpoint)
@@ -343,17 +345,18 @@ def _check_memory_is_used(preset, tasks: str, args) -> None:
     whose prompts all fit inside the method's sinks + window: the method would then run as full attention."""
     import logging
 
-    from baselines.registry import get_spec
+    from harness.loading import build_method
     from harness.runner import RunSettings, preset_tasks
     from tasks import protocols
     from tasks.registry import parse_task_spec
 
     protocol, resolved = preset_tasks(preset, RunSettings(tasks=tasks, output=Path("."), protocol=args.protocol))
     parse_task_spec(resolved)
-    if not get_spec(preset.method).bounded or preset.window is None:
+    if not get_spec(preset.method).bounded:
         return
+    method = build_method(preset)  # the method's own sinks and window, defaults included
     bound = protocols.max_prompt_tokens(resolved, args.max_length)
-    kept = (preset.sinks or 0) + preset.window
+    kept = (method.sinks or 0) + method.window
     if bound is None or bound > kept:
         return
     why = (f"{preset.name}: every prompt of --tasks {tasks} under the {protocol} protocol has at most {bound:,} "
@@ -444,6 +447,9 @@ def load_plugins() -> list[str]:
 
 
 def _dispatch(argv: list[str]) -> int:
+    from baselines import fast_paths
+
+    fast_paths.reset()  # a command reads the fast-path switches once, from the environment it starts in
     load_plugins()
     if argv and argv[0] == "score":
         from tasks.score_file import main as score_main

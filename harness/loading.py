@@ -129,9 +129,8 @@ def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
 
 
 def build_method(preset: Preset) -> MemoryMethod:
-    if not get_spec(preset.method).bounded:  # full attention takes no sinks or window
-        return make_method(preset.method)
-    return make_method(preset.method, sinks=preset.sinks, window=preset.window)
+    """The preset's method with the settings the preset sets (the others are the method's defaults)."""
+    return make_method(preset.method, **preset.method_settings())
 
 
 @contextlib.contextmanager
@@ -148,7 +147,7 @@ def loaded(preset: Preset, device: str | None = None, dtype: str | None = None) 
     model_dir = locate(preset.model, "model", preset.local_copy)
     ahn_dir = locate(preset.ahn_checkpoint, "AHN checkpoint") if preset.ahn_checkpoint else None
     if get_spec(preset.method).needs_checkpoint and ahn_dir is None:
-        raise ValueError(f"{preset.name}: method {preset.method} needs an AHN checkpoint (--ahn-checkpoint)")
+        raise ValueError(f"{preset.name}: method {preset.method} needs a trained checkpoint (--checkpoint)")
     try:  # the boundary to transformers: any failure here is a folder that cannot be loaded, said in one line
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype, attn_implementation="sdpa")
@@ -165,14 +164,11 @@ def loaded(preset: Preset, device: str | None = None, dtype: str | None = None) 
     model.to(dev).eval()
     check_rope_fp32(model)  # from_pretrained keeps them fp32; a cast model would drift with position
     with attach(model, method):
-        if ahn_dir is not None:
-            from ahn.checkpoint import load_ahn_state_dict, read_ahn_config
-
-            cfg = read_ahn_config(ahn_dir)
-            if getattr(cfg, "cell_kind", method.cell) != method.cell:
-                raise ValueError(f"{preset.name}: checkpoint {preset.ahn_checkpoint} holds a {cfg.cell_kind} "
-                                 f"cell but the method is {preset.method}")
-            load_ahn_state_dict(ahn_dir, model, strict=True)
+        if ahn_dir is not None:  # the method reads its own format (AHN: the released one)
+            try:
+                method.load_checkpoint(model, ahn_dir)
+            except ValueError as exc:
+                raise ValueError(f"{preset.name}: checkpoint {preset.ahn_checkpoint}: {exc}") from exc
         if not is_attached(model, method):
             raise RuntimeError(f"{preset.name}: the memory method is not active after loading")
         yield Loaded(preset, tokenizer, model, method, dev, torch_dtype, model_dir, ahn_dir)

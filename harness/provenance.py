@@ -24,6 +24,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from baselines import fast_paths
+
 SCHEMA_VERSION = 1
 PROJECT_DIST = "ahn-harness"
 # Distributions whose versions change results or speed; absent ones are recorded as None.
@@ -206,17 +208,22 @@ def collect_provenance(argv: list[str] | None = None) -> dict[str, Any]:
         "git": git_info(),
         "hardware": hardware_info(),
         "env": run_environment(),
+        "fast_paths": fast_paths.current().as_dict(),
     }
 
 
 RECORDED_ENV = ("CUDA_VISIBLE_DEVICES", "WORLD_SIZE", "HF_HUB_OFFLINE", "PYTORCH_CUDA_ALLOC_CONF")
-SWITCH_PREFIX = "AHN_HARNESS_"  # the fast-path switches (docs/ARCHITECTURE.md): which kernels a run used
+SWITCH_PREFIX = "AHN_HARNESS_"  # the project's settings (plugins, data cache, the fast-path switches)
 
 
 def run_environment() -> dict[str, str]:
-    """The environment variables that shape a run: devices, offline mode, the allocator, and every
-    ``AHN_HARNESS_*`` switch, so two runs whose bf16 numbers differ can be told apart by the paths they took."""
-    return {k: v for k, v in sorted(os.environ.items()) if k in RECORDED_ENV or k.startswith(SWITCH_PREFIX)}
+    """The environment variables that shape a run: devices, offline mode, the allocator and the project's
+    ``AHN_HARNESS_*`` settings. The fast-path switches are recorded beside, as the one value the run read
+    (`fast_paths`, every switch with its default filled in), so two runs whose bf16 numbers differ can be told
+    apart by the paths they took."""
+    switches = set(fast_paths.VARIABLES.values())
+    return {k: v for k, v in sorted(os.environ.items())
+            if k in RECORDED_ENV or (k.startswith(SWITCH_PREFIX) and k not in switches)}
 
 
 def make_manifest(

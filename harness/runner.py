@@ -23,8 +23,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from baselines.costs import CostModel, estimate
+from baselines.costs import CostModel
 from baselines.engine import DecoderPool, generate, generate_many, static_decode_supported
+from baselines.interface import MemoryMethod
 from baselines.model_configs import ModelDims
 from baselines.registry import cost_model_of
 from harness.buckets import bucket_of
@@ -134,9 +135,8 @@ def _prepare_record(lo: Loaded, sample: Sample, settings: RunSettings, dims: Mod
         **record_hashes(prepared.text, prepared.input_ids, sample.answers),
     )
     record.bucket = bucket_of(record.to_dict())
-    p = lo.preset
-    cost = estimate(dims, costs, prepared.prompt_tokens_after, p.sinks or 0, p.window or 1,
-                    chunk_size=p.chunk_size, dtype_bytes=torch.finfo(lo.dtype).bits // 8)
+    cost = costs.estimate(dims, prepared.prompt_tokens_after, chunk_size=lo.preset.chunk_size,
+                          dtype_bytes=torch.finfo(lo.dtype).bits // 8)  # the method's own sinks and window
     record.flops_paper, record.flops_actual = cost.flops_model, cost.flops_model_actual
     record.flops_mixing_paper, record.flops_mixing_actual = cost.flops_mixing, cost.flops_mixing_actual
     record.cache_bytes_paper, record.cache_bytes_actual = cost.cache_bytes, cost.cache_bytes_actual
@@ -296,6 +296,7 @@ def run_preset(preset: Preset, settings: RunSettings, out_dir: Path,
         log.info("%s runs %s: --tasks %s is %s (--protocol official for the benchmarks' own)", preset.name,
                  protocols.budget_note(protocol), settings.tasks, tasks)
     with loaded(preset, settings.device, settings.dtype) as lo:
+        method = lo.method
         samples = _load_samples_once(tasks, settings, lo.tokenizer, sample_cache)
         mine = samples[rank::world]
         store = RunStore.create_or_resume(out_dir, manifest_for(preset, lo, settings, samples), rank=rank,
@@ -305,8 +306,8 @@ def run_preset(preset: Preset, settings: RunSettings, out_dir: Path,
         dims = _dims(lo.model)
         costs = cost_model_of(lo.method)  # an unregistered method fails here, before any sample
         rows = decode_plan(lo, settings, todo)
-        log.info("%s: %d sample(s) to run, %d already in %s", preset.name, len(todo), len(mine) - len(todo),
-                 out_dir)
+        log.info("%s: %d sample(s) to run, %d already in %s (%r)", preset.name, len(todo), len(mine) - len(todo),
+                 out_dir, method)  # the method with the settings it runs with: the preset's, else its own
         bar = tqdm(total=len(todo), desc=preset.name, unit="sample", dynamic_ncols=True,
                    disable=True if rank != 0 else tqdm_disable(settings.progress))
         pool = DecoderPool()
@@ -331,7 +332,7 @@ def run_preset(preset: Preset, settings: RunSettings, out_dir: Path,
         if world > 1:
             merge_shards(out_dir)
         write_summary(out_dir)
-        _warn_if_window_holds_everything(preset, out_dir)
+        _warn_if_window_holds_everything(preset, method, out_dir)
     return out_dir
 
 
@@ -352,15 +353,15 @@ def _prepared_groups(groups: list[list[Sample]], prepare_group: Callable[[list[S
             yield group, prepared
 
 
-def _warn_if_window_holds_everything(preset: Preset, out_dir: Path) -> None:
-    """Say once when sinks + window held every prompt: the method then ran exactly as full attention."""
-    if preset.window is None or preset.method == "full":
+def _warn_if_window_holds_everything(preset: Preset, method: MemoryMethod, out_dir: Path) -> None:
+    """Say once when the method's sinks + window held every prompt: it then ran exactly as full attention."""
+    if method.window is None:  # unbounded: it is full attention
         return
     from harness.store import load_run
 
     lengths = [r.get("prompt_tokens") for r in load_run(out_dir).records]
     lengths = [n for n in lengths if isinstance(n, int)]
-    budget = (preset.sinks or 0) + preset.window
+    budget = method.sinks + method.window
     if lengths and max(lengths) <= budget:
         log.warning("%s: sinks + window = %d tokens hold every prompt of this run (the longest has %d), so %s "
                     "ran exactly as full attention; use longer tasks or a smaller --window to test the memory",

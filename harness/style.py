@@ -1,12 +1,11 @@
 """How each memory method looks in every figure of the project: one colour, one marker, one line style.
 
-The table is keyed by method (the preset's ``method`` field), so ``tiny-ahn-gdn`` and ``ahn-gdn-3b`` look alike and
-a method never changes colour with the order runs are given in. Colours are from the colour-blind-safe
-palette of seaborn ("colorblind"); markers and dashes differ too, so methods stay apart in greyscale and where
-their lines coincide. Full attention, the reference, is black. Methods outside the table (a custom method
-name) get grey shades and spare markers in a fixed order of their names.
+A method declares its style where it is registered (`baselines/registry.py`, ``style=``), so ``tiny-ahn-gdn`` and
+``ahn-gdn-3b`` look alike and a method never changes colour with the order runs are given in. Methods without
+one (a custom method) get grey shades and spare markers in a fixed order of their names.
 
-Legends list methods in :data:`ORDER` (the paper's row order), not in the order of the runs.
+Legends list the styled methods in their registration order (the paper's row order), not in the order of the
+runs.
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ import re
 import zlib
 from dataclasses import dataclass, replace
 from typing import Any
+
+from baselines.registry import method_names, specs
 
 
 @dataclass(frozen=True)
@@ -30,16 +31,12 @@ class MethodStyle:
                 "markerfacecolor": "white" if self.hollow else self.color, "markeredgecolor": self.color}
 
 
-STYLES: dict[str, MethodStyle] = {
-    "full": MethodStyle("#000000", "s", "-", ""),
-    "swa": MethodStyle("#DE8F05", "v", (0, (5, 2)), "//"),
-    "ct-max": MethodStyle("#D55E00", "^", (0, (1, 1.5)), "\\\\"),
-    "ct-avg": MethodStyle("#CA9161", "D", (0, (5, 2, 1, 2)), "xx"),
-    "ahn-mamba2": MethodStyle("#CC78BC", "P", (0, (3, 1, 1, 1, 1, 1)), ".."),
-    "ahn-dn": MethodStyle("#029E73", "X", (0, (8, 2)), "--"),
-    "ahn-gdn": MethodStyle("#0173B2", "o", "-", ""),
-}
-ORDER = list(STYLES)
+def styles() -> dict[str, MethodStyle]:
+    """The declared style of every registered method that has one, in registration order."""
+    return {s.name: MethodStyle(**s.style) for s in specs() if s.style is not None}
+
+
+STYLES: dict[str, MethodStyle] = styles()  # the built-in methods' (plugins registered later: `styles()`)
 _SPARE_COLORS = ("#555555", "#949494", "#2F4F4F", "#8C564B", "#7F7F00")
 _SPARE_MARKERS = ("h", "*", "p", "8", "<", ">", "d")
 _SPARE_DASHES = ("-", (0, (4, 1, 1, 1)), (0, (2, 2)), (0, (6, 1, 2, 1)))
@@ -47,26 +44,30 @@ _VARIANT_DASHES = ((0, (2, 1)), (0, (6, 2, 2, 2)), (0, (1, 3)))
 
 
 def method_of(manifest: dict[str, Any], label: str) -> str:
-    """The method a run used: the preset's ``method`` (``ahn`` with its cell), else read off the label."""
+    """The method a run used: the built method's name (``ahn`` reports its cell: ``ahn-gdn``), else the preset's
+    ``method``, else the method of a preset named by the label, else read off the label."""
     config = manifest.get("config", manifest) if isinstance(manifest, dict) else {}
-    preset = config.get("preset") if isinstance(config, dict) else None
+    config = config if isinstance(config, dict) else {}
+    described, preset = config.get("method"), config.get("preset")
+    built = described.get("method") if isinstance(described, dict) else None
     name = preset.get("method") if isinstance(preset, dict) else None
-    if name == "ahn":
-        cell = (config.get("method") or {}).get("cell") if isinstance(config.get("method"), dict) else None
-        name = f"ahn-{cell}" if cell else name
-    if name in STYLES:
-        return name
-    for key in sorted(STYLES, key=len, reverse=True):  # "tiny-ahn-gdn", "qwen2.5-3b-ct-max", "swa"
+    known = {*method_names(), *styles()}
+    for candidate in (built, name):
+        if candidate in known:
+            return candidate
+    from harness.presets import PRESETS
+
+    if label in PRESETS:
+        return PRESETS[label].method
+    for key in sorted(known, key=len, reverse=True):  # "tiny-ahn-gdn", "qwen2.5-3b-ct-max", "swa"
         if re.search(rf"(^|[-_:/]){re.escape(key)}($|[-_:/(])", label):
             return key
-    if re.search(r"(^|[-_/])qwen2\.5-\d+b$|(^|[-_:/])full$", label):
-        return "full"
     return name or label
 
 
 def style_for(method: str, variant: int = 0) -> MethodStyle:
     """The style of a method; ``variant`` > 0 for a further run of the same method in one figure."""
-    base = STYLES.get(method)
+    base = styles().get(method)
     if base is None:
         h = zlib.crc32(method.encode("utf-8"))
         base = MethodStyle(_SPARE_COLORS[h % len(_SPARE_COLORS)], _SPARE_MARKERS[h % len(_SPARE_MARKERS)],
@@ -77,5 +78,6 @@ def style_for(method: str, variant: int = 0) -> MethodStyle:
 
 
 def sort_key(method: str, label: str) -> tuple[int, str]:
-    """Methods in the paper's row order, unknown ones after, by label."""
-    return (ORDER.index(method) if method in ORDER else len(ORDER), label)
+    """Styled methods in their registration order (the paper's rows), the others after, by label."""
+    order = list(styles())
+    return (order.index(method) if method in order else len(order), label)

@@ -31,6 +31,7 @@ from baselines.costs import (
     paper_table9,
 )
 from baselines.model_configs import BASE_ALIASES, get_dims, resolve_base
+from baselines.registry import get_spec, paper_methods
 
 __all__ = [
     "LVEVAL_DATASETS",
@@ -56,6 +57,8 @@ TABLE2_COLUMNS: tuple[tuple[str, str], ...] = (
     ("cmrc_mixup", "cmrc"), ("loogle_SD_mixup", "lgSD"), ("dureader_mixup", "dur"), ("lveval_avg", "LV Avg*"),
     ("longbook_qa_eng", "En.QA"), ("longbook_qa_chn", "Zh.QA"), ("infinitebench_avg", "IB Avg"),
 )
+#: Table 7 prints its rows under labels of its own.
+TABLE7_LABELS: dict[str, str] = {"full": "Full", "swa": "SWA", "ahn-gdn": "AHN-GDN"}
 LONGBENCH_DATASETS: tuple[str, ...] = ("dureader", "hotpotqa", "musique", "narrativeqa", "qmsum", "triviaqa")
 RULER_DATASETS: tuple[str, ...] = (
     "niah_single_1", "niah_single_2", "niah_single_3", "niah_multikey_1", "niah_multikey_2", "niah_multikey_3",
@@ -294,20 +297,22 @@ def _scores_table(ours: Mapping[str, Mapping[str, Mapping[str, float | None]]],
                   published: Mapping[str, Mapping[str, Mapping[str, float]]],
                   bases: Sequence[str], methods: Sequence[str], columns: Sequence[tuple[str, str]],
                   printed: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None,
-                  labels: Mapping[str, str] | None = None) -> str:
-    """One score table, `published[model][paper label][key]`; methods absent from the paper are skipped."""
+                  labels: Mapping[str, str] | None = None, unpublished: bool = False) -> str:
+    """One score table, `published[model][paper label][key]`; methods absent from the paper are skipped, or,
+    with `unpublished`, shown with our numbers only (a method registered with a `paper_name` of its own)."""
     rows = []
     for short in bases:
         model = BASE_ALIASES[short].split("/")[-1]
         for mid in methods:
-            label = (labels or PAPER_NAMES).get(mid, mid)
+            label = (labels or {}).get(mid) or get_spec(mid).paper_name or mid
             pub_row = published.get(model, {}).get(label)
-            if pub_row is None:
+            if pub_row is None and not unpublished:
                 continue
+            pub_row = pub_row or {}
             mine = ours.get(short, {}).get(mid, {})
-            row: dict[str, Any] = {"base": short, "method": PAPER_NAMES.get(mid, label)}
+            row: dict[str, Any] = {"base": short, "method": get_spec(mid).paper_name or label}
             for key, _ in columns:
-                text = printed[model][label].get(key) if printed else None
+                text = printed.get(model, {}).get(label, {}).get(key) if printed else None
                 row[key] = _score_cell(mine.get(key), pub_row.get(key), text)
             rows.append(row)
     return render_markdown(rows, [("base", "Base"), ("method", "Method"), *columns])
@@ -324,9 +329,10 @@ def table2_6(run_results: Mapping[str, Any] | None, *, scale: float = 1.0) -> st
     published = load_published()
     printed = load_published("ahn_v2_extra")["table2_printed"]
     bases = ("3B", "7B", "14B")
-    table2 = _scores_table(ours, published["scores"], bases, TABLE9_ORDER, TABLE2_COLUMNS, printed)
+    rows = paper_methods()  # the paper's rows, then every further method registered with a paper_name
+    table2 = _scores_table(ours, published["scores"], bases, rows, TABLE2_COLUMNS, printed, unpublished=True)
     t6_columns = [(k, k) for k in LVEVAL_DATASETS] + [("lveval_avg", "LV Avg*")]
-    table6 = _scores_table(ours, published["scores"], bases, TABLE9_ORDER, t6_columns)
+    table6 = _scores_table(ours, published["scores"], bases, rows, t6_columns, unpublished=True)
     return (
         "### Table 2: scores at 128k (LV-Eval 128k, InfiniteBench QA; ours / paper (Δ))\n\n"
         + table2
@@ -348,8 +354,7 @@ def _table7_markdown() -> str:
     for short in ("3B", "7B", "14B"):
         model = BASE_ALIASES[short].split("/")[-1]
         for ours in paper_table7(short):
-            label = "Full" if ours["method_id"] == "full" else ("SWA" if ours["method_id"] == "swa" else "AHN-GDN")
-            pub = published[model][label]
+            pub = published[model][TABLE7_LABELS[ours["method_id"]]]
             verdict = match_printed(ours["train_1e17"], f"{pub:.4f}")
             close = abs(ours["train_1e17"] / pub - 1) < 1e-3
             rows.append({

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ahn.layout import CELL_KINDS
-from harness.presets import REPO_ROOT, TINY_DEFAULT, TINY_DIR, Preset
+from baselines.registry import get_spec
+from harness.presets import PRESETS, REPO_ROOT, TINY_DEFAULT, TINY_DIR, Preset
 
 log = logging.getLogger(__name__)
 UNTRAINED_DIR = REPO_ROOT / "runs" / "tiny-untrained"
@@ -24,24 +24,27 @@ def trained_world_present() -> bool:
 
 
 def build_untrained_world(out: Path = UNTRAINED_DIR) -> Path:
-    """Seeded random tiny base + initial AHN checkpoints in the released format (idempotent)."""
+    """Seeded random tiny base + the initial checkpoint of every trained tiny preset's method, each saved by
+    its method (AHN: the released format) (idempotent)."""
     if (out / "done").exists():
         return out
     import torch
 
-    from ahn.checkpoint import save_ahn_checkpoint
     from ahn.train.tiny_base import build_model, load_tiny_config, save_base
-    from baselines import attach, make_method
+    from baselines import attach
+    from harness.loading import build_method
 
     cfg = load_tiny_config(str(REPO_ROOT / "ahn" / "train" / "configs" / "tiny_base.json"), [])
     model = build_model(cfg)
     save_base(model, out / "base")
     model = model.to(torch.float32)
-    for cell in CELL_KINDS:
+    for preset in (PRESETS[name] for name in TINY_DEFAULT):
+        if not get_spec(preset.method).needs_checkpoint:
+            continue
         torch.manual_seed(cfg.seed)
-        method = make_method("ahn", cell=cell, sinks=32, window=480)
+        method = build_method(preset)
         with attach(model, method):
-            save_ahn_checkpoint(model, out / f"ahn-{cell}", cell, model.config.to_dict())
+            method.save_checkpoint(model, str(out / preset.method))
     (out / "done").write_text("untrained seed models of the tiny presets; see harness/tiny_seed.py\n")
     return out
 

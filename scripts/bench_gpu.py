@@ -11,6 +11,7 @@ chunked recurrence) on the same model.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -22,11 +23,19 @@ from unittest import mock
 
 import torch
 
+from baselines import fast_paths
 
+
+@contextlib.contextmanager
 def environment(settings: dict[str, str]):
-    """Set these environment variables inside the block and restore what was there (the fast paths' switches
-    are read from the environment when a decoder or a forward is built)."""
-    return mock.patch.dict(os.environ, settings)
+    """Set these environment variables inside the block and restore what was there; the fast paths' switches
+    (read once, `baselines/fast_paths.py`) are read again on entry and on exit."""
+    with mock.patch.dict(os.environ, settings):
+        fast_paths.reset()
+        try:
+            yield
+        finally:
+            fast_paths.reset()
 
 
 def qwen_config(layers: int | None = None):
@@ -137,6 +146,7 @@ def parity(model, length: int, chunk: int, window: int) -> dict:
             setattr(owner, attr, buf.clone())
         for label, flex, backend in (("fast", "1", "auto"), ("reference", "0", "reference")):
             os.environ["AHN_HARNESS_FLEX"] = flex
+            fast_paths.reset()  # the switches are read once: read them again
             method = make("ahn-gdn", window=window)
             method.backend = backend
             torch.manual_seed(0)  # cells are built at attach: same seed, same cells on both paths
@@ -148,6 +158,7 @@ def parity(model, length: int, chunk: int, window: int) -> dict:
             del logits
             torch.cuda.empty_cache()
     os.environ["AHN_HARNESS_FLEX"] = "1"
+    fast_paths.reset()
     ref = out["reference_float32"]
 
     def rel(a: str) -> float:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import tests.plugins.ct_last  # noqa: F401  (a method registered from its own file: the shared tests cover it)
+# methods registered from their own files (docs/ADDING_A_METHOD.md): the shared method tests cover them
+import tests.plugins.ct_last  # noqa: F401
+import tests.plugins.ct_learned  # noqa: F401  (a trained one: weights, a checkpoint format, a paper row)
+import tests.plugins.sinks_only  # noqa: F401  (settings of its own: no window, 4 sinks)
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
@@ -17,6 +21,35 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # AHN_HARNESS_FIXTURES (absolute, or relative to the repository root) points elsewhere on a machine without
 # ../shared, e.g. fixtures carried to a GPU machine under an ignored folder
 SHARED_FIXTURES = REPO_ROOT / (os.environ.get("AHN_HARNESS_FIXTURES") or "../shared/fixtures")
+
+
+@pytest.fixture
+def monkeypatch(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """pytest's own, whose setenv / delenv also drop the fast-path switches the process keeps
+    (`baselines.fast_paths.current`), so the next read sees the changed environment as a new command would."""
+    from baselines import fast_paths
+
+    def then_reset(change):
+        def changed(*args, **kwargs):
+            change(*args, **kwargs)
+            fast_paths.reset()
+
+        return changed
+
+    monkeypatch.setenv = then_reset(monkeypatch.setenv)
+    monkeypatch.delenv = then_reset(monkeypatch.delenv)
+    yield monkeypatch
+    fast_paths.reset()  # before pytest undoes the changes; the next test's first read sees them undone
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fast_paths() -> Iterator[None]:
+    """Every test reads the fast-path switches from the environment it runs in."""
+    from baselines import fast_paths
+
+    fast_paths.reset()
+    yield
+    fast_paths.reset()
 
 
 @pytest.fixture(scope="session")

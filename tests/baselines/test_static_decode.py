@@ -27,11 +27,10 @@ TOL = 1e-9  # fp64: see the module docstring
 
 
 def _method(name: str, sinks: int, window: int):
-    if name == "full":
-        return make_method("full")
-    if name.startswith("ct"):
-        return make_method(name, sinks=sinks, window=window, slots=3)
-    return make_method(name, sinks=sinks, window=window)
+    """As the shared method tests build it: these settings where the method takes them, a few CT slots."""
+    from tests.baselines.test_methods import _method as shared
+
+    return shared(name, sinks, window)
 
 
 def _all_methods() -> list[str]:

@@ -269,9 +269,13 @@ def test_the_fast_path_switches_are_recorded(monkeypatch) -> None:
     monkeypatch.setenv("AHN_HARNESS_FUSED_LAYERS", "1")
     monkeypatch.setenv("AHN_HARNESS_WINDOW_ATTENTION", "flex")
     monkeypatch.setenv("UNRELATED_SECRET", "x")
-    env = collect_provenance(["harness", "run"])["env"]
-    assert env["AHN_HARNESS_FUSED_LAYERS"] == "1" and env["AHN_HARNESS_WINDOW_ATTENTION"] == "flex"
-    assert "UNRELATED_SECRET" not in env
+    monkeypatch.setenv("AHN_HARNESS_PLUGINS", "tests.plugins.ct_last")
+    provenance = collect_provenance(["harness", "run"])
+    switches, env = provenance["fast_paths"], provenance["env"]
+    assert switches["AHN_HARNESS_FUSED_LAYERS"] == "1" and switches["AHN_HARNESS_WINDOW_ATTENTION"] == "flex"
+    assert switches["AHN_HARNESS_CHUNK_GRAPHS"] == "0" and switches["AHN_HARNESS_STEP_GRAPH"] is True  # defaults
+    assert "AHN_HARNESS_FUSED_LAYERS" not in env  # one record of the switches: the value the run read
+    assert env["AHN_HARNESS_PLUGINS"] == "tests.plugins.ct_last" and "UNRELATED_SECRET" not in env
 
 
 def test_git_dirty_flag_matches_git() -> None:
