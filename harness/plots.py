@@ -329,7 +329,7 @@ def relative_costs(methods: list[_Method], fields: Sequence[str]
         if not common:
             continue
         bucket = sort_buckets(common)[-1]
-        ref = next((m for m in methods if m.method == "full"), None)
+        ref = next((m for m in methods if not get_spec(m.method).bounded), None)  # full attention keeps every token
         if ref is None:
             return field, bucket, {lab: v[bucket] for lab, v in means.items()}, False
         base = means[ref.label][bucket]
