@@ -149,3 +149,11 @@ register_method("ahn-dn", _AHN, costs=_AHN_COSTS, cell="dn", paper_name="AHN-DN"
 register_method("ahn-mamba2", _AHN, costs=_AHN_COSTS, cell="mamba2", paper_name="AHN-Mamba2", aliases=("mamba2",),
                 needs_checkpoint=True)
 register_method("ahn", _AHN, costs=_AHN_COSTS, needs_checkpoint=True)
+
+# Score-based eviction (`baselines/scattered.py`): per head, any `sinks + window` tokens a score keeps.
+_EVICT_COSTS = "baselines.eviction_costs"
+register_method("snapkv", "baselines.snapkv:SnapKV", costs=f"{_EVICT_COSTS}:SnapKVCosts")
+register_method("tova", "baselines.tova:TOVA", costs=f"{_EVICT_COSTS}:TOVACosts")
+register_method("h2o", "baselines.h2o:H2O", costs=f"{_EVICT_COSTS}:H2OCosts")
+register_method("knorm", "baselines.knorm:KeyNorm", costs=f"{_EVICT_COSTS}:EvictionCosts", aliases=("key-norm",))
+register_method("random", "baselines.random_eviction:RandomEviction", costs=f"{_EVICT_COSTS}:EvictionCosts")
