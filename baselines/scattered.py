@@ -56,11 +56,12 @@ class ScoreInputs:
         return int(self.positions[0, 0, -1]) + 1
 
     def attention(self, last: int | None = None) -> torch.Tensor:
-        """Softmax attention probabilities [B, H, q, n] (fp32) of the chunk's last `last` queries (all when
+        """Softmax attention probabilities [B, H, q, n] (fp32 at least) of the chunk's last `last` queries (all when
         None) over the raw tokens, causal within the chunk: the weights the chunk's own attention used."""
         q = self.query if last is None else self.query[:, :, -last:]
         keys = self.keys.repeat_interleave(self.groups, 1)
-        logits = torch.matmul(q.float(), keys.float().transpose(-1, -2)) * self.scaling
+        dtype = torch.promote_types(q.dtype, torch.float32)
+        logits = torch.matmul(q.to(dtype), keys.to(dtype).transpose(-1, -2)) * self.scaling
         n, c, nq = keys.shape[2], self.query.shape[2], q.shape[2]
         row = torch.arange(c - nq, c, device=q.device)[:, None] + self.n_old  # raw index of each query
         logits = logits.masked_fill(torch.arange(n, device=q.device)[None, :] > row, float("-inf"))
