@@ -91,3 +91,32 @@ class H2OCosts(EvictionCosts):
 
     def paper_memory_elements(self, dims: ModelDims) -> int:
         return dims.num_kv_heads * (int(self.settings.get("sinks", 0)) + int(self.settings.get("window", 0)))
+
+
+class PyramidKVCosts(SnapKVCosts):
+    """Per-layer budgets (`baselines.pyramidkv.layer_budgets`). The shared formulas take one kept count and one
+    pair count for all layers, so this model reports every layer's attention in `chunk_memory_flops` and every
+    layer's KV in `memory_bytes` (the totals are exact; `kept_tokens` and `attention_pairs` are zero)."""
+
+    def _budgets(self, dims: ModelDims, sinks: int, window: int) -> list[int]:
+        from baselines.pyramidkv import layer_budgets
+
+        return layer_budgets(sinks + window, int(self.settings.get("window_size", 32)),
+                             int(self.settings.get("beta", 20)), dims.num_layers)
+
+    def kept_tokens(self, length: int, sinks: int, window: int) -> int:
+        return 0
+
+    def attention_pairs(self, dims: ModelDims, length: int, sinks: int, window: int, chunk: int) -> int:
+        return 0
+
+    def chunk_memory_flops(self, dims: ModelDims, length: int, sinks: int, window: int, chunk: int) -> int:
+        total = 0
+        for budget in self._budgets(dims, sinks, window):
+            pairs, scoring = self._walk(length, budget, chunk)
+            total += 4 * dims.num_heads * dims.head_dim * pairs + 2 * dims.num_heads * dims.head_dim * scoring
+        return total
+
+    def memory_bytes(self, dims: ModelDims, length: int, sinks: int, window: int, dtype_bytes: int = 2) -> int:
+        per_token_layer = 2 * dims.num_kv_heads * dims.head_dim * dtype_bytes
+        return sum(per_token_layer * min(length, b) for b in self._budgets(dims, sinks, window))

@@ -90,6 +90,10 @@ class ScoredEviction(MemoryMethod):
         """Raw tokens kept per layer and KV head after a forward."""
         return self.sinks + self.window
 
+    def layer_budget(self, layer_idx: int) -> int:
+        """Raw tokens layer `layer_idx` keeps per KV head (PyramidKV: fewer in higher layers)."""
+        return self.budget
+
     def describe(self) -> dict:
         return {**super().describe(), "budget": self.budget}
 
@@ -161,8 +165,9 @@ def scattered_attention(method: ScoredEviction, ctx: ForwardContext, layer_idx: 
     n = keys.shape[2]
     inputs = ScoreInputs(layer_idx=layer_idx, keys=keys, values=values, positions=positions, query=query,
                          scaling=scaling, n_old=n_old, memory=lm.memory)
-    if n > method.budget and method.evicts(ctx):
-        idx = select(method.score(inputs).float(), method.budget)
+    budget = method.layer_budget(layer_idx)
+    if n > budget and method.evicts(ctx):
+        idx = select(method.score(inputs).float(), budget)
         keys, values, positions = gather_tokens(keys, idx), gather_tokens(values, idx), positions.gather(2, idx)
         aligned = {name: inputs.new_memory[name].gather(2, idx) for name in method.aligned_memory}
     else:

@@ -37,13 +37,13 @@ class SnapKV(ScoredEviction):
         return {**super().describe(), "window_size": self.window_size, "kernel_size": self.kernel_size,
                 "pooling": self.pooling}
 
-    def observed(self, chunk: int) -> int:
+    def observed(self, chunk: int, budget: int | None = None) -> int:
         """Queries of the observation window in a forward of `chunk` tokens (it always fits the budget)."""
-        return min(self.window_size, chunk, self.budget)
+        return min(self.window_size, chunk, self.budget if budget is None else budget)
 
     def score(self, inputs: ScoreInputs) -> torch.Tensor:
         b, hkv, n, _ = inputs.keys.shape
-        w = self.observed(inputs.query.shape[2])
+        w = self.observed(inputs.query.shape[2], self.layer_budget(inputs.layer_idx))
         votes = inputs.attention(last=w)[..., : n - w].mean(-2)  # [B, H, n - w]
         pool = F.avg_pool1d if self.pooling == "avg" else F.max_pool1d
         votes = pool(votes, kernel_size=self.kernel_size, padding=self.kernel_size // 2, stride=1)

@@ -19,7 +19,9 @@ from baselines.registry import cost_model_of
 from baselines.scattered import ScoreInputs, select
 from tests.tiny_models import tiny_model
 
-EVICTION = ["snapkv", "tova", "h2o", "knorm", "random"]
+EVICTION = ["snapkv", "pyramidkv", "tova", "h2o", "knorm", "random"]
+# a short observation window leaves PyramidKV tokens to share out unevenly between the layers of a small budget
+SHORT_WINDOW = {"snapkv": {"window_size": 4}, "pyramidkv": {"window_size": 4}}
 
 
 def _inputs(keys: torch.Tensor, query: torch.Tensor) -> ScoreInputs:
@@ -86,6 +88,16 @@ def test_h2o_keeps_heavy_hitters_and_the_recent_half():
                                                       dtype=torch.float64), atol=1e-12)
 
 
+def test_pyramidkv_layer_budgets_follow_the_official_schedule():
+    """B = 320, w = 64, beta 20, 32 layers: min_num = 256 // 20 = 12, max_num = 512 - 12 = 500,
+    steps = 488 // 31 = 15; layer l keeps 64 + 500 - 15 l tokens: 564 in the first, 99 in the last."""
+    from baselines.pyramidkv import layer_budgets
+
+    budgets = layer_budgets(320, 64, 20, 32)
+    assert budgets[0] == 564 and budgets[1] == 549 and budgets[31] == 99
+    assert sum(budgets) == 32 * 64 + 32 * 500 - 15 * 31 * 32 // 2
+
+
 def _splitmix_reference(seed: int, layer: int, head: int, position: int) -> int:
     """The random score of `baselines/random_eviction.py`, in Python integers (a simpler implementation)."""
     mask = (1 << 62) - 1
@@ -134,20 +146,24 @@ def test_peak_cache_stays_within_budget_plus_chunk(model, name, monkeypatch):
         return real(query, keys, values, visible, scaling)
 
     monkeypatch.setattr(scattered_module, "masked_attention", spy)
-    method = make_method(name, sinks=2, window=budget - 2)
+    small_window = {"window_size": 4} if name == "pyramidkv" else {}  # 12 tokens besides it to share out
+    method = make_method(name, sinks=2, window=budget - 2, **small_window)
     dims = ModelDims.from_hf_config(model.config)
     cache_sizes: list[tuple[int, int]] = []
     with attach(model, method):
+        budgets = [method.layer_budget(i) for i in range(dims.num_layers)]  # all `budget` but PyramidKV's
         cache = method.new_cache(model)
         prefill(model, method, cache, _ids(T), chunk_size=chunk,
                 progress=lambda end, total: cache_sizes.append((cache.num_kept, cache.nbytes())))
-    assert max(raw_sizes) == budget + chunk
-    assert max(k for k, _ in cache_sizes) == budget == cache.num_kept
+    assert (budgets == [budget] * dims.num_layers) == (name != "pyramidkv")
+    assert max(raw_sizes) == max(budgets) + chunk
+    assert max(k for k, _ in cache_sizes) == max(budgets) == cache.num_kept
     extra = 4 * dims.num_kv_heads * budget * dims.num_layers if name == "h2o" else 0
-    assert max(b for _, b in cache_sizes) == kv_cache_bytes(dims, budget, 4) + extra
-    for layer in range(dims.num_layers):  # per head: `budget` distinct positions, in order, all seen
+    kv = sum(kv_cache_bytes(dims, b, 4) for b in budgets) // dims.num_layers
+    assert max(b for _, b in cache_sizes) == kv + extra
+    for layer in range(dims.num_layers):  # per head: the layer's budget of distinct positions, in order, all seen
         pos = cache.kept_positions(layer)
-        assert pos.shape == (1, dims.num_kv_heads, budget)
+        assert pos.shape == (1, dims.num_kv_heads, budgets[layer])
         assert bool((pos[..., 1:] > pos[..., :-1]).all()) and int(pos.max()) < T
 
 
@@ -168,7 +184,7 @@ def test_chunking_keeps_what_one_compression_keeps(model, name, layers):
 @pytest.mark.parametrize("name", EVICTION)
 def test_one_compression_after_the_prompt_leaves_its_logits_exact(model, name):
     """Compressing once after the prompt (one chunk) evicts after the last query attended everything: its
-    logits are the stock model's; the cache then holds the budget, and SnapKV alone grows while decoding."""
+    logits are the stock model's; the cache then holds the budget, and SnapKV and PyramidKV grow while decoding."""
     ids = _ids(40, 2)
     method = make_method(name, sinks=0, window=10)
     with attach(model, method):
@@ -178,7 +194,7 @@ def test_one_compression_after_the_prompt_leaves_its_logits_exact(model, name):
         for step in range(3):
             decode_step(model, method, cache, ids[:, step])
     assert torch.allclose(last, model(ids).logits[:, -1], atol=1e-5)
-    assert cache.num_kept == (13 if name == "snapkv" else 10)
+    assert cache.num_kept == (10 if method.evicts_in_decode else 13)  # SnapKV, PyramidKV: the prompt only
 
 
 @pytest.mark.parametrize("name", EVICTION)
@@ -188,7 +204,7 @@ def test_live_cache_bytes_equal_the_cost_model(model, name, dtype):
     dims = ModelDims.from_hf_config(model.config)
     try:
         for T in (9, 20, 47):
-            method = make_method(name, sinks=4, window=12)
+            method = make_method(name, sinks=4, window=12, **SHORT_WINDOW.get(name, {}))
             with attach(model, method):
                 cache = method.new_cache(model)
                 prefill(model, method, cache, _ids(T), chunk_size=7)
@@ -205,7 +221,7 @@ def test_analytic_flops_equal_flop_counter(model, name, chunk):
     """Attention by explicit matmuls, so the counter sees them and the scoring products too."""
     dims = ModelDims.from_hf_config(model.config)
     T = 32 if chunk == 1 else 100  # past the budget of 24 either way
-    method = make_method(name, sinks=4, window=20)
+    method = make_method(name, sinks=4, window=20, **SHORT_WINDOW.get(name, {}))
     with attach(model, method), FlopCounterMode(display=False) as counter, explicit_matmul_attention():
         prefill(model, method, method.new_cache(model), _ids(T), chunk_size=chunk)
     est = estimate(dims, cost_model_of(method), T, 4, 20, chunk_size=chunk, dtype_bytes=4)

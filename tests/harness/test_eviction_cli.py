@@ -14,7 +14,7 @@ from baselines.registry import cost_model
 from harness.cli import main
 from harness.store import load_run
 
-EVICTION = ["snapkv", "tova", "h2o", "knorm", "random"]
+EVICTION = ["snapkv", "pyramidkv", "tova", "h2o", "knorm", "random"]
 SETTINGS = ["--window", "48", "--sinks", "0", "--chunk", "128"]
 
 
