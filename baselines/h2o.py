@@ -35,7 +35,7 @@ class H2O(ScoredEviction):
 
     def score(self, inputs: ScoreInputs) -> torch.Tensor:
         b, hkv, n, _ = inputs.keys.shape
-        received = inputs.attention().sum(2).view(b, hkv, inputs.groups, n).mean(2)  # [B, Hkv, n]
+        received = inputs.received().view(b, hkv, inputs.groups, n).mean(2)  # [B, Hkv, n]
         old = inputs.memory.get(ACCUMULATED)
         if old is not None:
             received[..., : inputs.n_old] += old

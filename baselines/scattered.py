@@ -56,15 +56,24 @@ class ScoreInputs:
         return int(self.positions[0, 0, -1]) + 1
 
     def attention(self, last: int | None = None) -> torch.Tensor:
-        """Softmax attention probabilities [B, H, q, n] (fp32 at least) of the chunk's last `last` queries (all when
-        None) over the raw tokens, causal within the chunk: the weights the chunk's own attention used."""
-        q = self.query if last is None else self.query[:, :, -last:]
+        """Softmax attention probabilities [B, H, q, n] (fp32 at least) of the chunk's last `last` queries (all
+        when None) over the raw tokens, causal within the chunk: the weights the chunk's own attention used."""
+        c = self.query.shape[2]
+        return self._probs(c - (c if last is None else last), c)
+
+    def received(self, block: int = 1024) -> torch.Tensor:
+        """The attention each raw token receives from all the chunk's queries, summed [B, H, n], computed `block`
+        queries at a time (a 16,384-token chunk's whole weight matrix would not fit beside the model)."""
+        c = self.query.shape[2]
+        return sum(self._probs(lo, min(lo + block, c)).sum(2) for lo in range(0, c, block))
+
+    def _probs(self, lo: int, hi: int) -> torch.Tensor:
+        q = self.query[:, :, lo:hi]
         keys = self.keys.repeat_interleave(self.groups, 1)
         dtype = torch.promote_types(q.dtype, torch.float32)
         logits = torch.matmul(q.to(dtype), keys.to(dtype).transpose(-1, -2)) * self.scaling
-        n, c, nq = keys.shape[2], self.query.shape[2], q.shape[2]
-        row = torch.arange(c - nq, c, device=q.device)[:, None] + self.n_old  # raw index of each query
-        logits = logits.masked_fill(torch.arange(n, device=q.device)[None, :] > row, float("-inf"))
+        row = torch.arange(lo, hi, device=q.device)[:, None] + self.n_old  # raw index of each query
+        logits = logits.masked_fill(torch.arange(keys.shape[2], device=q.device)[None, :] > row, float("-inf"))
         return logits.softmax(-1)
 
 

@@ -86,6 +86,8 @@ def test_h2o_keeps_heavy_hitters_and_the_recent_half():
     assert torch.allclose(acc[0, 0], torch.tensor(harmonic_tail, dtype=torch.float64), atol=1e-12)
     assert torch.allclose(acc[0, 1, :4], torch.tensor([1 + 1 / 2 + 1 / 3, 1 / 2 + 1 / 3, 1 / 3, 5.0],
                                                       dtype=torch.float64), atol=1e-12)
+    # computed 3 queries at a time, the sums are the whole weight matrix's column sums
+    assert torch.allclose(inputs.received(block=3), inputs.attention().sum(2), atol=1e-12)
 
 
 def test_pyramidkv_layer_budgets_follow_the_official_schedule():
