@@ -151,6 +151,10 @@ def memory_attention(
     if ctx is None:  # stateless one-shot pass (training, or a plain model(...) call)
         ctx = method.stateless_context(query.shape[2])
     layer_idx = module.layer_idx
+    if method.keeps_scattered:  # any per-head kept set under a budget (SnapKV, TOVA, H2O, ...)
+        from baselines.scattered import scattered_attention
+
+        return scattered_attention(method, ctx, layer_idx, query, key, value, scaling).contiguous(), None
     lm = ctx.cache.layers[layer_idx]
     plan = ctx.plan(method, query.device)
     x = method.take_layer_input(layer_idx)

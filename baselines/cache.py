@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import torch
 
 #: integer bookkeeping kept beside the tensors that hold the memory itself; like the kept positions, it is not
-#: counted as cache bytes (it is O(slots) int64 and the analytic models count stored elements only)
-BOOKKEEPING = frozenset({"slot_ids"})
+#: counted as cache bytes (CT's slot ids, the scattered methods' kept positions: O(tokens) int64 and the analytic models count stored elements only)
+BOOKKEEPING = frozenset({"slot_ids", "positions"})
 
 
 @dataclass

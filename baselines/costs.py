@@ -245,6 +245,10 @@ class CostModel:
         """FLOPs of the memory when decoding the token at `position`."""
         return 0
 
+    def chunk_memory_flops(self, dims: ModelDims, length: int, sinks: int, window: int, chunk: int) -> int:
+        """FLOPs of the memory in a prefill that depend on its chunks (the eviction methods' scoring)."""
+        return 0
+
     def token_data_bytes(self, dims: ModelDims, n_tokens: int, dtype_bytes: int = 2) -> int:
         """Bytes of the per-token data the method keeps for `n_tokens` window tokens (AHN: write gates)."""
         return 0
@@ -375,7 +379,8 @@ def prefill_flops_actual(dims: ModelDims, method: str | CostModel, length: int, 
     chunk = max(length if chunk_size is None else chunk_size, 1)
     pairs = model.attention_pairs(dims, length, sinks, window, chunk) if length > 0 else 0
     mixing = (projection_flops(dims, length) + attention_flops(dims, 1, pairs)
-              + model.memory_flops(dims, length, sinks, window))
+              + model.memory_flops(dims, length, sinks, window)
+              + (model.chunk_memory_flops(dims, length, sinks, window, chunk) if length > 0 else 0))
     total = mixing + mlp_flops(dims, length) + (lm_head_flops(dims, 1) if length > 0 else 0)
     return mixing, total
 

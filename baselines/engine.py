@@ -47,10 +47,11 @@ def _check(model: nn.Module, method: MemoryMethod, chunk_size: int) -> None:
         raise RuntimeError(f"{method!r} is not attached to this model: use `with attach(model, method):`")
 
 
-def _forward(model: nn.Module, cache: MemoryCache, ids: torch.Tensor, want_logits: bool) -> torch.Tensor | None:
+def _forward(model: nn.Module, cache: MemoryCache, ids: torch.Tensor, want_logits: bool,
+             decoding: bool = False) -> torch.Tensor | None:
     start = cache.seen
     positions = torch.arange(start, start + ids.shape[1], device=ids.device).expand(ids.shape[0], -1)
-    with forward_context(cache, ids.shape[1]):
+    with forward_context(cache, ids.shape[1], decoding=decoding):
         if want_logits:
             out = model(input_ids=ids, position_ids=positions, use_cache=False, logits_to_keep=1)
             return out.logits[:, -1].float()
@@ -82,7 +83,7 @@ def prefill(
 def decode_step(model: nn.Module, method: MemoryMethod, cache: MemoryCache, token_ids: torch.Tensor) -> torch.Tensor:
     """One new token per row ([B] or [B, 1]); returns its next-token logits [B, V]."""
     _check(model, method, 1)
-    return _forward(model, cache, token_ids.view(-1, 1), want_logits=True)
+    return _forward(model, cache, token_ids.view(-1, 1), want_logits=True, decoding=True)
 
 
 def apply_repetition_penalty(logits: torch.Tensor, seen_ids: torch.Tensor, penalty: float) -> torch.Tensor:

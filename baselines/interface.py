@@ -39,6 +39,7 @@ class ForwardContext:
     start: int
     length: int
     store: bool  # write the kept state back (False for stateless one-shot passes, e.g. training)
+    decoding: bool = False  # a decode step, not a prompt chunk (SnapKV compresses the prompt only)
     _plan: ChunkPlan | None = None
 
     def plan(self, method: MemoryMethod, device: torch.device) -> ChunkPlan:
@@ -131,9 +132,9 @@ class MemoryMethod:
 
     Limits of this contract, as it stands:
 
-    * The kept raw tokens are always the sinks followed by **one contiguous run** of positions (`MemoryCache`
-      stores two integers for them). Score-based eviction (H2O, SnapKV: keeping scattered tokens by attention
-      score) cannot be expressed; it needs a kept-index set in the cache first.
+    * The kept raw tokens are the sinks followed by **one contiguous run** of positions (`MemoryCache` stores
+      two integers for them). Score-based eviction (SnapKV, TOVA, H2O: any per-head set of positions under a
+      budget) subclasses `baselines.scattered.ScoredEviction` instead and writes one `score` function.
     * Per-layer state returns two ways today: the 4th item of `memory_keys` and `absorb` writing into
       `new_memory`; both end in `LayerMemory.memory`. A tensor there counts as cache bytes unless its key is in
       `baselines.cache.BOOKKEEPING`; the method's cost model must count the same bytes.
@@ -149,6 +150,9 @@ class MemoryMethod:
     """
 
     name = "base"
+    #: True for a method keeping any per-head set of positions (`baselines/scattered.py`): it attends a chunk
+    #: through `scattered_attention`, and none of the sinks + window machinery below applies to it
+    keeps_scattered = False
 
     def __init__(self, sinks: int = 128, window: int | None = 32640) -> None:
         self.sinks, self.window = self._validated(sinks, window)
@@ -359,9 +363,10 @@ def active_context() -> ForwardContext | None:
 
 
 @contextlib.contextmanager
-def forward_context(cache: MemoryCache, length: int, store: bool = True) -> Iterator[ForwardContext]:
-    """Make `cache` the state of the next forward over `length` new tokens."""
-    ctx = ForwardContext(cache=cache, start=cache.seen, length=length, store=store)
+def forward_context(cache: MemoryCache, length: int, store: bool = True,
+                    decoding: bool = False) -> Iterator[ForwardContext]:
+    """Make `cache` the state of the next forward over `length` new tokens (`decoding`: a decode step)."""
+    ctx = ForwardContext(cache=cache, start=cache.seen, length=length, store=store, decoding=decoding)
     token = _ACTIVE.set(ctx)
     try:
         yield ctx

@@ -185,3 +185,12 @@ register_method("ahn-gdn", _AHN, costs=_AHN_COSTS, cell="gdn", paper_name="AHN-G
                 needs_checkpoint=True, checkpoint_hub=_AHN_HUB.format(cell="GDN"),
                 style={"color": "#0173B2", "marker": "o", "linestyle": "-", "hatch": ""})
 register_method("ahn", _AHN, costs=_AHN_COSTS, needs_checkpoint=True)
+
+# Score-based eviction (`baselines/scattered.py`): per head, any `sinks + window` tokens a score keeps.
+_EVICT_COSTS = "baselines.eviction_costs"
+register_method("snapkv", "baselines.snapkv:SnapKV", costs=f"{_EVICT_COSTS}:SnapKVCosts")
+register_method("pyramidkv", "baselines.pyramidkv:PyramidKV", costs=f"{_EVICT_COSTS}:PyramidKVCosts")
+register_method("tova", "baselines.tova:TOVA", costs=f"{_EVICT_COSTS}:TOVACosts")
+register_method("h2o", "baselines.h2o:H2O", costs=f"{_EVICT_COSTS}:H2OCosts")
+register_method("knorm", "baselines.knorm:KeyNorm", costs=f"{_EVICT_COSTS}:EvictionCosts", aliases=("key-norm",))
+register_method("random", "baselines.random_eviction:RandomEviction", costs=f"{_EVICT_COSTS}:EvictionCosts")

@@ -342,8 +342,8 @@ def test_bad_inputs_raise_naming_the_value(kwargs: dict, needle: str) -> None:
 
 
 def test_unknown_method_lists_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="unknown method 'h2o'.*full, swa, ct-max, ct-avg, ahn-mamba2, ahn-dn, ahn-gdn"):
-        estimate(TINY, "h2o", 10, 1, 4)
+    with pytest.raises(ValueError, match="unknown method 'lru'.*full, swa, ct-max, ct-avg, ahn-mamba2, ahn-dn, ahn-gdn"):
+        estimate(TINY, "lru", 10, 1, 4)
     assert canonical_method("AHN-GDN") == "ahn-gdn"
     assert canonical_method("Sinks+SWA") == "swa"
     assert canonical_method("CT-Average") == "ct-avg"

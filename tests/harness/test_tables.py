@@ -119,7 +119,7 @@ def test_table2_6_layout_and_missing_runs() -> None:
     derived = table2_6({"14b": {"full": full}})
     assert "5.00 / 4.99 (+0.01)" in derived  # LV Avg* derived from the 11 datasets
     with pytest.raises(ValueError, match="unknown method"):
-        table2_6({"3B": {"h2o": {}}})
+        table2_6({"3B": {"lru": {}}})
 
 
 def test_paper_tables_markdown_holds_the_published_numbers() -> None:
