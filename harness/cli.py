@@ -60,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--window", type=int, help="window in tokens, sinks not counted (paper: 32640)")
     run.add_argument("--sinks", type=int, help="attention sinks (paper: 128)")
     run.add_argument("--chunk", type=int, help="prefill chunk in tokens (default 16384; 512 for tiny presets)")
-    run.add_argument("--ahn-checkpoint", help="AHN-only checkpoint (Hub id or folder) for a non-preset model")
+    run.add_argument("--ahn-checkpoint", help="AHN-only checkpoint (Hub id or folder) for a non-preset model, "
+                                              "or a local copy of a preset's (the run keeps the preset's name)")
+    run.add_argument("--base-path", help="a local copy of a preset's base model (the run keeps the preset's name, "
+                                         "so table --paper accepts it)")
     run.add_argument("--limit", type=int, help="first N samples per task and level (synthetic: per length)")
     run.add_argument("--output", type=Path, help="run folder (one sub-folder per preset when several); "
                                                  "the same command resumes it")
@@ -96,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="one JSON object")
 
     sub.add_parser("score", help="score a predictions file (official formats)", add_help=False)
+    sub.add_parser("download", help="fetch models, AHN checkpoints and benchmark files at pinned revisions",
+                   add_help=False)
     sub.add_parser("compare", help="paired comparison of two runs; a CI regression gate", add_help=False)
     sub.add_parser("lm-eval", help="lm-eval's CLI with the methods registered as --model ahn-harness",
                    add_help=False)
@@ -232,6 +237,7 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
                                       "list presets), a Hub id (owner/name) or a local model folder")
     presets = [resolve_tiny(resolve_model(n, args.method, args.sinks, args.window, args.ahn_checkpoint, args.chunk))
                for n in names]
+    presets = _with_base_path(presets, getattr(args, "base_path", None))
     if all(p.method == "full" for p in presets) and (args.window is not None or args.sinks is not None):
         raise preflight.SettingsError(f"{', '.join(p.name for p in presets)}: full attention keeps every token, so "
                                       "--window and --sinks would be ignored; they apply to the bounded methods "
@@ -245,9 +251,6 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
         if preset.method.startswith("ahn") and not preset.ahn_checkpoint:
             raise preflight.SettingsError(f"{preset.name}: method {preset.method} needs an AHN checkpoint "
                                           "(--ahn-checkpoint FOLDER or Hub id)")
-        preflight.check_model_folder(preset.model)
-        if preset.ahn_checkpoint:
-            preflight.check_ahn_folder(preset.ahn_checkpoint)
     tiny = all(p.name.startswith("tiny-") for p in presets)
     if args.tasks is not None and not args.tasks.strip():
         raise preflight.SettingsError(f"--tasks {args.tasks!r} selects no task; e.g. --tasks lveval, "
@@ -256,10 +259,32 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
     if tasks is None:
         raise ValueError("--tasks is required for non-tiny models, e.g. --tasks lveval or --tasks infinitebench")
     parse_task_spec(tasks)  # a typo in a task or level fails here, before any weights are loaded
+    from harness.availability import check_available
+
+    check_available(presets, tasks, args.data_dir)  # every missing model, checkpoint and data file, in one error
+    for preset in presets:  # local folders that exist: readable config and whole weights
+        preflight.check_model_folder(preset.model)
+        if preset.ahn_checkpoint:
+            preflight.check_ahn_folder(preset.ahn_checkpoint)
     limit = args.limit if args.limit is not None else (DEFAULT_LIMIT if tiny and args.tasks is None else None)
     output = args.output or DEFAULT_OUTPUT / ("tiny-default" if tiny and len(presets) > 1 else presets[0].name)
     preflight.check_writable_folder(output)
     return presets, tasks, output, limit
+
+
+def _with_base_path(presets: list, base_path: str | None) -> list:
+    """--base-path: the presets' base model read from a local folder, the preset (name, base, row) kept."""
+    if base_path is None:
+        return presets
+    from harness.presets import PRESETS
+
+    if any(p.name not in PRESETS for p in presets):
+        raise ValueError(f"--base-path {base_path}: applies to presets; for any other model pass the folder as "
+                         "--model")
+    if len({p.model for p in presets}) > 1:
+        raise ValueError(f"--base-path {base_path}: the presets {', '.join(p.name for p in presets)} have different "
+                         "base models; run them one base at a time")
+    return [p.with_overrides(model=base_path) for p in presets]
 
 
 def _cmd_run(args) -> int:
@@ -336,6 +361,10 @@ def _dispatch(argv: list[str]) -> int:
         from tasks.score_file import main as score_main
 
         return score_main(argv[1:])
+    if argv and argv[0] == "download":
+        from harness.download import main as download_main
+
+        return download_main(argv[1:])
     if argv and argv[0] == "compare":
         from harness.compare import main as compare_main
 

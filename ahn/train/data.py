@@ -232,7 +232,7 @@ class HubChatSource(Source):
         except ImportError as e:  # pragma: no cover - datasets is a dependency
             raise DataError("the 'datasets' package is needed to load Hub datasets") from e
         local = Path(name)
-        hint = (f"Download it on a connected machine (`huggingface-cli download --repo-type dataset {name} "
+        hint = (f"Download it on a connected machine (`hf download --repo-type dataset {name} "
                 f"--local-dir DIR`) and set data.path=DIR, or use data.source='jsonl' with a local file.")
         if local.is_dir() and (local / "state.json").is_file():
             return datasets.load_from_disk(str(local))
