@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness", description="Score, FLOPs and cache bytes of long-context memory methods, "
         "per length bucket.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="store_true", help="print the version and code revision, then exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="evaluate presets/models × tasks into resumable run folders",
@@ -81,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--decode", default="auto", choices=["auto", "eager", "static"],
                      help="auto: the static step (fixed buffers, one CUDA graph per step, samples batched) on a GPU "
                           "for methods that have one, the eager engine elsewhere")
+    run.add_argument("--threads", type=int, help="CPU threads for torch (default: the usable cores not busy at "
+                                                 "start, at least 1; env AHN_HARNESS_THREADS; harness/threads.py)")
     run.add_argument("--batch-size", type=int, help="samples decoded together with --decode static "
                                                     "(default: from free GPU memory, at most 16; 1 on the CPU)")
     _console_flags(run)
@@ -227,6 +230,9 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
     preflight.check_int("--limit", args.limit, 1)
     preflight.check_int("--max-new-tokens", args.max_new_tokens, 0)
     preflight.check_int("--batch-size", getattr(args, "batch_size", None), 1)
+    from harness import threads
+
+    threads.decide(getattr(args, "threads", None))  # a bad --threads or AHN_HARNESS_THREADS, named now
     preflight.check_positive_float("--repetition-penalty", args.repetition_penalty,
                                    " (1.0 = no penalty; above 1 discourages repeats)")
     preflight.check_device(args.device)
@@ -291,6 +297,9 @@ def _cmd_run(args) -> int:
     from harness.runner import RunSettings, run_presets
 
     presets, tasks, output, limit = _preflight_run(args)
+    from harness import threads
+
+    threads.apply(args.threads)  # before any weights load; recorded in the manifest's provenance
     settings = RunSettings(tasks=tasks, output=output, limit=limit, data_dir=args.data_dir, seed=args.seed,
                            device=args.device, dtype=args.dtype, chat_template=args.chat_template,
                            max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,
@@ -384,6 +393,11 @@ def _dispatch(argv: list[str]) -> int:
         return 0
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.version:
+        from harness.version import version_line
+
+        print(version_line())
+        return 0
     if args.command is None:
         parser.print_help()
         return 2
