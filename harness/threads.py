@@ -2,8 +2,9 @@
 
 torch starts one thread per core of the machine. On a shared CPU (a CI runner, a login node, a laptop busy
 with other work) those threads compete with the other processes' for the same cores, and an oversubscribed
-matmul waits on the slowest of them: the embedded default took 13–34 minutes on two busy cores against 99 s
-with one thread, with identical outputs. So the harness takes the cores this process may actually use (its CPU
+matmul waits on the slowest of them: on two cores with one kept busy by a CPU burner, the embedded default
+(`python -m harness run`, 224 samples) took 286 s with torch's two threads and 102 s with one, with identical
+predictions. So the harness takes the cores this process may actually use (its CPU
 affinity, `os.sched_getaffinity`, and a cgroup CPU quota when one is set), minus the ones the load average
 says are busy at start, and at least one:
 
