@@ -257,7 +257,7 @@ def resolve_checkpoint(path_or_repo: str | os.PathLike, *, revision: str | None 
         return Path(snapshot_download(repo, revision=revision, allow_patterns=patterns, local_files_only=True))
     except Exception:  # not cached: fall through to the network (or fail at once when offline)
         pass
-    hint = (f"Download it on a connected machine (`huggingface-cli download {repo} --local-dir DIR`) and pass "
+    hint = (f"Download it on a connected machine (`hf download {repo} --local-dir DIR`) and pass "
             f"the local folder DIR instead of the repo id.")
     if _offline():
         raise AHNCheckpointError(f"{repo!r} is not a local folder, so it was taken as a Hugging Face Hub repo id, "

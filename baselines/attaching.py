@@ -1,6 +1,7 @@
 """Attaching a memory method to an unmodified `transformers` model: the registered attention function, a
 pre-hook per attention module that hands the method the layer's normed input, and the model's attention
-implementation switched to it; on exit the model is exactly as before. Its own module so that the interface
+implementation switched to it, and hooks that make stock `model.generate` keep the method's cache
+(`baselines.hf_generate`); on exit the model is exactly as before. Its own module so that the interface
 (`baselines.interface`) and the attention function (`baselines.attention`) depend on each other in one
 direction only."""
 
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from torch import nn
 
 from baselines.attention import register_attention
+from baselines.hf_generate import GenerateHooks
 from baselines.interface import (
     ATTENTION_NAME,
     METHOD_OF_MODULE,
@@ -19,11 +21,13 @@ from baselines.interface import (
     capture_layer_input,
     decoder_layers,
 )
+from baselines.prefill_chunk import DEFAULT_CHUNK
 
 
 @contextlib.contextmanager
-def attach(model: nn.Module, method: MemoryMethod) -> Iterator[MemoryMethod]:
-    """Install `method` on `model`; on exit the model is exactly as before (modules, hooks, attention)."""
+def attach(model: nn.Module, method: MemoryMethod, chunk_size: int = DEFAULT_CHUNK) -> Iterator[MemoryMethod]:
+    """Install `method` on `model`; on exit the model is exactly as before (modules, hooks, attention).
+    `chunk_size` is the prefill chunk of stock `model.generate` inside (the harness's engine takes its own)."""
     layers = decoder_layers(model)
     register_attention()
     previous = model.config._attn_implementation
@@ -37,6 +41,7 @@ def attach(model: nn.Module, method: MemoryMethod) -> Iterator[MemoryMethod]:
             METHOD_OF_MODULE[attn] = method
             handles.append(attn.register_forward_pre_hook(capture_layer_input, with_kwargs=True))
         _set_attn_implementation(model, ATTENTION_NAME)
+        handles.append(GenerateHooks(model, method, chunk_size))  # stock model.generate runs through the method
         yield method
     finally:
         for h in handles:

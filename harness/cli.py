@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness", description="Score, FLOPs and cache bytes of long-context memory methods, "
         "per length bucket.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="store_true", help="print the version and code revision, then exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="evaluate presets/models × tasks into resumable run folders",
@@ -78,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint", "--ahn-checkpoint", dest="ahn_checkpoint",
                      help="trained weights of the method (Hub id or folder; AHN: an AHN-only checkpoint) for a "
                           "non-preset model")
+    run.add_argument("--base-path", help="a local copy of a preset's base model (the run keeps the preset's name, "
+                                         "so table --paper accepts it)")
     run.add_argument("--limit", type=int, help="first N samples per task and level (synthetic: per length)")
     run.add_argument("--output", type=_output_path, help="run folder (one sub-folder per preset when several); "
                                                  "the same command resumes it (default: runs/<preset>, "
@@ -108,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--decode", default="auto", choices=["auto", "eager", "static"],
                      help="auto: the static step (fixed buffers, one CUDA graph per step, samples batched) on a GPU "
                           "for methods that have one, the eager engine elsewhere")
+    run.add_argument("--threads", type=int, help="CPU threads for torch (default: the usable cores not busy at "
+                                                 "start, at least 1; env AHN_HARNESS_THREADS; harness/threads.py)")
     run.add_argument("--batch-size", type=int, help="samples decoded together with --decode static "
                                                     "(default: from free GPU memory, at most 16; 1 on the CPU)")
     _console_flags(run)
@@ -126,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="one JSON object")
 
     sub.add_parser("score", help="score a predictions file (official formats)", add_help=False)
+    sub.add_parser("download", help="fetch models, AHN checkpoints and benchmark files at pinned revisions",
+                   add_help=False)
     sub.add_parser("compare", help="paired comparison of two runs; a CI regression gate", add_help=False)
     sub.add_parser("lm-eval", help="lm-eval's CLI with the methods registered as --model ahn-harness",
                    add_help=False)
@@ -290,6 +297,9 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
     preflight.check_int("--limit", args.limit, 1)
     preflight.check_int("--max-new-tokens", args.max_new_tokens, 0)
     preflight.check_int("--batch-size", getattr(args, "batch_size", None), 1, preflight.MAX_BATCH_SIZE)
+    from harness import threads
+
+    threads.decide(getattr(args, "threads", None))  # a bad --threads or AHN_HARNESS_THREADS, named now
     preflight.check_positive_float("--repetition-penalty", args.repetition_penalty,
                                    " (1.0 = no penalty; above 1 discourages repeats)")
     preflight.check_device(args.device)
@@ -300,6 +310,7 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
                                       "list presets), a Hub id (owner/name) or a local model folder")
     presets = [resolve_tiny(resolve_model(n, args.method, args.sinks, args.window, args.ahn_checkpoint, args.chunk))
                for n in names]
+    presets = _with_base_path(presets, getattr(args, "base_path", None))
     if not any(get_spec(p.method).bounded for p in presets) and (args.window is not None or args.sinks is not None):
         bounded = ", ".join(s.name for s in specs() if s.bounded)
         raise preflight.SettingsError(f"{', '.join(p.name for p in presets)}: full attention keeps every token, so "
@@ -317,9 +328,6 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
         if get_spec(preset.method).needs_checkpoint and not preset.ahn_checkpoint:
             raise preflight.SettingsError(f"{preset.name}: method {preset.method} needs a trained checkpoint "
                                           "(--checkpoint, alias --ahn-checkpoint: a folder or Hub id)")
-        preflight.check_model_folder(preset.model)
-        if preset.ahn_checkpoint:
-            preflight.check_ahn_folder(preset.ahn_checkpoint)
     tiny = all(p.name.startswith("tiny-") for p in presets)
     if args.tasks is not None and not args.tasks.strip():
         raise preflight.SettingsError(f"--tasks {args.tasks!r} selects no task; e.g. --tasks lveval, "
@@ -328,8 +336,15 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
     if tasks is None:
         raise ValueError("--tasks is required for non-tiny models, e.g. --tasks lveval or --tasks infinitebench")
     preflight.check_int("--max-length", args.max_length, 1)
-    for preset in presets:  # a typo in a task or level fails here, before any weights are loaded
-        _check_memory_is_used(preset, tasks, args)
+    resolved = [_check_memory_is_used(preset, tasks, args) for preset in presets]  # typos fail here, before
+    from harness.availability import check_available  # any weights are loaded
+
+    # every missing model, checkpoint and data file (of the tasks each preset's protocol runs), in one error
+    check_available(presets, ",".join(dict.fromkeys(resolved)), args.data_dir)
+    for preset in presets:  # local folders that exist: readable config and whole weights
+        preflight.check_model_folder(preset.model)
+        if preset.ahn_checkpoint:
+            preflight.check_ahn_folder(preset.ahn_checkpoint)
     limit = args.limit if args.limit is not None else (DEFAULT_LIMIT if tiny and args.tasks is None else None)
     output = args.output or default_output([p.name for p in presets])
     created = [p for p in (output, *output.parents) if not p.exists()]  # deepest first
@@ -340,9 +355,10 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
     return presets, tasks, output, limit
 
 
-def _check_memory_is_used(preset, tasks: str, args) -> None:
-    """Parse the tasks `preset` runs under its protocol, and flag (or, with --require-memory, refuse) a run
-    whose prompts all fit inside the method's sinks + window: the method would then run as full attention."""
+def _check_memory_is_used(preset, tasks: str, args) -> str:
+    """Parse the tasks `preset` runs under its protocol (returned), and flag (or, with --require-memory, refuse)
+    a run whose prompts all fit inside the method's sinks + window: the method would then run as full
+    attention."""
     import logging
 
     from harness.loading import build_method
@@ -353,12 +369,12 @@ def _check_memory_is_used(preset, tasks: str, args) -> None:
     protocol, resolved = preset_tasks(preset, RunSettings(tasks=tasks, output=Path("."), protocol=args.protocol))
     parse_task_spec(resolved)
     if not get_spec(preset.method).bounded:
-        return
+        return resolved
     method = build_method(preset)  # the method's own sinks and window, defaults included
     bound = protocols.max_prompt_tokens(resolved, args.max_length)
     kept = (method.sinks or 0) + method.window
     if bound is None or bound > kept:
-        return
+        return resolved
     why = (f"{preset.name}: every prompt of --tasks {tasks} under the {protocol} protocol has at most {bound:,} "
            f"tokens, and sinks + window keep {kept:,}, so {preset.method} would run exactly as full attention")
     hint = ("; for the AHN paper's setting pass --protocol paper (LV-Eval 128k untruncated), or raise "
@@ -366,6 +382,22 @@ def _check_memory_is_used(preset, tasks: str, args) -> None:
     if args.require_memory:
         raise ValueError(why + hint)
     logging.getLogger("harness.cli").warning("%s%s (--require-memory refuses such a run)", why, hint)
+    return resolved
+
+
+def _with_base_path(presets: list, base_path: str | None) -> list:
+    """--base-path: the presets' base model read from a local folder, the preset (name, base, row) kept."""
+    if base_path is None:
+        return presets
+    from harness.presets import PRESETS
+
+    if any(p.name not in PRESETS for p in presets):
+        raise ValueError(f"--base-path {base_path}: applies to presets; for any other model pass the folder as "
+                         "--model")
+    if len({p.model for p in presets}) > 1:
+        raise ValueError(f"--base-path {base_path}: the presets {', '.join(p.name for p in presets)} have different "
+                         "base models; run them one base at a time")
+    return [p.with_overrides(model=base_path) for p in presets]
 
 
 def _cmd_run(args) -> int:
@@ -375,6 +407,10 @@ def _cmd_run(args) -> int:
     from harness.preflight import check_run_output
 
     check_run_output(output, len(presets))  # a user's folder that is not a run: nothing of it is overwritten
+
+    from harness import threads
+
+    threads.apply(args.threads)  # before any weights load; recorded in the manifest's provenance
     settings = RunSettings(tasks=tasks, output=output, limit=limit, data_dir=args.data_dir, seed=args.seed,
                            device=args.device, dtype=args.dtype, chat_template=args.chat_template,
                            max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,
@@ -455,6 +491,10 @@ def _dispatch(argv: list[str]) -> int:
         from tasks.score_file import main as score_main
 
         return score_main(argv[1:])
+    if argv and argv[0] == "download":
+        from harness.download import main as download_main
+
+        return download_main(argv[1:])
     if argv and argv[0] == "compare":
         from harness.compare import main as compare_main
 
@@ -474,6 +514,11 @@ def _dispatch(argv: list[str]) -> int:
         return 0
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.version:
+        from harness.version import version_line
+
+        print(version_line())
+        return 0
     if args.command is None:
         parser.print_help()
         return 2

@@ -73,22 +73,25 @@ def locate(name_or_path: str, what: str = "model", local_copy: str | None = None
     from huggingface_hub import snapshot_download
 
     from harness.hashing import LOADER_FILE_PATTERNS
+    from tasks.hub import model_revision
 
     patterns = list(LOADER_FILE_PATTERNS)  # only what the loaders read: no .bin / .pth duplicates, no extras
+    revision = model_revision(name_or_path)  # pinned in tasks/hub.py
     try:
-        return snapshot_download(name_or_path, local_files_only=True, allow_patterns=patterns)
+        return snapshot_download(name_or_path, revision=revision, local_files_only=True, allow_patterns=patterns)
     except Exception:  # not cached
         if _offline():
             if local_copy:
                 return _local_copy(local_copy, name_or_path, "is not in the local Hugging Face cache and the Hub "
                                                              "is offline (HF_HUB_OFFLINE=1)")
             raise ModelUnavailableError(
-                f"{what} {name_or_path!r} is not in the local Hugging Face cache and the Hub is offline "
-                f"(HF_HUB_OFFLINE=1). Download it on a connected machine (`huggingface-cli download "
-                f"{name_or_path}`) and copy the cache, or pass a local folder instead of the id."
+                f"{what} {name_or_path!r} (revision {revision}) is not in the local Hugging Face cache and the "
+                f"Hub is offline (HF_HUB_OFFLINE=1). Download it on a connected machine (`python -m harness "
+                f"download`, or `hf download {name_or_path} --revision {revision}`) and copy the cache, or pass "
+                "a local folder instead of the id."
             ) from None
     try:
-        return snapshot_download(name_or_path, allow_patterns=patterns)
+        return snapshot_download(name_or_path, revision=revision, allow_patterns=patterns)
     except Exception as exc:
         if local_copy:
             return _local_copy(local_copy, name_or_path, f"cannot be fetched from the Hub ({type(exc).__name__})")

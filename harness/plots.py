@@ -43,6 +43,7 @@ from matplotlib.text import Annotation, Text
 from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, NullFormatter
 from matplotlib.transforms import Bbox
 
+from baselines.registry import get_spec
 from harness.buckets import record_bucket, sort_buckets
 from harness.store import Run, load_run
 from harness.style import MethodStyle, method_of, sort_key, style_for
@@ -67,15 +68,16 @@ class _Method:
         return self.style.color
 
 
+#: matplotlib's own copies of seaborn's white-grid look and notebook sizes (no seaborn needed)
+STYLE_SHEETS = ("seaborn-v0_8-whitegrid", "seaborn-v0_8-notebook")
+
+
 @contextlib.contextmanager
 def _style() -> Iterator[None]:
-    """Seaborn's clean grid style when available, applied only while drawing."""
-    try:
-        import seaborn as sns
-    except ImportError:  # plain matplotlib still gives readable figures
-        yield
-        return
-    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.95):
+    """A clean grid style, applied only while drawing (the caller's rcParams are left as they were)."""
+    import matplotlib.pyplot as plt
+
+    with plt.style.context(list(STYLE_SHEETS)):
         yield
 
 

@@ -123,17 +123,14 @@ def _run(cmd: list[str], cwd: Path | None = None) -> str | None:
 
 
 def git_info(repo_dir: Path | None = None) -> dict[str, Any]:
-    """Revision and dirty flag of the checkout holding this code; None fields outside a git checkout.
+    """Where the running code comes from (`harness.version.code_revision`): its own checkout's revision and
+    dirty flag, or, installed as a package, the commit or version its metadata records (never the git
+    revision of a repository the package happens to be installed inside). With `repo_dir`: that checkout's."""
+    from harness.version import checkout_info, code_revision
 
-    Untracked files do not make the tree dirty: run folders and caches are routinely untracked.
-    """
-    cwd = repo_dir or Path(__file__).resolve().parents[1]
-    revision = _run(["git", "rev-parse", "HEAD"], cwd)
-    if revision is None:
-        return {"revision": None, "dirty": None, "branch": None}
-    status = _run(["git", "status", "--porcelain", "--untracked-files=no"], cwd)
-    branch = _run(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd)
-    return {"revision": revision, "dirty": bool(status) if status is not None else None, "branch": branch}
+    if repo_dir is not None:
+        return checkout_info(Path(repo_dir)) or {"revision": None, "dirty": None, "branch": None}
+    return code_revision()
 
 
 def _cpu_name() -> str:
@@ -207,12 +204,19 @@ def collect_provenance(argv: list[str] | None = None) -> dict[str, Any]:
         "versions": package_versions(),
         "git": git_info(),
         "hardware": hardware_info(),
+        "threads": _threads(),
         "env": run_environment(),
         "fast_paths": fast_paths.current().as_dict(),
     }
 
 
-RECORDED_ENV = ("CUDA_VISIBLE_DEVICES", "WORLD_SIZE", "HF_HUB_OFFLINE", "PYTORCH_CUDA_ALLOC_CONF")
+def _threads() -> dict[str, Any] | None:
+    from harness.threads import current  # torch-free unless torch is already loaded
+
+    return current()
+
+
+RECORDED_ENV = ("CUDA_VISIBLE_DEVICES", "WORLD_SIZE", "HF_HUB_OFFLINE", "PYTORCH_CUDA_ALLOC_CONF", "OMP_NUM_THREADS")
 SWITCH_PREFIX = "AHN_HARNESS_"  # the project's settings (plugins, data cache, the fast-path switches)
 
 

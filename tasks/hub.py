@@ -28,14 +28,31 @@ HUB_REPOS: dict[str, str] = {
     "longbench": "zai-org/LongBench",
 }
 
-# The dataset revisions the harness reads. "main" means NOT PINNED: no commit hash could be verified when this
-# was written (no network). Replace each by a 40-hex commit to pin it; the resolved commit of every download
-# is recorded in the samples anyway (``extra["data"]``), so runs stay traceable.
+# Every Hub revision the project reads, in this one place (datasets here; base models and AHN checkpoints in
+# MODEL_REVISIONS below, read by `harness.loading` and `python -m harness download`). A 40-hex value is a commit:
+# the snapshot folder name that several independent public Hugging Face caches hold for that repo. "main" means
+# NOT PINNED: no commit could be verified offline; replace it by the commit `hf download` prints to pin it. The
+# resolved commit of every download is recorded in the samples anyway (``extra["data"]``), so runs stay
+# traceable.
 DATASET_REVISIONS: dict[str, str] = {
-    "lveval": "main",
-    "infinitebench": "main",
-    "longbench": "main",
+    "lveval": "main",  # not pinned: no commit of Infinigence/LVEval known offline
+    "infinitebench": "main",  # not pinned: no commit of xinrongzhang2022/InfiniteBench known offline
+    "longbench": "5e628be450b7e67fb7ae6e201bd6d8f7056f7672",  # zai-org/LongBench (data.zip)
 }
+
+#: Revisions of the base models and AHN checkpoints the paper presets name (Hub id -> revision).
+MODEL_REVISIONS: dict[str, str] = {
+    "Qwen/Qwen2.5-3B-Instruct": "aa8e72537993ba99e69dfaafa59ed015b17504d1",
+    "Qwen/Qwen2.5-7B-Instruct": "a09a35458c702b33eeacc393d103063234e8bc28",
+    "Qwen/Qwen2.5-14B-Instruct": "cf98f3b3bbb457ad9e2bb7baf9a0125b6b88caa8",
+    # the nine ByteDance-Seed/AHN-* checkpoints: not pinned (no commit known offline); "main" is read
+}
+
+
+def model_revision(repo: str) -> str:
+    """The pinned revision of a model or AHN checkpoint repo ("main" when none is pinned)."""
+    return MODEL_REVISIONS.get(repo, "main")
+
 
 PROBE_TIMEOUT_S = 3.0
 

@@ -99,6 +99,19 @@ def _fields(record: dict[str, Any], model_name: str | None) -> tuple[Any, Any, d
     return record[prediction_key], record[reference_key], extra
 
 
+def task_name(spec: str) -> str:
+    """The scorer's ``family/name`` for a task written as ``run`` takes it (``family:name``, with or without
+    ``@levels``: a scorer is the same at every level); ``family/name`` passes through."""
+    if ":" not in spec:
+        return spec
+    family, _, rest = spec.partition(":")
+    name = rest.partition("@")[0].strip()
+    if not name:
+        raise ValueError(f"task {spec!r} names a family only; score needs one task, e.g. {family.strip()}:<name> "
+                         f"({family.strip()}/<name>)")
+    return f"{family.strip()}/{name}"
+
+
 def score_predictions(
     task: str, path: str | Path, output: str | Path | IO[str] | None = None, model_name: str | None = None
 ) -> ScoreReport:
@@ -108,6 +121,7 @@ def score_predictions(
     Raises ``ValueError`` for an unknown task and :class:`ScoreFileError` for a missing or empty file or one
     with no readable line; bad lines are skipped and listed in ``ScoreReport.skipped``.
     """
+    task = task_name(task)
     resolve_task(task)  # unknown task: fail before touching the file
     path = Path(path)
     if not path.exists():
@@ -196,7 +210,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
             prog="harness score", description="Score a prediction file with a task's official-parity scorer."
         )
     parser.add_argument(
-        "--task", required=True, help="family/task, e.g. infinitebench/passkey, lveval/cmrc_mixup"
+        "--task", required=True, help="family/task or family:task (as run takes it), e.g. infinitebench/passkey, "
+                                      "lveval:cmrc_mixup"
     )
     parser.add_argument("--predictions", required=True, help="JSON-lines prediction file")
     parser.add_argument("--output", help="write one JSON line per input line here ('-' for stdout)")

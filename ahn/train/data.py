@@ -230,10 +230,11 @@ class HubChatSource(Source):
     def _load(name: str, split: str):
         try:
             import datasets
-        except ImportError as e:  # pragma: no cover - datasets is a dependency
-            raise DataError("the 'datasets' package is needed to load Hub datasets") from e
+        except ImportError as e:  # an optional dependency: only this recipe reads Hub datasets
+            raise DataError("loading a Hub chat dataset needs the 'datasets' package, in the training extra: "
+                            "pip install 'ahn-harness[train]' (or use data.source='jsonl' with a local file)") from e
         local = Path(name)
-        hint = (f"Download it on a connected machine (`huggingface-cli download --repo-type dataset {name} "
+        hint = (f"Download it on a connected machine (`hf download --repo-type dataset {name} "
                 f"--local-dir DIR`) and set data.path=DIR, or use data.source='jsonl' with a local file.")
         if local.is_dir() and (local / "state.json").is_file():
             return datasets.load_from_disk(str(local))
