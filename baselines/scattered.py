@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from baselines.attention import masked_attention
 from baselines.cache import LayerMemory, MemoryCache
 from baselines.interface import ForwardContext, MemoryMethod
+from baselines.reference_attention import masked_attention
 
 POSITIONS = "positions"  # the kept tokens' absolute positions [B, Hkv, n] (bookkeeping, `baselines.cache`)
 

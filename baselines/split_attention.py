@@ -178,7 +178,7 @@ def guarded(query: torch.Tensor, keys: RawTokens | torch.Tensor, values: RawToke
     checked = (kernel, layout(plan, method))
     if checked in _CHECKED:
         return out
-    from baselines.attention import masked_attention
+    from baselines.reference_attention import masked_attention
 
     ref = masked_attention(query, _raw(keys).all(), _raw(values).all(), plan.visible(query.device), scaling)
     err = ((out.float() - ref.float()).norm() / ref.float().norm()).item()

@@ -55,7 +55,7 @@ ENV_FLEX = VARIABLES["flex_decode"]  # FlexAttention's decoding kernel options: 
 # The decoding kernel's tile, pipeline depth and warps. torch's own choice on sm_90 is 64 keys a tile, one stage,
 # two warps (its heuristic sets three stages, then overwrites them: read in torch 2.13's source; 2.11 measured
 # like it): no loads in flight while it computes. Three stages read K/V at 2.7 TB/s against 1.8 at B = 8 on an
-# H100 (`scripts/bench_flex_decode.py`, the fastest of seven candidates), and took ahn-gdn's step at 128k from
+# H100 (`bench/bench_flex_decode.py`, the fastest of seven candidates), and took ahn-gdn's step at 128k from
 # 9.78 to 8.55 ms (docs/PERFORMANCE.md, eleventh session).
 FLEX_DECODE_OPTIONS: dict[str, int] = {"BLOCK_N": 64, "num_stages": 3, "num_warps": 2}
 # Defaults since the sixth session's two device calls (docs/PERFORMANCE.md): on CUDA the compiled step with the
@@ -117,7 +117,7 @@ def split_kv(batch: int, kv_heads: int, sms: int) -> int:
     SMs): torch's 2 * (sms // (batch * kv_heads)), at least 1, rounded down to a power of two (so the paper's
     32,768 slots, 512 tiles of 64, divide evenly among them). On an H100 at B = 1 (2 KV heads) torch's 132 took
     19.4 µs a call, 128 took 13.7 (64: 14.5); at B = 8 its 16 stayed the fastest (32: 97.3 -> 101.9 µs)
-    (`scripts/bench_flex_decode.py`, docs/PERFORMANCE.md, twelfth session)."""
+    (`bench/bench_flex_decode.py`, docs/PERFORMANCE.md, twelfth session)."""
     splits = max(2 * (sms // max(batch * kv_heads, 1)), 1)
     return 1 << (splits.bit_length() - 1)
 
@@ -432,7 +432,7 @@ class StaticDecoder:
     def floor_nbytes(self) -> int:
         """Bytes one step must read however it is computed: every weight once (an untied input embedding only
         for the rows' tokens, so not counted), every row's K/V buffer and the method's per-row memory (AHN's state
-        and gate rings). Over the device's copy rate, the step's bandwidth floor (`scripts/bench_decode.py`)."""
+        and gate rings). Over the device's copy rate, the step's bandwidth floor (`bench/bench_decode.py`)."""
         embed = self.model.get_input_embeddings().weight
         tied = embed is self.model.get_output_embeddings().weight
         weights = sum(p.numel() * p.element_size() for p in self.model.parameters() if tied or p is not embed)

@@ -1,6 +1,6 @@
 """Prefill and decode seconds per sample, per method and length bucket, from run records, with the device named.
 
-    python scripts/speed_table.py runs/coder --lengths 32k,128k
+    python -m bench.speed_table runs/coder --lengths 32k,128k
 
 Every number is read from the per-sample records (`prefill_s`, `decode_s`, `decode_batch`, `n_generated`) and
 the device from the manifest's hardware (and its resumes'). A batched decode (`--decode static`) records the

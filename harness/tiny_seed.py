@@ -1,6 +1,6 @@
 """Where the tiny presets' weights come from.
 
-The trained tiny world lives in `leaderboards/tiny/` (made by `scripts/train_tiny_world.py` on a GPU). Until it
+The trained tiny world lives in `leaderboards/tiny/` (made by `studies/train_tiny_world.py` on a GPU). Until it
 exists, the tiny presets run on *untrained* seed models built here deterministically: the same architecture and
 byte tokenizer, random base weights (seed 0) and AHN cells at their initialisation (zero output maps, so AHN
 equals sinks + window). That run is a real job — every cost column (FLOPs, cache bytes, times) is measured —

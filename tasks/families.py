@@ -9,12 +9,12 @@ file only says, per family, which of them answer which question. The protocols a
 from __future__ import annotations
 
 import importlib
-import re
 from functools import partial
 from types import ModuleType
 
 from tasks import ahn_paper, infinitebench, longbench, lveval
 from tasks.family import BenchmarkFamily, LoadRequest, TaskInfo, register_family
+from tasks.lengths import MAX_LENGTH_TOKENS, parse_length  # noqa: F401 (re-exported: every generated family's labels)
 from tasks.prompting import NO_TRUNCATION, TaskSettings
 from tasks.realtext.family import REALTEXT
 from tasks.sample import Sample
@@ -44,20 +44,6 @@ IB_METRICS: dict[str, str] = {
 IB_BINARY = frozenset(IB_METRICS) - {"longbook_sum_eng", "longbook_qa_eng", "longbook_qa_chn", "math_calc"}
 
 
-MAX_LENGTH_TOKENS = 4 * 1024 * 1024  # 4m: 4x the longest context any supported model reads (1M, Qwen2.5-1M)
-
-
-def parse_length(label: str) -> int:
-    """A synthetic length label as tokens: ``4k`` = 4096, ``1m`` = 1048576, ``3000`` = 3000 (at most 4m)."""
-    m = re.fullmatch(r"\s*(\d{1,12})\s*([kKmM]?)\s*", label)
-    if not m:
-        raise ValueError(f"bad length {label!r}; use an integer token count or a label like 4k, 128k, 1m")
-    n = int(m.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[m.group(2).lower()]
-    if n <= 0:
-        raise ValueError(f"bad length {label!r}: must be positive")
-    if n > MAX_LENGTH_TOKENS:
-        raise ValueError(f"bad length {label!r}: {n:,} tokens is over the limit of {MAX_LENGTH_TOKENS:,} (4m)")
-    return n
 
 
 # ------------------------------------------------------------------------------------------------ LV-Eval

@@ -15,7 +15,7 @@ import tokenize
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CODE_DIRS = ("ahn", "baselines", "harness", "tasks", "scripts", "tests")
+CODE_DIRS = ("ahn", "baselines", "harness", "tasks", "scripts", "bench", "studies", "tests")
 MARKDOWN = ("README.md", "docs/*.md", "leaderboards/*.md", "leaderboards/*/*.md")
 
 ABSENT = re.compile(

@@ -39,8 +39,9 @@ from ahn.train.config import (
     hashed_items,
     to_dict,
 )
-from ahn.train.data import MicroBatches, Source, batch_iterator, build_source
+from ahn.train.data import MicroBatches, Source, batch_iterator
 from ahn.train.loss import ce_targets, distill_loss, loss_positions
+from ahn.train.sources import build_source
 from ahn.train.windows import WindowError, WindowSampler
 
 STATE_NAME = "trainer_state.pt"

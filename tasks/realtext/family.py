@@ -14,7 +14,7 @@ from . import DEFAULT_LENGTHS, DEFAULT_N_PER_LENGTH, FAMILY, LANGUAGE, MAX_NEW_T
 
 
 def _parse_length(label: str) -> int:
-    from tasks.families import parse_length  # the synthetic family's length labels (4k = 4096)
+    from tasks.lengths import parse_length  # the generated families' length labels (4k = 4096)
 
     return parse_length(label)
 

@@ -1,4 +1,4 @@
-"""scripts/gpu_train_real.py at its toy shape on the CPU: the speed table, training, checkpoints and a resume."""
+"""bench/gpu_train_real.py at its toy shape on the CPU: the speed table, training, checkpoints and a resume."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("gpu_train_real", REPO / "scripts" / "gpu_train_real.py")
+    spec = importlib.util.spec_from_file_location("gpu_train_real", REPO / "bench" / "gpu_train_real.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -94,7 +94,7 @@ def test_bad_tiny_config():
 @pytest.mark.slow
 def test_tiny_world_quick_end_to_end(tmp_path):
     out = tmp_path / "world"
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "train_tiny_world.py"), "--quick", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "studies.train_tiny_world", "--quick", "--out", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     world = json.loads((out / "world.json").read_text())

@@ -1,4 +1,4 @@
-"""scripts/bench_throughput.py end to end in its tiny CPU mode (a 2-layer random model, 2,048-token prompts).
+"""bench/bench_throughput.py end to end in its tiny CPU mode (a 2-layer random model, 2,048-token prompts).
 
 The GPU run is the same code at the 3B shape; here the script must time the three configurations of each
 workload and find the batched predictions equal to the same samples decoded alone. The tiny model is seeded;
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_bench_throughput_tiny(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    cmd = [sys.executable, "scripts/bench_throughput.py", "--tiny", "--out", str(tmp_path), "--samples", "3",
+    cmd = [sys.executable, "-m", "bench.bench_throughput", "--tiny", "--out", str(tmp_path), "--samples", "3",
            "--batch", "3", "--baseline-samples", "2", "--length", "2048", "--new-tokens", "8", "--sinks", "4",
            "--window", "64", "--chunk", "128", "--off-chunk", "256", "--profile-host", "1"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -44,11 +44,8 @@ def test_bench_throughput_tiny(tmp_path: Path) -> None:
 
 
 def test_compare_tells_a_changed_token_from_an_earlier_stop() -> None:
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        from bench_throughput import compare
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
+    from bench.bench_throughput import compare
+
     batched = {"a" * 64: [5, 6, 7, 8], "b" * 64: [5, 6, 9, 8], "c" * 64: [5, 6], "d" * 64: None}
     alone = {"a" * 64: [5, 6, 7, 8], "b" * 64: [5, 6, 7, 8], "c" * 64: [5, 6, 7, 8], "d" * 64: [], "e" * 64: [1]}
     got = compare(batched, alone)

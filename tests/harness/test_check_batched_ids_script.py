@@ -1,10 +1,9 @@
-"""scripts/check_batched_ids.py's verdict, on hand-made logits: where two runs' picks part, the rounding noise
+"""bench/check_batched_ids.py's verdict, on hand-made logits: where two runs' picks part, the rounding noise
 before it and the margin there, each relative to the largest |logit| (the GPU run applies the same function to
 the 3B shape's logits)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
@@ -13,11 +12,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _parting():
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        from check_batched_ids import parting
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
+    from bench.check_batched_ids import parting
+
     return parting
 
 

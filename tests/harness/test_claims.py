@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.claims import NEEDLE_SPAN, check_claims, needle_outside, write_claims
 from harness.store import Run
+from studies.claims import NEEDLE_SPAN, check_claims, needle_outside, write_claims
 
 SINKS, WINDOW = 32, 480
 BUCKETS = {"512": 510, "1k": 1024, "2k": 2048, "4k": 4096}

@@ -1,4 +1,4 @@
-"""scripts/gpu_multi.py end to end in its tiny CPU mode (toy shapes, two gloo processes).
+"""bench/gpu_multi.py end to end in its tiny CPU mode (toy shapes, two gloo processes).
 
 The GPU run is the same code with the 3B shape; here the script must still find that a two-process
 `harness run` gives the one-process per-sample results and that a two-process data-parallel AHN step gives the
@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_gpu_multi_tiny(tmp_path: Path) -> None:
     out = tmp_path / "out"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    cmd = [sys.executable, "scripts/gpu_multi.py", "--tiny", "--out", str(out), "--work", str(tmp_path / "work")]
+    cmd = [sys.executable, "-m", "bench.gpu_multi", "--tiny", "--out", str(out), "--work", str(tmp_path / "work")]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "multi_gpu.json").read_text())

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from harness.real_claims import NEEDLE_SPAN, answer_offset, beyond_window, check_real_claims
 from harness.store import Run
+from studies.real_claims import NEEDLE_SPAN, answer_offset, beyond_window, check_real_claims
 
 SINKS, WINDOW = 128, 3968
 BUCKETS = {"8k": 8192, "16k": 16384, "32k": 32768}
@@ -95,7 +95,7 @@ def test_missing_runs_are_named():
 
 def test_script_writes_the_table_and_exits_by_the_claims(tmp_path):
     from harness.store import RunStore
-    from scripts import check_coder_claims
+    from studies import check_coder_claims
 
     root = tmp_path / "runs"
     for run in _world():

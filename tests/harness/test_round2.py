@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.round2 import (
+from harness.store import RunError
+from studies.round2 import (
     NEEDLE_SPAN,
     all_needles_outside,
     capacity_report,
@@ -19,7 +20,6 @@ from harness.round2 import (
     length_report,
     write_report,
 )
-from harness.store import RunError
 
 SINKS, WINDOW = 32, 480
 LENGTHS = {"1k": 1024, "2k": 2048, "4k": 4096, "8k": 8192, "16k": 16384, "32k": 32768}
@@ -189,8 +189,8 @@ def test_write_report_and_script(tmp_path):
     assert data["methods"]["tiny-full"]["below_half"] == "8k"
     with pytest.raises(ValueError, match="unknown question 'speed'; valid: length, capacity, kv"):
         write_report("speed", root, tmp_path / "x")
-    out = subprocess.run([sys.executable, str(REPO / "scripts" / "check_round2.py"), "kv", str(root), "--out",
-                          str(tmp_path / "kv")], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "studies.check_round2", "kv", str(root), "--out",
+                          str(tmp_path / "kv")], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 2 and "no scored synthetic/kv_retrieval sample" in out.stderr
 
 
@@ -213,7 +213,7 @@ def test_length_splits_the_memory_by_needle_distance(tmp_path):
     assert {b: p["mean"] for b, p in by["16k"].items()} == {"<1k": 1.0, "1k-2k": 1.0, "2k-4k": 0.0, "8k-16k": 0.0}
     assert sum(p["n"] for p in by["16k"].values()) == 5  # the in-window needle is not counted
     assert rep["methods"]["tiny-full"]["by_distance"] == {}
-    from harness.round2 import length_markdown
+    from studies.round2 import length_markdown
 
     text = length_markdown(rep, "x")
     assert "## Where the memory fails" in text and "| 16k | 100% [100%, 100%] (n=1)" in text

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("tiny_round2_gpu", REPO / "scripts" / "tiny_round2_gpu.py")
+    spec = importlib.util.spec_from_file_location("tiny_round2_gpu", REPO / "studies" / "tiny_round2_gpu.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -100,7 +100,7 @@ def test_each_question_trains_its_own_base_in_stages_and_kv_needs_a_teacher(tmp_
 @pytest.mark.slow
 def test_smoke_pipeline_on_cpu(tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "tiny_round2_gpu.py"), "--out", str(out), "--work",
+    proc = subprocess.run([sys.executable, "-m", "studies.tiny_round2_gpu", "--out", str(out), "--work",
                            str(tmp_path / "work"), "--smoke", "--only", "kv", "--workers", "2", "--budget", "400"],
                           capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]

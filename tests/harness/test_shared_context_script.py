@@ -1,4 +1,4 @@
-"""scripts/shared_context_tiny.py cuts each passkey_k prompt into its context and one question per name: asked of
+"""studies/shared_context_tiny.py cuts each passkey_k prompt into its context and one question per name: asked of
 the sample's own name, context + question is the sample's prompt, token for token."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("shared_context_tiny", REPO / "scripts" / "shared_context_tiny.py")
+    spec = importlib.util.spec_from_file_location("shared_context_tiny", REPO / "studies" / "shared_context_tiny.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -1,9 +1,9 @@
 """Check the paper's claims on the coder presets' comparison (real base, real-text tasks); write a table beside it.
 
-    python scripts/check_coder_claims.py leaderboards/coder-0.5b/runs    # -> leaderboards/coder-0.5b/claims.{md,json}
+    python -m studies.check_coder_claims leaderboards/coder-0.5b/runs    # -> leaderboards/coder-0.5b/claims.{md,json}
 
 The folder holds one run folder per method (full, swa, ct-*, ahn-*), run on the same samples. Exit code 1 when a
-claim does not hold (the table says which, with the numbers). See harness/real_claims.py.
+claim does not hold (the table says which, with the numbers). See studies/real_claims.py.
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.real_claims import write_real_claims
     from harness.store import RunError
+    from studies.real_claims import write_real_claims
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("root", type=Path, help="folder holding one run folder per method (a `harness run --output`)")

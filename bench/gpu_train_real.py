@@ -1,6 +1,6 @@
 """Measure the AHN training step on a real base, then train AHN cells on it: one command, results to ``--out``.
 
-    python scripts/gpu_train_real.py --base /path/to/qwen-coder-bf16 --cells gdn --minutes 4.5 --out $OUT
+    python -m bench.gpu_train_real --base /path/to/qwen-coder-bf16 --cells gdn --minutes 4.5 --out $OUT
 
 1. **Speed** (``--bench``, default on): the training step under the earlier recipe's settings and under the
    coder configs' (``ahn/train/configs/coder-0.5b-<cell>.json``), in the same process on the same weights and
@@ -33,7 +33,6 @@ from typing import Any
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 CONFIGS = REPO / "ahn" / "train" / "configs"
 T0 = time.time()

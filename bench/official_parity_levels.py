@@ -6,18 +6,15 @@ pass. ``--device cuda``: the bf16 fast path (FlexAttention + fla), one-shot and 
 (tests/ahn/test_official_parity.py, tests/ahn/test_official_parity_gpu.py) assert the bounds; this prints the
 numbers. Fixtures: ``../shared/fixtures`` or ``$AHN_HARNESS_FIXTURES``.
 
-    python scripts/official_parity_levels.py [--device cuda]
+    python -m bench.official_parity_levels [--device cuda]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from baselines import attach, make_method  # noqa: E402
 from baselines.engine import decode_step, prefill  # noqa: E402

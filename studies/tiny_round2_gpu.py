@@ -1,8 +1,8 @@
 """Issue 16 in one device call: the tiny world's round-2 runs, time-boxed, packed into a few files under --out.
 
-    python scripts/tiny_round2_gpu.py --out "$OUT"                  # questions 1 and 2 (length, capacity)
-    python scripts/tiny_round2_gpu.py --out "$OUT" --only kv        # question 3, on a base of its own
-    python scripts/tiny_round2_gpu.py --out /tmp/r2 --smoke --only kv   # CPU check of the whole pipeline (minutes)
+    python -m studies.tiny_round2_gpu --out "$OUT"                  # questions 1 and 2 (length, capacity)
+    python -m studies.tiny_round2_gpu --out "$OUT" --only kv        # question 3, on a base of its own
+    python -m studies.tiny_round2_gpu --out /tmp/r2 --smoke --only kv   # CPU check of the whole pipeline (minutes)
 
 In order of value, all under one wall-clock deadline (``--budget`` seconds from the start):
 
@@ -28,7 +28,7 @@ there) instead of training it again, and resumes an AHN whose schedule a deadlin
 samples, summaries; unpack into leaderboards/tiny/round2/), ``round2_models.tar.gz`` (base2, its AHNs and the
 AHN trainers' latest checkpoints: an AHN cut by the deadline is not evaluated, and resumes from there in a
 follow-up call), ``round2_logs.tar.gz`` (training and worker logs) and ``round2_timeline.json`` (what ran,
-when, exit codes). Then ``python scripts/check_round2.py {length,capacity,kv} leaderboards/tiny/round2/<q>``.
+when, exit codes). Then ``python -m studies.check_round2 {length,capacity,kv} leaderboards/tiny/round2/<q>``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 LENGTH_TASKS = ("passkey", "number_string")
 LENGTHS = ("1k", "2k", "4k", "8k", "16k", "32k")
@@ -76,7 +75,7 @@ AHN_RECIPE = {"capacity": "tiny_ahn_round2.json", "kv": "tiny_ahn_round2_kv.json
 # Distilling a teacher that cannot answer wasted 2026-12-06's cells, so kv's AHNs wait for two checks: this one on
 # the trainer's own eval (free, and above the issue's 90%: a base at 97% there, 4k, 32 prompts, gave 84% in
 # `harness run`; leaderboards/tiny/NOTES.md), then full attention's kv run itself against the issue's bar
-# (`teacher_answers`, harness.round2.TEACHER_BAR).
+# (`teacher_answers`, studies.round2.TEACHER_BAR).
 TRAINER_EVAL_BAR = {"kv": ("kv_retrieval", 0.95)}
 
 
@@ -122,9 +121,9 @@ def teacher_ready(world: str, eval_json: Path) -> bool:
 
 def teacher_answers(runs: Path) -> bool:
     """The check that counts: full attention's kv_retrieval runs under ``runs`` reach the issue's bar at every
-    length up to the training length, as `scripts/check_round2.py kv` reads them (False if there are none)."""
-    from harness.round2 import collect, kv_report
+    length up to the training length, as `studies/check_round2.py kv` reads them (False if there are none)."""
     from harness.store import RunError
+    from studies.round2 import collect, kv_report
 
     try:
         return bool(kv_report(collect(runs), n_boot=1)["teacher_ok"])

@@ -228,7 +228,7 @@ def write_claims(run_dirs: Sequence[Path], out: Path, training_length: int, titl
     lines = [f"# {title or 'Qualitative claims'}", "",
              f"Sinks {m['sinks']} + window {m['window']}. A needle is outside the window when its first token lies at "
              f"least {NEEDLE_SPAN} tokens before the last {m['window']} prompt tokens. Produced by "
-             "`python scripts/check_claims.py` from the per-sample records of the runs in "
+             "`python -m studies.check_claims` from the per-sample records of the runs in "
              f"`{Path(run_dirs[0]).parent.as_posix()}/`.", "",
              "| claim | holds | evidence |", "|---|---|---|"]
     lines += [f"| {c.name} | {'yes' if c.holds else '**no**'} | {c.detail} |" for c in claims]

@@ -3,7 +3,7 @@
 The ninth session measured AHN's chunk graphs (`ahn/chunk_graphs.py`) once: the 131,072-token prefill's peak rose
 from 9.4 to 10.5 GiB, and every later row of the same process read about 1 GiB more, as if the graphs' memory
 outlived them (`docs/PERFORMANCE.md`). On the Qwen2.5-3B shape with random bf16 weights (as
-`scripts/bench_gpu.py`), this prefills ahn-gdn far enough for every layer to capture its graph and replay it,
+`bench/bench_gpu.py`), this prefills ahn-gdn far enough for every layer to capture its graph and replay it,
 then reads the allocated bytes (and the bytes in the graphs' private pools, from the allocator's snapshot)
 before the prefill, after it, after the cache is dropped, after the graphs are cleared, and after the method is
 detached and garbage collected. Prints one JSON line per reading. With the allocator's history on, the
@@ -12,7 +12,7 @@ each with the Python frames that allocated it; the last readings clear cuBLAS's 
 what one matrix product on a fresh stream allocates (a candidate holder: one workspace per stream, kept for
 the process's life).
 
-    python scripts/chunk_graph_memory.py --out chunk_graph_memory.jsonl
+    python -m bench.chunk_graph_memory --out chunk_graph_memory.jsonl
 """
 
 from __future__ import annotations
@@ -20,15 +20,11 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, before any installed copy
-
-from bench_gpu import build_model, environment, make, randomize_ahn, timed_prefill  # noqa: E402
+from bench.bench_gpu import build_model, environment, make, randomize_ahn, timed_prefill  # noqa: E402
 
 
 def live_blocks() -> list[dict]:

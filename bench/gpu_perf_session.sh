@@ -1,25 +1,25 @@
 #!/usr/bin/env bash
 # One device call of the performance work, each stage under its own time limit, results under $OUT/perf
 # (docs/PERFORMANCE.md says what each stage measures and the numbers it gave).
-#   bash scripts/gpu_perf_session.sh [decode-prefill|reproduce|batched|throughput|fused|flex|profile|all|auto|
+#   bash bench/gpu_perf_session.sh [decode-prefill|reproduce|batched|throughput|fused|flex|profile|all|auto|
 #                                     fp32-batched|prefill-ab|lveval]
 # auto: decode-prefill on an H200 (the card issue 12's targets name); on any other card throughput (with each
 # sample's time split), so a call that lands on the other card is not wasted. fp32-batched (≤ 10 minutes, best on
-# a warm machine): the fp32 half of scripts/check_batched_ids.py past the window (AHN writing at every step).
+# a warm machine): the fp32 half of bench/check_batched_ids.py past the window (AHN writing at every step).
 # decode-prefill (issue 12's Must show, ~9 minutes): the static step's GPU tests, then the static step (FlexAttention
 # over the slots), eager and stock transformers decode at 128k (ahn-gdn also at 32k and 512k), B = 1 and 8;
 # prefill of 131,072 tokens (ahn-gdn at the default chunk, full in one cuDNN pass), five runs each. reproduce (~8
 # minutes): the static step's GPU tests, the static step of ahn-gdn, swa and full at 128k, B = 1 and 8 (no stock),
 # and ahn-gdn's prefill at chunks 4,096 and 16,384, five runs each, one process per chunk.
 # batched (~7 minutes): the GPU test of distinct requests decoded together against each alone (fp32), then
-# scripts/check_batched_ids.py: where bf16 batched and B = 1 greedy ids part, against the rounding noise before.
+# bench/check_batched_ids.py: where bf16 batched and B = 1 greedy ids part, against the rounding noise before.
 # throughput:
 # samples per hour of `harness run` on the two workloads, new paths batched, at B = 1 (predictions compared
 # with the batched ones) and off. fused: the GPU tests of the prefill's fast paths (split window attention,
 # fused layers, cuDNN's causal pass, AHN's chunk graphs), then
 # the prefill of 131,072 tokens (ahn-gdn, and full in one pass) with the fused norm, MLP and merge off and on,
 # and the compiled rotary embedding off and on (baselines/fused_layers.py), in the same run. flex: the GPU
-# tests of the static step, FlexAttention's decoding kernel over its options (scripts/bench_flex_decode.py),
+# tests of the static step, FlexAttention's decoding kernel over its options (bench/bench_flex_decode.py),
 # and ahn-gdn's step profiled at B = 1 and 8. profile: the split pieces and a layer's norm and MLP timed
 # against their plain forms in the same run, ahn-gdn's prefill under the profiler, and the static decode
 # step's kernels (ahn-gdn and swa). Each benchmark checks the GPU is otherwise idle and records device, clocks
@@ -55,7 +55,7 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONPATH=${PYTHONPATH:-}:$PWD
 filter() { grep -v -i -E "warn|^\s*$|Writing model|Loading weights" ; }
 prefill_profile() {  # ahn-gdn's prefill of 131,072 tokens at the engine's chunk under the profiler, within $1 s
-  timeout "$1" python3 scripts/profile_prefill.py --length 131072 --methods ahn-gdn --skip-micro --shapes \
+  timeout "$1" python3 -m bench.profile_prefill --length 131072 --methods ahn-gdn --skip-micro --shapes \
     --out "$out/prefill_profile.jsonl" 2>&1 | filter | grep -E '^\{"micro": "(split|fusion)|^==|^ +[0-9.]+ ms' \
     | cut -c1-300
 }
@@ -65,33 +65,33 @@ host_profile_lines() {  # the harness's own functions in a cProfile listing (ben
 }
 if [ "$mode" = decode-prefill ] || [ "$mode" = all ]; then
   timeout 110 python3 -m pytest -q -m gpu tests/baselines/test_static_decode_gpu.py 2>&1 | tail -3
-  timeout 260 python3 scripts/bench_decode.py --out "$out" --methods ahn-gdn,swa,full --lengths 131072 \
+  timeout 260 python3 -m bench.bench_decode --out "$out" --methods ahn-gdn,swa,full --lengths 131072 \
     --long 32768,524288 --batches 1,8 --variants fused 2>&1 | filter | grep -v '^{'
-  timeout 190 python3 scripts/bench_gpu.py --out "$out" --lengths 131072 --methods ahn-gdn,full --reps 5 \
+  timeout 190 python3 -m bench.bench_gpu --out "$out" --lengths 131072 --methods ahn-gdn,full --reps 5 \
     --full-chunk 131072 --skip-decode --skip-parity --extra-chunks '' 2>&1 | filter | grep '^|'
 fi
 if [ "$mode" = reproduce ]; then
   timeout 150 python3 -m pytest -q -m gpu tests/baselines/test_static_decode_gpu.py 2>&1 | tail -3
-  timeout 280 python3 scripts/bench_decode.py --out "$out" --methods ahn-gdn,swa,full --lengths 131072 --long '' \
+  timeout 280 python3 -m bench.bench_decode --out "$out" --methods ahn-gdn,swa,full --lengths 131072 --long '' \
     --batches 1,8 --variants fused --skip-stock 2>&1 | filter | grep '^|'
   for chunk in 4096 16384; do  # a fresh machine's first prefill compiles for most of a minute
-    timeout 130 python3 scripts/bench_gpu.py --out "$out/chunk$chunk" --chunk "$chunk" --lengths 131072 \
+    timeout 130 python3 -m bench.bench_gpu --out "$out/chunk$chunk" --chunk "$chunk" --lengths 131072 \
       --methods ahn-gdn --reps 5 --skip-decode --skip-parity --extra-chunks '' 2>&1 | filter | grep '^| ahn'
   done
 fi
 if [ "$mode" = batched ]; then
   timeout 100 python3 -m pytest -q -m gpu tests/baselines/test_static_decode_gpu.py -k batched_rows 2>&1 | tail -3
-  timeout 360 python3 scripts/check_batched_ids.py --out "$out" --length 40960 --rows 4 --steps 64 2>&1 | filter
+  timeout 360 python3 -m bench.check_batched_ids --out "$out" --length 40960 --rows 4 --steps 64 2>&1 | filter
 fi
 if [ "$mode" = other-card ]; then  # a fresh machine's warm-up compiles for ~5 minutes (fourteenth session)
-  timeout 430 python3 scripts/bench_throughput.py --out "$out" --workloads lveval-128k --samples 4 --batch 4 \
+  timeout 430 python3 -m bench.bench_throughput --out "$out" --workloads lveval-128k --samples 4 --batch 4 \
     --baseline-samples 1 --profile-host 2 2>&1 | filter | grep -E '^\||^profiled'
   host_profile_lines "$out/host_profile.txt"
   left=$((530 - SECONDS))
   if [ "$left" -gt 90 ]; then prefill_profile "$left"; fi
 fi
 if [ "$mode" = lveval ]; then  # throughput of LV-Eval's shape only (~5 minutes on a fresh machine)
-  timeout 450 python3 scripts/bench_throughput.py --out "$out" --workloads lveval-128k --samples 4 --batch 4 \
+  timeout 450 python3 -m bench.bench_throughput --out "$out" --workloads lveval-128k --samples 4 --batch 4 \
     --baseline-samples 1 2>&1 | filter | grep -E '^\|'
 fi
 if [ "$mode" = prefill-ab ]; then  # this tree's prefill against .prev's (an ignored copy of an earlier commit:
@@ -101,17 +101,17 @@ if [ "$mode" = prefill-ab ]; then  # this tree's prefill against .prev's (an ign
     -k gdn 2>&1 | tail -3
   for tree in . .prev .; do  # each script imports the packages of its own tree
     name=$([ "$tree" = . ] && echo new || echo prev)
-    PYTHONPATH="${PYTHONPATH//$PWD/$PWD/$tree}" timeout 130 python3 "$tree/scripts/bench_gpu.py" --out "$out/$name" \
+    PYTHONPATH="${PYTHONPATH//$PWD/$PWD/$tree}" timeout 130 python3 "$tree/bench/bench_gpu.py" --out "$out/$name" \
       --lengths 131072 --methods ahn-gdn --reps 5 --skip-decode --skip-parity --extra-chunks '' 2>&1 | filter \
       | grep '^| ahn' | sed "s|^|$tree |"
   done
 fi
 if [ "$mode" = fp32-batched ]; then  # past the window an fp32 prefill compiles FlexAttention's fp32 kernels first
-  timeout 560 python3 scripts/check_batched_ids.py --out "$out" --dtypes float32 --length 33024 --rows 4 \
+  timeout 560 python3 -m bench.check_batched_ids --out "$out" --dtypes float32 --length 33024 --rows 4 \
     --steps 32 2>&1 | filter
 fi
 if [ "$mode" = throughput ] || [ "$mode" = all ]; then
-  timeout 450 python3 scripts/bench_throughput.py --out "$out" --samples 4 --batch 4 --baseline-samples 1 \
+  timeout 450 python3 -m bench.bench_throughput --out "$out" --samples 4 --batch 4 --baseline-samples 1 \
     --profile-host 2 2>&1 | filter | grep -E '^\||^profiled'
   host_profile_lines "$out/host_profile.txt"
 fi
@@ -119,18 +119,18 @@ if [ "$mode" = fused ] || [ "$mode" = all ]; then
   timeout 240 python3 -m pytest -q -m gpu tests/baselines/test_split_attention.py tests/baselines/test_fused_layers.py \
     "tests/baselines/test_static_decode_gpu.py::test_causal_attention_equals_masked_reference" \
     tests/ahn/test_fla_gpu.py -k "split or fused or causal or chunk_graphs" 2>&1 | tail -3
-  timeout 330 python3 scripts/bench_gpu.py --out "$out/fused" --lengths 131072 --methods ahn-gdn,full --reps 5 \
+  timeout 330 python3 -m bench.bench_gpu --out "$out/fused" --lengths 131072 --methods ahn-gdn,full --reps 5 \
     --full-chunk 131072 --fused-layers 0,1 --fused-rotary 0,1 --skip-decode --skip-parity --extra-chunks '' 2>&1 \
     | filter | grep '^|'
 fi
 if [ "$mode" = flex ] || [ "$mode" = all ]; then
   timeout 200 python3 -m pytest -q -m gpu tests/baselines/test_static_decode_gpu.py 2>&1 | tail -3
-  timeout 200 python3 scripts/bench_flex_decode.py --out "$out/flex" --batches 8,1 2>&1 | filter | grep -E '^\||fastest'
-  timeout 150 python3 scripts/profile_decode.py --length 40960 --methods ahn-gdn --batches 1,8 \
+  timeout 200 python3 -m bench.bench_flex_decode --out "$out/flex" --batches 8,1 2>&1 | filter | grep -E '^\||fastest'
+  timeout 150 python3 -m bench.profile_decode --length 40960 --methods ahn-gdn --batches 1,8 \
     --out "$out/decode_profile.jsonl" 2>&1 | filter | grep -v '^{'
 fi
 if [ "$mode" = profile ] || [ "$mode" = all ]; then
   prefill_profile 200
-  timeout 150 python3 scripts/profile_decode.py --length 40960 --methods ahn-gdn,swa \
+  timeout 150 python3 -m bench.profile_decode --length 40960 --methods ahn-gdn,swa \
     --out "$out/decode_profile.jsonl" 2>&1 | filter | grep -v '^{'
 fi

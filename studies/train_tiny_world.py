@@ -1,7 +1,7 @@
 """Build the tiny world end to end: pretrain the byte-level base, then distil AHN-GDN, AHN-DN and AHN-Mamba2 on it.
 
-    python scripts/train_tiny_world.py            # GPU (1-2 H100s: about 9 minutes), writes leaderboards/tiny/
-    python scripts/train_tiny_world.py --quick    # CPU smoke test (~15 s), writes runs/tiny-world-quick/
+    python -m studies.train_tiny_world            # GPU (1-2 H100s: about 9 minutes), writes leaderboards/tiny/
+    python -m studies.train_tiny_world --quick    # CPU smoke test (~15 s), writes runs/tiny-world-quick/
 
 Seeded throughout (seed 0). Expected outputs under ``--out`` (default ``leaderboards/tiny``):
 
@@ -34,7 +34,6 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 # At 1-2k tokens dense SDPA masks are cheap, while FlexAttention would compile once per random (sinks, window)
 # pair (baselines/flex.py specialises on them): switch it off for the tiny world unless asked for.
 os.environ.setdefault("AHN_HARNESS_FLEX", "0")

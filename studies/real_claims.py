@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.claims import (
+from harness.store import Run, load_run
+from harness.summary import N_BOOT, bootstrap_ci, row_seed
+from studies.claims import (
     FLAT_TOLERANCE,
     LINEAR_TOLERANCE,
     NEEDLE_SPAN,
@@ -36,8 +38,6 @@ from harness.claims import (
     _scores,
     paired_difference,
 )
-from harness.store import Run, load_run
-from harness.summary import N_BOOT, bootstrap_ci, row_seed
 
 OFFSET_KEYS = ("needle_token_offset", "answer_token_offset")
 DEPTH_KEYS = ("needle_depth", "depth")
@@ -183,7 +183,7 @@ def write_real_claims(run_dirs: Sequence[Path], out: Path, title: str = "") -> l
     lines = [f"# {title or 'The paper claims on a real base'}", "",
              f"Sinks {sinks} + window {window}. An answer lies beyond the window when its first token is not a sink "
              f"and lies at least {NEEDLE_SPAN} tokens before the last {window} prompt tokens. Produced by "
-             "`python scripts/check_coder_claims.py` from the per-sample records of the runs in "
+             "`python -m studies.check_coder_claims` from the per-sample records of the runs in "
              f"`{Path(run_dirs[0]).parent.as_posix()}/`.", "",
              "| claim | holds | evidence |", "|---|---|---|"]
     lines += [f"| {c.name} | {'yes' if c.holds else '**no**'} | {c.detail} |" for c in claims]

@@ -1,6 +1,6 @@
 """Decode benchmark: eager engine vs static step (one CUDA graph) at B = 1 and batched, and stock transformers.
 
-Qwen2.5-3B shape with random bf16 weights (`scripts/bench_gpu.py`'s model), 128 sinks + 32,640 window. For
+Qwen2.5-3B shape with random bf16 weights (`bench/bench_gpu.py`'s model), 128 sinks + 32,640 window. For
 each method and prompt length: one chunked prefill, then
 * `eager`: the engine's `decode_step` (stock modules + the registered attention function), B = 1;
 * `static B=b`: `baselines.static_decode.StaticDecoder` with the prefilled request loaded into every row, in
@@ -15,7 +15,7 @@ step's (same cache, same token). Each static row also reports its bandwidth floo
 (`StaticDecoder.floor_nbytes`) over the device's copy rate measured in the same run. Prints one JSON line per
 measurement and writes `decode_bench.{json,md}`.
 
-    python scripts/bench_decode.py --out leaderboards/perf
+    python -m bench.bench_decode --out leaderboards/perf
 """
 
 from __future__ import annotations
@@ -23,16 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, before any installed copy
-
-from bench_gpu import build_model, environment, machine_state, make, randomize_ahn  # noqa: E402
+from bench.bench_gpu import build_model, environment, machine_state, make, randomize_ahn  # noqa: E402
 
 # variant → the environment its StaticDecoder is built under (read at construction)
 VARIANTS = {"fused": {"AHN_HARNESS_STEP_COMPILE": "1", "AHN_HARNESS_DECODE_SPLITS": "auto",
@@ -182,7 +178,7 @@ def write_report(rows: list, state: dict, out: Path, args) -> str:
     lines = [f"# Decode benchmark ({state['device']}, {state['date']}, torch {state['torch']})", "",
              "Qwen2.5-3B config, random bf16 weights, 36 layers, 128 sinks + 32,640 window. Per step: median of "
              f"{args.reps} runs of {args.steps} steps, ± the spread (max − min) of the runs. Static B=b decodes b "
-             "rows per step. Reproduce: `python scripts/bench_decode.py`.", "",
+             "rows per step. Reproduce: `python -m bench.bench_decode`.", "",
              f"Machine before the run: {state.get('nvidia_smi', '')}; other GPU processes: "
              f"{state.get('other_gpu_processes') or 'none'}.", "", head,
              "|" + "---|" * (5 + len(columns))]

@@ -1,12 +1,12 @@
 """Issue 16's three questions read off per-sample records of the tiny world; a result file, a table and a figure each.
 
-    python scripts/check_round2.py length   leaderboards/tiny/round2/length    # -> leaderboards/tiny/round2_length.*
-    python scripts/check_round2.py capacity leaderboards/tiny/round2/capacity  # -> leaderboards/tiny/round2_capacity.*
-    python scripts/check_round2.py kv       leaderboards/tiny/round2kv/kv      # -> leaderboards/tiny/round2_kv.*
+    python -m studies.check_round2 length   leaderboards/tiny/round2/length    # -> leaderboards/tiny/round2_length.*
+    python -m studies.check_round2 capacity leaderboards/tiny/round2/capacity  # -> leaderboards/tiny/round2_capacity.*
+    python -m studies.check_round2 kv       leaderboards/tiny/round2kv/kv      # -> leaderboards/tiny/round2_kv.*
 
 ROOT holds `harness run` folders at any depth (one per job is fine; they are merged per method label).
 Writes <out>.json, <out>.md and <out>.png/.svg. Exit code 2 when there is nothing to read; for `kv`, 1 when full
-attention misses 90% somewhere up to the training length (the base does not solve the task). See harness/round2.py.
+attention misses 90% somewhere up to the training length (the base does not solve the task). See studies/round2.py.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.round2 import QUESTIONS, write_report
     from harness.store import RunError
+    from studies.round2 import QUESTIONS, write_report
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("question", choices=list(QUESTIONS))

@@ -18,12 +18,12 @@ Two parts, each run once with one process and once with ``torchrun --nproc_per_n
 
 Usage (from the repo root; writes DIR/multi_gpu.json and DIR/multi_gpu.md, after each part)::
 
-    python scripts/gpu_multi.py --out leaderboards/perf --gpus 2            # 2 GPUs, about 5 minutes
-    python scripts/gpu_multi.py --tiny --out /tmp/multi_tiny                 # toy shapes, CPU + gloo
+    python -m bench.gpu_multi --out leaderboards/perf --gpus 2            # 2 GPUs, about 5 minutes
+    python -m bench.gpu_multi --tiny --out /tmp/multi_tiny                 # toy shapes, CPU + gloo
 
 Every child process gets ``NCCL_NVLS_ENABLE=0`` (NVLink multicast off). Models and run folders go to
 ``--work`` (default: a temporary folder), never into ``--out``. Internal mode (one process of the ``train``
-part): ``python scripts/gpu_multi.py --dp-worker --seq-len 24576 --global-batch 2 --save G.pt``.
+part): ``python -m bench.gpu_multi --dp-worker --seq-len 24576 --global-batch 2 --save G.pt``.
 """
 
 from __future__ import annotations
@@ -44,13 +44,11 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
 
 EVAL_FIELDS = ("key", "task", "level", "id", "status", "prompt_tokens_before", "prompt_tokens", "truncated",
                "prediction", "score", "n_generated", "cache_bytes_measured", "cache_bytes_measured_final",
                "flops_paper", "flops_actual")  # deterministic per-sample fields (times and memory are not)
-SCRIPT = "scripts/gpu_multi.py"  # children run in the repo root
+SCRIPT = ["-m", "bench.gpu_multi"]  # children run in the repo root
 T0 = time.time()
 
 
@@ -270,7 +268,7 @@ def part_eval(args: argparse.Namespace, shape: Shape, work: Path, out: Path) -> 
     folder = work / "eval-model"
     if not (folder / "info.json").exists():
         shutil.rmtree(folder, ignore_errors=True)
-        cmd = [sys.executable, SCRIPT, "--build-eval-model", str(folder)] + (["--tiny"] if args.tiny else [])
+        cmd = [sys.executable, *SCRIPT, "--build-eval-model", str(folder)] + (["--tiny"] if args.tiny else [])
         run_child(cmd, child_env(args.tiny, 1), out / "logs" / "build_eval_model.log", "build")
     result: dict[str, Any] = {"settings": {**asdict(shape), "method": "ahn-gdn", "model": str(folder / "base"),
                                            "ahn_output_maps": "random N(0, 0.02), seed 1"},
@@ -427,7 +425,7 @@ def part_train(args: argparse.Namespace, shape: Shape, work: Path, out: Path) ->
         path = work / f"grads_n{n}.pt"
         path.unlink(missing_ok=True)
         env = child_env(args.tiny, n)
-        cmd = launcher(n) + [SCRIPT, "--dp-worker", "--seq-len", str(shape.seq_len), "--global-batch",
+        cmd = launcher(n) + [*SCRIPT, "--dp-worker", "--seq-len", str(shape.seq_len), "--global-batch",
                              str(shape.global_batch), "--sinks", str(shape.train_sinks), "--window",
                              str(shape.train_window), "--cell", args.cell, "--warmup", str(args.warmup),
                              "--save", str(path)] + (["--tiny"] if args.tiny else [])
@@ -563,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "tiny": args.tiny,
-        "gpus": args.gpus, "command": shlex.join(["python", "scripts/gpu_multi.py"] + list(
+        "gpus": args.gpus, "command": shlex.join(["python", "-m", "bench.gpu_multi"] + list(
             sys.argv[1:] if argv is None else argv)), "work": str(work),
     }
     say(f"parts {parts}, {args.gpus} processes, {'tiny CPU' if args.tiny else '3B shape'}; work folder {work}")

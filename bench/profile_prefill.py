@@ -1,12 +1,12 @@
 """Where does a long prefill go? A torch-profiler breakdown and attention / memory-kernel microbenchmarks.
 
-On the Qwen2.5-3B shape with random bf16 weights (as `scripts/bench_gpu.py`), for each method: one warm-up
+On the Qwen2.5-3B shape with random bf16 weights (as `bench/bench_gpu.py`), for each method: one warm-up
 prefill (compiles FlexAttention and the fla kernels), then a profiled prefill of `--length` tokens. Prints the
 top kernels by GPU time, the GPU-busy time against the wall time (the rest is host work and launch gaps), and
 microbenchmarks of the attention variants one chunk of the prefill can use. Writes everything as JSON lines
 to `--out` (default stdout only).
 
-    python scripts/profile_prefill.py --length 131072 --methods ahn-gdn,swa,full --out prof.jsonl
+    python -m bench.profile_prefill --length 131072 --methods ahn-gdn,swa,full --out prof.jsonl
 """
 
 from __future__ import annotations
@@ -14,18 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, before any installed copy
-
-from bench_gpu import build_model, make, qwen_config, randomize_ahn  # noqa: E402
-
 from baselines.prefill_chunk import DEFAULT_CHUNK  # noqa: E402
+from bench.bench_gpu import build_model, make, qwen_config, randomize_ahn  # noqa: E402
 
 
 def emit(out, rec: dict) -> None:

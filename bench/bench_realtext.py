@@ -1,6 +1,6 @@
 """Time the generation of the real-text tasks with a real tokenizer: every task × length × N samples.
 
-    python scripts/bench_realtext.py --tokenizer /path/to/model [--n 32] [--lengths 4k,8k,...] [--tasks ...]
+    python -m bench.bench_realtext --tokenizer /path/to/model [--n 32] [--lengths 4k,8k,...] [--tasks ...]
 
 Prints, per task and length, the wall and CPU seconds, the shortest prompt and how many needles lie beyond a
 128 + 3,968-token window, then the totals (`docs/REALTEXT.md` quotes a run of it).

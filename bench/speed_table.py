@@ -1,6 +1,6 @@
 """Prefill and decode seconds per sample, per method and length, from run records, with the device named.
 
-    python scripts/speed_table.py runs/coder --lengths 32k,128k [--output speed.md]
+    python -m bench.speed_table runs/coder --lengths 32k,128k [--output speed.md]
 
 Each argument is a run folder or a folder of run folders (one per preset). See harness/speed.py.
 """
@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def main(argv: list[str] | None = None) -> int:

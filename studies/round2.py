@@ -10,7 +10,7 @@ Three questions, one function each, each writing ``<stem>.json``, ``<stem>.md`` 
   largest k each method still answers at >= 50%.
 * :func:`kv_report`: kv_retrieval; whether full attention (the teacher) reaches 90% at every length up to the
   base's training length, and each bounded method's accuracy on samples whose pair left the window, beside
-  sinks + window with the paired CI of the difference (as :mod:`harness.claims`), and the share of the value's
+  sinks + window with the paired CI of the difference (as :mod:`studies.claims`), and the share of the value's
   hex digits each method puts in the right place there (:func:`digits_right`): whether a method that copies
   no value whole still keeps part of it.
 
@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.claims import paired_difference
 from harness.presets import TINY_SINKS, TINY_WINDOW
 from harness.store import MANIFEST, Run, RunError, load_run
 from harness.summary import N_BOOT, bootstrap_ci, is_scored, row_seed
+from studies.claims import paired_difference
 
 HALF = 0.5
 TEACHER_BAR = 0.9  # issue 16: the kv base must score >= 90% with full attention at 1k-4k
@@ -246,7 +246,7 @@ def length_markdown(rep: dict, source: str) -> str:
              f"Greedy exact-match accuracy by prompt length, {', '.join(t.removeprefix('synthetic/') for t in tasks)} "
              "pooled with equal weight, 95% bootstrap CI in brackets, n samples per cell (every sample, wherever its "
              "needle sits). \"Below 50% from\" is the first length whose accuracy is under 50%. Produced by "
-             f"`python scripts/check_round2.py length` from the per-sample records under `{source}`.", "",
+             f"`python -m studies.check_round2 length` from the per-sample records under `{source}`.", "",
              "| method | " + " | ".join(lengths) + " | below 50% from |", "|---|" + "---:|" * len(lengths) + "---|"]
     for label, m in rep["methods"].items():
         cells = []
@@ -336,7 +336,7 @@ def capacity_markdown(rep: dict, source: str) -> str:
              f"k labelled pass keys (`synthetic/passkey_k{{k}}`), one asked; only samples whose every needle has left "
              f"the {rep['sinks']} sinks + {rep['window']} window view (needle span {rep['needle_span']} tokens) count. "
              "Greedy exact match, 95% bootstrap CI in brackets. \"Holds\" is the largest k still answered at >= 50%. "
-             f"Produced by `python scripts/check_round2.py capacity` from the per-sample records under `{source}`."]
+             f"Produced by `python -m studies.check_round2 capacity` from the per-sample records under `{source}`."]
     for lv in rep["lengths"]:
         lines += ["", f"## {lv} tokens", "", "| method | " + " | ".join(f"k={k}" for k in ks) + " | holds |",
                   "|---|" + "---:|" * len(ks) + "---:|"]
@@ -414,7 +414,7 @@ def kv_markdown(rep: dict, source: str) -> str:
              f"{rep['window']} view; digits right: the share of the value's 32 hex digits the answer has in place on "
              f"those samples, pooled over the lengths up to the training length (a UUID-4-shaped guess that knows "
              f"nothing of the value gets about 1/16 of them, plus the two fixed ones). Produced by `python "
-             f"scripts/check_round2.py kv` from the per-sample records under `{source}`.", "",
+             f"studies/check_round2.py kv` from the per-sample records under `{source}`.", "",
              "| method | " + " | ".join(f"{lv} all" for lv in lengths) + " | "
              + " | ".join(f"{lv} beyond window" for lv in lengths)
              + f" | digits right, beyond the window, up to {_label(rep['training_length'])} | vs sinks + window, beyond "

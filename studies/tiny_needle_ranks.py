@@ -6,7 +6,7 @@ per layer and head, the median rank of the needle's first digit among the evicte
 predicts the first answer digit, by cosine (what the cell sees) and by scaled dot product (what softmax
 attention sees), and the mean cosine of the needle against the mean over evicted keys.
 
-    python scripts/tiny_needle_ranks.py [--base leaderboards/tiny/base --length 1024 --window 512 --samples 30]
+    python -m studies.tiny_needle_ranks [--base leaderboards/tiny/base --length 1024 --window 512 --samples 30]
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 NEEDLE = "The pass key is "
 

@@ -10,7 +10,7 @@ replays, with the spread, and the bytes it must read (K and V) over the median a
 `flex_decode.json` and the fastest options at the largest batch as `flex_decode_best.txt` (an
 AHN_HARNESS_FLEX_DECODE value).
 
-    python scripts/bench_flex_decode.py --out leaderboards/perf/flex --batches 1,8
+    python -m bench.bench_flex_decode --out leaderboards/perf/flex --batches 1,8
 """
 
 from __future__ import annotations
@@ -18,12 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import torch
-
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, before any installed copy
 
 CONFIGS = ("default;BLOCK_N=64,num_stages=3,num_warps=2;BLOCK_N=64,num_stages=4,num_warps=2;"
            "BLOCK_N=32,num_stages=4,num_warps=2;BLOCK_N=128,num_stages=3,num_warps=4;"

@@ -4,7 +4,7 @@ request decoded alone, and how near a tie the parting was.
 Issue 12 asks the batched run's per-sample records to equal the B = 1 run's (greedy ids equal on the CPU in
 fp32, which the tests hold) and, on the GPU, a report of bf16 tie-break differences by sample. This script
 separates the two causes a parting can have. `--rows` different prompts of `--length` random tokens
-(Qwen2.5-3B shape, random weights, `scripts/bench_gpu.py`'s model) are prefilled once, then decoded
+(Qwen2.5-3B shape, random weights, `bench/bench_gpu.py`'s model) are prefilled once, then decoded
 `--steps` tokens together (B = rows, one static step) and each alone (B = 1), keeping every step's logits.
 Per request: the first step whose picks differ; the noise before it (the largest |logit difference| between
 the two runs over the earlier steps, where both had seen the same tokens and picked the same, relative to the
@@ -15,7 +15,7 @@ B); a row reading another row's slots or state would compute another request's l
 order of the logits themselves from the first step. Each dtype in `--dtypes` runs the same weights (cast): in
 fp32 the picks should agree far longer. The report is written after each dtype.
 
-    python scripts/check_batched_ids.py --out leaderboards/perf --length 40960 --rows 4 --steps 64
+    python -m bench.check_batched_ids --out leaderboards/perf --length 40960 --rows 4 --steps 64
 """
 
 from __future__ import annotations
@@ -28,11 +28,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, before any installed copy
-
-from bench_decode import VARIANTS  # noqa: E402
-from bench_gpu import build_model, environment, make, randomize_ahn  # noqa: E402
+from bench.bench_decode import VARIANTS  # noqa: E402
+from bench.bench_gpu import build_model, environment, make, randomize_ahn  # noqa: E402
 
 DTYPES = ("bfloat16", "float16", "float32")
 
@@ -81,7 +78,7 @@ def write_report(results: list[dict], args) -> str:
              "against each request alone. Noise: the largest |logit difference| of the two runs over the steps "
              "before the parting (same tokens seen, same picks), over the largest |logit|; margin: how far the "
              "B = 1 pick led the batched pick at the parting, on the same scale. Reproduce: "
-             "`python scripts/check_batched_ids.py`.", "",
+             "`python -m bench.check_batched_ids`.", "",
              "| dtype | request | first differing step | equal steps | noise (rel.) | margin at the parting (rel.) "
              "| within the noise |", "|---|---:|---:|---:|---:|---:|---|"]
     for r in results:

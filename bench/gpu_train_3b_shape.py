@@ -11,7 +11,7 @@ What it measures, into ``leaderboards/perf/ahn_train_3b_shape.{json,md}``:
      every AHN parameter receives a gradient (at init only ``o_proj`` does).
 
 Weights are random, so the loss values mean nothing; the shapes, memory and speed are the real ones.
-Usage (GPU): ``python scripts/gpu_train_3b_shape.py [--seq-len 24576 --steps 4 --check-len 4096]``.
+Usage (GPU): ``python -m bench.gpu_train_3b_shape [--seq-len 24576 --steps 4 --check-len 4096]``.
 On CPU it runs a toy-sized version (``--tiny``) so the script itself can be tested anywhere.
 """
 
@@ -27,7 +27,6 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
         "num_key_value_heads": 2, "vocab_size": 512}

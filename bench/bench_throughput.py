@@ -16,7 +16,7 @@ records equal to B = 1; in bf16 a near-tie may break differently, and the table 
 Samples per hour are 3600 × samples / Σ wall_s of the records (the steady state: model loading and compiling
 are reported apart, as `startup_s`). Writes `throughput.{json,md}`.
 
-    python scripts/bench_throughput.py --out leaderboards/perf --method ahn-gdn --samples 8 --batch 8
+    python -m bench.bench_throughput --out leaderboards/perf --method ahn-gdn --samples 8 --batch 8
 """
 
 from __future__ import annotations
@@ -27,17 +27,13 @@ import io
 import json
 import pstats
 import re
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from statistics import median_high
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, before any installed copy
-
-from bench_gpu import environment  # noqa: E402
+from bench.bench_gpu import environment  # noqa: E402
 
 WORKLOADS = {"lveval-128k": (131072, 64), "infbench-sum": (131072, 1024)}
 # the engine before the fast paths: no cuDNN causal chunk, FlexAttention for every windowed chunk, the norms and
@@ -176,7 +172,7 @@ def write_report(rows: list[dict], checks: list[dict], args, save_s: float, warm
     lines = [f"# Harness throughput ({device}, {doc['date']}, torch {doc['torch']})", "",
              f"`harness run` on a random-weight Qwen2.5-3B-shaped model, {args.method}, {args.sinks} sinks + "
              f"{args.window:,} window. Samples per hour = 3600 × samples / Σ per-sample wall "
-             "time (model loading and compilation apart). Reproduce: `python scripts/bench_throughput.py`.", "",
+             "time (model loading and compilation apart). Reproduce: `python -m bench.bench_throughput`.", "",
              "Per sample (medians): its prefill, its share of the batch's decode, and the rest of its wall time.", "",
              "| workload | paths | batch | chunk | samples | prefill s | decode s | other s | samples / hour | "
              "vs paths off |",

@@ -5,7 +5,7 @@ path really runs. Methods: full, swa and ahn-gdn (paper setting: 128 sinks + 32,
 fast path (FlexAttention + fla kernels) against the reference path (SDPA with an explicit mask + PyTorch
 chunked recurrence) on the same model.
 
-    python scripts/bench_gpu.py --out leaderboards/perf        # on an H100; writes gpu_bench.{json,md}
+    python -m bench.bench_gpu --out leaderboards/perf        # on an H100; writes gpu_bench.{json,md}
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ def write_report(rows: list[dict], par: dict | None, out: Path, chunk: int, laye
     (out / "gpu_bench.json").write_text(json.dumps(doc, indent=2) + "\n")
     lines = [f"# GPU benchmark ({doc['device']}, {doc['date']}, torch {doc['torch']})", "",
              f"{doc['model']}, {layers} layers, prefill chunk {chunk} unless stated, sinks 128 + window 32,640. "
-             "Reproduce: `python scripts/bench_gpu.py`.", "",
+             "Reproduce: `python -m bench.bench_gpu`.", "",
              *([f"Machine before the run: {machine.get('nvidia_smi', '')}; other GPU processes: "
                 f"{machine.get('other_gpu_processes') or 'none'}.", ""] if machine else []),
              "| method | window attention | fused layers | fused rotary | chunk graphs | chunk | prompt tokens | prefill s "

@@ -10,7 +10,7 @@ questions three ways at the same memory (32 sinks + 480 window, or that many tok
 
 Writes `report.json`, `report.md` and `score_by_turn.{png,svg}` under `--output`. Usage::
 
-    python scripts/shared_context_tiny.py --samples 8 --output leaderboards/tiny/shared_context
+    python -m studies.shared_context_tiny --samples 8 --output leaderboards/tiny/shared_context
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def summarise(report: dict, out: Path) -> None:
     mean = {k: sum(v) / len(v) for k, v in table.items()}
     lines = [f"# One context, four questions: {report['task']}, {report['samples']} samples, 32 sinks + 480 "
              "window (or 512 kept tokens)", "", "Score by question (turn) index; `python "
-             "scripts/shared_context_tiny.py` wrote it.", "",
+             "studies/shared_context_tiny.py` wrote it.", "",
              "| method | mode | turn 1 | turn 2 | turn 3 | turn 4 | mean |", "|---|---|---:|---:|---:|---:|---:|"]
     for method in METHODS:
         for mode in MODES:

@@ -1,6 +1,6 @@
 """Where does a static decode step go? The graphed step's kernels under the torch profiler.
 
-On the Qwen2.5-3B shape with random bf16 weights (as `scripts/bench_gpu.py`), for each method: a prefill of
+On the Qwen2.5-3B shape with random bf16 weights (as `bench/bench_gpu.py`), for each method: a prefill of
 `--length` tokens (past sinks + window, so the window is full and AHN's memory writes every step), the default
 static step (`baselines.static_decode.StaticDecoder`, compiled and captured as one CUDA graph) loaded with it,
 then `--steps` replays under the profiler, for each of `--batches` (the request loaded into every row). Prints
@@ -8,22 +8,18 @@ the step's median time unprofiled, and its kernels grouped by name with their GP
 so the kernels summed against the step say how much of it is gaps between kernels. Writes everything as JSON
 lines to `--out`.
 
-    python scripts/profile_decode.py --methods ahn-gdn,swa --length 40960 --out prof_decode.jsonl
+    python -m bench.profile_decode --methods ahn-gdn,swa --length 40960 --out prof_decode.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository, before any installed copy
-
-from bench_gpu import build_model, make, randomize_ahn  # noqa: E402
-from profile_prefill import cuda_ms, emit  # noqa: E402
+from bench.bench_gpu import build_model, make, randomize_ahn  # noqa: E402
+from bench.profile_prefill import cuda_ms, emit  # noqa: E402
 
 
 def profile_step(model, name: str, length: int, steps: int, top: int, out, batch: int = 1) -> None:

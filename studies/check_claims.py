@@ -1,8 +1,8 @@
 """Check the paper's qualitative claims on a comparison run of the tiny presets; write a table beside it.
 
-    python scripts/check_claims.py leaderboards/tiny/claims-run      # -> leaderboards/tiny/claims.{md,json}
+    python -m studies.check_claims leaderboards/tiny/claims-run      # -> leaderboards/tiny/claims.{md,json}
 
-Exit code 1 when a claim does not hold (the table says which and by how much). See harness/claims.py.
+Exit code 1 when a claim does not hold (the table says which and by how much). See studies/claims.py.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.claims import write_claims
     from harness.store import RunError
+    from studies.claims import write_claims
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("root", type=Path, help="folder holding one run folder per method (a `harness run --output`)")
