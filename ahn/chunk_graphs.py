@@ -1,7 +1,7 @@
-"""CUDA graphs for AHN's memory update of a prefill chunk (issue 12).
+"""CUDA graphs for AHN's memory update of a prefill chunk .
 
 Once the prefill's kernels were fused (`baselines.fused_layers`), a 131,072-token ahn-gdn prefill on an H100 ran
-4.07 s of GPU kernels in ~4.9 s: the host fell behind the GPU (`docs/PERFORMANCE.md`, ninth session). The largest
+4.07 s of GPU kernels in ~4.9 s: the host fell behind the GPU (`bench/profile_prefill.py`). The largest
 host item was the memory update of each layer and chunk: fla's chunked kernels launched from Python, 0.6–0.9 ms
 of host time per call (864 calls) for about 0.25 ms of GPU work. The update of a chunk of a length seen before
 now replays one CUDA graph per layer instead: its norms, gates, chunked recurrence and output map in one launch.
@@ -14,9 +14,9 @@ the second time a layer meets it (a prompt's last, odd-length chunk stays eager)
 lengths are kept. The eager update stays the reference and the fallback; a GPU test holds the two equal
 (`tests/ahn/test_fla_gpu.py`).
 
-Off by default: measured on an H100 with the fused layers on, one call took the prefill from 4.69 to 4.42 s, the
+Off by default: measured on an H100 with the fused layers on, one machine took the prefill from 4.69 to 4.42 s, the
 next from 4.14 to 4.19 s (no gain). They hold about 0.1 GiB: the shared buffers, and the 32 MiB cuBLAS workspace
-each stream keeps for the process's life (`docs/PERFORMANCE.md`, ninth and tenth sessions).
+each stream keeps for the process's life (`bench/bench_gpu.py`, `bench/chunk_graph_memory.py`).
 `AHN_HARNESS_CHUNK_GRAPHS=1` turns them on for CUDA inputs.
 """
 

@@ -48,7 +48,7 @@ _CUDNN_GQA_FAILED: list[str] = []  # why cuDNN refused grouped key heads in this
 def causal_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float) -> torch.Tensor:
     """Square causal attention. On CUDA cuDNN's kernel first (on an H200 it ran a 131,072-token causal pass at
     577 TFLOP/s against flash's 330, `docs/PERFORMANCE.md`), with grouped key heads as they are (an H100 took them
-    natively, reading each key head once: `docs/PERFORMANCE.md`, ninth session); a cuDNN build that refuses them
+    natively, reading each key head once: `bench/bench_gpu.py`, docs/PERFORMANCE.md); a cuDNN build that refuses them
     gets them expanded to the query heads, through SDPA's own choice of kernel."""
     gqa = query.shape[1] != keys.shape[1]
     if query.is_cuda and query.dtype in (torch.bfloat16, torch.float16):

@@ -1,7 +1,7 @@
-"""Fused RMSNorm and gated MLP for prefill on a GPU (issue 12; on by default on CUDA).
+"""Fused RMSNorm and gated MLP for prefill on a GPU (on by default on CUDA).
 
 A profile of ahn-gdn's 131,072-token prefill on an H100 spent about 1 s of its 4.6 s of GPU kernels on
-elementwise work (`docs/PERFORMANCE.md`, eighth session): each RMSNorm reads and writes the chunk's hidden states
+elementwise work (`bench/profile_prefill.py`, docs/PERFORMANCE.md): each RMSNorm reads and writes the chunk's hidden states
 five times in fp32, and the MLP's SiLU and product each make a pass over the 11,008-wide intermediate. Here the
 two are written as plain functions of their tensors (:func:`rms_norm`, :func:`gated_mlp`, the readable
 reference, equal to Hugging Face's Qwen2 / Llama modules bit for bit), compiled once by inductor into fused
@@ -14,13 +14,12 @@ with another activation keeps its own forward.
 
 The same switch compiles the split window attention's merge of its pieces (`baselines.split_attention.combine`).
 On an H100 the two took a 131,072-token prefill from 5.41 to 4.91 s (ahn-gdn) and from 6.86 to 5.90 s (full
-attention in one pass), median of 5 each, off and on in the same run (`docs/PERFORMANCE.md`, ninth session).
+attention in one pass), median of 5 each, off and on in the same run (`bench/bench_gpu.py --fused-layers 0,1`, `leaderboards/perf/prefill-full-128k-h100/`).
 
 The block also swaps the model's own ``apply_rotary_pos_emb`` (of the module its attention class comes from)
 for its compiled self: one kernel where eager runs eight (``rotate_half``'s concatenation, four products and two
-sums over the chunk's queries and keys, ~0.13 s of a 131,072-token ahn-gdn prefill on an H100). Two device
-calls measured that prefill 4.19 → 4.10 s and 4.32 → 4.21 s (`docs/PERFORMANCE.md`, tenth and eleventh
-sessions); ``AHN_HARNESS_FUSED_ROTARY=0`` keeps the model's own.
+sums over the chunk's queries and keys, ~0.13 s of a 131,072-token ahn-gdn prefill on an H100). Two machines
+measured that prefill 4.19 → 4.10 s and 4.32 → 4.21 s (`bench/bench_gpu.py --fused-rotary 0,1`); ``AHN_HARNESS_FUSED_ROTARY=0`` keeps the model's own.
 
 The switch also compiles the AHN cells' q/k and read-out norms for long inference chunks (`ahn.cells.fused`,
 through :func:`compiled_or_own`).

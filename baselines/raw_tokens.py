@@ -4,7 +4,7 @@ The raw tokens of a forward are the kept ones (the cache's) then the chunk's new
 (`ChunkPlan`). Concatenating them costs a copy of the whole window per layer, chunk and tensor, and the kept
 tokens for the next chunk and the split attention's unmasked piece were two more: three window-sized copies of
 keys and three of values per layer and chunk, ~0.33 s of `cat` kernels in a 131,072-token ahn-gdn prefill on
-an H100 (`docs/PERFORMANCE.md`, tenth session). :class:`RawTokens` answers each request with a view where the
+an H100 (`bench/profile_prefill.py`). :class:`RawTokens` answers each request with a view where the
 tokens lie in one part, copies at most once into the kept tokens, serves any prefix of those as a view (the
 split path's unmasked piece is one), and concatenates everything only for a caller that asks for all of it
 (the masked reference, FlexAttention, a method's memory keys).

@@ -39,7 +39,7 @@ ENV = fast_paths.VARIABLES["window_attention"]
 # setting → the kernel of the pieces ("split": cuDNN on CUDA; "flex": this path off, FlexAttention as before;
 # "split-reference": the reference pieces on any device, for tests)
 SETTINGS = {"split": "cudnn", "split-flash": "flash", "split-reference": "reference", "flex": None}
-DEFAULT = fast_paths.FastPaths.window_attention  # "split": measured faster than "flex" in two device calls (docs/PERFORMANCE.md, sixth session)
+DEFAULT = fast_paths.FastPaths.window_attention  # "split": faster than "flex" on two machines (bench/bench_gpu.py)
 KERNELS = ("cudnn", "flash", "reference")
 
 
@@ -86,7 +86,7 @@ def piece(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling
 
     Grouped key heads go to the kernels as they are: cuDNN and flash read each key head once for the query heads
     it serves (measured on an H100: the same time as stacking the group's queries, 14 % under expanding the keys
-    to every query head, `docs/PERFORMANCE.md`, ninth session); only the reference expands them."""
+    to every query head, `bench/bench_gpu.py`, docs/PERFORMANCE.md); only the reference expands them."""
     if kernel == "reference":
         rep = query.shape[1] // keys.shape[1]
         k, v = keys.repeat_interleave(rep, 1), values.repeat_interleave(rep, 1)

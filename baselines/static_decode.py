@@ -56,9 +56,9 @@ ENV_FLEX = VARIABLES["flex_decode"]  # FlexAttention's decoding kernel options: 
 # two warps (its heuristic sets three stages, then overwrites them: read in torch 2.13's source; 2.11 measured
 # like it): no loads in flight while it computes. Three stages read K/V at 2.7 TB/s against 1.8 at B = 8 on an
 # H100 (`bench/bench_flex_decode.py`, the fastest of seven candidates), and took ahn-gdn's step at 128k from
-# 9.78 to 8.55 ms (docs/PERFORMANCE.md, eleventh session).
+# 9.78 to 8.55 ms (`bench/bench_decode.py`, docs/PERFORMANCE.md).
 FLEX_DECODE_OPTIONS: dict[str, int] = {"BLOCK_N": 64, "num_stages": 3, "num_warps": 2}
-# Defaults since the sixth session's two device calls (docs/PERFORMANCE.md): on CUDA the compiled step with the
+# Defaults measured on two machines (`bench/bench_decode.py`, docs/PERFORMANCE.md): on CUDA the compiled step with the
 # reduction in pieces took ahn-gdn 12.4 -> 6.5 ms and swa 8.3 -> 4.7 ms per token at 128k; the CPU stays uncompiled.
 DEFAULT_COMPILE, DEFAULT_SPLITS = fast_paths.FastPaths.step_compile, fast_paths.FastPaths.decode_splits
 
@@ -103,7 +103,7 @@ def slot_blocks(capacity: int, device: torch.device):
     """FlexAttention's block mask for one query over `capacity` slots: every block of 128 slots visited, none
     masked by it (the validity bias does the masking). Without it FlexAttention's default is one block of 2^30
     keys, which its decoding kernel cannot split across SMs: one H100 call measured 64 ms a step against 5.5
-    (`docs/PERFORMANCE.md`, eleventh session)."""
+    (`bench/bench_flex_decode.py`, docs/PERFORMANCE.md)."""
     from torch.nn.attention.flex_attention import create_block_mask
 
     def every_slot(b, h, q_idx, kv_idx):
@@ -117,7 +117,7 @@ def split_kv(batch: int, kv_heads: int, sms: int) -> int:
     SMs): torch's 2 * (sms // (batch * kv_heads)), at least 1, rounded down to a power of two (so the paper's
     32,768 slots, 512 tiles of 64, divide evenly among them). On an H100 at B = 1 (2 KV heads) torch's 132 took
     19.4 µs a call, 128 took 13.7 (64: 14.5); at B = 8 its 16 stayed the fastest (32: 97.3 -> 101.9 µs)
-    (`bench/bench_flex_decode.py`, docs/PERFORMANCE.md, twelfth session)."""
+    (`bench/bench_flex_decode.py`, docs/PERFORMANCE.md)."""
     splits = max(2 * (sms // max(batch * kv_heads, 1)), 1)
     return 1 << (splits.bit_length() - 1)
 

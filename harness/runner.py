@@ -339,8 +339,8 @@ def run_preset(preset: Preset, settings: RunSettings, out_dir: Path,
 def _prepared_groups(groups: list[list[Sample]], prepare_group: Callable[[list[Sample]], list[Prepared]]
                      ) -> Iterator[tuple[list[Sample], list[Prepared]]]:
     """Each group with its prepared prompts, in order. The next group's are prepared on a worker thread while
-    the caller runs the current one: tokenising a 128k-token prompt is ~0.2 s of host time (`docs/PERFORMANCE.md`,
-    fifteenth session) that the device would otherwise wait for. A preparation's error is raised here, when
+    the caller runs the current one: tokenising a 128k-token prompt is ~0.2 s of host time (`bench/bench_throughput.py
+    --profile-host`, `leaderboards/perf/host-profile-h100/`) that the device would otherwise wait for. A preparation's error is raised here, when
     its group's turn comes."""
     if not groups:
         return
