@@ -482,36 +482,25 @@ def load_plugins() -> list[str]:
     return names
 
 
+#: Commands that parse their own arguments: name -> "module:function" taking the remaining arguments.
+DELEGATED = {
+    "score": "tasks.score_file:main",
+    "download": "harness.download:main",
+    "compare": "harness.compare:main",
+    "export-lm-eval": "harness.frame:main",
+    "lm-eval": "harness.lm_eval_bridge:main",
+}
+
+
 def _dispatch(argv: list[str]) -> int:
     from baselines import fast_paths
 
     fast_paths.reset()  # a command reads the fast-path switches once, from the environment it starts in
     load_plugins()
-    if argv and argv[0] == "score":
-        from tasks.score_file import main as score_main
-
-        return score_main(argv[1:])
-    if argv and argv[0] == "download":
-        from harness.download import main as download_main
-
-        return download_main(argv[1:])
-    if argv and argv[0] == "compare":
-        from harness.compare import main as compare_main
-
-        return compare_main(argv[1:])
-    if argv and argv[0] == "export-lm-eval":
-        from harness.frame import main as export_main
-
-        return export_main(argv[1:])
-    if argv and argv[0] == "export-lm-eval":
-        from harness.frame import main as export_main
-
-        return export_main(argv[1:])
-    if argv and argv[0] == "lm-eval":
-        from harness.lm_eval_bridge import main as lm_eval_main
-
-        lm_eval_main(argv[1:])
-        return 0
+    if argv and argv[0] in DELEGATED:  # commands with parsers of their own
+        module, _, function = DELEGATED[argv[0]].partition(":")
+        code = getattr(importlib.import_module(module), function)(argv[1:])
+        return 0 if code is None else code
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:

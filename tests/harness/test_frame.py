@@ -52,13 +52,14 @@ def test_every_committed_run_round_trips_with_its_dtypes(run_dir):
 def test_committed_job_roots_load_as_one_frame():
     if not COMMITTED:
         pytest.skip("no committed runs")
-    root = COMMITTED[0].parent
+    root = ROOT / "leaderboards" / "tiny" / "default-run"  # a job root whose runs hold passkey predictions
+    first = frame.run_folders(root)[0]
     df = harness.load_run(root)
     assert set(df["run"].cat.categories) == {load_records(p).label for p in frame.run_folders(root)}
     # the prediction that read_json turns into a number stays the text the model produced
     passkey = df[df["task"] == "synthetic/passkey"]
-    raw = {r["key"]: r["prediction"] for r in load_records(COMMITTED[0]).records}
-    sample = passkey[passkey["run"] == load_records(COMMITTED[0]).label].iloc[0]
+    raw = {r["key"]: r["prediction"] for r in load_records(first).records}
+    sample = passkey[passkey["run"] == load_records(first).label].iloc[0]
     assert sample["prediction"] == raw[sample["key"]] and sample["prediction"].startswith(" ")
     by_bucket = df.groupby("bucket", observed=True)["score"].mean()
     assert list(by_bucket.index) == list(df["bucket"].cat.categories)
