@@ -1,6 +1,6 @@
 """Measure the AHN training step on a real base, then train AHN cells on it: one command, results to ``--out``.
 
-    python -m bench.gpu_train_real --base /path/to/qwen-coder-bf16 --cells gdn --minutes 4.5 --out $OUT
+    python -m bench.gpu_train_real --base qwen2.5-coder-0.5b --cells gdn --minutes 4.5 --out $OUT
 
 1. **Speed** (``--bench``, default on): the training step under the earlier recipe's settings and under the
    coder configs' (``ahn/train/configs/coder-0.5b-<cell>.json``), in the same process on the same weights and

@@ -62,7 +62,6 @@ def _coder_copy() -> Path | None:
         candidates += [Path(built)] if built else []
     except ImportError:  # a tree without fetch-model
         pass
-    candidates.append(Path("/work/cache/qwen-coder-bf16"))
     return next((c for c in candidates if (c / "config.json").is_file() and any(c.glob("*.safetensors"))), None)
 
 

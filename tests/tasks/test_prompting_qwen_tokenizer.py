@@ -10,19 +10,18 @@ strings in the context. Skipped when the tokenizer folder is absent.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tasks.prompting import Truncation, prepare
+from tests.real_model import FETCH, real_model_dir
 
-QWEN = Path("/work/cache/qwen-coder-bf16")
+QWEN = real_model_dir()
 
 
 @pytest.fixture(scope="module")
 def tok():
-    if not (QWEN / "tokenizer.json").is_file():
-        pytest.skip(f"no Qwen2.5 tokenizer at {QWEN}")
+    if QWEN is None:
+        pytest.skip(f"no real model's local copy (make it with `{FETCH}`)")
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(QWEN)

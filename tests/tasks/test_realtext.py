@@ -27,9 +27,10 @@ from tasks.registry import data_provenance, load_samples, task_settings
 from tasks.sample import Sample
 from tasks.scoring.realtext import code_value_match, score_realtext
 from tasks.synthetic.lengths import token_counter
+from tests.real_model import real_model_dir
 
 REPO = Path(__file__).resolve().parents[2]
-QWEN_DIR = Path(os.environ.get("AHN_HARNESS_QWEN_DIR", "/work/cache/qwen-coder-bf16"))
+QWEN_DIR = real_model_dir()  # the real model's local copy (tests/real_model.py), or None
 
 
 def digest(samples: list[Sample]) -> str:
@@ -47,8 +48,9 @@ def byte_tok():
 
 @pytest.fixture(scope="module")
 def qwen_tok():
-    if not (QWEN_DIR / "tokenizer.json").is_file():
-        pytest.skip(f"no real Qwen2.5 tokenizer at {QWEN_DIR} (set AHN_HARNESS_QWEN_DIR to a model folder)")
+    if QWEN_DIR is None:
+        pytest.skip("no real Qwen2.5 tokenizer: make the local copy (python -m harness fetch-model "
+                    "qwen2.5-coder-0.5b) or set AHN_HARNESS_QWEN_DIR to a model folder")
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(QWEN_DIR))
