@@ -173,8 +173,10 @@ def check_model_folder(folder: str | os.PathLike, what: str = "model") -> None:
         return  # a Hub id: checked when it is located
     _read_config(folder, what)
     weights = sorted(folder.glob("*.safetensors"))
-    if not weights and sorted(folder.glob("pytorch_model*.bin")):
-        return  # a torch pickle folder: transformers reads it with weights_only=True; no header to check
+    if not weights and sorted(folder.glob("pytorch_model*.bin")):  # unpickling runs code: safetensors only
+        raise SettingsError(f"{what} folder {folder} holds its weights only as torch pickles (pytorch_model*.bin), "
+                            "which can run code when loaded; the harness reads safetensors: re-save the model "
+                            "with save_pretrained(folder, safe_serialization=True)")
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         try:

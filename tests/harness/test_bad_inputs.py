@@ -65,6 +65,9 @@ def world(tmp_path_factory) -> Path:
     (broken("cfgobject") / "config.json").write_text("{}")
     (broken("notamodel") / "config.json").write_text('{"hidden_size": 8}')
     (broken("noweights") / "model.safetensors").unlink()
+    pickled = broken("pickled")  # the same weights as a torch pickle only
+    torch.save(model.state_dict(), pickled / "pytorch_model.bin")
+    (pickled / "model.safetensors").unlink()
     data = (w / "model" / "model.safetensors").read_bytes()
     (broken("truncated") / "model.safetensors").write_bytes(data[: len(data) // 2])
     (broken("junkahn", "ahn") / "model.safetensors").write_bytes(b"junk")
@@ -231,6 +234,8 @@ CASES = [
     Case("run-model-empty", [*RUN, "--model", "", *OUT], ("--model ''", "preset", "local model folder")),
     Case("run-model-comma", [*RUN, "--model", ",", *OUT], ("--model ','", "preset")),
     Case("run-model-unknown-preset", [*RUN, "--model", "nosuch-3b", *OUT], ("'nosuch-3b'", "Valid presets")),
+    Case("run-model-pickle-only", [*RUN, "--model", "{w}/pickled", *OUT], ("pickles", "safetensors",
+                                                                          "safe_serialization"), absent="out"),
     Case("run-model-missing-folder", [*RUN, "--model", "{w}/nope", *OUT], ("{w}/nope", "no such folder", "Hub id")),
     Case("run-method-unknown", [*RUN, *M, "--method", "nosuch", *OUT], ("'nosuch'", "valid methods", "swa")),
     Case("run-window-on-full", [*RUN, "--model", "tiny-full", "--window", "100", *OUT], ("--window", "swa")),
@@ -479,7 +484,7 @@ def _invoke(argv: list[str]) -> int:
 
 def test_at_least_forty_cases_over_every_command() -> None:
     """The catalogue's size is asserted so that a case cannot silently disappear."""
-    assert len(CASES) >= 131
+    assert len(CASES) >= 132
     commands = {c.argv[0] for c in CASES}
     assert commands == {"run", "score", "compare", "plot", "table", "info", "list", "lm-eval", "train",
                         "export-lm-eval"}
