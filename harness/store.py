@@ -46,7 +46,7 @@ from harness.provenance import (
     manifest_hash,
     run_label,
 )
-from tasks.safe_write import UnsafeWriteError, check_target, open_append, write_atomic
+from tasks.safe_write import UnsafeWriteError, check_target, fsync_dir, open_append, write_atomic
 
 try:  # POSIX advisory locks; elsewhere writers are trusted not to collide
     import fcntl
@@ -253,19 +253,6 @@ def _write_json_atomic(path: Path, obj: Any) -> None:
         write_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
     except UnsafeWriteError as e:
         raise RunError(str(e)) from e
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -553,7 +540,7 @@ def _merge_locked(path: Path, shards: list[Path]) -> Path:
         raise RunError(str(e)) from e
     for shard in shards:
         shard.unlink()
-    _fsync_dir(path)
+    fsync_dir(path)
     return target
 
 

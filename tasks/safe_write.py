@@ -43,7 +43,8 @@ def check_target(path: Path | str) -> Path:
     return path
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a folder's entries durable (a rename or a new file in it); a filesystem that cannot is passed."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -75,7 +76,7 @@ def write_atomic(path: Path | str, data: bytes | str) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 
