@@ -74,6 +74,13 @@ def _uuid4(draw: Draw) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def whitespace_pad(n: int) -> str:
+    """``n`` characters of alternating space and tab: JSON and line whitespace that a byte-level BPE tokenizer
+    cannot merge into one token (a run of spaces or newlines becomes one or two tokens however long it is), so
+    the pad can fine-tune a prompt's length by about one token per character pair."""
+    return (" \t" * n)[:n]
+
+
 def _depths(draw: Draw, n_turns: int) -> list[float]:
     """One depth per turn, evenly spread over (0, 1) with a drawn offset."""
     offset = draw.uniform()
@@ -132,7 +139,7 @@ def kv(draw: Draw, n_turns: int) -> Plan:
         starts = [len(KV_HEAD)]
         for it in items:
             starts.append(starts[-1] + len(it) + 2)
-        ctx = KV_HEAD + ", ".join(items) + " " * pad + "}"
+        ctx = KV_HEAD + ", ".join(items) + whitespace_pad(pad) + "}"
         prompt, begin = fill(CONTEXT_TEMPLATES["kv"], ctx)
         turns = [{"input": KV_QUESTION.format(key=asked[t][0]), "answers": [asked[t][1]]} for t in order]
         return Built(
@@ -145,7 +152,7 @@ def kv(draw: Draw, n_turns: int) -> Plan:
             extra={"turns": turns, "keys": [asked[t][0] for t in order]},
         )
 
-    return Plan(build=build, min_units=0, pad_max=len(item(*asked[0])) + 2, depth=None)
+    return Plan(build=build, min_units=0, pad_max=2 * len(item(*asked[0])), depth=None)
 
 
 def _random_string(draw: Draw) -> str:
@@ -182,7 +189,7 @@ def prefix_suffix(draw: Draw, n_turns: int) -> Plan:
         starts = [len(PS_INSTRUCTION)]
         for it in items:
             starts.append(starts[-1] + len(it) + 1)
-        ctx = PS_INSTRUCTION + "\n".join(items) + "\n" * pad  # blank lines: no string changes
+        ctx = PS_INSTRUCTION + "\n".join(items) + ("\n" + whitespace_pad(pad - 1) if pad else "")  # a blank line
         prompt, begin = fill(CONTEXT_TEMPLATES["prefix_suffix"], ctx)
         turns = [{"input": PS_QUESTION.format(prefix=affixes[t][0], suffix=affixes[t][1]), "answers": [asked[t]]}
                  for t in order]
@@ -196,7 +203,7 @@ def prefix_suffix(draw: Draw, n_turns: int) -> Plan:
             extra={"turns": turns},
         )
 
-    return Plan(build=build, min_units=0, pad_max=PS_LENGTHS[0], depth=None)
+    return Plan(build=build, min_units=0, pad_max=4 * PS_LENGTHS[1], depth=None)
 
 
 #: Text a variable name must not occur in (case-insensitively): string_match_all ignores case, so a name such as

@@ -23,6 +23,7 @@ from tasks.scoring import score, score_detailed
 from tasks.scoring.infinitebench import kv_retrieval as infinitebench_kv
 from tasks.scoring.scbench import kv_retrieval, string_match_all_2
 from tasks.synthetic.lengths import count_bytes
+from tests.real_model import real_model_dir
 
 REPO = Path(__file__).resolve().parents[2]
 TASKS = ("kv", "prefix_suffix", "vt")
@@ -83,7 +84,7 @@ def test_kv_answers_are_the_values_of_the_asked_keys_where_recorded(generated) -
 def test_prefix_suffix_answer_is_the_only_string_with_its_prefix_and_suffix(generated) -> None:
     for rec in _records(generated["prefix_suffix"]):
         context = rec[0].prompt[: rec[0].extra["context_chars"]]
-        strings = [x for x in context.split("\n\n", 1)[1].split("\n") if x]
+        strings = [x for x in context.split("\n\n", 1)[1].split("\n") if x.strip()]
         for s in rec:
             prefix, suffix = re.search(r'starts with "(\w+)" and ends with "(\w+)"', s.prompt).groups()
             matching = [x for x in strings if x.startswith(prefix) and x.endswith(suffix)]
@@ -125,7 +126,7 @@ def _digest(samples) -> str:
 
 # sha256 of (task, id, level, prompt, answers, offsets) of two records at 1k and 3000 bytes; a change means every
 # earlier run of these tasks asked other questions (regenerate only on purpose, and say so in the docs).
-HASHES = {"kv": "4b9afa175344d30a", "prefix_suffix": "c961a46074307224", "vt": "155394e33d79cf32"}
+HASHES = {"kv": "1fb1fac9a3d720d5", "prefix_suffix": "c56b39899a96e4d9", "vt": "155394e33d79cf32"}
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -151,6 +152,26 @@ def test_the_family_selects_lengths_in_the_tokenizers_tokens() -> None:
         load_samples("scbench:kv@4q")
     with pytest.raises(ValueError, match="valid: kv, prefix_suffix, vt"):
         load_samples("scbench:nope@1k")
+
+
+@pytest.fixture(scope="module")
+def qwen_tok():
+    folder = real_model_dir()
+    if folder is None:
+        pytest.skip("no real Qwen2.5 tokenizer: make the local copy (python -m harness fetch-model qwen2.5-coder-0.5b) or set "
+                    "AHN_HARNESS_QWEN_DIR")
+    transformers = pytest.importorskip("transformers")
+    return transformers.AutoTokenizer.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_lengths_and_offsets_in_a_real_bpe_tokenizer(qwen_tok, task) -> None:
+    # a uuid pair is ~45 Qwen tokens and a run of spaces one or two: the whitespace pad must still reach 1 %
+    for s in load_samples(f"scbench:{task}@1k+4k", limit=1, tokenizer=qwen_tok)[::5]:
+        n, context = s.extra["n_tokens"], s.prompt[: s.extra["context_chars"]]
+        assert 0.99 * n <= len(qwen_tok.encode(context)) == s.extra["context_tokens"] <= n
+        assert s.extra["answer_token_offsets"] == [len(qwen_tok.encode(s.prompt[:c]))
+                                                   for c in s.extra["answer_char_offsets"]]
 
 
 # ---------------------------------------------------------------------------------------- the shared form
