@@ -100,7 +100,8 @@ def generated_samples(gen: Generated, char_offsets: list[int], index: int, count
     turns = gen.extra["turns"]
     chars, tokens = _per_turn(char_offsets, len(turns)), _per_turn(gen.needle_token_offsets, len(turns))
     per_turn = [{"answer_char_offsets": c, "answer_token_offsets": k} for c, k in zip(chars, tokens, strict=True)]
-    extra = {"origin": "generated", "n_tokens": gen.n_tokens, "context_tokens": gen.prompt_tokens,
+    extra = {"origin": "generated", "data": {"origin": "generated", "generator": "tasks/scbench"},
+             "n_tokens": gen.n_tokens, "context_tokens": gen.prompt_tokens,
              "seed": gen.seed, "token_counter": counter, "units": gen.extra["units"], "pad": gen.extra["pad"]}
     record = SharedContext(str(index), gen.prompt, turns)
     return to_samples(gen.name, record, level_label(gen.n_tokens), MAX_NEW_TOKENS[gen.name], extra, per_turn)
@@ -187,7 +188,8 @@ def file_samples(path: str | Path, name: str, limit: int | None = None) -> list[
     """Samples of an SCBench-format file (no level: the file's contexts have the lengths they have)."""
     out: list[Sample] = []
     for rec in read_records(path, name, limit):
-        out.extend(to_samples(name, rec, None, MAX_NEW_TOKENS[name], {"origin": str(path)}))
+        out.extend(to_samples(name, rec, None, MAX_NEW_TOKENS[name],
+                              {"origin": str(path), "data": {"origin": "local", "path": str(path)}}))
     return out
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.registry import load_samples
+from tasks.registry import data_provenance, load_samples
 from tasks.scbench import SharedContext, file_samples, load, parse_record, shared_contexts, turn_prompts
 from tasks.scbench.generate import VT_HOPS
 from tasks.scoring import score, score_detailed
@@ -249,6 +249,7 @@ def test_a_data_dir_file_replaces_generation(tmp_path) -> None:
     assert [(s.id, s.level, s.answers) for s in samples] == [("0.0", None, ["A1"]), ("0.1", None, ["A2"]),
                                                              ("1.0", None, ["A1"]), ("1.1", None, ["A2"])]
     assert samples[1].prompt.endswith("JSON\n\nQ2")
+    assert data_provenance(samples) == {"scbench/kv": [{"origin": "local", "path": str(tmp_path / "scbench_kv.jsonl")}]}
     with pytest.raises(ValueError, match="drop the '@4k' part"):
         load_samples("scbench:kv@4k", data_dir=tmp_path)
 
