@@ -54,7 +54,11 @@ def wilson_interval(p_hat: float, n: float, level: float = 0.95) -> tuple[float,
     denom = 1.0 + z2 / n
     centre = (p_hat + z2 / (2.0 * n)) / denom
     half = (z / denom) * math.sqrt(p_hat * (1.0 - p_hat) / n + z2 / (4.0 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # at p_hat = 0 (1) the lower (upper) bound is exactly 0 (1); rounding would leave it a hair inside, above
+    # (below) the point estimate, and an error bar of negative length
+    low = 0.0 if p_hat == 0.0 else max(0.0, centre - half)
+    high = 1.0 if p_hat == 1.0 else min(1.0, centre + half)
+    return low, high
 
 
 def stratified_wilson(strata: Sequence[Sequence[float]], level: float = 0.95) -> tuple[float, float] | None:

@@ -18,6 +18,7 @@ from tasks.lengths import MAX_LENGTH_TOKENS, parse_length  # noqa: F401 (re-expo
 from tasks.prompting import NO_TRUNCATION, TaskSettings
 from tasks.realtext.family import REALTEXT
 from tasks.sample import Sample
+from tasks.scbench.family import SCBENCH
 from tasks.scoring import infinitebench as ib_scoring
 from tasks.scoring import longbench as lb_scoring
 from tasks.scoring import lveval as lv_scoring
@@ -216,5 +217,5 @@ SYNTHETIC = BenchmarkFamily(
     description="InfiniteBench- and RULER-style tasks generated at any length (levels are lengths in tokens)",
 )
 
-for _family in (LVEVAL, INFINITEBENCH, LONGBENCH, AHN_PAPER, SYNTHETIC, REALTEXT):
+for _family in (LVEVAL, INFINITEBENCH, LONGBENCH, AHN_PAPER, SYNTHETIC, REALTEXT, SCBENCH):
     register_family(_family)

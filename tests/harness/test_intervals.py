@@ -160,3 +160,11 @@ def test_four_of_four_shows_wilson_in_report_md_and_figures(tmp_path: Path) -> N
     assert "Wilson" in fig.get_suptitle()
     fig = score_vs_cost_figure(methods)
     assert "Wilson" in fig.get_suptitle() and "n=4" in fig.get_suptitle()
+
+
+@pytest.mark.parametrize("n", [1, 3, 10, 37, 1000])
+def test_wilson_bounds_are_exact_at_zero_and_one(n: int) -> None:
+    # the quadratic's lower root at p = 0 is 0 and its upper root at p = 1 is 1 (c = 0, resp. a + b + c = 0);
+    # float rounding of centre - half once gave 2.8e-15 at 0/10, a bound above the point estimate (and a
+    # negative error bar that matplotlib refuses)
+    assert wilson_interval(0.0, n)[0] == 0.0 and wilson_interval(1.0, n)[1] == 1.0

@@ -16,8 +16,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def test_task_list() -> None:
     names = known_tasks()
-    # ... + synthetic passkey_k{1,2,4,8,16} + realtext's five
-    assert len(names) == len(TASKS) == 11 + 12 + 2 + 6 + 10 + 5 + 5
+    # ... + synthetic passkey_k{1,2,4,8,16} + realtext's five + scbench's three
+    assert len(names) == len(TASKS) == 11 + 12 + 2 + 6 + 10 + 5 + 5 + 3
     for name in (
         "lveval/dureader_mixup",
         "infinitebench/code_debug",
@@ -27,6 +27,7 @@ def test_task_list() -> None:
         "synthetic/niah_multiquery",
         "synthetic/passkey_k16",
         "realtext/factrecall_zh",
+        "scbench/prefix_suffix",
     ):
         assert name in names
     assert resolve_task("lveval/cmrc_mixup").language == "zh"
