@@ -61,7 +61,7 @@ def save_model(folder: Path, layers: int | None, tiny: bool, method: str, sinks:
                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1 << 20)
         model = AutoModelForCausalLM.from_config(config)
     else:
-        from bench_gpu import build_model
+        from bench.bench_gpu import build_model
 
         model = build_model(layers)
     model.generation_config.eos_token_id = 258  # the byte tokenizer's end token: never picked by random weights

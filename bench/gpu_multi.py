@@ -139,7 +139,7 @@ def run_child(cmd: list[str], env: dict[str, str], log: Path, tag: str) -> float
 
 def model_config(tiny: bool, byte_vocab: bool):
     """The Qwen2.5-3B config (toy sizes with `tiny`); with `byte_vocab`, the byte tokenizer's ids."""
-    from gpu_train_3b_shape import qwen_3b_config
+    from bench.gpu_train_3b_shape import qwen_3b_config
 
     config = qwen_3b_config(tiny)
     if byte_vocab:
@@ -301,12 +301,12 @@ def dp_worker(args: argparse.Namespace) -> int:
     """One rank of a data-parallel AHN step (also the whole step when run as one process)."""
     import torch
     import torch.distributed as dist
-    from gpu_train_3b_shape import RandomTokens
 
     from ahn.train.config import TrainConfig
     from ahn.train.loop import _all_reduce_grads, _set_gc, freeze_all_but_ahn, init_distributed, micro_step
     from ahn.train.windows import Draw
     from baselines import attach, make_method
+    from bench.gpu_train_3b_shape import RandomTokens
 
     cuda = torch.cuda.is_available()
     env = init_distributed("cuda" if cuda else "cpu")

@@ -72,11 +72,17 @@ def missing_data(tasks: str, data_dir: str | None) -> list[str]:
 def missing_pieces(presets: Sequence[Preset], tasks: str, data_dir: str | None) -> list[str]:
     """Every piece of the run that is neither here nor fetchable now, in the order the run would need them."""
     out: list[str] = []
-    from harness.local_models import built_copy
+    from harness.local_models import FETCH_HINT, built_copy
 
     for preset in presets:
         # a preset whose offline fallback (its local quantized copy) is built has its base model here
         base = None if preset.local_copy and built_copy(preset.local_copy) is not None else preset.model
+        if base is not None and preset.local_copy:
+            why = missing_model(base, f"{preset.name}: base model")
+            if why is not None:  # neither the Hub release nor the copy: the command that builds the copy
+                why = f"{why}; or build its local copy: `{FETCH_HINT.format(name=preset.local_copy)}`"
+                out += [why] if why not in out else []
+            base = None
         for name, what in ((base, f"{preset.name}: base model"),
                            (preset.ahn_checkpoint, f"{preset.name}: AHN checkpoint")):
             if name:

@@ -323,8 +323,8 @@ def _preflight_run(args) -> tuple[list, str, Path, int | None]:
                                           "decode layout (its kept tokens are not sinks + one window); use "
                                           "--decode eager or auto")
         if preset.ahn_checkpoint and not get_spec(preset.method).needs_checkpoint:
-            raise preflight.SettingsError(f"{preset.name}: --checkpoint {preset.ahn_checkpoint} is for a trained "
-                                          f"method; {preset.method!r} takes none")
+            raise preflight.SettingsError(f"{preset.name}: --ahn-checkpoint {preset.ahn_checkpoint} (--checkpoint) is "
+                                          f"for a trained method, not {preset.method!r}, which takes none")
         if get_spec(preset.method).needs_checkpoint and not preset.ahn_checkpoint:
             raise preflight.SettingsError(f"{preset.name}: method {preset.method} needs a trained checkpoint "
                                           "(--checkpoint, alias --ahn-checkpoint: a folder or Hub id)")

@@ -73,14 +73,19 @@ def test_the_users_command_flags_and_refuses_a_window_that_holds_every_prompt(ca
 
 def _hub_cache_entry(cache: Path, repo: str, files_from: Path) -> None:
     """`repo` in a Hugging Face hub cache laid out as `hf download` leaves it (refs/main -> a snapshot)."""
+    from tasks import hub
+
     root = cache / f"models--{repo.replace('/', '--')}"
-    commit = "0" * 40
+    revision = hub.model_revision(repo)  # the revision the harness pins for this repo, or "main"
+    commit = revision if len(revision) == 40 else "0" * 40
     snap = root / "snapshots" / commit
     snap.mkdir(parents=True)
     for f in files_from.iterdir():
         (snap / f.name).write_bytes(f.read_bytes())
     (root / "refs").mkdir()
     (root / "refs" / "main").write_text(commit)
+    if revision != "main" and len(revision) != 40:  # a pinned branch or tag name
+        (root / "refs" / revision).write_text(commit)
 
 
 def _lveval_record(i: int, chars: int) -> dict:

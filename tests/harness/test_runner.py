@@ -119,11 +119,11 @@ def test_torchrun_two_processes_equal_one(tiny_dir, ahn_ckpt):
 def test_offline_hub_model_fails_at_once(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     t0 = time.time()
-    code = main(["run", "--model", "ahn-gdn-3b", "--tasks", "lveval:factrecall_en@16k", "--output",
-                 str(tmp_path / "x")])
+    code = main(["run", "--model", "ahn-gdn-3b", "--tasks", "lveval:factrecall_en@16k", "--protocol", "official",
+                 "--output", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert code == 2 and time.time() - t0 < 10
-    assert "Qwen/Qwen2.5-3B-Instruct" in err and "local folder" in err
+    assert "Qwen/Qwen2.5-3B-Instruct" in err and "--base-path" in err  # names the model and the local route
 
 
 @pytest.mark.parametrize(
