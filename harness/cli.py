@@ -115,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "start, at least 1; env AHN_HARNESS_THREADS; harness/threads.py)")
     run.add_argument("--batch-size", type=int, help="samples decoded together with --decode static "
                                                     "(default: from free GPU memory, at most 16; 1 on the CPU)")
+    run.add_argument("--shared-context", choices=["single", "multi-request", "multi-turn"],
+                     help="one context, several questions, one record per turn (harness/shared_runner.py): "
+                          "multi-request (each question from a copy of the prefilled context), multi-turn (in turns "
+                          "on one cache), single (context + question as one prompt, per question)")
+    run.add_argument("--history", default="gold", choices=["gold", "own"],
+                     help="--shared-context multi-turn: the previous turn's answer fed before the next question, "
+                          "the reference (gold, SCBench's default) or the model's own")
     _console_flags(run)
 
     lst = sub.add_parser("list", help="presets, methods and task families")
@@ -417,7 +424,12 @@ def _cmd_run(args) -> int:
                            prompt_set=args.prompt_set, retry_failed=args.retry_failed,
                            progress=args.bars, decode=args.decode, batch_size=args.batch_size,
                            protocol=args.protocol, max_length=args.max_length)
-    dirs = run_presets(presets, settings)
+    if args.shared_context:
+        from harness.shared_runner import run_shared_presets
+
+        dirs = run_shared_presets(presets, settings, args.shared_context, args.history)
+    else:
+        dirs = run_presets(presets, settings)
     print(f"results: {output}")
     for d in dirs:
         print(f"  {d}/summary.md")
