@@ -424,16 +424,17 @@ def _cmd_run(args) -> int:
                            prompt_set=args.prompt_set, retry_failed=args.retry_failed,
                            progress=args.bars, decode=args.decode, batch_size=args.batch_size,
                            protocol=args.protocol, max_length=args.max_length)
-    if args.shared_context:
+    shared = getattr(args, "shared_context", None)  # one context, several questions (harness/shared_runner.py)
+    if shared:
         from harness.shared_runner import run_shared_presets
 
-        dirs = run_shared_presets(presets, settings, args.shared_context, args.history)
+        dirs = run_shared_presets(presets, settings, shared, args.history)
     else:
         dirs = run_presets(presets, settings)
     print(f"results: {output}")
     for d in dirs:
-        print(f"  {d}/summary.md")
-    if len(dirs) > 1:
+        print(f"  {d}/summary.md" + ("  (by turn: turns.md)" if shared else ""))
+    if len(dirs) > 1 and not shared:
         print(f"  {output}/report.md  (plots in {output}/plots)")
     return 0
 
