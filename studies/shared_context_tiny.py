@@ -31,6 +31,7 @@ METHODS = {"full": None, "swa": None, "ct-max": None, "ct-avg": None, "ahn-gdn":
            "tova": None, "h2o": None, "knorm": None, "random": None}
 MODES = ("single", "multi-request", "multi-turn")
 SINKS, WINDOW = 32, 480
+JITTER = 0.003  # the figure's lines are offset by at most +-0.018 so that equal scores stay visible
 
 
 def command(method: str, mode: str, task: str, samples: int, out: Path) -> list[str]:
@@ -60,7 +61,8 @@ def run(samples: int, length: str, runs: Path) -> dict:
                              "answer": r["answers"][0], "score": r["score"],
                              "cache_bytes_measured": r["cache_bytes_measured"]})
     return {"task": task, "samples": samples, "sinks": SINKS, "window": WINDOW,
-            "command": "python -m harness " + " ".join(command("METHOD", "MODE", task, samples, runs / "METHOD/MODE")),
+            "command": "python -m harness " + " ".join(command("full", "MODE", task, samples, runs / "METHOD/MODE"))
+            .replace("--method full", "--method METHOD"),
             "rows": rows}
 
 
@@ -101,10 +103,10 @@ def summarise(report: dict, out: Path) -> None:
             lines.append(f"| {method} | {cache[method] / 2**20:.2f} MiB | {mode} | "
                          + " | ".join(f"{c:.2f}" for c in cells) + f" | {sum(cells) / len(cells):.2f} |")
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    fig, axes = plt.subplots(1, len(MODES), figsize=(13, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, len(MODES), figsize=(14, 4.4), sharey=True)
     for ax, mode in zip(axes, MODES, strict=True):
         for i, method in enumerate(METHODS):
-            jitter = (i - len(METHODS) / 2) * 0.006  # lines at equal scores stay apart
+            jitter = (i - (len(METHODS) - 1) / 2) * JITTER  # lines at equal scores stay apart
             ax.plot([t + 1 for t in turns], [mean[(method, mode, t)] + jitter for t in turns], label=method,
                     **style_for(method).line_kwargs())
         ax.set_title(mode)
@@ -113,9 +115,11 @@ def summarise(report: dict, out: Path) -> None:
         ax.set_ylim(-0.08, 1.08)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("score (pass key exact)")
-    axes[-1].legend(fontsize=7, ncol=2, loc="center right")
-    fig.suptitle(f"{report['task']}, {report['samples']} samples, {SINKS} + {WINDOW} kept tokens", fontsize=10)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="center right")
+    fig.suptitle(f"{report['task']}, {report['samples']} samples, {SINKS} + {WINDOW} kept tokens (lines offset by "
+                 f"at most {JITTER * (len(METHODS) - 1) / 2:.3f} to stay apart)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.89, 1))
     for suffix in ("png", "svg"):
         fig.savefig(out / f"score_by_turn.{suffix}", dpi=110)
 
