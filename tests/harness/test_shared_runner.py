@@ -190,3 +190,18 @@ def test_turn_table_by_hand():
     rows = {(r["turn"], r["bucket"]): (r["score"], r["n"]) for r in turn_table(recs)}
     assert rows == {(0, "2k"): (1.0, 1), (0, "4k"): (0.0, 1), (0, "all"): (0.5, 2), (1, "2k"): (0.5, 1),
                     (1, "all"): (0.5, 1)}
+
+
+def test_passkey_k_cut_reassembles_the_asked_prompt_and_finds_every_key():
+    """Asked of the sample's own name, context + question is the sample's prompt, token for token."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(BASE)
+    for sample in load_samples("synthetic:passkey_k4@1k", limit=3, tokenizer=tokenizer):
+        shared = shared_of(sample)
+        asked = shared.questions[sample.extra["asked"]]
+        assert shared.context + asked.text == sample.prompt
+        assert asked.answers == sample.answers and len({q.answers[0] for q in shared.questions}) == 4
+        assert [q.text.count(n) for q, n in zip(shared.questions, sample.extra["names"], strict=True)] == [1] * 4
+        assert tokenizer.encode(shared.context) + tokenizer.encode(asked.text, add_special_tokens=False) == \
+            tokenizer.encode(sample.prompt)
