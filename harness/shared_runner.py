@@ -9,8 +9,9 @@ SCBench's two modes, and the single-question form beside them (`baselines/shared
 * ``single``: context and question fed as one prompt, once per question (the query-aware protocol of
   `harness run`: a method that compresses the prompt sees the question).
 
-The context and questions are fed as raw text (no chat template, no truncation): the context's ids, then each
-question's (and, in multi-turn, each history answer's) ids encoded without special tokens. One record per turn
+The context and questions are fed as raw text (no chat template, no truncation) through the eager engine, in
+one process: the context's ids, then each question's (and, in multi-turn, each history answer's) ids encoded
+without special tokens. One record per turn
 (key ``task|level|id#t<turn>``, fields as `harness run` records plus ``turn`` and ``mode``), appended and
 fsynced as soon as the turn ends. A resumed run continues a partly recorded sample at its first missing turn:
 it prefills the context again and, in multi-turn, feeds the recorded turns' questions and answers (the
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 from collections import defaultdict
@@ -98,7 +100,19 @@ def _passkey_k(sample: Sample) -> Shared:
 
 
 def _given_turns(sample: Sample) -> Shared:
-    turns = sample.extra["turns"]
+    """`extra["turns"]`'s questions on the sample's context: `prompt[:extra["context_chars"]]` where the sample is
+    one question of a shared record (the scbench form: prompt = context + separator + this turn's question; the
+    separator is put before every question), else the whole prompt."""
+    turns, sep = sample.extra["turns"], ""
+    cut = sample.extra.get("context_chars")
+    if cut is not None:
+        turn = sample.extra.get("turn", 0)
+        asked = turns[turn]["input"] if isinstance(turns, list) and 0 <= turn < len(turns) else None
+        if not isinstance(cut, int) or not isinstance(asked, str) or not sample.prompt.endswith(asked) \
+                or len(sample.prompt) - len(asked) < cut:
+            raise ValueError(f"{sample.key}: extra['context_chars'] and extra['turn'] must cut the prompt into its "
+                             "context and this turn's question")
+        sep = sample.prompt[cut:len(sample.prompt) - len(asked)]
     if not isinstance(turns, list) or not turns:
         raise ValueError(f"{sample.key}: extra['turns'] must be a non-empty list of {{'input', 'answers'}}")
     questions = []
@@ -107,8 +121,19 @@ def _given_turns(sample: Sample) -> Shared:
                 or not isinstance(turn.get("answers"), list) or not turn["answers"]:
             raise ValueError(f"{sample.key}: extra['turns'][{i}] must be {{'input': str, 'answers': [str, ...]}}, "
                              f"got {turn!r:.200}")
-        questions.append(Question(turn["input"], list(turn["answers"]), sample.task, f" {turn['answers'][0]}"))
-    return Shared(sample.prompt, questions)
+        questions.append(Question(sep + turn["input"], list(turn["answers"]), sample.task,
+                                  f" {turn['answers'][0]}"))
+    return Shared(sample.prompt if cut is None else sample.prompt[:cut], questions)
+
+
+def contexts(samples: list[Sample]) -> list[Sample]:
+    """One sample per shared context: samples that are questions of one record (the same task, level and
+    `extra["context_id"]`) are one context; the first of them stands for it."""
+    seen: dict[tuple, Sample] = {}
+    for s in samples:
+        cid = s.extra.get("context_id")
+        seen.setdefault((s.task, s.level, str(cid)) if cid is not None else (s.key,), s)
+    return list(seen.values())
 
 
 def shared_of(sample: Sample) -> Shared:
@@ -263,9 +288,14 @@ def run_shared_preset(preset: Preset, settings: RunSettings, out_dir: Path, mode
                       sample_cache: dict | None = None) -> Path:
     """One preset's shared-context run into `out_dir` (resumed when it holds the same config)."""
     check_mode(mode, history)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("--shared-context runs in one process (its turns share a cache); run it without torchrun")
+    if settings.chat_template == "on" or settings.decode == "static":
+        raise ValueError("--shared-context feeds the context and questions as raw text through the eager engine; "
+                         "--chat-template on and --decode static do not apply (leave them at auto)")
     _, tasks = preset_tasks(preset, settings)
     with loaded(preset, settings.device, settings.dtype) as lo:
-        samples = _load_samples_once(tasks, settings, lo.tokenizer, sample_cache)
+        samples = contexts(_load_samples_once(tasks, settings, lo.tokenizer, sample_cache))
         for s in samples:  # a task without questions fails here, before anything is written
             shared_of(s)
         store = RunStore.create_or_resume(out_dir, shared_manifest(preset, lo, settings, samples, mode, history))

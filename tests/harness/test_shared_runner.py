@@ -21,7 +21,7 @@ from harness.cli import main
 from harness.loading import loaded
 from harness.presets import resolve_model
 from harness.runner import RunSettings
-from harness.shared_runner import run_shared_preset, shared_of, turn_table
+from harness.shared_runner import contexts, run_shared_preset, shared_of, turn_table
 from harness.store import load_run
 from tasks.registry import load_samples
 from tasks.sample import Sample
@@ -205,3 +205,29 @@ def test_passkey_k_cut_reassembles_the_asked_prompt_and_finds_every_key():
         assert [q.text.count(n) for q, n in zip(shared.questions, sample.extra["names"], strict=True)] == [1] * 4
         assert tokenizer.encode(shared.context) + tokenizer.encode(asked.text, add_special_tokens=False) == \
             tokenizer.encode(sample.prompt)
+
+
+def test_settings_that_do_not_apply_are_refused(tmp_path, capsys):
+    assert main([*_cmd(tmp_path / "x", "multi-request"), "--chat-template", "on"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --shared-context feeds the context and questions as raw text" in err
+    assert "--chat-template on" in err and not (tmp_path / "x").exists()
+
+
+def test_questions_of_one_record_are_one_context():
+    """The scbench form: one sample per question, prompt = context + separator + that question."""
+    turns = [{"input": "Key A?", "answers": ["1"]}, {"input": "Key B?", "answers": ["2"]}]
+    samples = [Sample(task="scbench/kv", id=f"r0-{i}", level="4k", prompt="CTX\n\n" + t["input"], answers=t["answers"],
+                      extra={"turns": turns, "turn": i, "context_chars": 3, "context_id": "r0"})
+               for i, t in enumerate(turns)]
+    other = Sample(task="scbench/kv", id="r1-0", level="4k", prompt="OTHER\n\nKey A?", answers=["1"],
+                   extra={"turns": turns[:1], "turn": 0, "context_chars": 5, "context_id": "r1"})
+    kept = contexts([*samples, other])
+    assert [s.id for s in kept] == ["r0-0", "r1-0"]
+    shared = shared_of(samples[1])
+    assert shared.context == "CTX" and [q.text for q in shared.questions] == ["\n\nKey A?", "\n\nKey B?"]
+    assert shared.context + shared.questions[1].text == samples[1].prompt
+    broken = Sample(task="scbench/kv", id="x", level="4k", prompt="CTX\n\nKey B?", answers=["2"],
+                    extra={"turns": turns, "turn": 0, "context_chars": 3, "context_id": "x"})
+    with pytest.raises(ValueError, match="must cut the prompt"):
+        shared_of(broken)
