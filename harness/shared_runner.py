@@ -149,7 +149,9 @@ def shared_of(sample: Sample) -> Shared:
 
 
 def _strip_turns(extra: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in extra.items() if k != "turns"}
+    """The sample's extra without its question list (and the scbench form's own question index): the record's
+    `turn` and `extra["question"]` say which question it is."""
+    return {k: v for k, v in extra.items() if k not in ("turns", "turn")}
 
 
 class _Sample:
