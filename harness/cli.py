@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "multi-request (each question from a copy of the prefilled context), multi-turn (in turns "
                           "on one cache), single (context + question as one prompt, per question)")
     run.add_argument("--history", default="gold", choices=["gold", "own"],
-                     help="--shared-context multi-turn: the previous turn's answer fed before the next question, "
+                     help="--shared-context multi-turn: the answer fed after each question, before the next turn: "
                           "the reference (gold, SCBench's default) or the model's own")
     _console_flags(run)
 
