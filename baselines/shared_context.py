@@ -15,6 +15,7 @@ the scattered methods' kept positions and scores), so a snapshot is a deep copy 
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass
 
 import torch
@@ -62,6 +63,8 @@ class Turn:
     tokens: list[int]
     logits: torch.Tensor  # [n, V], float32
     cache_bytes_before: int  # the cache the question was asked of (context, and earlier turns)
+    prefill_s: float = 0.0  # feeding the question
+    decode_s: float = 0.0  # picking the answer's tokens
 
 
 @torch.no_grad()
@@ -72,7 +75,9 @@ def answer(model: nn.Module, method: MemoryMethod, cache: MemoryCache, question:
     its last token). The repetition penalty sees the question and the answer, as `generate` sees its prompt."""
     eos_ids, penalty = _stop_and_penalty(model, eos_token_id, repetition_penalty)
     before = cache.nbytes()
+    t0 = time.perf_counter()
     logits = extend(model, method, cache, question, chunk_size)
+    t1 = time.perf_counter()
     seen, tokens, picked = question, [], []
     for step in range(max_new_tokens):
         picked.append(logits[0].float())
@@ -85,7 +90,8 @@ def answer(model: nn.Module, method: MemoryMethod, cache: MemoryCache, question:
         seen = torch.cat([seen, seen.new_tensor([[token]])], 1)
         logits = decode_step(model, method, cache, seen[:, -1])
     stacked = torch.stack(picked) if picked else torch.zeros(0, 0)
-    return Turn(tokens=tokens, logits=stacked, cache_bytes_before=before)
+    return Turn(tokens=tokens, logits=stacked, cache_bytes_before=before, prefill_s=t1 - t0,
+                decode_s=time.perf_counter() - t1)
 
 
 @torch.no_grad()

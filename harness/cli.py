@@ -115,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "start, at least 1; env AHN_HARNESS_THREADS; harness/threads.py)")
     run.add_argument("--batch-size", type=int, help="samples decoded together with --decode static "
                                                     "(default: from free GPU memory, at most 16; 1 on the CPU)")
+    run.add_argument("--shared-context", choices=["single", "multi-request", "multi-turn"],
+                     help="one context, several questions, one record per turn (harness/shared_runner.py): "
+                          "multi-request (each question from a copy of the prefilled context), multi-turn (in turns "
+                          "on one cache), single (context + question as one prompt, per question)")
+    run.add_argument("--history", default="gold", choices=["gold", "own"],
+                     help="--shared-context multi-turn: the answer fed after each question, before the next turn: "
+                          "the reference (gold, SCBench's default) or the model's own")
     _console_flags(run)
 
     lst = sub.add_parser("list", help="presets, methods and task families")
@@ -417,11 +424,17 @@ def _cmd_run(args) -> int:
                            prompt_set=args.prompt_set, retry_failed=args.retry_failed,
                            progress=args.bars, decode=args.decode, batch_size=args.batch_size,
                            protocol=args.protocol, max_length=args.max_length)
-    dirs = run_presets(presets, settings)
+    shared = getattr(args, "shared_context", None)  # one context, several questions (harness/shared_runner.py)
+    if shared:
+        from harness.shared_runner import run_shared_presets
+
+        dirs = run_shared_presets(presets, settings, shared, args.history)
+    else:
+        dirs = run_presets(presets, settings)
     print(f"results: {output}")
     for d in dirs:
-        print(f"  {d}/summary.md")
-    if len(dirs) > 1:
+        print(f"  {d}/summary.md" + ("  (by turn: turns.md)" if shared else ""))
+    if len(dirs) > 1 and not shared:
         print(f"  {output}/report.md  (plots in {output}/plots)")
     return 0
 

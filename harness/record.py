@@ -61,6 +61,8 @@ class SampleRecord:
     input_ids_sha256: str | None = _f("sha256 of the token ids fed (None for runs older than the field)")
     answers_sha256: str | None = _f("sha256 of the references (None for runs older than the field)")
     wall_s: float | None = _f("wall seconds of the whole sample")
+    turn: int | None = _f("shared-context runs: the question's index (0-based) on the one context; None otherwise")
+    mode: str | None = _f("shared-context runs: `single`, `multi-request` or `multi-turn` (harness/shared_runner.py)")
 
     def fail(self, error: str) -> SampleRecord:
         """Mark the sample failed: no prediction and no score; every other key stays."""

@@ -1,91 +1,79 @@
-"""One context, several questions, on the tiny world: query-aware eviction against query-agnostic memory.
+"""One context, several questions, on the tiny world: every method through `harness run --shared-context`.
 
 Each sample is a `synthetic:passkey_k4` prompt (four labelled pass keys in noise, `tasks/synthetic/multi_needle.py`)
-split into its context and one question per name ("What is the pass key of NAME?"). Every method answers the four
-questions three ways at the same memory (32 sinks + 480 window, or that many tokens for the eviction methods):
+that the harness cuts into its context and one question per name (`harness/shared_runner.py`). Every method
+registered for the tiny base answers the four questions three ways at the same memory (32 sinks + 480 window,
+or 512 kept tokens for the eviction methods; full attention keeps all):
 
 * `single`: context and question as one prompt (the query-aware protocol, `harness run`'s);
 * `multi-request`: the context prefilled once, each question from its own copy of the compressed cache;
 * `multi-turn`: the questions in turns on one cache, each turn's reference answer in the history.
 
-Writes `report.json`, `report.md` and `score_by_turn.{png,svg}` under `--output`. Usage::
+The run folders (one per method and mode, resumable) go under `--runs`; `report.json`, `report.md` and
+`score_by_turn.{png,svg}` under `--output`. Usage::
 
-    python -m studies.shared_context_tiny --samples 8 --output leaderboards/tiny/shared_context
+    OMP_NUM_THREADS=1 python -m studies.shared_context_tiny --samples 8 --output leaderboards/tiny/shared_context
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
-import time
+import sys
 from pathlib import Path
 
-import torch
+from harness.cli import main as harness
+from harness.store import load_run
 
-from baselines.engine import generate
-from baselines.shared_context import multi_request, multi_turn
-from harness.loading import loaded
-from harness.presets import resolve_model
-from tasks.registry import load_samples
-from tasks.scoring import score
-
-# the second tiny base answers passkey_k at 100% with full attention (leaderboards/tiny/round2_capacity.md); the
-# first answers none, so it cannot tell memories apart
-BASE, AHN_GDN = "leaderboards/tiny/round2/base", "leaderboards/tiny/round2/ahn-gdn"
-METHODS = {"full": None, "swa": None, "ahn-gdn": AHN_GDN, "snapkv": None, "tova": None, "h2o": None}  # -> AHN
+ROUND2 = Path("leaderboards/tiny/round2")  # the second tiny base answers passkey_k at 100% with full attention
+METHODS = {"full": None, "swa": None, "ct-max": None, "ct-avg": None, "ahn-gdn": ROUND2 / "ahn-gdn",
+           "ahn-dn": ROUND2 / "ahn-dn", "ahn-mamba2": ROUND2 / "ahn-mamba2", "snapkv": None, "pyramidkv": None,
+           "tova": None, "h2o": None, "knorm": None, "random": None}
 MODES = ("single", "multi-request", "multi-turn")
-CUE = "\n\nThe pass key is"
-TASK = "synthetic/passkey"  # scored like passkey: the first digit run must equal the key
+SINKS, WINDOW = 32, 480
+JITTER = 0.003  # the figure's lines are offset by at most +-0.018 so that equal scores stay visible
 
 
-def split(sample) -> tuple[str, list[str], list[str]]:
-    """(context text, one question text per name, the names' keys) of a passkey_k sample."""
-    asked = sample.extra["input"]
-    cut = sample.prompt.rindex("\n\n" + asked)
-    names = sample.extra["names"]
-    keys = [re.search(rf"The pass key of {re.escape(n)} is (\d+)\.", sample.prompt).group(1) for n in names]
-    questions = [f"\n\nWhat is the pass key of {n}?{CUE}" for n in names]
-    return sample.prompt[:cut], questions, keys
+def command(method: str, mode: str, task: str, samples: int, out: Path) -> list[str]:
+    """The `harness` command line of one method and mode."""
+    argv = ["run", "--model", str(ROUND2 / "base"), "--method", method, "--tasks", task, "--limit", str(samples),
+            "--shared-context", mode, "--device", "cpu", "--dtype", "float32", "--output", str(out)]
+    if method != "full":
+        argv += ["--sinks", str(SINKS), "--window", str(WINDOW)]
+    if METHODS[method] is not None:
+        argv += ["--checkpoint", str(METHODS[method])]
+    return argv
 
 
-def parts(tokenizer, context: str, question: str) -> tuple[list[int], list[int]]:
-    """The prompt's ids cut where the question starts (the synthetic tasks take no chat template; a byte
-    tokenizer, so the two parts concatenate to the whole prompt's ids)."""
-    return tokenizer.encode(context), tokenizer.encode(question, add_special_tokens=False)
-
-
-def run(samples: int, length: str, out: Path) -> dict:
+def run(samples: int, length: str, runs: Path) -> dict:
+    task = f"synthetic:passkey_k4@{length}"
     rows = []
-    for method, checkpoint in METHODS.items():
-        label = method
-        bounded = method != "full"
-        preset = resolve_model(BASE, method, 32 if bounded else None, 480 if bounded else None, checkpoint)
-        with loaded(preset, "cpu", "float32") as lo:
-            data = load_samples(f"synthetic:passkey_k4@{length}", limit=samples, tokenizer=lo.tokenizer)
-            t0 = time.perf_counter()
-            for sample in data:
-                context, questions, keys = split(sample)
-                cut = [parts(lo.tokenizer, context, q) for q in questions]
-                ctx_ids = torch.tensor([cut[0][0]])
-                q_ids = [torch.tensor([q]) for _, q in cut]
-                answers = {
-                    "single": [generate(lo.model, lo.method, torch.cat([ctx_ids, q], 1), 8, eos_token_id=258)
-                               .tokens[0] for q in q_ids],
-                    "multi-request": [t.tokens for t in multi_request(lo.model, lo.method, ctx_ids, q_ids, 8,
-                                                                      eos_token_id=258)],
-                    "multi-turn": [t.tokens for t in multi_turn(
-                        lo.model, lo.method, ctx_ids, q_ids, 8, eos_token_id=258,
-                        history=[torch.tensor([lo.tokenizer.encode(f" {k}", add_special_tokens=False)])
-                                 for k in keys])]}
-                for mode, said in answers.items():
-                    for turn, (tokens, key) in enumerate(zip(said, keys, strict=True)):
-                        text = lo.tokenizer.decode(tokens, skip_special_tokens=True)
-                        rows.append({"method": label, "mode": mode, "sample": sample.id, "turn": turn,
-                                     "prediction": text, "answer": key, "score": score(TASK, text, [key])})
-            print(f"{label}: {len(data)} samples in {time.perf_counter() - t0:.1f} s", flush=True)
-    return {"task": f"synthetic:passkey_k4@{length}", "samples": samples, "sinks": 32, "window": 480,
+    for method in METHODS:
+        for mode in MODES:
+            out = runs / method / mode
+            argv = command(method, mode, task, samples, out)
+            print("python -m harness " + " ".join(argv), flush=True)
+            if harness(argv) != 0:
+                sys.exit(f"{method} {mode} failed")
+            for r in load_run(out).records:
+                rows.append({"method": method, "mode": mode, "sample": r["id"], "turn": r["turn"],
+                             "prompt_tokens": r["prompt_tokens"], "prediction": r["prediction"],
+                             "answer": r["answers"][0], "score": r["score"],
+                             "cache_bytes_measured": r["cache_bytes_measured"]})
+    return {"task": task, "samples": samples, "sinks": SINKS, "window": WINDOW,
+            "command": "python -m harness " + " ".join(command("full", "MODE", task, samples, runs / "METHOD/MODE"))
+            .replace("--method full", "--method METHOD"),
             "rows": rows}
+
+
+def _means(report: dict) -> tuple[dict[tuple[str, str, int], float], dict[str, float]]:
+    table: dict[tuple[str, str, int], list[float]] = {}
+    cache: dict[str, list[int]] = {}
+    for r in report["rows"]:
+        table.setdefault((r["method"], r["mode"], r["turn"]), []).append(r["score"])
+        if r["mode"] == "multi-request":  # the compressed context every question is asked of
+            cache.setdefault(r["method"], []).append(r["cache_bytes_measured"])
+    return {k: sum(v) / len(v) for k, v in table.items()}, {k: sum(v) / len(v) for k, v in cache.items()}
 
 
 def summarise(report: dict, out: Path) -> None:
@@ -96,43 +84,56 @@ def summarise(report: dict, out: Path) -> None:
 
     from harness.style import style_for
 
-    table: dict[tuple[str, str, int], list[float]] = {}
-    for r in report["rows"]:
-        table.setdefault((r["method"], r["mode"], r["turn"]), []).append(r["score"])
-    mean = {k: sum(v) / len(v) for k, v in table.items()}
-    lines = [f"# One context, four questions: {report['task']}, {report['samples']} samples, 32 sinks + 480 "
-             "window (or 512 kept tokens)", "", "Score by question (turn) index; `python "
-             "studies/shared_context_tiny.py` wrote it.", "",
-             "| method | mode | turn 1 | turn 2 | turn 3 | turn 4 | mean |", "|---|---|---:|---:|---:|---:|---:|"]
+    mean, cache = _means(report)
+    turns = sorted({r["turn"] for r in report["rows"]})
+    lines = [f"# One context, four questions: {report['task']}, {report['samples']} samples, {SINKS} sinks + "
+             f"{WINDOW} window (or {SINKS + WINDOW} kept tokens); full attention keeps all", "",
+             "Score (exact pass key, 0-1) by question (turn) index, each method and mode one `harness run "
+             "--shared-context` run folder:", "", "    " + report["command"], "",
+             "with METHOD one of " + ", ".join(METHODS) + " (`--sinks/--window` for all but full; `--checkpoint "
+             "leaderboards/tiny/round2/<method>` for the AHN methods) and MODE one of " + ", ".join(MODES)
+             + "; this table and figure by `OMP_NUM_THREADS=1 python -m studies.shared_context_tiny --samples "
+             f"{report['samples']} --output leaderboards/tiny/shared_context`. Cache: bytes of the live cache after "
+             "the context prefill (mean over samples).", "",
+             "| method | cache | mode | " + " | ".join(f"turn {t + 1}" for t in turns) + " | mean |",
+             "|---|---:|---|" + "---:|" * (len(turns) + 1)]
     for method in METHODS:
         for mode in MODES:
-            cells = [mean[(method, mode, t)] for t in range(4)]
-            lines.append(f"| {method} | {mode} | " + " | ".join(f"{c:.2f}" for c in cells)
-                         + f" | {sum(cells) / 4:.2f} |")
+            cells = [mean[(method, mode, t)] for t in turns]
+            lines.append(f"| {method} | {cache[method] / 2**20:.2f} MiB | {mode} | "
+                         + " | ".join(f"{c:.2f}" for c in cells) + f" | {sum(cells) / len(cells):.2f} |")
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    fig, axes = plt.subplots(1, len(MODES), figsize=(12, 3.6), sharey=True)
+    fig, axes = plt.subplots(1, len(MODES), figsize=(14, 4.4), sharey=True)
     for ax, mode in zip(axes, MODES, strict=True):
-        for method in METHODS:
-            ax.plot(range(1, 5), [mean[(method, mode, t)] for t in range(4)], label=method,
+        for i, method in enumerate(METHODS):
+            jitter = (i - (len(METHODS) - 1) / 2) * JITTER  # lines at equal scores stay apart
+            ax.plot([t + 1 for t in turns], [mean[(method, mode, t)] + jitter for t in turns], label=method,
                     **style_for(method).line_kwargs())
         ax.set_title(mode)
         ax.set_xlabel("question (turn) index")
-        ax.set_xticks(range(1, 5))
-    axes[0].set_ylabel("score")
-    axes[-1].legend(fontsize=8)
-    fig.tight_layout()
+        ax.set_xticks([t + 1 for t in turns])
+        ax.set_ylim(-0.08, 1.08)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("score (pass key exact)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="center right")
+    fig.suptitle(f"{report['task']}, {report['samples']} samples, {SINKS} + {WINDOW} kept tokens (lines offset by "
+                 f"at most {JITTER * (len(METHODS) - 1) / 2:.3f} to stay apart)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.89, 1))
     for suffix in ("png", "svg"):
-        fig.savefig(out / f"score_by_turn.{suffix}")
+        fig.savefig(out / f"score_by_turn.{suffix}", dpi=110)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--length", default="2k")
+    parser.add_argument("--runs", type=Path, default=Path("runs/shared_context_tiny"),
+                        help="the run folders (the same command resumes them)")
     parser.add_argument("--output", type=Path, default=Path("leaderboards/tiny/shared_context"))
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
-    report = run(args.samples, args.length, args.output)
+    report = run(args.samples, args.length, args.runs)
     (args.output / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     summarise(report, args.output)
 
