@@ -18,3 +18,9 @@ def parse_length(label: str) -> int:
     if n > MAX_LENGTH_TOKENS:
         raise ValueError(f"bad length {label!r}: {n:,} tokens is over the limit of {MAX_LENGTH_TOKENS:,} (4m)")
     return n
+
+
+def check_length_levels(name: str | None, levels: tuple[str, ...]) -> None:
+    """The level check of a family whose levels are prompt lengths: each must parse (`parse_length`)."""
+    for level in levels:
+        parse_length(level)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import partial
 
 from tasks.family import BenchmarkFamily, LoadRequest, TaskInfo
+from tasks.lengths import check_length_levels, parse_length
 from tasks.prompting import NO_TRUNCATION, TaskSettings
 from tasks.sample import Sample
 from tasks.scoring.realtext import METRICS, score_realtext
@@ -13,19 +14,8 @@ from tasks.scoring.realtext import METRICS, score_realtext
 from . import DEFAULT_LENGTHS, DEFAULT_N_PER_LENGTH, FAMILY, LANGUAGE, MAX_NEW_TOKENS, TASKS, check_task, load
 
 
-def _parse_length(label: str) -> int:
-    from tasks.lengths import parse_length  # the generated families' length labels (4k = 4096)
-
-    return parse_length(label)
-
-
-def _levels(name: str | None, levels: tuple[str, ...]) -> None:
-    for lv in levels:
-        _parse_length(lv)
-
-
 def _load(r: LoadRequest) -> list[Sample]:
-    lengths = [_parse_length(x) for x in r.levels] if r.levels else list(DEFAULT_LENGTHS)
+    lengths = [parse_length(x) for x in r.levels] if r.levels else list(DEFAULT_LENGTHS)
     n = r.limit if r.limit is not None else DEFAULT_N_PER_LENGTH
     out: list[Sample] = []
     for name in r.names or TASKS:
@@ -57,7 +47,7 @@ REALTEXT = BenchmarkFamily(
     load=_load,
     settings=_settings,
     tasks=_tasks,
-    check_levels=_levels,
+    check_levels=check_length_levels,
     description="needles, LV-Eval factrecall and a code question in real text the repository ships "
                 "(levels are lengths in tokens)",
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from functools import partial
 
 from tasks.family import BenchmarkFamily, LoadRequest, TaskInfo
+from tasks.lengths import check_length_levels, parse_length
 from tasks.prompting import NO_TRUNCATION, TaskSettings
 from tasks.sample import Sample
 from tasks.scoring.scbench import BINARY, METRICS, score_scbench
@@ -25,19 +26,8 @@ from . import (
 )
 
 
-def _parse_length(label: str) -> int:
-    from tasks.lengths import parse_length  # the generated families' length labels (4k = 4096)
-
-    return parse_length(label)
-
-
-def _levels(name: str | None, levels: tuple[str, ...]) -> None:
-    for lv in levels:
-        _parse_length(lv)
-
-
 def _load(r: LoadRequest) -> list[Sample]:
-    lengths = [_parse_length(x) for x in r.levels] if r.levels else list(DEFAULT_LENGTHS)
+    lengths = [parse_length(x) for x in r.levels] if r.levels else list(DEFAULT_LENGTHS)
     n = r.limit if r.limit is not None else DEFAULT_N_PER_LENGTH
     out: list[Sample] = []
     for name in r.names or TASKS:
@@ -72,7 +62,7 @@ SCBENCH = BenchmarkFamily(
     load=_load,
     settings=_settings,
     tasks=_tasks,
-    check_levels=_levels,
+    check_levels=check_length_levels,
     description="SCBench's string retrieval (kv, prefix_suffix, vt): one context, several questions "
                 "(levels are context lengths in tokens)",
 )
