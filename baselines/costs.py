@@ -265,7 +265,7 @@ class CostModel:
 def settings_of(model: CostModel, sinks: int | None, window: int | None) -> tuple[int, int]:
     """(sinks, window) to cost: the cost model's own (the method's settings), or those given for a model built
     from a bare name. Given values that differ from the method's are an error: one method, one window. An
-    unbounded method keeps every token; its (0, 1) are placeholders no formula reads."""
+    unbounded method keeps every token: it gets (0, 1), which no formula of an unbounded cost model reads."""
     if not model.bounded:
         return 0, 1
     own = {"sinks": model.sinks, "window": model.window}

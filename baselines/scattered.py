@@ -113,8 +113,9 @@ class ScoredEviction(MemoryMethod):
         return None  # kept tokens differ per head: the eager engine decodes
 
     def score(self, inputs: ScoreInputs) -> torch.Tensor:
-        """[B, Hkv, n] float: higher is kept. The method's one definition."""
-        raise NotImplementedError
+        """[B, Hkv, n] float: higher is kept. The method's one definition, which every subclass writes."""
+        raise NotImplementedError(f"{type(self).__name__} subclasses ScoredEviction but defines no score(inputs) "
+                                  "(docs/EVICTION.md: one function returning [B, Hkv, n], higher is kept)")
 
     def evicts(self, ctx: ForwardContext) -> bool:
         return self.evicts_in_decode or not ctx.decoding
