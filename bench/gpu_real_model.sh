@@ -6,11 +6,15 @@
 #   compare   full, sinks + window, CT-max and CT-avg × every real-text task × 4k–128k × $N samples (default 8)
 #             through `harness run` with the chat template; resumable, so a second command finishes what the
 #             first could not; the run folder comes back as $OUT/coder-realtext.tgz.*
-#   ahn       the same for the three AHN presets trained on this base (leaderboards/coder-0.5b/)
+#   train     bench.gpu_train_real with the built copy as the base and the arguments after `train` (docs/TRAINING_REAL.md);
+#             its outputs stay in /tmp/train for the next command, and come back under $OUT without the resumable
+#             checkpoints
+#   ahn       the same as compare for the three AHN presets trained on this base (leaderboards/coder-0.5b/<cell>;
+#             a cell's weights missing there are taken from /tmp/train/<cell> when the command before trained it)
 # Results come back under $OUT; the run folders stay in runs/ (ignored) for the next command.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-mode=${1:?usage: gpu_real_model.sh piece|build|compare|ahn [timeout_s]}
+mode=${1:?usage: gpu_real_model.sh piece|build|compare|ahn [timeout_s] | train ARGS}
 limit=${2:-560}
 export AHN_HARNESS_MODEL_CACHE=/tmp/models HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 export PYTHONPATH=/tmp/site:$PWD TOKENIZERS_PARALLELISM=false
@@ -41,11 +45,25 @@ case "$mode" in
       --model qwen2.5-coder-0.5b-swa,qwen2.5-coder-0.5b-ct-max,qwen2.5-coder-0.5b-ct-avg 2>&1 \
       | grep -v -i -E "warn|Loading weights|Token indices"
     pack coder-realtext ;;
+  train)
+    shift
+    python3 -m bench.gpu_train_real --base qwen2.5-coder-0.5b --out /tmp/train "$@"
+    rc=$?
+    (cd /tmp/train && tar -cf - --exclude=checkpoints . ) | (cd "$out" && tar -xf -) && ls -la "$out" "$out"/*/
+    exit $rc ;;
   ahn)
-    models=ahn-gdn-coder-0.5b,ahn-dn-coder-0.5b,ahn-mamba2-coder-0.5b
+    for cell in gdn dn mamba2; do
+      dest=leaderboards/coder-0.5b/$cell
+      if [ ! -e "$dest/model.safetensors" ] && [ -e "/tmp/train/$cell/model.safetensors" ]; then
+        mkdir -p "$dest" && cp "/tmp/train/$cell/model.safetensors" "/tmp/train/$cell/config.json" "$dest/" \
+          && echo "weights of $cell from /tmp/train/$cell"
+      fi
+      [ -e "$dest/model.safetensors" ] && models="${models:+$models,}ahn-$cell-coder-0.5b"
+    done
+    [ -n "${models:-}" ] || { echo "no AHN weights in leaderboards/coder-0.5b/ nor /tmp/train" >&2; exit 2; }
     timeout "$limit" python3 -m harness run --model "$models" --tasks "realtext@$LENGTHS" --limit "${N:-8}" \
       --chat-template on --max-new-tokens 32 --output runs/coder-realtext-ahn --no-progress 2>&1 \
       | grep -v -i -E "warn|Loading weights|Token indices"
     pack coder-realtext-ahn ;;
-  *) echo "unknown mode $mode; valid: piece, build, compare, ahn" >&2; exit 2 ;;
+  *) echo "unknown mode $mode; valid: piece, build, compare, train, ahn" >&2; exit 2 ;;
 esac

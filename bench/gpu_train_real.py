@@ -419,6 +419,40 @@ def train_cell(args, cell: str, model, tokenizer, source, device, out: Path, ste
     return summary
 
 
+def train_cell_or_fall_back(args, cell: str, model, tokenizer, source, device, out: Path,
+                            step_s: float | None) -> dict:
+    """:func:`train_cell`; when it fails with anything but running out of memory and the cell was not already on
+    the PyTorch reference (``--set backend=reference``), the cell is trained again from scratch through the
+    reference in the time left, and the failure is kept in its ``run_summary.json``. A kernel that breaks on one
+    card (a JIT build, an unsupported shape) so costs the speed, not the command's other cells."""
+    try:
+        return train_cell(args, cell, model, tokenizer, source, device, out, step_s)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as e:
+        if args.no_fallback or any(o.replace(" ", "") == "backend=reference" for o in EXTRA):
+            raise
+        import traceback
+
+        traceback.print_exc()
+        error = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+        log(f"{cell}: failed ({error}); training it again through the PyTorch reference cells")
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        failed = out / f"{cell}.failed"
+        shutil.rmtree(failed, ignore_errors=True)
+        if (out / cell).exists():
+            (out / cell).rename(failed)
+        EXTRA.append("backend=reference")
+        try:
+            summary = train_cell(args, cell, model, tokenizer, source, device, out, None)
+        finally:
+            EXTRA.remove("backend=reference")
+        summary["fell_back_from"] = error
+        (out / cell / "run_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+
 # ------------------------------------------------------------------------------------------------------------
 
 
@@ -443,6 +477,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--ceiling-n", type=int, default=8192, help="size of the square matmul of the ceiling")
     ap.add_argument("--require-fla", action="store_true", help="fail at once when fla cannot differentiate the "
                     "gated cells here (instead of training through the PyTorch reference)")
+    ap.add_argument("--no-fallback", action="store_true", help="a cell whose training fails stops the command "
+                    "(default: it is trained again through the PyTorch reference cells in the time left)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="config overrides for every cell (e.g. data.seq_len=8192 micro_batch_size=2)")
     ap.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
@@ -513,7 +549,8 @@ def run(args: argparse.Namespace) -> int:
             step_s = new["step_s_median"] * data_cfg.grad_accum  # the bench times one micro-batch an update
     summaries = []
     for i, cell in enumerate(args.cells):
-        summaries.append(train_cell(args, cell, model, tokenizer, source, device, out, step_s if i == 0 else None))
+        summaries.append(train_cell_or_fall_back(args, cell, model, tokenizer, source, device, out,
+                                                 step_s if i == 0 else None))
         (out / "summary.json").write_text(json.dumps(summaries, indent=2) + "\n")
     log(f"done; outputs in {out}")
     return 0

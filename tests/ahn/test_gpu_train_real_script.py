@@ -71,3 +71,32 @@ def test_bad_arguments_are_named(capsys):
     with pytest.raises(SystemExit):
         script.main(["--base", "/nonexistent"])
     assert "not a model folder" in capsys.readouterr().err
+
+
+def test_a_cell_whose_kernels_fail_is_trained_again_through_the_reference(tmp_path, monkeypatch):
+    import ahn.train.loop as loop
+
+    script = _script()
+    real_train, seen = loop.train, []
+
+    def flaky(cfg, **kw):
+        seen.append(cfg.backend)
+        if len(seen) == 1:
+            raise RuntimeError("a kernel failed to build\nsecond line")
+        return real_train(cfg, **kw)
+
+    monkeypatch.setattr(loop, "train", flaky)
+    out = tmp_path / "out"
+    assert script.main(["--device", "cpu", "--tiny", "--cells", "dn", "--steps", "2", "--max-steps", "1",
+                        "--bench", "none", "--out", str(out)]) == 0
+    assert seen == ["auto", "reference"]
+    summary = json.loads((out / "dn" / "run_summary.json").read_text())
+    assert summary["fell_back_from"] == "RuntimeError: a kernel failed to build"
+    assert summary["steps_done"] == 1 and (out / "dn" / "model.safetensors").is_file()
+    assert script.EXTRA == []  # the fallback's override does not leak into the next cell
+
+    seen.clear()
+    with pytest.raises(RuntimeError, match="kernel failed"):
+        script.main(["--device", "cpu", "--tiny", "--cells", "dn", "--steps", "2", "--max-steps", "1",
+                     "--bench", "none", "--no-fallback", "--out", str(tmp_path / "strict")])
+    assert seen == ["auto"]
