@@ -1,34 +1,34 @@
 #!/usr/bin/env bash
-# One device call of the performance work, each stage under its own time limit, results under $OUT/perf
-# (docs/PERFORMANCE.md says what each stage measures and the numbers it gave).
-#   bash bench/gpu_perf_session.sh [decode-prefill|reproduce|batched|throughput|fused|flex|profile|all|auto|
-#                                     fp32-batched|prefill-ab|lveval]
-# auto: decode-prefill on an H200 (the card issue 12's targets name); on any other card throughput (with each
-# sample's time split), so a call that lands on the other card is not wasted. fp32-batched (≤ 10 minutes, best on
-# a warm machine): the fp32 half of bench/check_batched_ids.py past the window (AHN writing at every step).
-# decode-prefill (issue 12's Must show, ~9 minutes): the static step's GPU tests, then the static step (FlexAttention
-# over the slots), eager and stock transformers decode at 128k (ahn-gdn also at 32k and 512k), B = 1 and 8;
-# prefill of 131,072 tokens (ahn-gdn at the default chunk, full in one cuDNN pass), five runs each. reproduce (~8
-# minutes): the static step's GPU tests, the static step of ahn-gdn, swa and full at 128k, B = 1 and 8 (no stock),
-# and ahn-gdn's prefill at chunks 4,096 and 16,384, five runs each, one process per chunk.
-# batched (~7 minutes): the GPU test of distinct requests decoded together against each alone (fp32), then
-# bench/check_batched_ids.py: where bf16 batched and B = 1 greedy ids part, against the rounding noise before.
-# throughput:
-# samples per hour of `harness run` on the two workloads, new paths batched, at B = 1 (predictions compared
-# with the batched ones) and off. fused: the GPU tests of the prefill's fast paths (split window attention,
-# fused layers, cuDNN's causal pass, AHN's chunk graphs), then
-# the prefill of 131,072 tokens (ahn-gdn, and full in one pass) with the fused norm, MLP and merge off and on,
-# and the compiled rotary embedding off and on (baselines/fused_layers.py), in the same run. flex: the GPU
-# tests of the static step, FlexAttention's decoding kernel over its options (bench/bench_flex_decode.py),
+# The GPU performance benchmarks as one command of at most ~10 minutes, each stage under its own time limit,
+# results under $OUT/perf (docs/PERFORMANCE.md says what each stage measures and the numbers it gave).
+#   bash bench/gpu_perf.sh [decode-prefill|reproduce|batched|throughput|fused|flex|profile|all|auto|
+#                          fp32-batched|prefill-ab|lveval]
+# auto: decode-prefill on an H200 (the card the decode and prefill targets name); on any other card throughput
+# (with each sample's time split), so a run that lands on the other card is not wasted. fp32-batched (≤ 10
+# minutes, best on a warm machine): the fp32 half of bench/check_batched_ids.py past the window (AHN writing
+# at every step). decode-prefill (the headline decode and prefill numbers, ~9 minutes): the static step's GPU
+# tests, then the static step (FlexAttention over the slots), eager and stock transformers decode at 128k
+# (ahn-gdn also at 32k and 512k), B = 1 and 8; prefill of 131,072 tokens (ahn-gdn at the default chunk, full
+# in one cuDNN pass), five runs each. reproduce (~8 minutes): the static step's GPU tests, the static step of
+# ahn-gdn, swa and full at 128k, B = 1 and 8 (no stock), and ahn-gdn's prefill at chunks 4,096 and 16,384,
+# five runs each, one process per chunk. batched (~7 minutes): the GPU test of distinct requests decoded
+# together against each alone (fp32), then bench/check_batched_ids.py: where bf16 batched and B = 1 greedy ids
+# part, against the rounding noise before. throughput: samples per hour of `harness run` on the two workloads,
+# new paths batched, at B = 1 (predictions compared with the batched ones) and off. fused: the GPU tests of
+# the prefill's fast paths (split window attention, fused layers, cuDNN's causal pass, AHN's chunk graphs),
+# then the prefill of 131,072 tokens (ahn-gdn, and full in one pass) with the fused norm, MLP and merge off
+# and on, and the compiled rotary embedding off and on (baselines/fused_layers.py), in the same run. flex: the
+# GPU tests of the static step, FlexAttention's decoding kernel over its options (bench/bench_flex_decode.py),
 # and ahn-gdn's step profiled at B = 1 and 8. profile: the split pieces and a layer's norm and MLP timed
 # against their plain forms in the same run, ahn-gdn's prefill under the profiler, and the static decode
 # step's kernels (ahn-gdn and swa). Each benchmark checks the GPU is otherwise idle and records device, clocks
 # and software.
-# A fresh machine spends minutes compiling (the throughput warm-up: 306 s in the fourteenth session, 159 s in the
-# fifteenth). The compiled kernels are kept in one cache folder and come back as $OUT/inductor-cache.tgz.00, .01,
-# … (15 MiB pieces: the device returns files of at most 16 MiB); put them in the ignored folder .inductor-cache/
-# and carry it, and the next fresh machine starts from them (inductor's and Triton's own on-disk caches, keyed by
-# the code, the card and the software: a stale entry is never used, only recompiled).
+# A fresh machine spends minutes compiling (the throughput warm-up: 306 s in
+# leaderboards/perf/throughput-lveval-h100/a/throughput.json, 159 s in host-profile-h100/throughput.json). The
+# compiled kernels are kept in one cache folder and come back as $OUT/inductor-cache.tgz.00, .01, … (15 MiB
+# pieces: the GPU machine returns files of at most 16 MiB); put them in the ignored folder .inductor-cache/
+# and carry it, and the next fresh machine starts from them (inductor's and Triton's own on-disk caches, keyed
+# by the code, the card and the software: a stale entry is never used, only recompiled).
 set -uo pipefail
 mode=${1:-decode-prefill}
 cache=/tmp/inductor-cache
@@ -38,7 +38,7 @@ if compgen -G ".inductor-cache/inductor-cache.tgz.*" > /dev/null; then
   cat .inductor-cache/inductor-cache.tgz.* | tar -xzf - -C "$cache" \
     && echo "inductor cache: $(du -sh "$cache" | cut -f1) restored"
 fi
-save_cache() {  # at most three pieces come back (the device returns eight files a call)
+save_cache() {  # at most three pieces come back (the GPU machine returns eight files a command)
   tar -czf /tmp/inductor-cache.tgz -C "$cache" . 2>/dev/null
   size=$(stat -c %s /tmp/inductor-cache.tgz)
   if [ "$size" -le $((3 * 15728640)) ]; then split -b 15m -d /tmp/inductor-cache.tgz "${OUT:-/tmp/out}/inductor-cache.tgz."; fi
@@ -83,7 +83,7 @@ if [ "$mode" = batched ]; then
   timeout 100 python3 -m pytest -q -m gpu tests/baselines/test_static_decode_gpu.py -k batched_rows 2>&1 | tail -3
   timeout 360 python3 -m bench.check_batched_ids --out "$out" --length 40960 --rows 4 --steps 64 2>&1 | filter
 fi
-if [ "$mode" = other-card ]; then  # a fresh machine's warm-up compiles for ~5 minutes (fourteenth session)
+if [ "$mode" = other-card ]; then  # a fresh machine's warm-up compiles for ~5 minutes (throughput-lveval-h100/a)
   timeout 430 python3 -m bench.bench_throughput --out "$out" --workloads lveval-128k --samples 4 --batch 4 \
     --baseline-samples 1 --profile-host 2 2>&1 | filter | grep -E '^\||^profiled'
   host_profile_lines "$out/host_profile.txt"
@@ -95,8 +95,9 @@ if [ "$mode" = lveval ]; then  # throughput of LV-Eval's shape only (~5 minutes 
     --baseline-samples 1 2>&1 | filter | grep -E '^\|'
 fi
 if [ "$mode" = prefill-ab ]; then  # this tree's prefill against .prev's (an ignored copy of an earlier commit:
-  # docs/PERFORMANCE.md, "Next GPU session"), in one call, alternating; first the AHN-GDN GPU parity tests (carry
-  # .fixtures/official-ahn/qwen2-s32-w480/{base,ahn-gdn}: all of .fixtures and the tree pass the 64 MiB limit)
+  # `mkdir .prev && git archive <commit> | tar -x -C .prev`), in one command, alternating; first the AHN-GDN
+  # GPU parity tests (carry .fixtures/official-ahn/qwen2-s32-w480/{base,ahn-gdn}: all of .fixtures and the tree
+  # pass the 64 MiB limit)
   AHN_HARNESS_FIXTURES=$PWD/.fixtures timeout 120 python3 -m pytest -q -m gpu tests/ahn/test_official_parity_gpu.py \
     -k gdn 2>&1 | tail -3
   for tree in . .prev .; do  # each script imports the packages of its own tree
