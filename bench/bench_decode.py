@@ -6,8 +6,8 @@ each method and prompt length: one chunked prefill, then
 * `static B=b`: `baselines.static_decode.StaticDecoder` with the prefilled request loaded into every row, in
   each of `--variants`: `fused` (the step's pieces compiled by inductor, FlexAttention's decoding kernel over
   the slots, one CUDA graph: the default on CUDA), `products` (the same with the attention as two batched
-  products, the slot reduction in pieces: the default from the sixth to the tenth session) and `plain` (the
-  step uncompiled, the reduction in one piece, one CUDA graph: the fourth session's path);
+  products, the slot reduction in pieces: the default before `fused`) and `plain` (the step uncompiled, the
+  reduction in one piece, one CUDA graph: the static step's first form);
 each timed as the median of `--reps` runs of `--steps` tokens after warm-up, with the spread (max − min of the
 runs). Full attention is also timed under stock transformers (SDPA, its own DynamicCache, same weights), the
 ratio every headline is quoted against. A parity check compares the static step's first logits with the eager

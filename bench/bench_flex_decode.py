@@ -4,8 +4,8 @@ The static decode step's attention (`baselines.static_decode`) at the Qwen2.5-3B
 heads over 2 KV heads of dim 128, `--slots` slots (sinks + window: 32,768), bf16. For each batch size, the
 products (`decode_attention`, compiled, the slot reduction in pieces of 1,024) and FlexAttention compiled with
 each candidate of kernel options (`--configs`; `default` is torch's own choice). Each is captured as one CUDA
-graph of `--calls` calls (as the step replays it: no host launch in the timing; the eleventh session's first
-sweep timed launches and measured the host at B = 1) and timed with CUDA events as the median of `--reps`
+graph of `--calls` calls (as the step replays it: no host launch in the timing, which at B = 1 would measure the
+host, not the kernel) and timed with CUDA events as the median of `--reps`
 replays, with the spread, and the bytes it must read (K and V) over the median as GB/s. Prints a table, writes
 `flex_decode.json` and the fastest options at the largest batch as `flex_decode_best.txt` (an
 AHN_HARNESS_FLEX_DECODE value).

@@ -11,8 +11,8 @@ and with them off (`--decode eager`, one sample at a time, `PATHS_OFF` and the c
 engine as it was), in the same process on the same weights. What has no switch stays in both (the kept window copied once per chunk,
 `baselines/raw_tokens.py`), so "off" is a little faster than the engine was, and the ratio a little smaller. Each
 row also splits a sample's time into its prefill, its share of the decode and the rest (host work around them).
-The batched run's generated token ids are compared with the B = 1 run's, sample by sample (issue 12: per-sample
-records equal to B = 1; in bf16 a near-tie may break differently, and the table says where).
+The batched run's generated token ids are compared with the B = 1 run's, sample by sample (per-sample
+records must equal B = 1's; in bf16 a near-tie may break differently, and the table says where).
 Samples per hour are 3600 × samples / Σ wall_s of the records (the steady state: model loading and compiling
 are reported apart, as `startup_s`). Writes `throughput.{json,md}`.
 
@@ -39,11 +39,10 @@ WORKLOADS = {"lveval-128k": (131072, 64), "infbench-sum": (131072, 1024)}
 # the engine before the fast paths: no cuDNN causal chunk, FlexAttention for every windowed chunk, the norms and
 # MLPs as the model's own modules (with `--decode eager`, one sample at a time)
 PATHS_OFF = {"AHN_HARNESS_CAUSAL_CUDNN": "0", "AHN_HARNESS_WINDOW_ATTENTION": "flex", "AHN_HARNESS_FUSED_LAYERS": "0"}
-# the prefill's chunk before the thirteenth session made 16,384 the default (`baselines/prefill_chunk.py`): the
-# paths-off run uses it, as the engine did
+# the prefill's chunk before 16,384 became the default (`baselines/prefill_chunk.py`): the paths-off run uses
+# it, as the engine did
 OFF_CHUNK = 4096
-# the new paths (the defaults on CUDA since the sixth, ninth and eleventh sessions, set here so the benchmark does
-# not follow the defaults)
+# the new paths (the defaults on CUDA, set here so the benchmark does not follow the defaults)
 PATHS_ON = {"AHN_HARNESS_STEP_COMPILE": "1", "AHN_HARNESS_DECODE_SPLITS": "auto",
             "AHN_HARNESS_DECODE_ATTENTION": "auto", "AHN_HARNESS_WINDOW_ATTENTION": "split",
             "AHN_HARNESS_FUSED_LAYERS": "1", "AHN_HARNESS_FUSED_ROTARY": "1"}
@@ -148,7 +147,7 @@ def compare(batched: dict[str, Sequence | None], alone: dict[str, Sequence | Non
     lengths (batched, alone): where the first difference is the shorter length, one is a prefix of the other
     (it stopped earlier). Token ids, not the predictions' text: the 3B shape's vocabulary has 151,936 ids and the
     byte tokenizer decodes all but 259 of them to nothing, so the texts of a random model are a few characters
-    that hide most differences (the twelfth session's first run compared texts)."""
+    that hide most differences."""
     keys = [k for k in alone if k in batched]
     parted, lengths = {}, {}
     for k in keys:
@@ -217,7 +216,7 @@ def main() -> None:
     p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="prefill chunk (default: the engine's, "
                         f"{DEFAULT_CHUNK})")
     p.add_argument("--off-chunk", type=int, default=OFF_CHUNK, help="prefill chunk of the paths-off run (default: "
-                        f"the engine's before the thirteenth session, {OFF_CHUNK})")
+                        f"the engine's before the fast paths, {OFF_CHUNK})")
     p.add_argument("--profile-host", type=int, default=0, metavar="N",
                    help="after the table, N more samples of the first workload at B = 1 (new paths) under cProfile: "
                         "host_profile.txt says where a sample's time outside its prefill and decode goes")
@@ -238,8 +237,8 @@ def main() -> None:
             for batch in sorted({args.batch, 1}):  # the batched step and the B = 1 step: one graph each
                 run_once(model_dir, Path(tmp) / f"warm-up-{batch}", args.method, warm_len, 2, 1, "static", batch,
                          args.sinks, args.window, args.chunk)
-        # and the paths off (FlexAttention's kernels and block masks are built on first use: in the sixth
-        # session's run, without this, the first baseline prefill took 10.8 s against 5.7 s for the next one)
+        # and the paths off (FlexAttention's kernels and block masks are built on first use: without this,
+        # the first baseline prefill has taken 10.8 s against 5.7 s for the next one)
         with environment(PATHS_OFF):
             run_once(model_dir, Path(tmp) / "warm-up-off", args.method, warm_len, 2, 1, "eager", None, args.sinks,
                      args.window, args.off_chunk)

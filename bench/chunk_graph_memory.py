@@ -1,8 +1,8 @@
 """Where does the chunk graphs' memory go? `torch.cuda.memory_allocated()` at each step of their life.
 
-The ninth session measured AHN's chunk graphs (`ahn/chunk_graphs.py`) once: the 131,072-token prefill's peak rose
-from 9.4 to 10.5 GiB, and every later row of the same process read about 1 GiB more, as if the graphs' memory
-outlived them (`docs/PERFORMANCE.md`). On the Qwen2.5-3B shape with random bf16 weights (as
+`python -m bench.bench_gpu --chunk-graphs 1,0` has read AHN's chunk graphs (`ahn/chunk_graphs.py`) raising the
+131,072-token prefill's peak from 9.4 to 10.5 GiB, with every later row of the same process about 1 GiB higher,
+as if the graphs' memory outlived them. This script says where that memory is. On the Qwen2.5-3B shape with random bf16 weights (as
 `bench/bench_gpu.py`), this prefills ahn-gdn far enough for every layer to capture its graph and replay it,
 then reads the allocated bytes (and the bytes in the graphs' private pools, from the allocator's snapshot)
 before the prefill, after it, after the cache is dropped, after the graphs are cleared, and after the method is
@@ -127,10 +127,9 @@ def main() -> None:
 def bench_rows(model, ids, chunk: int, model_blocks: set, out) -> None:
     """The rows of `bench_gpu.py --chunk-graphs 1,0` as that script runs them (a new method per row, the last
     prefill's cache dropped before the next prefill, no explicit collection): what is allocated before each row,
-    each prefill's peak, and whether the last row's method was freed by its reference count alone. (Run in the
-    tenth session while the benchmark still kept the last cache through the next prefill: every row's peak then
-    carried one more ahn-gdn cache, 1.27 GiB, and the graphs' row 0.05 GiB over the others; nothing outlived a
-    row but that cache.)"""
+    each prefill's peak, and whether the last row's method was freed by its reference count alone. (Against a
+    benchmark that kept the last cache through the next prefill, every row's peak carried one more ahn-gdn
+    cache, 1.27 GiB, and the graphs' row 0.05 GiB over the others; nothing outlived a row but that cache.)"""
     import weakref
 
     from baselines import attach

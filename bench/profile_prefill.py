@@ -216,7 +216,7 @@ def flex_options_micro(out) -> None:
 def split_micro(out) -> None:
     """The split path's pieces on one full-window chunk (4,096 queries, 128 sinks + 32,640 window, Qwen2.5-3B
     heads): the unmasked piece A with its grouped keys given to cuDNN as they are (the engine's path) against A
-    with its keys expanded to every query head (the seventh session's path); the pieces' combination eager
+    with its keys expanded to every query head (the split path's earlier form); the pieces' combination eager
     against compiled (`split_attention.combine`, as AHN_HARNESS_FUSED_LAYERS runs it)."""
     from baselines import fused_layers
     from baselines import split_attention as split
