@@ -1,4 +1,4 @@
-"""Issue 16's three questions read off per-sample records of the tiny world; a result file, a table and a figure each.
+"""The second tiny world's three questions read off per-sample records; a result file, a table and a figure each.
 
     python -m studies.check_round2 length   leaderboards/tiny/round2/length    # -> leaderboards/tiny/round2_length.*
     python -m studies.check_round2 capacity leaderboards/tiny/round2/capacity  # -> leaderboards/tiny/round2_capacity.*

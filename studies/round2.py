@@ -1,4 +1,4 @@
-"""The tiny world's second round (issue 16), read off per-sample records: length, capacity, exact recall.
+"""The second tiny world's three questions, read off per-sample records: length, capacity, exact recall.
 
 Three questions, one function each, each writing ``<stem>.json``, ``<stem>.md`` and a figure
 (``<stem>.png`` / ``.svg``) with 95% percentile-bootstrap CIs (:func:`harness.summary.bootstrap_ci`):
@@ -37,7 +37,7 @@ from harness.summary import N_BOOT, bootstrap_ci, is_scored, row_seed
 from studies.claims import paired_difference
 
 HALF = 0.5
-TEACHER_BAR = 0.9  # issue 16: the kv base must score >= 90% with full attention at 1k-4k
+TEACHER_BAR = 0.9  # the kv base must score >= 90% with full attention at 1k-4k to be a teacher
 NEEDLE_SPAN = 96  # tokens a labelled pass key (<= 77 bytes) or a kv pair (78 bytes) spans at most
 KV_TASK = "synthetic/kv_retrieval"
 CAPACITY_TASK = re.compile(r"^synthetic/passkey_k(\d+)$")
@@ -413,8 +413,8 @@ def kv_markdown(rep: dict, source: str) -> str:
              f"({rep['training_length']:,} tokens). Beyond the window: samples whose pair left the {rep['sinks']} + "
              f"{rep['window']} view; digits right: the share of the value's 32 hex digits the answer has in place on "
              f"those samples, pooled over the lengths up to the training length (a UUID-4-shaped guess that knows "
-             f"nothing of the value gets about 1/16 of them, plus the two fixed ones). Produced by `python "
-             f"studies/check_round2.py kv` from the per-sample records under `{source}`.", "",
+             f"nothing of the value gets about 1/16 of them, plus the two fixed ones). Produced by `python -m "
+             f"studies.check_round2 kv` from the per-sample records under `{source}`.", "",
              "| method | " + " | ".join(f"{lv} all" for lv in lengths) + " | "
              + " | ".join(f"{lv} beyond window" for lv in lengths)
              + f" | digits right, beyond the window, up to {_label(rep['training_length'])} | vs sinks + window, beyond "

@@ -1,4 +1,4 @@
-"""Issue 16 in one device call: the tiny world's round-2 runs, time-boxed, packed into a few files under --out.
+"""The second tiny world's runs in one GPU command, time-boxed, packed into a few files under --out.
 
     python -m studies.tiny_round2_gpu --out "$OUT"                  # questions 1 and 2 (length, capacity)
     python -m studies.tiny_round2_gpu --out "$OUT" --only kv        # question 3, on a base of its own
@@ -11,23 +11,23 @@ In order of value, all under one wall-clock deadline (``--budget`` seconds from 
    several processes share it well). Jobs run shortest length first, so a cut keeps whole short lengths.
 2. **capacity-base1**: full attention of the committed base on ``passkey_k{1,2,4,8,16}`` at 4k and 16k: the
    control that it cannot answer them (its retrieval is tied to the wording it was trained on, and it blends
-   the digits of two unlabelled pass keys; leaderboards/tiny/NOTES.md), so capacity needs the round-2 base.
-3. **base2** (side by side with 1): the round-2 base of the question, trained in the stages of ``BASE_STAGES``
+   the digits of two unlabelled pass keys; leaderboards/tiny/NOTES.md), so capacity needs the second base.
+3. **base2** (side by side with 1): the second base of the question, trained in the stages of ``BASE_STAGES``
    (``ahn/train/configs``): for capacity the committed base trained on with the labelled pass keys
-   (``tiny_base_round2.json``, in ``runs/round2``); for kv the round-2 base trained on kv_retrieval alone, then
+   (``tiny_base_round2.json``, in ``runs/round2``); for kv the second base trained on kv_retrieval alone, then
    on the mix with dense kv questions, then longer, twice (``tiny_base_round2_kv_long`` → ``_kvmix`` →
    ``_kvmix_long`` → ``_kvmix_long``, in ``runs/round2kv``). Then full attention, sinks + window and CT on it
    (**capacity** or **kv**), and, if the base is a teacher (kv: 95% on kv_retrieval in its own eval, then full
-   attention's kv run at the issue's 90% up to 4k, which the AHNs wait for) and at least ``--ahn-min-s`` seconds
+   attention's kv run at 90% (``TEACHER_BAR``) up to 4k, which the AHNs wait for) and at least ``--ahn-min-s`` seconds
    are left, the three AHN cells distilled on it side by side (``AHN_RECIPE``) and evaluated the same way.
 
 Every harness sample is fsynced as it finishes and every stage is bounded by the deadline, so a cut-off keeps
-what finished; run folders resume, and ``--reuse`` keeps a round-2 base / AHN already in ``--work`` (a follow-up
-call: unpack the last ``round2_models.tar.gz`` into ``runs/round2/``, or copy ``leaderboards/tiny/round2/base``
+what finished; run folders resume, and ``--reuse`` keeps a second base / AHN already in ``--work`` (a follow-up
+run: unpack the last ``round2_models.tar.gz`` into ``runs/round2/``, or copy ``leaderboards/tiny/round2/base``
 there) instead of training it again, and resumes an AHN whose schedule a deadline cut. Written under --out (at most 8 files): ``round2_runs.tar.gz`` (the run folders: manifest,
 samples, summaries; unpack into leaderboards/tiny/round2/), ``round2_models.tar.gz`` (base2, its AHNs and the
 AHN trainers' latest checkpoints: an AHN cut by the deadline is not evaluated, and resumes from there in a
-follow-up call), ``round2_logs.tar.gz`` (training and worker logs) and ``round2_timeline.json`` (what ran,
+follow-up run), ``round2_logs.tar.gz`` (training and worker logs) and ``round2_timeline.json`` (what ran,
 when, exit codes). Then ``python -m studies.check_round2 {length,capacity,kv} leaderboards/tiny/round2/<q>``.
 """
 
@@ -57,7 +57,7 @@ CELLS = ("gdn", "dn", "mamba2")
 ENV = {"AHN_HARNESS_FLEX": "0",  # dense SDPA masks: no FlexAttention compile in every process
        "AHN_HARNESS_AHN_BACKEND": "reference",  # the PyTorch cells the tiny AHNs were trained through
        "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
-       "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}  # the call's output tail stays readable
+       "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}  # the command's output tail stays readable
 
 
 QUESTIONS = ("length", "capacity", "kv")
@@ -66,15 +66,15 @@ CONFIGS = REPO / "ahn" / "train" / "configs"
 # its config's init_from), the AHNs' recipe, and the bar the base must clear before AHNs are trained on it.
 BASE_STAGES = {
     "capacity": ("tiny_base_round2.json",),
-    # kv_retrieval alone, then the round-2 mix with dense kv questions, then longer, twice (the first time left
+    # kv_retrieval alone, then the second base's mix with dense kv questions, then longer, twice (the first time left
     # it at 84% at 4k in `harness run`, the second at 97%): leaderboards/tiny/NOTES.md
     "kv": ("tiny_base_round2_kv_long.json", "tiny_base_round2_kvmix.json", "tiny_base_round2_kvmix_long.json",
            "tiny_base_round2_kvmix_long.json"),
 }
 AHN_RECIPE = {"capacity": "tiny_ahn_round2.json", "kv": "tiny_ahn_round2_kv.json"}
 # Distilling a teacher that cannot answer wasted 2026-12-06's cells, so kv's AHNs wait for two checks: this one on
-# the trainer's own eval (free, and above the issue's 90%: a base at 97% there, 4k, 32 prompts, gave 84% in
-# `harness run`; leaderboards/tiny/NOTES.md), then full attention's kv run itself against the issue's bar
+# the trainer's own eval (free, and above TEACHER_BAR's 90%: a base at 97% there, 4k, 32 prompts, gave 84% in
+# `harness run`; leaderboards/tiny/NOTES.md), then full attention's kv run itself against that bar
 # (`teacher_answers`, studies.round2.TEACHER_BAR).
 TRAINER_EVAL_BAR = {"kv": ("kv_retrieval", 0.95)}
 
@@ -88,16 +88,16 @@ def _questions(text: str) -> tuple[str, ...]:
 
 
 def world_of(want: set[str]) -> str:
-    """Which round-2 base the wanted questions run on: capacity and kv have bases of their own."""
+    """Which second base the wanted questions run on: capacity and kv have bases of their own."""
     if {"capacity", "kv"} <= want:
-        raise SystemExit("capacity and kv run on different round-2 bases: run them as two calls, --only capacity "
+        raise SystemExit("capacity and kv run on different second bases: run them as two commands, --only capacity "
                          "and --only kv (each with its own --work)")
     return "kv" if "kv" in want else "capacity"
 
 
 def base_commands(world: str, work: Path, overrides: list[str], reuse: bool = False) -> list[list[str]]:
     """One ``tiny_base`` command per training stage of ``world``'s base; the last writes ``work/base``. With
-    ``reuse`` a stage whose output is already saved is skipped, so a base whose stages outlast one device call
+    ``reuse`` a stage whose output is already saved is skipped, so a base whose stages outlast one command
     (kv: 150 + 150 + 400 + 400 s) is finished by the next ones."""
     stages = BASE_STAGES[world]
     outs = [work / f"base-{chr(ord('a') + i)}" for i in range(len(stages) - 1)] + [work / "base"]
@@ -120,8 +120,8 @@ def teacher_ready(world: str, eval_json: Path) -> bool:
 
 
 def teacher_answers(runs: Path) -> bool:
-    """The check that counts: full attention's kv_retrieval runs under ``runs`` reach the issue's bar at every
-    length up to the training length, as `studies/check_round2.py kv` reads them (False if there are none)."""
+    """The check that counts: full attention's kv_retrieval runs under ``runs`` reach TEACHER_BAR at every
+    length up to the training length, as `python -m studies.check_round2 kv` reads them (False if there are none)."""
     from harness.store import RunError
     from studies.round2 import collect, kv_report
 
@@ -174,7 +174,7 @@ def _preset(job: dict):
     suffix = job["preset"].removeprefix("tiny-")
     ckpt = str(Path(world["root"]) / suffix) if preset.ahn_checkpoint else None
     return preset.with_overrides(name=f"tiny2-{suffix}", model=world["base"], ahn_checkpoint=ckpt,
-                                 description=preset.description.replace("tiny byte-level base", "round-2 tiny base"))
+                                 description=preset.description.replace("tiny byte-level base", "second tiny base"))
 
 
 def run_job(job: dict) -> dict:
@@ -194,7 +194,7 @@ def run_job(job: dict) -> dict:
 
 
 def cell_complete(work: Path, cell: str) -> bool:
-    """The AHN cell in ``work`` finished its schedule. One cut by the time budget is resumed by a later call, not
+    """The AHN cell in ``work`` finished its schedule. One cut by the time budget is resumed by a later run, not
     evaluated: the 2026-12-06 cells, cut at 326-367 of 400 updates, were evaluated and scored like untrained ones."""
     summary = work / f"ahn-{cell}" / "train_summary.json"
     return (work / f"ahn-{cell}" / "model.safetensors").exists() and summary.exists() and bool(
@@ -238,7 +238,7 @@ def _tar(path: Path, files: list[tuple[Path, str]]) -> None:
 
 
 def pack(work: Path, out: Path, timeline: Timeline, models: bool = True) -> None:
-    """At most four files under ``out``: runs, models, logs, timeline. Safe to call again (each file replaced)."""
+    """At most four files under ``out``: runs, models, logs, timeline. Safe to run again (each file replaced)."""
     out.mkdir(parents=True, exist_ok=True)
     keep = {"manifest.json", "samples.jsonl", "summary.json", "summary.md"}
     runs = [(f, str(f.relative_to(work))) for q in ("length", "capacity-base1", "capacity", "kv") if (work / q).exists()
@@ -270,18 +270,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=9, help="harness processes sharing the GPU")
     ap.add_argument("--samples", type=int, default=32, help="samples per task, length (and k)")
     ap.add_argument("--base-train-s", type=float,
-                    help="training time of each stage of the round-2 base (default: each config's time_budget_s)")
-    ap.add_argument("--base-workers", type=int, default=5, help="data workers of the round-2 base's training")
+                    help="training time of each stage of the second base (default: each config's time_budget_s)")
+    ap.add_argument("--base-workers", type=int, default=5, help="data workers of the second base's training")
     ap.add_argument("--ahn-min-s", type=float, default=200.0, help="distil the AHNs only if this much is left")
     ap.add_argument("--ahn-max-s", type=float, default=190.0, help="longest AHN training")
-    ap.add_argument("--eval-reserve-s", type=float, default=80.0, help="time kept for evaluating the round-2 AHNs")
+    ap.add_argument("--eval-reserve-s", type=float, default=80.0, help="time kept for evaluating the AHNs on the second base")
     ap.add_argument("--only", type=_questions, help="these questions' runs only (comma-separated: length, capacity, "
                     "kv; e.g. capacity,kv on the GPU while length runs on CPUs elsewhere)")
     ap.add_argument("--decode", default="eager", choices=["eager", "static", "auto"],
                     help="harness decode path (eager: one sample at a time, each record fsynced as it ends, as in "
-                         "round 1; the answers are a few tokens, so prefill sets the time)")
+                         "the first tiny world; the answers are a few tokens, so prefill sets the time)")
     ap.add_argument("--reuse", action="store_true",
-                    help="keep a round-2 base / AHN cell already in --work (e.g. copied from leaderboards/tiny/round2) "
+                    help="keep a second base / AHN cell already in --work (e.g. copied from leaderboards/tiny/round2) "
                          "instead of training it again; finished samples are always kept (runs resume)")
     ap.add_argument("--ahn-init", metavar="DIR",
                     help="warm-start each AHN cell from DIR/ahn-<cell> (a second schedule after a first one ended "
@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             tl.add("base2 reused" if base2_reused else "base2 finished", exit_code=code,
                    eval=json.loads(eval_json.read_text()) if eval_json.exists() else None)
             if ok:
-                pack(work, out, tl)  # the round-2 base comes back even if the call is cut later
+                pack(work, out, tl)  # the second base comes back even if the command is cut later
                 if "capacity" in want:
                     submit(capacity_jobs(work, "capacity", samples, cap_lengths, bounded, world))
                 if "kv" in want:
@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
             ahns_due = False
             left = deadline - time.time()
             if teacher is not None and not teacher_answers(work / "kv" / "tiny2-full"):
-                tl.add("ahn2 skipped: full attention misses the issue's bar on kv_retrieval", runs="kv/tiny2-full")
+                tl.add("ahn2 skipped: full attention misses TEACHER_BAR on kv_retrieval", runs="kv/tiny2-full")
             elif left >= args.ahn_min_s or args.smoke or len(reused_cells) == len(CELLS):
                 budget = max(30.0, min(args.ahn_max_s, left - args.eval_reserve_s))
                 ahns = {}
@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         waiting = True
         while waiting and time.time() < deadline:
             waiting = step()
-            if time.time() - last_pack > 60:  # a hard kill of the call still returns what was packed
+            if time.time() - last_pack > 60:  # a hard kill of the command still returns what was packed
                 pack(work, out, tl, models=False)
                 last_pack = time.time()
             time.sleep(2)

@@ -35,7 +35,7 @@ def base_config(**overrides) -> Qwen2Config:
 
 
 def ahn_model(kind: str, seed: int = 0, dtype=torch.float32, randomize: bool = True) -> Qwen2ForCausalLM:
-    """A tiny random Qwen2 with a cell attached as `model.layers[i].ahn.fn` (the lead's method does the same)."""
+    """A tiny random Qwen2 with a cell attached as `model.layers[i].ahn.fn` (the AHN method does the same)."""
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(base_config())
     for layer in model.model.layers:

@@ -81,7 +81,7 @@ def test_round2_kv_stage_continues_the_round2_base_on_kv_alone():
     cfg = load_tiny_config(str(REPO / "ahn" / "train" / "configs" / "tiny_base_round2_kv.json"), [])
     assert cfg.init_from == "leaderboards/tiny/round2/base" and cfg.tasks == ["kv_retrieval"]
     assert max(cfg.seq_lens) <= 1024 and cfg.kv_queries > 0 and cfg.kv_query_prob == 1.0  # short rows, many answers
-    assert (cfg.hidden_size, cfg.num_layers, cfg.rope_theta) == (256, 4, 1e6)  # the round-2 base's shape
+    assert (cfg.hidden_size, cfg.num_layers, cfg.rope_theta) == (256, 4, 1e6)  # the second base's shape
 
 
 def test_bad_tiny_config():

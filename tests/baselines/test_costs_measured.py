@@ -1,6 +1,6 @@
 """The analytic 'actual' cost model against what the implementation really stores and computes.
 
-Cache bytes: measured on the live cache tensors (foundation issue, Must show 6). FLOPs: counted by
+Cache bytes: measured on the live cache tensors. FLOPs: counted by
 `torch.utils.flop_counter` with attention computed by explicit matmuls, so the counter sees every matmul.
 """
 

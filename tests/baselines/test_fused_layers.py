@@ -80,7 +80,7 @@ def test_the_setting_is_checked(monkeypatch):
     assert not fused_layers.enabled(torch.device("cuda"))
     monkeypatch.delenv(fused_layers.ENV)
     assert fused_layers.enabled(torch.device("cuda")) and not fused_layers.enabled(torch.device("cpu"))  # default
-    assert fused_layers.rotary_setting() == "1"  # on wherever the block is (two device calls measured it)
+    assert fused_layers.rotary_setting() == "1"  # on wherever the block is (`bash bench/gpu_perf.sh fused` times it off and on)
     monkeypatch.setenv(fused_layers.ROTARY_ENV, "on")
     with pytest.raises(ValueError, match="AHN_HARNESS_FUSED_ROTARY='on'; valid: 0, 1"):
         fused_layers.rotary_setting()

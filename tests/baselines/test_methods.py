@@ -1,4 +1,4 @@
-"""Memory methods over stock tiny Qwen2 / Qwen3 / Llama models (issue: foundation, Must show 1, 2, 3, 8)."""
+"""Memory methods over stock tiny Qwen2 / Qwen3 / Llama models."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def family_model(request):
 
 @pytest.mark.parametrize("name", METHODS)
 def test_equals_stock_model_when_window_covers_prompt(family_model, name):
-    """Must show 1: s + W >= T, so every method is the stock model (to fp32 rounding, tests/tolerance.py)."""
+    """s + W >= T: every method is the stock model (to fp32 rounding, tests/tolerance.py)."""
     _, model = family_model
     method = _method(name, sinks=4, window=20)
     covered = 24 if method.window is None else min(24, method.sinks + method.window)
@@ -61,7 +61,7 @@ def _sink_window_mask(T: int, sinks: int, window: int) -> torch.Tensor:
 
 
 def test_swa_equals_explicit_masked_attention_reference(family_model):
-    """Must show 2b: swa == the stock model's own eager attention under an explicit sink+window 4-D mask."""
+    """swa == the stock model's own eager attention under an explicit sink+window 4-D mask."""
     family, _ = family_model
     model = tiny_model(family, attn="eager")
     T, sinks, window = 40, 3, 7
@@ -83,7 +83,7 @@ def test_swa_equals_explicit_masked_attention_reference(family_model):
 
 @pytest.mark.parametrize("cell", ["gdn", "dn", "mamba2"])
 def test_ahn_with_zero_output_maps_is_exactly_swa(family_model, cell):
-    """Must show 2a: at initialisation (o_proj = 0) AHN equals sinks + sliding window bit for bit."""
+    """At initialisation (o_proj = 0) AHN equals sinks + sliding window bit for bit."""
     _, model = family_model
     ids = torch.randint(0, 300, (1, 37), generator=torch.Generator().manual_seed(2))
     swa = make_method("swa", sinks=2, window=8)
@@ -100,7 +100,7 @@ def test_ahn_with_zero_output_maps_is_exactly_swa(family_model, cell):
 
 @pytest.mark.parametrize("name", METHODS)
 def test_chunked_prefill_and_decode_equal_one_shot(family_model, name):
-    """Must show 3: chunk sizes straddling the window edge, and token-by-token decode, equal one shot."""
+    """Chunk sizes straddling the window edge, and token-by-token decode, equal one shot."""
     _, model = family_model
     T, sinks, window = 45, 3, 10
     ids = torch.randint(0, 300, (1, T), generator=torch.Generator().manual_seed(3))
@@ -213,7 +213,7 @@ def test_no_layer_input_outlives_its_attention():
     ],
 )
 def test_bad_configuration_is_named(call, match):
-    """Must show 8: a clear error naming the bad value and the valid ones."""
+    """A clear error naming the bad value and the valid ones."""
     with pytest.raises(ValueError, match=match):
         call()
 

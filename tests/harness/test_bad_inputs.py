@@ -1,4 +1,4 @@
-"""Must show 1 (issue 14): bad inputs across every command exit 2 with one ``error:`` line, never a traceback.
+"""Bad inputs across every command exit 2 with one ``error:`` line, never a traceback.
 
 Each case names the bad value (and, where there is a list, the valid ones) in its expected substrings. The cases
 run in-process through each command's ``main(argv)`` (the code path of the console entry points, minus the

@@ -166,7 +166,7 @@ def _hashed_run(path: Path, prompts: list[str], answers: list[str], with_hashes:
 
 
 def test_compare_refuses_to_pair_different_inputs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """Must show 3 (issue 14): equal keys, different prompts or answers: exit 2 naming the differing hashes."""
+    """Equal keys, different prompts or answers: exit 2 naming the differing hashes."""
     prompts, answers = [f"the key is {i}" for i in range(4)], [str(i) for i in range(4)]
     a = _hashed_run(tmp_path / "a", prompts, answers)
     assert main([str(a), str(_hashed_run(tmp_path / "same", prompts, answers))]) == 0

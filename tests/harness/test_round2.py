@@ -1,4 +1,4 @@
-"""Issue 16's checkers on constructed run folders: each answer read back, and negative controls that must fail."""
+"""The second tiny world's checkers (studies/round2.py) on constructed run folders: each answer read back, and negative controls that must fail."""
 
 from __future__ import annotations
 

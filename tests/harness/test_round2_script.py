@@ -1,4 +1,4 @@
-"""The round-2 device script: what it runs (jobs and presets) and, slow, the whole pipeline on the CPU in smoke mode."""
+"""The second tiny world's GPU script (studies/tiny_round2_gpu.py): what it runs (jobs and presets) and, slow, the whole pipeline on the CPU in smoke mode."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_round2_presets_point_at_the_new_world(tmp_path):
     assert (p.sinks, p.window, p.chunk_size, p.method) == (32, 480, 512, "ahn-gdn")  # as trained
     ct = s._preset({"preset": "tiny-ct-max", "world": world})
     assert ct.ahn_checkpoint is None and ct.name == "tiny2-ct-max"
-    assert s._preset({"preset": "tiny-swa"}).name == "tiny-swa"  # round 1: the committed presets as they are
+    assert s._preset({"preset": "tiny-swa"}).name == "tiny-swa"  # the first tiny world: the committed presets as they are
 
 
 def test_only_a_cell_that_finished_its_schedule_counts_as_trained(tmp_path):
@@ -61,7 +61,7 @@ def test_only_a_cell_that_finished_its_schedule_counts_as_trained(tmp_path):
 def test_each_question_trains_its_own_base_in_stages_and_kv_needs_a_teacher(tmp_path):
     s = _script()
     assert s.world_of({"length", "capacity"}) == "capacity" and s.world_of({"kv"}) == "kv"
-    with pytest.raises(SystemExit, match="two calls"):
+    with pytest.raises(SystemExit, match="two commands"):
         s.world_of({"capacity", "kv"})
     cmds = s.base_commands("kv", tmp_path, ["num_workers=3"])
     assert [c[c.index("--config") + 1].rsplit("/", 1)[1] for c in cmds] == list(s.BASE_STAGES["kv"])
@@ -71,7 +71,7 @@ def test_each_question_trains_its_own_base_in_stages_and_kv_needs_a_teacher(tmp_
     for prev, cmd in zip(outs, cmds[1:]):  # every later stage starts from the one before
         assert f"init_from={prev}" in cmd and cmd[-1] == "num_workers=3"
     (tmp_path / "base-a").mkdir()
-    (tmp_path / "base-a" / "model.safetensors").write_bytes(b"")  # stage A saved by an earlier call
+    (tmp_path / "base-a" / "model.safetensors").write_bytes(b"")  # stage A saved by an earlier run
     assert s.base_commands("kv", tmp_path, [], reuse=True) == [c[:-1] for c in cmds[1:]]
     assert len(s.base_commands("kv", tmp_path, [])) == len(s.BASE_STAGES["kv"])  # without reuse all run again
     (tmp_path / "eval.json").write_text(json.dumps({"accuracy": {"kv_retrieval@1024": 1.0, "passkey@1024": 0.2,
@@ -81,7 +81,7 @@ def test_each_question_trains_its_own_base_in_stages_and_kv_needs_a_teacher(tmp_
     (tmp_path / "eval.json").write_text(json.dumps({"accuracy": {"kv_retrieval@1024": 1.0,
                                                                  "kv_retrieval@4096": 0.96875}}))
     assert s.teacher_ready("kv", tmp_path / "eval.json") and not s.teacher_ready("kv", tmp_path / "none.json")
-    # the check that counts reads full attention's own kv runs: the committed round-2 kv base passes both
+    # the check that counts reads full attention's own kv runs: the committed kv base passes both
     committed = REPO / "leaderboards" / "tiny" / "round2kv"
     assert s.teacher_ready("kv", committed / "base" / "eval.json")
     assert s.teacher_answers(committed / "kv" / "tiny2-full")
@@ -113,4 +113,4 @@ def test_smoke_pipeline_on_cpu(tmp_path):
     with tarfile.open(out / "round2_models.tar.gz") as tar:
         names = set(tar.getnames())
     assert {"base/model.safetensors", "ahn-gdn/model.safetensors"} <= names
-    assert any(n.startswith("ckpt/ahn-gdn/") for n in names)  # the trainer's checkpoint: a later call resumes it
+    assert any(n.startswith("ckpt/ahn-gdn/") for n in names)  # the trainer's checkpoint: a later run resumes it

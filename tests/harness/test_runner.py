@@ -82,7 +82,7 @@ def test_run_writes_results_and_resumes(tiny_dir, ahn_ckpt, capsys):
 
 
 def test_kill_9_then_resume_equals_uninterrupted(tiny_dir, ahn_ckpt):
-    """Must show: kill -9 mid-run, same command again: same per-sample results, no duplicates."""
+    """kill -9 mid-run, same command again: same per-sample results, no duplicates."""
     clean, killed = ahn_ckpt / "clean", ahn_ckpt / "killed"
     assert main(_args(tiny_dir, clean)) == 0
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -104,7 +104,7 @@ def test_kill_9_then_resume_equals_uninterrupted(tiny_dir, ahn_ckpt):
 
 @pytest.mark.slow
 def test_torchrun_two_processes_equal_one(tiny_dir, ahn_ckpt):
-    """Must show: torchrun --nproc_per_node 2 (gloo, CPU) gives the one-process per-sample results."""
+    """torchrun --nproc_per_node 2 (gloo, CPU) gives the one-process per-sample results."""
     one, two = ahn_ckpt / "one", ahn_ckpt / "two"
     assert main(_args(tiny_dir, one)) == 0
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
@@ -140,7 +140,7 @@ def test_bad_input_is_named(argv, needle, capsys):
 
 
 def test_info_json_reproduces_table9_rows(capsys):
-    """Must show 4 (issue harness): info --json gives Table 9's params, FLOPs and cache for 3B and 14B."""
+    """info --json gives Table 9's params, FLOPs and cache for 3B and 14B."""
     from harness.tables import load_published
 
     published = load_published()["efficiency"]
@@ -166,7 +166,7 @@ def _short_args(model_dir: Path, ahn_dir: Path, out: Path, *extra: str) -> list[
 
 
 def test_records_carry_input_hashes_and_compare_refuses_another_seed(tiny_dir, ahn_ckpt, tmp_path, capsys):
-    """Must show 3 (issue 14): the hashes are of what was fed; runs of two seeds cannot be paired."""
+    """The hashes are of what was fed; runs of two seeds cannot be paired."""
     import hashlib
 
     import numpy as np
@@ -195,7 +195,7 @@ def test_records_carry_input_hashes_and_compare_refuses_another_seed(tiny_dir, a
 
 
 def test_resume_refuses_changed_weights_and_names_the_file(tiny_dir, ahn_ckpt, tmp_path, capsys):
-    """Must show 4 (issue 14): new bytes behind the same --ahn-checkpoint or --model path refuse the resume."""
+    """New bytes behind the same --ahn-checkpoint or --model path refuse the resume."""
     import hashlib
     import shutil
 
@@ -228,7 +228,7 @@ def test_resume_refuses_changed_weights_and_names_the_file(tiny_dir, ahn_ckpt, t
 
 
 def test_a_window_holding_every_prompt_is_said_once(tiny_dir, ahn_ckpt, tmp_path, caplog):
-    """Issue 14, defect 4: sinks + window larger than every prompt is full attention; the run says so once."""
+    """Sinks + window larger than every prompt is full attention; the run says so once."""
     args = _short_args(tiny_dir, ahn_ckpt / "ahn", tmp_path / "wide")
     args[args.index("--window") + 1] = "4000"
     with caplog.at_level("WARNING", logger="harness.runner"):
@@ -242,7 +242,7 @@ def test_a_window_holding_every_prompt_is_said_once(tiny_dir, ahn_ckpt, tmp_path
 
 
 def test_hub_downloads_fetch_only_the_files_the_loaders_read(monkeypatch):
-    """Must show 5 (issue 14): locate() passes allow_patterns, cached lookup and download alike."""
+    """locate() passes allow_patterns, cached lookup and download alike."""
     import fnmatch
 
     import huggingface_hub

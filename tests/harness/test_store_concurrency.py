@@ -1,4 +1,4 @@
-"""Must show (issue 14): processes starting runs into one fresh folder at the same instant never mix runs.
+"""Processes starting runs into one fresh folder at the same instant never mix runs.
 
 Each round forks several writers at a barrier, all into one fresh folder, with equal or different settings.
 Every outcome must be a clean refusal (``RunError``, nothing written) or one consistent run: every record

@@ -131,7 +131,7 @@ def test_synthetic_is_delegated(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_real_synthetic_package_if_present() -> None:
-    """With the real generators (another helper's package), a byte-counted 1k passkey sample comes back."""
+    """With the real generators (`tasks.synthetic`), a byte-counted 1k passkey sample comes back."""
     pytest.importorskip("tasks.synthetic")
     got = load_samples("synthetic:passkey@1k", limit=1, seed=0)
     assert len(got) == 1 and got[0].task == "synthetic/passkey" and got[0].level == "1k"
