@@ -102,8 +102,8 @@ def decode_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tens
 def slot_blocks(capacity: int, device: torch.device):
     """FlexAttention's block mask for one query over `capacity` slots: every block of 128 slots visited, none
     masked by it (the validity bias does the masking). Without it FlexAttention's default is one block of 2^30
-    keys, which its decoding kernel cannot split across SMs: one H100 call measured 64 ms a step against 5.5
-    (`bench/bench_flex_decode.py`, docs/PERFORMANCE.md)."""
+    keys, which its decoding kernel cannot split across SMs: on an H100 it measured 64 ms a step against 5.5
+    (`python -m bench.bench_flex_decode`)."""
     from torch.nn.attention.flex_attention import create_block_mask
 
     def every_slot(b, h, q_idx, kv_idx):
@@ -117,7 +117,7 @@ def split_kv(batch: int, kv_heads: int, sms: int) -> int:
     SMs): torch's 2 * (sms // (batch * kv_heads)), at least 1, rounded down to a power of two (so the paper's
     32,768 slots, 512 tiles of 64, divide evenly among them). On an H100 at B = 1 (2 KV heads) torch's 132 took
     19.4 µs a call, 128 took 13.7 (64: 14.5); at B = 8 its 16 stayed the fastest (32: 97.3 -> 101.9 µs)
-    (`bench/bench_flex_decode.py`, docs/PERFORMANCE.md)."""
+    (`python -m bench.bench_flex_decode`)."""
     splits = max(2 * (sms // max(batch * kv_heads, 1)), 1)
     return 1 << (splits.bit_length() - 1)
 
