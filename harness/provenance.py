@@ -212,10 +212,10 @@ def collect_provenance(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def rescore_entry(changed: dict[str, int], argv: list[str] | None = None) -> dict[str, Any]:
-    """One entry of a manifest's ``rescores``: the time, the command, the harness's version and code revision
-    (``git``: `harness.version.code_revision`), and per task how many stored scores the rescore changed."""
+    """One entry of a manifest's ``rescores``: the time, the command, the harness that rescored (``harness``: its
+    version and code revision, `harness.version.code_revision`) and per task how many stored scores changed."""
     args = sys.argv if argv is None else argv
-    return {"time": now_iso(), "command": shlex.join([str(a) for a in args]), "git": git_info(),
+    return {"time": now_iso(), "command": shlex.join([str(a) for a in args]), "harness": git_info(),
             "changed": dict(changed)}
 
 

@@ -31,7 +31,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from harness.provenance import rescore_entry
 from harness.store import (
@@ -178,7 +178,7 @@ def plan(path: Path | str) -> Plan:
     return Plan(path, manifest, lines, replaced, dict(sorted(tasks.items())))
 
 
-def _lock_samples(path: Path):
+def _lock_samples(path: Path) -> BinaryIO:
     """Open and exclusively lock the samples file (a run resuming now is refused instead of appending)."""
     fh = open(path / SAMPLES, "rb")  # noqa: SIM115 (closed by the caller)
     if fcntl is not None:

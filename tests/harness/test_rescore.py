@@ -77,7 +77,7 @@ def test_rescore_changes_only_the_doctored_score(run, capsys):
     assert f"**{100 * (1 + other) / 2:.2f}**" in md
     manifest = json.loads((run / "manifest.json").read_text())
     entry = manifest["rescores"][-1]
-    assert entry["changed"] == {TASK: 1} and entry["time"] and entry["git"]["version"]
+    assert entry["changed"] == {TASK: 1} and entry["time"] and entry["harness"]["version"]
     assert "rescore" in entry["command"]
     # A second rescore changes nothing and says so.
     assert main(["rescore", str(run)]) == 0
