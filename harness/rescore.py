@@ -190,8 +190,9 @@ def _lock_samples(path: Path) -> BinaryIO:
     return fh
 
 
-def apply(p: Plan, argv: Sequence[str] | None = None) -> None:
-    """Write a checked plan: samples.jsonl (atomically), the manifest's ``rescores`` entry, the summaries."""
+def apply(p: Plan, entry: dict[str, Any]) -> None:
+    """Write a checked plan: samples.jsonl (atomically), ``entry`` appended to the manifest's ``rescores``, the
+    summaries."""
     from harness.summary import write_summary
 
     with _folder_lock(p.path):  # no run of this folder starts while it is rewritten
@@ -204,8 +205,7 @@ def apply(p: Plan, argv: Sequence[str] | None = None) -> None:
                                for line, new in zip(p.lines, p.replaced))
                 write_atomic(p.path / SAMPLES, out)
             manifest = dict(p.manifest)
-            manifest["rescores"] = [*manifest.get("rescores", []),
-                                    rescore_entry({t: c.changed for t, c in p.tasks.items()}, argv)]
+            manifest["rescores"] = [*manifest.get("rescores", []), entry]
             write_atomic(p.path / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
         except UnsafeWriteError as e:
             raise RunError(str(e)) from e
@@ -230,8 +230,12 @@ def describe(p: Plan) -> list[str]:
 def rescore(paths: Sequence[Path | str], argv: Sequence[str] | None = None) -> list[Plan]:
     """Rescore run folders: every folder is checked first, so a refused one leaves all of them untouched."""
     plans = [plan(p) for p in paths]
-    for p in plans:
-        apply(p, argv)
+    # Every entry is made before anything is written: the code's revision and dirty flag are those the command
+    # started with, not a checkout dirtied by the folders rescored before (committed runs live in the tree).
+    entries = [rescore_entry({t: c.changed for t, c in p.tasks.items()}, None if argv is None else list(argv))
+               for p in plans]
+    for p, entry in zip(plans, entries):
+        apply(p, entry)
     return plans
 
 
