@@ -141,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("download", help="fetch models, AHN checkpoints and benchmark files at pinned revisions",
                    add_help=False)
     sub.add_parser("compare", help="paired comparison of two runs; a CI regression gate", add_help=False)
+    sub.add_parser("rescore", help="apply each task's current scorer to finished runs' stored predictions",
+                   add_help=False)
     sub.add_parser("lm-eval", help="lm-eval's CLI with the methods registered as --model ahn-harness",
                    add_help=False)
     sub.add_parser("export-lm-eval", help="runs in lm-eval's results layout (results_*.json, samples_*.jsonl)",
@@ -500,6 +502,7 @@ DELEGATED = {
     "score": "tasks.score_file:main",
     "download": "harness.download:main",
     "compare": "harness.compare:main",
+    "rescore": "harness.rescore:main",
     "export-lm-eval": "harness.frame:main",
     "lm-eval": "harness.lm_eval_bridge:main",
 }

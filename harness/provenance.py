@@ -4,7 +4,8 @@ A manifest has two halves. ``config`` is what determines the per-sample results 
 settings, tasks, dataset revisions); its hash decides whether a folder may be resumed. ``provenance`` is where
 and how it ran (package versions, git revision, hardware, command line, start time); it is recorded, not
 hashed, so resuming after a crash on the same settings with a patched checkout still works (the resume is
-logged in ``resumes`` with its own provenance).
+logged in ``resumes`` with its own provenance). ``rescores`` lists each `harness rescore` of the run's stored
+predictions (:func:`rescore_entry`: when, by which command and harness version, how many scores per task).
 
 Nothing here imports torch: a manifest can be written and read on any machine. When the caller already has
 torch loaded, the GPU description is read from it; otherwise ``nvidia-smi`` is asked.
@@ -44,7 +45,7 @@ TRACKED_PACKAGES = (
     "rouge",
 )
 # Manifest keys that describe the circumstances, not the settings; never part of the config hash.
-VOLATILE_KEYS = frozenset({"provenance", "config_hash", "resumes", "schema_version", "label"})
+VOLATILE_KEYS = frozenset({"provenance", "config_hash", "resumes", "rescores", "schema_version", "label"})
 
 
 def _jsonable(obj: Any) -> Any:
@@ -208,6 +209,14 @@ def collect_provenance(argv: list[str] | None = None) -> dict[str, Any]:
         "env": run_environment(),
         "fast_paths": fast_paths.current().as_dict(),
     }
+
+
+def rescore_entry(changed: dict[str, int], argv: list[str] | None = None) -> dict[str, Any]:
+    """One entry of a manifest's ``rescores``: the time, the command, the harness that rescored (``harness``: its
+    version and code revision, `harness.version.code_revision`) and per task how many stored scores changed."""
+    args = sys.argv if argv is None else argv
+    return {"time": now_iso(), "command": shlex.join([str(a) for a in args]), "harness": git_info(),
+            "changed": dict(changed)}
 
 
 def _threads() -> dict[str, Any] | None:

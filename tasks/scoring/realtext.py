@@ -5,12 +5,18 @@
   (`tasks/scoring/synthetic.py`).
 * ``factrecall_en``, ``factrecall_zh``: LV-Eval's official metric of the dataset of the same name
   (``qa_f1_score`` / ``qa_f1_zh_score`` against ``answers[0]``, `tasks/scoring/lveval.py`).
-* ``code_default``: :func:`code_value_match`, exact on the default's value.
+* ``code_default``: :func:`code_value_match`, exact on the default's value. The stated value is the
+  prediction's first non-empty line as a whole (one pair of enclosing backticks and a final ``.`` dropped),
+  or else that line's LAST inline code span (text between backticks): a sentence that names the parameter
+  and the function in backticks puts the value last ("The default value of the parameter `mode` of the
+  function `which` is `os.F_OK | os.X_OK`."). Only that one span is compared, never "any span", so listing
+  several values does not win; a value stated without backticks ("an empty string") is not read.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from typing import Any
 
 from tasks.scoring.base import OfficialRaise, as_list, require_text
@@ -37,6 +43,18 @@ def answer_line(prediction: str, reference: str = "") -> str:
     return line
 
 
+# A CommonMark inline code span: a run of n backticks, then text, then a run of exactly n backticks.
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(.+?)(?<!`)\1(?!`)")
+
+
+def last_code_span(prediction: str) -> str | None:
+    """The content (stripped) of the last inline code span of the first non-empty line of ``prediction``, or
+    None when that line has none. Spans are read left to right without overlap, as Markdown reads them."""
+    line = next((x.strip() for x in prediction.splitlines() if x.strip()), "")
+    spans = [m.group(2).strip() for m in _CODE_SPAN.finditer(line)]
+    return spans[-1] if spans else None
+
+
 def _literal(text: str) -> tuple[bool, Any]:
     try:
         return True, ast.literal_eval(text)
@@ -44,17 +62,23 @@ def _literal(text: str) -> tuple[bool, Any]:
         return False, None
 
 
-def code_value_match(prediction: str, reference: str) -> float:
-    """1.0 when :func:`answer_line` of the prediction is the reference's source text, or when both are Python
-    literals of the same type and value (``"rb"`` answers ``'rb'``); else 0.0."""
-    got = answer_line(prediction, reference)
+def _same_value(got: str, reference: str) -> bool:
+    """``got`` is the reference's source text, or both are Python literals of the same type and value."""
     if got == reference:
-        return 1.0
+        return True
     ok_got, value_got = _literal(got)
     ok_ref, value_ref = _literal(reference)
-    if ok_got and ok_ref and type(value_got) is type(value_ref) and value_got == value_ref:
+    return ok_got and ok_ref and type(value_got) is type(value_ref) and value_got == value_ref
+
+
+def code_value_match(prediction: str, reference: str) -> float:
+    """1.0 when the stated value is the reference: :func:`answer_line` of the prediction, or else the
+    :func:`last_code_span` of that line, is the reference's source text, or both are Python literals of the
+    same type and value (``"rb"`` answers ``'rb'``); else 0.0."""
+    if _same_value(answer_line(prediction, reference), reference):
         return 1.0
-    return 0.0
+    span = last_code_span(prediction)
+    return 1.0 if span is not None and _same_value(span, reference) else 0.0
 
 
 def score_realtext(task: str, prediction: Any, answers: Any, extra: dict[str, Any]) -> float:

@@ -319,6 +319,17 @@ def test_missing_source_is_a_clear_error_from_load(tmp_path, monkeypatch):
     ("re.compile(r\"\\s*(?:#\\s*)?$\").match", "re.compile(r\"\\s*(?:#\\s*)?$\").match", 1.0),
     ("", "''", 0.0),
     ("''", "''", 1.0),
+    # an answer stated in a sentence: the LAST code span of the first non-empty line is the value
+    ("The default value of the parameter `mode` of the function `which` is `os.F_OK | os.X_OK`.",
+     "os.F_OK | os.X_OK", 1.0),
+    ("The default value of the parameter `function` of the function `copytree` is `copy2`.", "copy2", 1.0),
+    ("The default value of `mode` is `\"rb\"`.", "'rb'", 1.0),  # a literal in other quotes
+    ("The default is os.F_OK | os.X_OK for the parameter `mode`.", "os.F_OK | os.X_OK", 0.0),  # last: the name
+    ("The default value of the parameter `sep` of the function `join` is an empty string.", "''", 0.0),
+    ("an empty string", "''", 0.0),
+    ("It is `copy2`, not `copy`.", "copy2", 0.0),  # one candidate, the last span: listing values cannot win
+    ("The default is 3.\nIt is `3`.", "3", 0.0),  # only the first non-empty line is read
+    ("The value is ``a`b``.", "a`b", 1.0),  # a span delimited by two backticks holds one
 ])
 def test_code_value_match_hand_cases(prediction, reference, expected):
     assert code_value_match(prediction, reference) == expected
