@@ -17,9 +17,9 @@ The switches (defaults in `FastPaths`); what each selects is described beside th
 * ``AHN_HARNESS_CHUNK_GRAPHS`` (0, 1) and ``AHN_HARNESS_DECODE_GRAPHS`` (0 off): AHN's memory updates as CUDA
   graphs (`ahn/chunk_graphs.py`, `ahn/decode_graphs.py`).
 * ``AHN_HARNESS_STEP_GRAPH`` (0 off), ``AHN_HARNESS_STEP_COMPILE`` (auto, 0, 1, a torch.compile backend),
-  ``AHN_HARNESS_DECODE_SPLITS`` (auto, an integer >= 1), ``AHN_HARNESS_DECODE_ATTENTION`` (auto, products, flex)
-  and ``AHN_HARNESS_FLEX_DECODE`` (unset: the tuned options; default; key=int,...): the static decode step
-  (`baselines/static_decode.py`).
+  ``AHN_HARNESS_DECODE_SPLITS`` (auto, an integer >= 1), ``AHN_HARNESS_DECODE_ATTENTION`` (auto, products, flex,
+  flex-rows, flex-heads) and ``AHN_HARNESS_FLEX_DECODE`` (unset: the tuned options; default; key=int,...): the
+  static decode step (`baselines/static_decode.py`).
 * ``AHN_HARNESS_AHN_BACKEND`` (auto, or a backend of `ahn.ops.dispatch`): the AHN cells' kernels, checked where
   the method is built (`ahn/method.py`).
 
@@ -52,7 +52,7 @@ WINDOW_ATTENTION = ("split", "split-flash", "split-reference", "flex")
 FUSED_LAYERS = ("0", "1", "force")
 FUSED_ROTARY = ("0", "1")
 CHUNK_GRAPHS = ("0", "1")
-DECODE_ATTENTION = ("auto", "products", "flex")
+DECODE_ATTENTION = ("auto", "products", "flex", "flex-rows", "flex-heads")
 FLEX_KEYS = ("BLOCK_N", "num_stages", "num_warps", "SPLIT_KV")
 
 

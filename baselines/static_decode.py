@@ -99,17 +99,38 @@ def decode_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tens
                                                  else torch.float32).to(values.dtype).view(b, h, 1, dh)
 
 
-def slot_blocks(capacity: int, device: torch.device):
-    """FlexAttention's block mask for one query over `capacity` slots: every block of 128 slots visited, none
-    masked by it (the validity bias does the masking). Without it FlexAttention's default is one block of 2^30
-    keys, which its decoding kernel cannot split across SMs: on an H100 it measured 64 ms a step against 5.5
+def slot_blocks(capacity: int, device: torch.device, queries: int = 1):
+    """FlexAttention's block mask for `queries` query rows (1; the GQA group where it is folded into the rows,
+    :func:`group_as_rows`) over `capacity` slots: every block of 128 slots visited, none masked by it (the
+    validity bias does the masking). Without it FlexAttention's default is one block of 2^30 keys, which its
+    decoding kernel cannot split across SMs: on an H100 it measured 64 ms a step against 5.5
     (`python -m bench.bench_flex_decode`)."""
     from torch.nn.attention.flex_attention import create_block_mask
 
     def every_slot(b, h, q_idx, kv_idx):
         return kv_idx >= 0
 
-    return create_block_mask(every_slot, B=None, H=None, Q_LEN=1, KV_LEN=capacity, device=device)
+    return create_block_mask(every_slot, B=None, H=None, Q_LEN=queries, KV_LEN=capacity, device=device)
+
+
+def group_as_rows(num_heads: int, num_kv: int, setting: str) -> bool:
+    """Whether FlexAttention gets the query heads of one KV head as that head's query rows (a query of length
+    `num_heads // num_kv` per KV head, no GQA broadcast) rather than as query heads sharing a KV head.
+
+    Inductor lowers a FlexAttention call to its decoding kernel (flash-decoding: the group packed into one M
+    block, the slots split across SMs) only where the group is a power of two; any other group (Qwen2.5-0.5B's
+    14 / 2 = 7) silently gets the main kernel, one program per query head, each reading all the slots of its KV
+    head with a 128-row tile for one query row, no split (`_use_flex_decoding` in torch's
+    `_inductor/kernel/flex/flex_decoding.py`, torch 2.13; docs/GQA_DECODE.md). As rows the same scores reach the
+    decoding kernel with one KV head per query head: the same M block of group rows, the same grid.
+    `setting`: "flex" folds only groups that are not a power of two (the others already reach the decoding
+    kernel, unchanged), "flex-rows" every group, "flex-heads" none (the former call, for comparison)."""
+    group = num_heads // num_kv
+    if setting == "flex-rows":
+        return True
+    if setting == "flex-heads":
+        return False
+    return group & (group - 1) != 0
 
 
 def split_kv(batch: int, kv_heads: int, sms: int) -> int:
@@ -133,18 +154,30 @@ def flex_options(splits: int | None = None) -> dict[str, int]:
 
 
 def flex_decode_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor,
-                          scaling: float, blocks, options: dict[str, int] | None = None) -> torch.Tensor:
+                          scaling: float, blocks, options: dict[str, int] | None = None,
+                          rows: bool = False) -> torch.Tensor:
     """The function of :func:`decode_attention` as one FlexAttention call over the slot blocks `blocks`
     (:func:`slot_blocks`): compiled by inductor (inside the compiled step) it becomes FlexAttention's decoding
     kernel, which reads each key and value once, packs the query heads of a KV head together (GQA without
     copies) and splits the slots across the GPU's SMs, with the softmax fused in (flash-decoding). Uncompiled it
     materialises the scores (correct, slow: tests only). The bias enters as a score modification, so the masked
-    slots are those of the products' path. `options`: the kernel's (`flex_options`)."""
+    slots are those of the products' path. `options`: the kernel's (`flex_options`).
+
+    `rows` (:func:`group_as_rows`): the query heads of KV head j (heads j·rep … j·rep + rep − 1, as GQA pairs
+    them) go in as rep query rows of head j, a view of the query ([B, H, 1, dh] → [B, Hkv, rep, dh]), and the
+    output is viewed back; `blocks` must then be built for rep queries. Each row's softmax is over the same
+    slots with the same bias, so the function is unchanged."""
     from torch.nn.attention.flex_attention import flex_attention
 
     def add_bias(score, b, h, q_idx, kv_idx):
         return score + bias[b, 0, kv_idx]
 
+    if rows:
+        b, h, _, dh = query.shape
+        hkv = keys.shape[1]
+        out = flex_attention(query.reshape(b, hkv, h // hkv, dh), keys, values, score_mod=add_bias,
+                             block_mask=blocks, scale=scaling, kernel_options=options or None)
+        return out.reshape(b, h, 1, dh)
     return flex_attention(query, keys, values, score_mod=add_bias, block_mask=blocks, scale=scaling,
                           enable_gqa=query.shape[1] != keys.shape[1], kernel_options=options or None)
 
@@ -178,9 +211,10 @@ def auto_splits(capacity: int, device: torch.device) -> int:
 
 def attention_setting(device: torch.device, backend: str | None) -> str:
     """The attention over the slots, from AHN_HARNESS_DECODE_ATTENTION: "products" (:func:`decode_attention`, two
-    batched matrix products, the readable reference), "flex" (:func:`flex_decode_attention`), or "auto" (the
-    default): flex where inductor compiles the step on CUDA (the only place it becomes the fused kernel),
-    products elsewhere."""
+    batched matrix products, the readable reference), "flex" (:func:`flex_decode_attention`, with a GQA group
+    that is not a power of two folded into the query rows), "flex-rows" / "flex-heads" (every group as rows /
+    as heads: :func:`group_as_rows`), or "auto" (the default): flex where inductor compiles the step on CUDA
+    (the only place it becomes the fused kernel), products elsewhere."""
     setting = fast_paths.current().decode_attention
     if setting == "auto":
         return "flex" if device.type == "cuda" and backend == "inductor" else "products"
@@ -251,11 +285,13 @@ def layer_step(layer: nn.Module, k_buf: torch.Tensor, v_buf: torch.Tensor, memor
                x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, slot: torch.Tensor, evicting: torch.Tensor,
                nonsink: torch.Tensor, bias: torch.Tensor, rows: torch.Tensor, method: MemoryMethod,
                layout: DecodeLayout, rope, scaling: float, splits: int, qkv: MergedQKV | None = None,
-               attention: str = "products", blocks=None, flex: dict[str, int] | None = None) -> torch.Tensor:
+               attention: str = "products", blocks=None, flex: dict[str, int] | None = None,
+               group_rows: bool = False) -> torch.Tensor:
     """One decoder layer for one token per row over its fixed buffers: norm → q/k/v (one product over `qkv`, the
     stacked weights, where given) → RoPE → the method's memory step (AHN: write the token leaving the window,
     read with the query) → the new K/V into its slot → attention over the buffer (`attention`: "products" or
-    "flex" over the slot blocks `blocks` with kernel options `flex`, `attention_setting`) → o_proj → MLP. A
+    "flex" over the slot blocks `blocks` with kernel options `flex` and the GQA group as query rows where `group_rows`,
+    `attention_setting`) → o_proj → MLP. A
     function of the layer module and tensors only (no layer index), so one compiled graph serves every layer."""
     attn = layer.self_attn
     b, dh = x.shape[0], k_buf.shape[-1]
@@ -277,7 +313,7 @@ def layer_step(layer: nn.Module, k_buf: torch.Tensor, v_buf: torch.Tensor, memor
     k_buf[rows, :, slot] = k[:, :, 0]
     v_buf[rows, :, slot] = v[:, :, 0]
     if attention == "flex":
-        out = flex_decode_attention(q, k_buf, v_buf, bias, scaling, blocks, flex)
+        out = flex_decode_attention(q, k_buf, v_buf, bias, scaling, blocks, flex, group_rows)
     else:
         out = decode_attention(q, k_buf, v_buf, bias, scaling, splits)
     out = out.transpose(1, 2).reshape(b, 1, -1)
@@ -372,7 +408,10 @@ class StaticDecoder:
         if attention is not None and attention not in ATTENTION_SETTINGS[1:]:
             raise ValueError(f"attention={attention!r}; valid: {', '.join(ATTENTION_SETTINGS[1:])} or None")
         self.attention = attention or attention_setting(dev, backend)
-        self.blocks = slot_blocks(c, dev) if self.attention == "flex" else None
+        # "flex", "flex-rows" and "flex-heads" are one FlexAttention call; they differ in how the GQA group goes in
+        self.group_rows = self.attention != "products" and group_as_rows(self.num_heads, self.num_kv, self.attention)
+        rows = self.num_heads // self.num_kv if self.group_rows else 1
+        self.blocks = slot_blocks(c, dev, rows) if self.attention != "products" else None
         sms = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else None
         self.flex_options = flex_options(None if sms is None else split_kv(b, self.num_kv, sms))
         self.qkv = [merged_qkv(layer.self_attn) for layer in self.layers]
@@ -461,8 +500,9 @@ class StaticDecoder:
                                                                  self.pos, self.tok, self.rows, self._true)
         for layer, k, v, memory, qkv in zip(self.layers, self.k, self.v, self.memory, self.qkv, strict=True):
             x = self._layer(layer, k, v, memory, x, cos, sin, slot, evicting, nonsink, bias, self.rows,
-                            self.method, self.layout, self.rope, self.scaling, self.splits, qkv, self.attention,
-                            self.blocks, self.flex_options)
+                            self.method, self.layout, self.rope, self.scaling, self.splits, qkv,
+                            "products" if self.attention == "products" else "flex", self.blocks, self.flex_options,
+                            self.group_rows)
         self._finish(self.model, x, self.seen, self.logits, self.next, self.tok, self.pos, self.rows, self._true,
                      self.penalty)
 
@@ -482,7 +522,7 @@ class StaticDecoder:
                           f"pieces uncompiled: {type(exc).__name__}: {str(exc)[:300]}", stacklevel=3)
             self.compile_backend = None
             self._begin, self._layer, self._finish = begin_step, layer_step, finish_step
-            if self.attention == "flex":  # uncompiled, flex materialises the scores: the products are faster
+            if self.attention != "products":  # uncompiled, flex materialises the scores: the products are faster
                 self.attention = "products"
             self.reset()
             self._step()
