@@ -290,9 +290,9 @@ def layer_step(layer: nn.Module, k_buf: torch.Tensor, v_buf: torch.Tensor, memor
     """One decoder layer for one token per row over its fixed buffers: norm → q/k/v (one product over `qkv`, the
     stacked weights, where given) → RoPE → the method's memory step (AHN: write the token leaving the window,
     read with the query) → the new K/V into its slot → attention over the buffer (`attention`: "products" or
-    "flex" over the slot blocks `blocks` with kernel options `flex` and the GQA group as query rows where `group_rows`,
-    `attention_setting`) → o_proj → MLP. A
-    function of the layer module and tensors only (no layer index), so one compiled graph serves every layer."""
+    "flex" over the slot blocks `blocks` with kernel options `flex`, the GQA group as query rows where
+    `group_rows`: `attention_setting`) → o_proj → MLP. A function of the layer module and tensors only (no layer
+    index), so one compiled graph serves every layer."""
     attn = layer.self_attn
     b, dh = x.shape[0], k_buf.shape[-1]
     h = layer.input_layernorm(x)

@@ -1,9 +1,9 @@
 """One static decode step for full attention at Qwen2.5-Coder-0.5B's shape, per attention setting, against the
 bandwidth floor.
 
-The model: a Qwen2Config of Qwen2.5-0.5B's dimensions (24 layers, hidden 896, intermediate 4,864, 14 query heads
-over 2 KV heads of 64, vocab 151,936, RoPE theta 1e6, tied embeddings) with random bf16 weights, no download.
-Each case builds the real `baselines.static_decode.StaticDecoder` for full attention (compiled by inductor and
+The model: a Qwen2Config of Qwen2.5-0.5B's dimensions (24 layers, hidden 896, intermediate 4,864, 14 query
+heads over 2 KV heads of 64, vocab 151,936, RoPE theta 1e6, tied embeddings) with random bf16 weights, no
+download. Each case builds the real `baselines.static_decode.StaticDecoder` for full attention (compiled by inductor and
 captured as one CUDA graph, as `harness run --decode static` does), fills every row's K/V buffer with random
 values and marks `prompt` slots valid (speed does not depend on the values; no prefill), and times the graph's
 replay: the median ms a step over `--reps` runs of a few steps (as many as take ~0.2 s), with the min–max of
@@ -13,12 +13,13 @@ the K/V buffers alone (`kv floor`) and with the weights (`StaticDecoder.floor_nb
 The settings (`AHN_HARNESS_DECODE_ATTENTION`, `AHN_HARNESS_FLEX_DECODE`): `flex` (FlexAttention; this model's
 group of 7 query heads per KV head folded into the query rows, so inductor lowers it to the decoding kernel:
 `static_decode.group_as_rows`), `flex-heads` (the group as query heads, the call before the fold: inductor's
-main FlexAttention kernel), `products` (two batched products, the slot reduction in pieces of 1,024), and flex
-with other kernel options (SPLIT_KV twice / half the step's rule, BLOCK_N=128, torch's own choice). Cases run
-in order of importance (B = 5 at 128k first, the symptom's shape) and the results are written after each; no
-case but the first starts after `--budget-s` seconds. Each case's first-step logits are compared with `products` at
-the same B and prompt where both ran (the same random buffers), and the kernel inductor picked is recorded
-(torch's "Use flex decoding" decision).
+main FlexAttention kernel), `products` (two batched products, the slot reduction in pieces of 1,024), flex
+with other kernel options (SPLIT_KV twice / half the step's rule, BLOCK_N=128, torch's own choice) and
+flex-heads with torch's own options (how much of the main kernel's time the decoding options cost). Cases
+run in order of importance (B = 5 at 128k first, the symptom's shape) and the results are written after each;
+no case but the first starts after `--budget-s` seconds. Each case's first-step logits are compared with
+`products` at the same B and prompt where both ran (the same random buffers), and the kernel inductor picked
+is recorded (torch's "Use flex decoding" decision).
 
     python -m bench.bench_gqa_decode --out $OUT        # on a GPU; ~150 s on an H100 with compilation
     python -m bench.bench_gqa_decode --tiny --out /tmp/x  # a 2-layer model on the CPU, uncompiled (tests)
@@ -80,6 +81,7 @@ def cases(batches: list[int], prompts: list[int], splits_rule) -> list[dict]:
     add(b0, top, "flex", f"{base},SPLIT_KV={max(rule // 2, 1)}", f"flex SPLIT_KV={max(rule // 2, 1)}")
     add(b0, top, "flex", "BLOCK_N=128,num_stages=3,num_warps=2", "flex BLOCK_N=128")
     add(b0, top, "flex", "default", "flex torch default")
+    add(b0, top, "flex-heads", "default", "flex-heads torch default")  # the main kernel with its own tile
     for p in sorted(prompts, reverse=True)[1:]:
         for b in batches:
             for setting in ("flex", "products"):
@@ -96,11 +98,19 @@ def copy_rate_gb_s(device: torch.device, nbytes: int, reps: int = 10) -> float:
     dst.copy_(src)
     runs = []
     for _ in range(reps):
-        sync(device)
-        t0 = time.perf_counter()
-        dst.copy_(src)
-        sync(device)
-        runs.append(2 * nbytes / (time.perf_counter() - t0) / 1e9)
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            dst.copy_(src)
+            end.record()
+            end.synchronize()
+            seconds = start.elapsed_time(end) * 1e-3
+        else:
+            t0 = time.perf_counter()
+            dst.copy_(src)
+            seconds = time.perf_counter() - t0
+        runs.append(2 * nbytes / seconds / 1e9)
+    del src, dst
     return statistics.median(runs)
 
 
