@@ -28,6 +28,7 @@ is recorded (torch's "Use flex decoding" decision).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import gc
 import json
@@ -119,8 +120,13 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+# Where inductor logs its choice of FlexAttention kernel: torch 2.13's module, and the one of releases before it
+# moved into kernel/flex/.
+FLEX_DECODING_LOGGERS = ("torch._inductor.kernel.flex.flex_decoding", "torch._inductor.kernel.flex_decoding")
+
+
 class KernelChoice(logging.Handler):
-    """Records inductor's "Use flex decoding <bool>" decisions while a case compiles (logged at DEBUG)."""
+    """Records inductor's "Use flex decoding <bool>" decisions (logged at DEBUG) while it is installed."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -130,6 +136,23 @@ class KernelChoice(logging.Handler):
         msg = record.getMessage()
         if msg.startswith("Use flex decoding "):
             self.decisions.append(msg.split()[3].rstrip(",") == "True")
+
+
+@contextlib.contextmanager
+def kernel_choices():
+    """A `KernelChoice` listening to inductor's FlexAttention lowering inside the block."""
+    chooser = KernelChoice()
+    loggers = [logging.getLogger(name) for name in FLEX_DECODING_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.DEBUG)
+        lg.addHandler(chooser)
+    try:
+        yield chooser
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.removeHandler(chooser)
+            lg.setLevel(level)
 
 
 def fill(dec, prompt: int, vocab: int) -> None:
@@ -155,25 +178,17 @@ def time_case(model, case: dict, steps_cap: int, reps: int, target_s: float) -> 
         env["AHN_HARNESS_FLEX_DECODE"] = case["flex_decode"]
     rec = dict(case)
     method = make_method("full")
-    chooser = KernelChoice()
-    logger = logging.getLogger("torch._inductor.kernel.flex.flex_decoding")
-    old_level = logger.level
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(chooser)
     import torch._dynamo
 
     torch._dynamo.reset()  # every case compiles afresh (and dynamo's recompile limit never applies)
     t0 = time.perf_counter()
-    try:
+    with kernel_choices() as chooser:
         with environment(env):
             # room for the timed steps: the full layout's capacity is prompt + new tokens, rounded to 1,024
             dec = StaticDecoder(model, method, case["batch"], case["prompt"] + 3 + steps_cap * (reps + 2))
         dec.capture()  # compiles and records the graph on CUDA; nothing on the CPU
         if dec.compile_backend is not None and not dec.graphs:
             dec._warm_up(retry=True)
-    finally:
-        logger.removeHandler(chooser)
-        logger.setLevel(old_level)
     sync(device)
     rec["compile_capture_s"] = time.perf_counter() - t0
     rec.update(capacity=dec.layout.capacity, attention=dec.attention, group_rows=dec.group_rows,

@@ -54,3 +54,21 @@ def test_a_spent_budget_runs_one_case_and_lists_the_rest(tmp_path):
     doc = json.loads((tmp_path / "gqa_decode_bench.json").read_text())
     assert len(doc["cases"]) == 1 and doc["cases"][0]["label"] == "flex"
     assert doc["skipped"] and "Not run" in (tmp_path / "gqa_decode_bench.md").read_text()
+
+
+def test_kernel_choices_reads_inductors_decision_and_restores_the_loggers():
+    """The message as `_use_flex_decoding` logs it (torch's flex_decoding module, at DEBUG), read as a bool."""
+    import logging
+
+    from bench.bench_gqa_decode import FLEX_DECODING_LOGGERS, kernel_choices
+
+    log = logging.getLogger(FLEX_DECODING_LOGGERS[0])
+    before = log.level
+    with kernel_choices() as chooser:
+        fmt = "Use flex decoding %s, force_flex_attention=%s, short_query_length=%s"
+        log.debug(fmt, False, False, True)
+        log.debug(fmt, True, False, True)
+        log.debug("something else")
+    log.debug(fmt, True, False, True)  # after the block: not recorded
+    assert chooser.decisions == [False, True]
+    assert log.level == before and chooser not in log.handlers
