@@ -36,6 +36,7 @@ import logging
 import platform
 import statistics
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -182,7 +183,8 @@ def time_case(model, case: dict, steps_cap: int, reps: int, target_s: float) -> 
 
     torch._dynamo.reset()  # every case compiles afresh (and dynamo's recompile limit never applies)
     t0 = time.perf_counter()
-    with kernel_choices() as chooser:
+    with kernel_choices() as chooser, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         with environment(env):
             # room for the timed steps: the full layout's capacity is prompt + new tokens, rounded to 1,024
             dec = StaticDecoder(model, method, case["batch"], case["prompt"] + 3 + steps_cap * (reps + 2))
@@ -194,7 +196,8 @@ def time_case(model, case: dict, steps_cap: int, reps: int, target_s: float) -> 
     rec.update(capacity=dec.layout.capacity, attention=dec.attention, group_rows=dec.group_rows,
                flex_options=dec.flex_options if dec.attention != "products" else None, splits=dec.splits,
                compile_backend=dec.compile_backend, graphs=dec.graphs,
-               flex_decoding_kernel=(all(chooser.decisions) if chooser.decisions else None))
+               flex_decoding_kernel=(all(chooser.decisions) if chooser.decisions else None),
+               warnings=[str(w.message)[:300] for w in caught if "static decode step" in str(w.message)])
     kv = sum(t.numel() * t.element_size() for t in (*dec.k, *dec.v))
     rec["kv_gb"], rec["floor_gb"] = kv / 1e9, dec.floor_nbytes() / 1e9
     fill(dec, case["prompt"], model.config.vocab_size)
@@ -254,7 +257,7 @@ def report(doc: dict, out: Path) -> str:
         kv_floor, floor = r["kv_gb"] / rate * 1e3, r["floor_gb"] / rate * 1e3
         kernel = {True: "decoding", False: "main", None: "—"}[r["flex_decoding_kernel"]]
         if r["attention"] == "products":
-            kernel = "bmm"
+            kernel = "bmm" if r["setting"] == "products" else "fell back to the products uncompiled"
         rel = r.get("rel_err_vs_products")
         lines.append(f"| {r['batch']} | {r['prompt']:,} | {r['label']} | {kernel} | {r['ms']:.2f} "
                      f"({r['ms_min']:.2f}–{r['ms_max']:.2f}) | {kv_floor:.2f} | {floor:.2f} | {r['ms'] / floor:.1f}× | "
