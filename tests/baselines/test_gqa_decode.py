@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ahn.method import AHNMethod
 from baselines import attach, make_method
 from baselines.engine import apply_repetition_penalty, decode_step, prefill
 from baselines.static_decode import (
@@ -16,7 +17,7 @@ from baselines.static_decode import (
     group_as_rows,
     slot_blocks,
 )
-from tests.tiny_models import tiny_model
+from tests.tiny_models import randomize_ahn, tiny_model
 from tests.tolerance import model_chain_ops, rounding_bound
 
 
@@ -88,17 +89,20 @@ def test_torch_lowers_only_power_of_two_groups_to_its_decoding_kernel():
         assert decodes([5, 16, 1, 128], 2, 128)  # Qwen2.5-3B's heads: the decoding kernel as they are
 
 
-@pytest.mark.parametrize("name", ["full", "swa"])
+@pytest.mark.parametrize("name", ["full", "swa", "ahn-gdn"])
 def test_static_step_with_the_group_as_rows_equals_the_eager_step(name):
     """A model with 0.5B's head counts (14 / 2, head dim 8 here) through the static step with flex (the group
     folded into the rows, uncompiled) against the eager engine, token by token, a loaded row beside an empty one:
     fp32, within the rounding bound of the model's chain per decoded token (`tests/tolerance.py`); the greedy
-    token must agree unless the top two logits lie within twice the bound."""
+    token must agree unless the top two logits lie within twice the bound. AHN's memory read uses the query as
+    heads, untouched by the fold."""
     model = tiny_model("qwen2", hidden_size=112, num_attention_heads=14, num_key_value_heads=2)
-    method = make_method("full") if name == "full" else make_method("swa", sinks=3, window=10)
+    method = make_method("full") if name == "full" else make_method(name, sinks=3, window=10)
     ids = torch.randint(0, 300, (1, 21), generator=torch.Generator().manual_seed(4))
     steps = 10
     with attach(model, method):
+        if isinstance(method, AHNMethod):
+            randomize_ahn(method)
         decoder = StaticDecoder(model, method, batch=2, max_tokens=21 + steps + 1, repetition_penalty=1.3,
                                 attention="flex", compile=False)
         assert decoder.group_rows and decoder.blocks.seq_lengths[0] == 7
