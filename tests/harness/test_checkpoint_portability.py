@@ -41,7 +41,6 @@ def test_saving_writes_the_portable_files(tmp_path):
     assert tok.encode("ab<|im_end|>é", add_special_tokens=False) == [97, 98, 258, 195, 169]
 
 
-@pytest.mark.slow
 @needs_base
 def test_plain_transformers_gives_the_harness_answers(tmp_path):
     """Plain AutoModelForCausalLM.generate on the harness's prompts (first 6 of the default job) gives the

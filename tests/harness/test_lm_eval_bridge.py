@@ -378,7 +378,6 @@ def test_preset_is_passed_on_as_the_name_lm_eval_files_results_under():
     assert GeneralConfigTracker._get_model_name(bridge.name_results_by_preset("preset=tiny-swa")) == "tiny-swa"
 
 
-@pytest.mark.slow
 def test_two_presets_land_under_their_names(task_dir, tmp_path):
     """lm-eval's own command line (through `harness lm-eval`) on two tiny presets: one results folder per
     preset, named after it, each carrying the truncation count; the warning is in the log."""

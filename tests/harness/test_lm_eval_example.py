@@ -33,7 +33,6 @@ def _key_outside_window(doc: dict) -> bool:
     return SINKS <= at < len(data) - WINDOW
 
 
-@pytest.mark.slow
 def test_the_example_runs_through_the_bridge(monkeypatch):
     from harness import lm_eval_bridge as bridge
 

@@ -98,7 +98,6 @@ def _lveval_record(i: int, chars: int) -> dict:
             "answer_keywords": "Ludwig van Beethoven", "confusing_facts": ["David Beckham"]}
 
 
-@pytest.mark.slow
 def test_ahn_gdn_3b_on_lveval_runs_the_papers_protocol_past_the_window(tmp_path, monkeypatch):
     """The user's command on a local copy of the weights (the Hub cache, offline) and a one-sample local LV-Eval
     file: the manifest names the paper's protocol and budget, and the prompt exceeds sinks + window. One sample:

@@ -102,7 +102,6 @@ def test_kill_9_then_resume_equals_uninterrupted(tiny_dir, ahn_ckpt):
     assert _strip(load_run(killed).records) == _strip(load_run(clean).records)
 
 
-@pytest.mark.slow
 def test_torchrun_two_processes_equal_one(tiny_dir, ahn_ckpt):
     """Must show: torchrun --nproc_per_node 2 (gloo, CPU) gives the one-process per-sample results."""
     one, two = ahn_ckpt / "one", ahn_ckpt / "two"

@@ -134,7 +134,6 @@ def test_a_partly_recorded_sample_resumes_at_its_next_turn(tmp_path):
     assert _strip(load_run(cut).records) == _strip(load_run(clean).records)
 
 
-@pytest.mark.slow
 def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     assert main(_cmd(clean, "multi-request")) == 0

@@ -358,7 +358,6 @@ def test_family_selection_levels_and_settings():
         load_samples("realtext:nope@1k", limit=1)
 
 
-@pytest.mark.slow
 def test_family_runs_through_the_harness_on_the_tiny_world(tmp_path):
     if not (REPO / "leaderboards" / "tiny" / "base" / "config.json").exists():
         pytest.skip("the tiny world is not committed in this checkout")
