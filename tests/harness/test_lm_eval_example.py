@@ -11,6 +11,7 @@ import pytest
 
 pytest.importorskip("lm_eval")
 
+pytestmark = pytest.mark.usefixtures("lm_eval_builtin_tasks_indexed_once")
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "lm_eval_tiny"
 TASK = "ahn_tiny_passkey"
