@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The CPU test suite (GPU-only tests are skipped). Extra arguments go to pytest, e.g. `-m "not slow"`.
+# The CPU test suite (GPU-only and slow tests are left out). Extra arguments go to pytest, e.g. `-m slow` for the
+# slow ones (tiny-mode runs of the GPU scripts in bench/ and studies/, whose pieces the default run covers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_venv.sh

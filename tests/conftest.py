@@ -59,3 +59,43 @@ def shared_fixtures() -> Path:
         pytest.skip(f"{SHARED_FIXTURES} is absent (a user's fresh clone has no ../shared/fixtures; "
                     "AHN_HARNESS_FIXTURES may point elsewhere)")
     return SHARED_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def lm_eval_builtin_tasks_indexed_once() -> Iterator[None]:
+    """lm-eval indexes its ~14,700 built-in task YAML files on every TaskManager (~7 s on one core): in-process
+    lm-eval tests read that part of the index from the first build, copied; other task folders (a test's own) are
+    indexed afresh, later folders overriding earlier ones as lm-eval's own build does. Nothing changes where
+    lm-eval has no `TaskIndex.build` of this form."""
+    import copy
+    import inspect
+
+    try:
+        import lm_eval.tasks
+        from lm_eval.tasks._index import TaskIndex
+    except ImportError:
+        yield
+        return
+    original = TaskIndex.build
+    if list(inspect.signature(original).parameters) != ["paths", "resolve_includes"]:
+        yield
+        return
+    builtin = Path(lm_eval.tasks.__file__).resolve().parent
+    built: dict[bool, dict] = {}
+
+    def build(paths, *, resolve_includes=True):
+        index: dict = {}
+        for root in paths:
+            if Path(root).resolve() == builtin:
+                if resolve_includes not in built:
+                    built[resolve_includes] = original([root], resolve_includes=resolve_includes)
+                part = copy.deepcopy(built[resolve_includes])
+            else:
+                part = original([root], resolve_includes=resolve_includes)
+            index.update(part)
+        return index
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(TaskIndex, "build", staticmethod(build))
+    yield
+    patch.undo()

@@ -18,7 +18,6 @@ def _script():
     return mod
 
 
-@pytest.mark.slow
 def test_tiny_run_measures_trains_saves_and_resumes(tmp_path):
     script = _script()
     out = tmp_path / "out"

@@ -232,7 +232,6 @@ def test_cli_dry_run_on_a_saved_model(tmp_path, capsys):
     assert not (tmp_path / "o").exists()  # a dry run writes nothing
 
 
-@pytest.mark.slow
 def test_torchrun_two_cpu_ranks_match_grad_accumulation(tmp_path):
     """WORLD_SIZE=2 (gloo) averages the AHN gradients: same weights as one process with grad_accum=2."""
     import os

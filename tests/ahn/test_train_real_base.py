@@ -103,7 +103,6 @@ def _base_and_rows(seq: int):
     return model, torch.randint(0, 1000, (1, seq), generator=g).tolist(), "random Qwen2 (coder head layout)"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("cell", ["gdn"])
 def test_real_base_recipe_learns_and_moves_only_ahn(tmp_path, cell):
     seq = 64

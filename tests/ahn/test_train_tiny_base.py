@@ -91,7 +91,7 @@ def test_bad_tiny_config():
         load_tiny_config(None, ["tasks=[\"poems\"]"])
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # ~22 s: pretraining runs above, AHN training in tests/ahn/test_train.py
 def test_tiny_world_quick_end_to_end(tmp_path):
     out = tmp_path / "world"
     proc = subprocess.run([sys.executable, "-m", "studies.train_tiny_world", "--quick", "--out", str(out)],

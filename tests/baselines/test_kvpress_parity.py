@@ -25,7 +25,6 @@ from baselines.engine import decode_step, prefill
 from tests.tiny_models import tiny_model
 from tests.tolerance import assert_close_rounding, model_chain_ops
 
-pytestmark = pytest.mark.slow  # a second process importing kvpress and transformers: ~30 s on 2 cores
 REPO = Path(__file__).resolve().parents[2]
 T, BUDGET, NEXT, INIT = 40, 12, 7, 0.3  # weights of std 0.3: peaked attention, so the scores discriminate
 # our method and its settings -> kvpress's press with the same definition

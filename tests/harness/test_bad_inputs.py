@@ -492,9 +492,11 @@ def test_at_least_forty_cases_over_every_command() -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_is_one_error_line(case: Case, world: Path, capsys, monkeypatch) -> None:
+def test_bad_input_is_one_error_line(case: Case, world: Path, capsys, monkeypatch, request) -> None:
     if case.skip:
         pytest.skip(case.skip)
+    if case.argv[0] == "lm-eval":
+        request.getfixturevalue("lm_eval_builtin_tasks_indexed_once")
     monkeypatch.setenv("AHN_TEST_PWNED", str(world / "pwned"))
     if case.setup is not None:
         case.setup(monkeypatch, world)

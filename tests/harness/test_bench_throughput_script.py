@@ -20,7 +20,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # ~36 s: batched decode equals alone in tests/harness/test_runner_batched.py
 def test_bench_throughput_tiny(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "bench.bench_throughput", "--tiny", "--out", str(tmp_path), "--samples", "3",

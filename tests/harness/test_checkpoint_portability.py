@@ -41,21 +41,26 @@ def test_saving_writes_the_portable_files(tmp_path):
     assert tok.encode("ab<|im_end|>é", add_special_tokens=False) == [97, 98, 258, 195, 169]
 
 
-@pytest.mark.slow
 @needs_base
-def test_plain_transformers_gives_the_harness_answers(tmp_path):
+def test_plain_transformers_gives_the_harness_answers(tmp_path, capsys):
     """Plain AutoModelForCausalLM.generate on the harness's prompts (first 6 of the default job) gives the
     committed tiny-full predictions; the same check runs under transformers 4.57 and 5.17 in CI."""
+    import importlib.util
+
     script = ROOT / "scripts" / "check_transformers_compat.py"
     prompts = tmp_path / "prompts.json"
+    # the harness's side (its prompts and committed answers) in this process; the check in a fresh interpreter
+    # that imports transformers without the harness, as CI runs it under other transformers versions
+    spec = importlib.util.spec_from_file_location("check_transformers_compat", script)
+    compat = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compat)
+    assert compat.main(["--write", str(prompts)]) == 0
     env_run = {"cwd": ROOT, "capture_output": True, "text": True, "timeout": 600}
-    wrote = subprocess.run([sys.executable, str(script), "--write", str(prompts)], **env_run)
-    assert wrote.returncode == 0, wrote.stderr
     checked = subprocess.run([sys.executable, str(script), "--check", str(prompts), "--limit", "6"], **env_run)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "6/6 greedy answers equal the harness's, RoPE theta 1e+06" in checked.stdout
     items = json.loads(prompts.read_text())["items"]
     items[0]["prediction"] = items[0]["prediction"] + "x"  # negative control: a wrong answer is reported
     prompts.write_text(json.dumps({"base": str(BASE), "items": items[:1]}))
-    spoiled = subprocess.run([sys.executable, str(script), "--check", str(prompts)], **env_run)
-    assert spoiled.returncode == 1 and items[0]["key"] in spoiled.stdout
+    assert compat.main(["--check", str(prompts)]) == 1  # the checker's verdict: this process is enough
+    assert items[0]["key"] in capsys.readouterr().out

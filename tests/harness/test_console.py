@@ -60,7 +60,6 @@ def test_levels_route_project_messages(monkeypatch):
     hf_logging.set_verbosity_warning()
 
 
-@pytest.mark.slow
 def test_a_run_into_a_log_file_has_no_carriage_return_and_quiet_prints_only_paths(tmp_path):
     """A non-TTY `harness run` of two tiny presets: no carriage return (no bar, transformers' included);
     information on stderr; with --quiet, stdout holds just the results paths and stderr nothing."""

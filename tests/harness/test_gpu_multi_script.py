@@ -18,7 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # ~40 s: two-process runs and steps equal one in tests/harness/test_runner.py, tests/ahn/test_train.py
 def test_gpu_multi_tiny(tmp_path: Path) -> None:
     out = tmp_path / "out"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}

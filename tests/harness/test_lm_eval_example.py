@@ -11,6 +11,7 @@ import pytest
 
 pytest.importorskip("lm_eval")
 
+pytestmark = pytest.mark.usefixtures("lm_eval_builtin_tasks_indexed_once")
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "lm_eval_tiny"
 TASK = "ahn_tiny_passkey"
@@ -33,7 +34,6 @@ def _key_outside_window(doc: dict) -> bool:
     return SINKS <= at < len(data) - WINDOW
 
 
-@pytest.mark.slow
 def test_the_example_runs_through_the_bridge(monkeypatch):
     from harness import lm_eval_bridge as bridge
 

@@ -98,10 +98,10 @@ def _lveval_record(i: int, chars: int) -> dict:
             "answer_keywords": "Ludwig van Beethoven", "confusing_facts": ["David Beckham"]}
 
 
-@pytest.mark.slow
 def test_ahn_gdn_3b_on_lveval_runs_the_papers_protocol_past_the_window(tmp_path, monkeypatch):
-    """The user's command on a local copy of the weights (the Hub cache, offline) and a 3-sample local LV-Eval
-    file: the manifest names the paper's protocol and budget, and every prompt exceeds sinks + window."""
+    """The user's command on a local copy of the weights (the Hub cache, offline) and a one-sample local LV-Eval
+    file: the manifest names the paper's protocol and budget, and the prompt exceeds sinks + window. One sample:
+    each is a ~33k-token prefill on the CPU, and the protocol is the run's, not a sample's."""
     from ahn.checkpoint import save_ahn_checkpoint
     from baselines import attach, make_method
     from harness.presets import get_preset
@@ -131,7 +131,7 @@ def test_ahn_gdn_3b_on_lveval_runs_the_papers_protocol_past_the_window(tmp_path,
     data = tmp_path / "lveval"
     data.mkdir()
     for d in lveval.DATASETS:  # `--tasks lveval` reads every dataset's 128k file; the others hold no record
-        recs = [_lveval_record(i, 33_200) for i in range(3)] if d == "factrecall_en" else []
+        recs = [_lveval_record(0, 33_200)] if d == "factrecall_en" else []
         (data / f"{d}_128k.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     out = tmp_path / "run"
     assert main(["run", "--model", "ahn-gdn-3b", "--tasks", "lveval", "--data-dir", str(data), "--output",
@@ -144,7 +144,7 @@ def test_ahn_gdn_3b_on_lveval_runs_the_papers_protocol_past_the_window(tmp_path,
                                             "style": "lveval", "chat_template": True}
     assert run.manifest["config"]["protocol"] == "paper"
     kept = preset.sinks + preset.window
-    assert [r["task"] for r in run.records] == [task] * 3
+    assert [r["task"] for r in run.records] == [task]
     assert all(r["status"] == "ok" and r["chat_template"] and not r["truncated"] for r in run.records)
     assert all(r["prompt_tokens"] > kept for r in run.records), [r["prompt_tokens"] for r in run.records]
 

@@ -109,7 +109,6 @@ def test_chat_template_text_and_prompt_ids(tokenizer):
     assert tokenizer.decode(ids) == text
 
 
-@pytest.mark.slow
 def test_full_attention_finds_a_1k_passkey_and_a_short_window_does_not(real_copy, tokenizer):
     """The needle sits ~500 tokens before the question: full attention reads it; 16 sinks + a 256-token window
     have dropped it before the question arrives, so the passkey cannot be produced."""

@@ -97,7 +97,7 @@ def test_each_question_trains_its_own_base_in_stages_and_kv_needs_a_teacher(tmp_
     assert not s.teacher_answers(run)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # ~55 s: the study's pieces run in the default suite (tests/ahn/test_train*.py, tests/harness/test_runner*.py)
 def test_smoke_pipeline_on_cpu(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "studies.tiny_round2_gpu", "--out", str(out), "--work",

@@ -21,7 +21,6 @@ def _records(folder: Path) -> dict[str, dict]:
     return {r["key"]: r for r in map(json.loads, lines)}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["tiny-ahn-gdn", "tiny-full"])
 def test_batched_static_decode_equals_eager_records(tmp_path, preset):
     common = ["run", "--model", preset, "--tasks", "synthetic:passkey@512+1k,synthetic:number_string@1k",

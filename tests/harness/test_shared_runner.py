@@ -134,7 +134,6 @@ def test_a_partly_recorded_sample_resumes_at_its_next_turn(tmp_path):
     assert _strip(load_run(cut).records) == _strip(load_run(clean).records)
 
 
-@pytest.mark.slow
 def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     assert main(_cmd(clean, "multi-request")) == 0
@@ -149,7 +148,7 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
     proc.wait()
     partial = samples.read_text().count("\n")
     assert 2 <= partial < 12, "the kill must land mid-run"
-    assert subprocess.run(cmd, cwd=REPO, env=env, capture_output=True).returncode == 0
+    assert main(_cmd(killed, "multi-request")) == 0  # the same command resumes (here in-process: the code is the same)
     lines = [json.loads(x) for x in samples.read_text().splitlines() if x.strip()]
     assert len(lines) == len({r["key"] for r in lines}) == 12
     assert _strip(load_run(killed).records) == _strip(load_run(clean).records)

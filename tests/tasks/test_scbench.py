@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -268,11 +266,13 @@ def test_a_bad_record_is_one_error_naming_file_and_line(tmp_path, line, message)
         file_samples(_write(tmp_path, "kv", [line]) / "scbench_kv.jsonl", "kv")
 
 
-def test_a_bad_file_is_one_error_line_from_the_cli(tmp_path) -> None:
+def test_a_bad_file_is_one_error_line_from_the_cli(tmp_path, capsys) -> None:
+    from harness.cli import main  # the command line's own entry point, in this process
+
     data = _write(tmp_path, "vt", [GOOD, '{"context": "c", "multi_turns": "nope"}'])
-    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--model", "tiny-full", "--tasks", "scbench:vt",
-                           "--data-dir", str(data), "--output", str(tmp_path / "out")],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, proc.stderr
+    code = main(["run", "--model", "tiny-full", "--tasks", "scbench:vt", "--data-dir", str(data), "--output",
+                 str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("error: ") and "scbench_vt.jsonl:2: field 'multi_turns'" in lines[0]
