@@ -624,13 +624,15 @@ def main(argv: list[str] | None = None) -> None:
             args[i + 1] = _cli_model_args(args[i + 1])
         elif arg.startswith("--model_args="):
             args[i] = "--model_args=" + _cli_model_args(arg.split("=", 1)[1])
-    sys.argv = [sys.argv[0], *args]
+    saved, sys.argv = sys.argv, [sys.argv[0], *args]  # lm-eval reads its arguments from sys.argv
     try:
         cli_evaluate()
     except ValueError as exc:
         if "Tasks not found" in str(exc):  # lm-eval names the bad task; say where the valid ones are listed
             raise ValueError(f"{exc} (the valid names: python -m harness lm-eval ls tasks)") from exc
         raise
+    finally:
+        sys.argv = saved  # an in-process caller's own command line stays as it was
 
 
 ALLOW_CODE_FLAG = "--allow-include-path-code"

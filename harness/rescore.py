@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -250,8 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m harness rescore`; RunError (a ValueError) becomes one ``error:`` line."""
-    args = build_parser().parse_args(argv)
-    for p in rescore(args.runs):
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(given)
+    for p in rescore(args.runs, argv=["python", "-m", "harness", "rescore", *given]):
         print("\n".join(describe(p)))
     print("reports and figures made from these runs (report.md, plots/) are not rewritten: regenerate them",
           flush=True)

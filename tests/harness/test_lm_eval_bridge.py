@@ -458,3 +458,18 @@ def test_device_given_twice_builds_the_model_and_records_it(tiny_dir) -> None:
         assert str(lm._device) == "cpu" and lm.get_model_info()["harness_device"] == "cpu"
     finally:
         lm.close()
+
+
+def test_the_lm_eval_command_leaves_the_callers_command_line_as_it_was(monkeypatch):
+    import sys
+
+    import lm_eval.__main__ as lm_main
+
+    from harness import lm_eval_bridge
+
+    seen = []
+    monkeypatch.setattr(lm_main, "cli_evaluate", lambda: seen.append(list(sys.argv)))
+    monkeypatch.setattr(sys, "argv", ["caller", "--own-flag"])
+    lm_eval_bridge.main(["--tasks", "x", "--limit", "1"])
+    assert seen and seen[0][1:3] == ["--tasks", "x"]  # lm-eval saw its own arguments
+    assert sys.argv == ["caller", "--own-flag"]

@@ -78,7 +78,7 @@ def test_rescore_changes_only_the_doctored_score(run, capsys):
     manifest = json.loads((run / "manifest.json").read_text())
     entry = manifest["rescores"][-1]
     assert entry["changed"] == {TASK: 1} and entry["time"] and entry["harness"]["version"]
-    assert "rescore" in entry["command"]
+    assert entry["command"] == f"python -m harness rescore {run}"
     # A second rescore changes nothing and says so.
     assert main(["rescore", str(run)]) == 0
     assert f"{TASK}: 0 of 2 score(s) changed" in capsys.readouterr().out
