@@ -37,7 +37,8 @@ case "$mode" in
     cat /tmp/gguf/part* > /tmp/model.gguf && ls -la /tmp/model.gguf
     python3 -m harness fetch-model qwen2.5-coder-0.5b --from-gguf /tmp/model.gguf 2>&1 | grep -v "de-quantizing"
     rm -f /tmp/model.gguf ;;
-  compare)  # full attention through the eager engine (its static step is slow at this head shape: docs/REAL_MODEL.md)
+  compare)  # full attention through the eager engine until bench.bench_gqa_decode has timed the static step at
+            # this head shape (docs/GQA_DECODE.md)
     common=(--tasks "realtext@$LENGTHS" --limit "${N:-8}" --chat-template on --max-new-tokens 32 --no-progress)
     timeout "$limit" python3 -m harness run --model qwen2.5-coder-0.5b --decode eager "${common[@]}" \
       --output runs/coder-realtext/qwen2.5-coder-0.5b 2>&1 | grep -v -i -E "warn|Loading weights|Token indices"
