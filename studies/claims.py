@@ -69,6 +69,19 @@ def paired_difference(a: dict[str, float], b: dict[str, float], keys: Sequence[s
     return float(d.mean()), lo, hi
 
 
+def flat_cache_claim(label: str, tokens: dict[str, float], cache: dict[str, float], sinks: int,
+                     window: int) -> Claim | None:
+    """"<label>'s cache stays flat": the largest over the smallest mean cache of the length buckets whose prompts
+    reach past sinks + window (+ ``NEEDLE_SPAN``) within ``FLAT_TOLERANCE``; None with fewer than two such buckets."""
+    past = [b for b in cache if tokens[b] > sinks + window + NEEDLE_SPAN]
+    if len(past) < 2:
+        return None
+    ratio = max(cache[b] for b in past) / min(cache[b] for b in past)
+    return Claim(f"{label}'s cache stays flat", ratio - 1 <= FLAT_TOLERANCE,
+                 f"{min(cache[b] for b in past) / 1e6:.2f}–{max(cache[b] for b in past) / 1e6:.2f} MB over buckets "
+                 f"{', '.join(sorted(past, key=lambda b: tokens[b]))}", {"ratio": ratio})
+
+
 def _bucket_means(run: Run, field_name: str) -> dict[str, float]:
     by: dict[str, list[float]] = {}
     for r in run.records:
@@ -129,14 +142,9 @@ def check_claims(runs: Sequence[Run], training_length: int, n_boot: int = N_BOOT
                 f"{min(per_token):,.0f}–{max(per_token):,.0f} bytes per prompt token over {len(per_token)} buckets",
                 {"bytes_per_token": per_token}))
         else:
-            past = [b for b in cache if tokens[b] > sinks + window + NEEDLE_SPAN]
-            if len(past) < 2:
-                continue
-            ratio = max(cache[b] for b in past) / min(cache[b] for b in past)
-            claims.append(Claim(
-                f"{run.label}'s cache stays flat", ratio - 1 <= FLAT_TOLERANCE,
-                f"{min(cache[b] for b in past) / 1e6:.2f}–{max(cache[b] for b in past) / 1e6:.2f} MB over buckets "
-                f"{', '.join(sorted(past, key=lambda b: tokens[b]))}", {"ratio": ratio}))
+            flat = flat_cache_claim(run.label, tokens, cache, sinks, window)
+            if flat is not None:
+                claims.append(flat)
 
     full = by_kind["full"]
     score = _bucket_means(full, "score")

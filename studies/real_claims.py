@@ -28,7 +28,6 @@ import numpy as np
 from harness.store import Run, load_run
 from harness.summary import N_BOOT, bootstrap_ci, row_seed
 from studies.claims import (
-    FLAT_TOLERANCE,
     LINEAR_TOLERANCE,
     NEEDLE_SPAN,
     Claim,
@@ -36,6 +35,7 @@ from studies.claims import (
     _kind,
     _method,
     _scores,
+    flat_cache_claim,
     paired_difference,
 )
 
@@ -130,16 +130,9 @@ def check_real_claims(runs: Sequence[Run], n_boot: int = N_BOOT) -> list[Claim]:
     for run in ahns:
         tokens = _bucket_means(run, "prompt_tokens")
         cache = _bucket_means(run, "cache_bytes_measured")
-        past = [b for b in cache if tokens[b] > sinks + window + NEEDLE_SPAN]
-        if len(past) < 2:
-            claims.append(Claim(f"{run.label}'s cache stays flat", False,
-                                f"fewer than two length buckets past sinks + window ({sorted(past)}) to compare", {}))
-            continue
-        ratio = max(cache[b] for b in past) / min(cache[b] for b in past)
-        claims.append(Claim(
-            f"{run.label}'s cache stays flat", ratio - 1 <= FLAT_TOLERANCE,
-            f"{min(cache[b] for b in past) / 1e6:.2f}–{max(cache[b] for b in past) / 1e6:.2f} MB over buckets "
-            f"{', '.join(sorted(past, key=lambda b: tokens[b]))}", {"ratio": ratio}))
+        flat = flat_cache_claim(run.label, tokens, cache, sinks, window)
+        claims.append(flat or Claim(f"{run.label}'s cache stays flat", False,
+                                    "fewer than two length buckets past sinks + window to compare", {}))
 
     full = next(r for r in runs if _kind(r) == "full")
     tokens = _bucket_means(full, "prompt_tokens")
