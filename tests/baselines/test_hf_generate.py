@@ -56,6 +56,9 @@ def test_what_cannot_run_through_the_method_is_refused():
         mask[1, :3] = 0
         with pytest.raises(NotImplementedError, match="padded batch"):
             lo.model.generate(ids.repeat(2, 1), attention_mask=mask, max_new_tokens=2, do_sample=False)
+        embeds = lo.model.get_input_embeddings()(ids)
+        with pytest.raises(NotImplementedError, match="inputs_embeds cannot run through"):
+            lo.model.generate(inputs_embeds=embeds, max_new_tokens=2, do_sample=False)
         filled = DynamicCache(config=lo.model.config)
         filled.update(torch.zeros(1, 2, 3, 64), torch.zeros(1, 2, 3, 64), 0)
         with pytest.raises(RuntimeError, match="already holds 3 tokens"):
